@@ -1,0 +1,111 @@
+# slate - a KVM hypervisor for hobby operating systems.
+# `make` builds build/slate; `make run` boots the demo kernel; `make check` runs every test.
+
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+BUILD ?= build
+PKG_CONFIG ?= pkg-config
+VERSION := 0.1.0
+
+# Debian packages slate needs to build and test; `make deps` installs the missing ones.
+DEB_PACKAGES := gcc clang make binutils pkg-config perl libelf-dev libcmocka-dev
+PKG_MODULES := libelf
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CFLAGS ?= -O2 -g
+HOST_CFLAGS := -std=c17 $(WARN) -D_GNU_SOURCE -DSLATE_VERSION='"$(VERSION)"' -Iinclude -Isrc \
+	-fno-strict-aliasing $(EXTRA_CFLAGS)
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
+LDLIBS := -pthread
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+
+.PHONY: all deps run check unit guests bench clean format
+all: $(BUILD)/slate
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/slate: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/unit $(BUILD)/guest $(BUILD)/bench:
+	mkdir -p $@
+
+# ---- dependencies ------------------------------------------------------------------------------
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "slate: installing Debian packages:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+# ---- guest kernels (freestanding, built with the host toolchain) ----------------------------
+GUEST_CFLAGS := -std=gnu17 -O2 -g -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -Wall -Wextra -Werror \
+	-Iinclude -Itests/guest
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
+
+GUEST_C := $(wildcard tests/guest/*.c)
+GUEST_ELF64 := $(GUEST_C:tests/guest/%.c=$(BUILD)/guest/%.elf)
+GUEST_REAL := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.bin,$(wildcard tests/guest/real*.S))
+GUEST_PROT := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.elf,$(wildcard tests/guest/prot*.S))
+
+$(BUILD)/guest/%.elf: tests/guest/%.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h | $(BUILD)/guest
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+
+$(BUILD)/guest/real%.bin: tests/guest/real%.S include/slate/slate.h | $(BUILD)/guest
+	$(CC) -m32 -Iinclude -c -o $(BUILD)/guest/real$*.o $<
+	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/guest/real$*.o
+
+$(BUILD)/guest/prot%.elf: tests/guest/prot%.S include/slate/slate.h | $(BUILD)/guest
+	$(CC) -m32 -Iinclude -c -o $(BUILD)/guest/prot$*.o $<
+	ld -m elf_i386 -Ttext=0x100000 -e _start -z noexecstack -o $@ $(BUILD)/guest/prot$*.o
+
+guests: $(GUEST_ELF64) $(GUEST_REAL) $(GUEST_PROT)
+
+# ---- the demo kernel -----------------------------------------------------------------------
+DEMO := $(BUILD)/guest/demo.elf
+$(DEMO): guest/demo.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h | $(BUILD)/guest
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/slate $(DEMO)
+	$(BUILD)/slate -m 128M --append "hello from make run" $(DEMO)
+
+# ---- unit tests (cmocka) -------------------------------------------------------------------
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/unit
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) \
+	  $(PKG_LIBS) $$($(PKG_CONFIG) --libs cmocka) $(LDLIBS)
+unit: $(UNIT_BINS)
+
+# ---- benchmarks ----------------------------------------------------------------------------
+$(BUILD)/bench/floor: bench/floor.c | $(BUILD)/bench
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
+$(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
+	$(CC) -m32 -Iinclude -c -o $(BUILD)/bench/$*.o $<
+	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/bench/$*.o
+BENCH_GUESTS := $(patsubst bench/%.S,$(BUILD)/bench/%.bin,$(wildcard bench/*.S))
+
+bench: $(BUILD)/slate $(BUILD)/bench/floor $(BENCH_GUESTS)
+	bench/run.sh $(BUILD)
+
+# ---- everything ----------------------------------------------------------------------------
+check: $(BUILD)/slate unit guests $(DEMO)
+	BUILD=$(BUILD) prove --norc -f tests/t/*.t
+
+clean:
+	rm -rf $(BUILD)
+
+format:
+	clang-format -i src/*.c src/*.h include/slate/*.h tests/unit/*.c bench/*.c

@@ -1,0 +1,191 @@
+/* slate.h - the slate machine's guest ABI: memory map, info block, hypercalls, devices.
+ *
+ * This header is the datasheet for guest authors. It is freestanding (no libc), usable from C
+ * (gcc/clang, any -std from c99) and from GNU assembler (everything outside the constants sits
+ * behind #ifndef __ASSEMBLER__). docs/machine.md explains the same contract in prose.
+ *
+ * Conventions: all multi-byte values are little-endian. Every device register is 32 bits wide at a
+ * 4-byte-aligned offset in the device's I/O-port range (use inl/outl; 8- and 16-bit accesses read
+ * or write the low bytes of the register). Hypercall results are signed 64-bit: >= 0 success,
+ * < 0 one of SLATE_E* below.
+ */
+#ifndef SLATE_SLATE_H
+#define SLATE_SLATE_H
+
+/* ---- Physical memory map ------------------------------------------------------------------ */
+
+#define SLATE_LOW_RAM_MAX 0xC0000000ULL   /* RAM fills [0, min(size, 3 GiB)) ...            */
+#define SLATE_HIGH_RAM_BASE 0x100000000ULL /* ... and the rest starts at 4 GiB.               */
+#define SLATE_HOLE_BASE 0xC0000000ULL     /* [3 GiB, 4 GiB) holds no RAM, only these:        */
+#define SLATE_INFO_ADDR 0xC0000000ULL     /* the info block, read-only, up to 64 KiB         */
+#define SLATE_INFO_MAX_SIZE 0x10000ULL
+#define SLATE_HYPERCALL_PAGE 0xC0010000ULL /* MMIO hypercall page, 4 KiB (see below)          */
+#define SLATE_BOOT_TABLES 0xC0100000ULL   /* GDT and page tables for protected/long entry   */
+#define SLATE_BOOT_TABLES_SIZE 0x200000ULL /* writable; the guest may reuse or ignore them    */
+#define SLATE_DEVICE_WINDOWS 0xD0000000ULL /* device shared-memory windows start here         */
+#define SLATE_DEVICE_WINDOWS_END 0xFE000000ULL
+#define SLATE_LAPIC_ADDR 0xFEE00000ULL    /* KVM's in-kernel local APIC (xAPIC MMIO)          */
+#define SLATE_HOLE_END 0x100000000ULL
+
+/* The initial stack for protected and long entry: the top 64 KiB of low RAM. ESP/RSP start at the
+ * top of low RAM (16-byte aligned). Nothing is loaded there; move off it before using that RAM. */
+#define SLATE_BOOT_STACK_SIZE 0x10000ULL
+
+/* Selectors in the boot GDT (at SLATE_BOOT_TABLES) that protected and long entry load. */
+#define SLATE_SEL_CODE32 0x08 /* flat 4 GiB, 32-bit code                                    */
+#define SLATE_SEL_DATA 0x10   /* flat 4 GiB, writable data (DS, ES, FS, GS, SS)              */
+#define SLATE_SEL_CODE64 0x18 /* 64-bit code (long entry's CS)                               */
+
+/* ---- Hypercalls ---------------------------------------------------------------------------- */
+
+/* Port hypercall: `mov $FUNC, %eax; out %eax, %dx` with DX = SLATE_HYPERCALL_PORT. Arguments in
+ * RDI, RSI, RDX (EDI, ESI, EDX in 32-bit code; DI, SI ... in real mode), result in RAX.
+ * MMIO hypercall: a 32-bit write of FUNC to SLATE_HYPERCALL_PAGE + 0 (`movl %eax, (addr)` with the
+ * page mapped uncached or not), same arguments and result. Both cost one exit to the VMM. */
+#define SLATE_HYPERCALL_PORT 0xFFFF
+#define SLATE_CPU_INDEX_PORT 0xFFFE /* `in` (any width) returns the calling CPU's index (0..n-1) */
+#define SLATE_DEBUGCON_PORT 0xE9    /* `outb` writes one byte to the console (Bochs/QEMU style) */
+
+#define SLATE_HC_NOP 0           /* () -> 0                                                  */
+#define SLATE_HC_EXIT 1          /* (code) -> does not return; code 0..123 is slate's status  */
+#define SLATE_HC_CONSOLE_WRITE 2 /* (vaddr, len) -> bytes written. vaddr is a linear address as
+                                  * the calling CPU sees it (paging applies; in real mode use
+                                  * segment*16+offset); len <= SLATE_CONSOLE_WRITE_MAX.        */
+#define SLATE_CONSOLE_WRITE_MAX 65536
+
+/* Hypercall and device error codes (negative results). */
+#define SLATE_ENOSYS (-1) /* no such function                                                  */
+#define SLATE_EINVAL (-2) /* an argument is out of range                                       */
+#define SLATE_EFAULT (-3) /* an address is not mapped, not RAM, or the range is too long      */
+#define SLATE_EBUSY (-4)  /* the resource is already in use                                     */
+
+/* ---- Devices: common ------------------------------------------------------------------------ */
+
+/* Device type ids (struct slate_device.type). */
+#define SLATE_DEV_NET 1
+#define SLATE_DEV_DISPLAY 2
+#define SLATE_DEV_SERIAL 3
+#define SLATE_DEV_TIMER 4
+#define SLATE_DEV_KEYBOARD 5
+#define SLATE_DEV_POINTER 6
+#define SLATE_DEV_BLOCK 7
+#define SLATE_DEV_POWER 8
+
+/* Interrupts are message-signalled and edge-triggered, delivered to a CPU's local APIC. A device
+ * with irq_count > 0 has, for each line k, two registers at port offset irq_reg + 8*k:
+ *   +0 IRQ_VECTOR (rw): the vector, 32..255; 0 (the reset value) disables the line.
+ *   +4 IRQ_CPU    (rw): the destination CPU index (as in struct slate_cpu); bad index -> CPU 0.
+ * The device raises the line when a bit in its IRQ_STATUS register goes from 0 to 1; the guest
+ * acknowledges by writing 1s to IRQ_STATUS. If the condition still holds after the acknowledge,
+ * the line is raised again, so no event is lost between the acknowledge and the next read. End
+ * the handler with an EOI to the local APIC as usual. */
+#define SLATE_IRQ_VECTOR 0x0
+#define SLATE_IRQ_CPU 0x4
+#define SLATE_IRQ_STRIDE 0x8
+
+/* ---- Serial console (type 3) ---------------------------------------------------------------- */
+#define SLATE_SERIAL_DATA 0x00       /* w: send the low byte. r: next input byte, or 0xFFFFFFFF */
+#define SLATE_SERIAL_STATUS 0x04     /* r: SLATE_SERIAL_RX_READY | SLATE_SERIAL_TX_READY        */
+#define SLATE_SERIAL_IRQ_STATUS 0x08 /* r: pending bits; w: 1s acknowledge. bit 0 = input came  */
+#define SLATE_SERIAL_IRQ_REG 0x10    /* IRQ_VECTOR at 0x10, IRQ_CPU at 0x14 (one line)          */
+#define SLATE_SERIAL_RX_READY 0x1    /* at least one input byte is waiting                      */
+#define SLATE_SERIAL_TX_READY 0x2    /* always set: output never blocks the guest               */
+#define SLATE_SERIAL_IRQ_RX 0x1
+
+/* ---- Power (type 8) ------------------------------------------------------------------------- */
+#define SLATE_POWER_EXIT 0x00  /* w: stop the machine; slate exits with this code (0..123)     */
+#define SLATE_POWER_RESET 0x04 /* w: any value: reset. RAM is cleared, images are reloaded and
+                                * every CPU starts again at the entry point.                    */
+
+#ifndef __ASSEMBLER__
+
+#ifdef __cplusplus
+#error "slate.h is a C header"
+#endif
+
+/* Freestanding fixed-width types: the VMM includes <stdint.h>; a guest built with -ffreestanding
+ * gets them from the compiler's own <stdint.h>, which needs no libc. */
+#include <stdint.h>
+
+/* ---- The info block ------------------------------------------------------------------------- */
+
+/* At SLATE_INFO_ADDR before the first instruction; EBX (real and protected entry) or RDI (long
+ * entry) holds its address. Read-only: writes are ignored (with a warning). Every table is found
+ * through an offset from the start of the block and has an entry size, so later versions can
+ * append fields to any entry and add tables without breaking guests that read this version. */
+
+#define SLATE_INFO_MAGIC "SLATEMCH"
+#define SLATE_INFO_VERSION 1
+
+struct slate_info {
+    char magic[8];             /* "SLATEMCH", not NUL-terminated                           */
+    uint32_t version;          /* SLATE_INFO_VERSION; newer versions only append            */
+    uint32_t total_size;       /* bytes, header and every table                             */
+    uint32_t header_size;      /* sizeof(struct slate_info) of the writer's version         */
+    uint32_t cpu_count;        /* number of CPUs (entries in the CPU table)                 */
+    uint64_t tsc_khz;          /* TSC frequency in kHz (constant and invariant)             */
+    uint64_t ram_total;        /* bytes of RAM in all regions                               */
+    uint64_t boot_stack_top;   /* initial ESP/RSP for protected/long entry (0 for real)     */
+    uint32_t ram_offset;       /* table of struct slate_ram_region                          */
+    uint32_t ram_count;
+    uint32_t ram_entry_size;
+    uint32_t cpu_offset;       /* table of struct slate_cpu                                 */
+    uint32_t cpu_entry_size;
+    uint32_t cmdline_offset;   /* the kernel command line (--append), NUL-terminated        */
+    uint32_t cmdline_size;     /* bytes including the NUL; 1 when there is none              */
+    uint32_t image_offset;     /* table of struct slate_image: the kernel, then each --load  */
+    uint32_t image_count;
+    uint32_t image_entry_size;
+    uint32_t device_offset;    /* table of struct slate_device                               */
+    uint32_t device_count;
+    uint32_t device_entry_size;
+    uint32_t reserved;
+};
+
+#define SLATE_RAM_USABLE 1 /* ordinary RAM, free for the guest except the images it lists */
+
+struct slate_ram_region {
+    uint64_t base; /* guest-physical address                                                  */
+    uint64_t size; /* bytes                                                                    */
+    uint32_t type; /* SLATE_RAM_USABLE                                                         */
+    uint32_t reserved;
+};
+
+struct slate_cpu {
+    uint32_t index;   /* 0..cpu_count-1: the number hypercalls and IRQ_CPU registers take       */
+    uint32_t apic_id; /* its local APIC ID (for IPIs through the ICR)                           */
+};
+
+#define SLATE_IMAGE_KERNEL 0x1 /* flags: this image is the kernel itself */
+#define SLATE_NAME_MAX 48
+
+struct slate_image {
+    uint64_t base;              /* guest-physical load address                                 */
+    uint64_t size;              /* bytes occupied in RAM (for an ELF: lowest to highest byte)  */
+    uint32_t flags;             /* SLATE_IMAGE_*                                                */
+    uint32_t reserved;
+    char name[SLATE_NAME_MAX];  /* file name without directories, NUL-terminated, truncated   */
+};
+
+struct slate_device {
+    uint16_t type;          /* SLATE_DEV_*                                                      */
+    uint16_t version;       /* register-layout version of this device type, starting at 1       */
+    uint16_t port_base;     /* first I/O port of its registers                                  */
+    uint16_t port_count;    /* number of ports (registers * 4)                                  */
+    char name[16];          /* instance name, e.g. "serial0", NUL-terminated                    */
+    uint64_t window_base;   /* guest-physical shared-memory window, 0 when it has none         */
+    uint64_t window_size;   /* bytes                                                            */
+    uint16_t irq_reg;       /* port offset of line 0's IRQ_VECTOR register (see above)         */
+    uint16_t irq_count;     /* interrupt lines; 0 when the device has none                      */
+    uint32_t reserved;
+    uint64_t reserved2;
+};
+
+_Static_assert(sizeof(struct slate_info) == 104, "info header layout");
+_Static_assert(sizeof(struct slate_ram_region) == 24, "ram region layout");
+_Static_assert(sizeof(struct slate_cpu) == 8, "cpu entry layout");
+_Static_assert(sizeof(struct slate_image) == 72, "image entry layout");
+_Static_assert(sizeof(struct slate_device) == 56, "device entry layout");
+
+#endif /* __ASSEMBLER__ */
+#endif /* SLATE_SLATE_H */

@@ -1,0 +1,163 @@
+/* console.c - console backends: stdio (raw terminal, Ctrl-A escapes), file, none. */
+#include "console.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define CTRL_A 0x01
+
+/* The terminal state to put back, global because fatal-signal handlers and atexit need it. */
+static struct termios saved_termios;
+static volatile sig_atomic_t terminal_is_raw;
+
+static void terminal_restore(void)
+{
+    if (terminal_is_raw) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+        terminal_is_raw = 0;
+    }
+}
+
+static void fatal_signal(int sig)
+{
+    terminal_restore(); /* tcsetattr is async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void terminal_make_raw(void)
+{
+    if (tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+        return;
+    struct termios raw = saved_termios;
+    cfmakeraw(&raw);
+    raw.c_oflag |= OPOST; /* keep "\n" -> "\r\n" so guest output reads as usual */
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
+        return;
+    terminal_is_raw = 1;
+    atexit(terminal_restore);
+    const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGQUIT};
+    for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+        signal(fatal[i], fatal_signal);
+}
+
+int console_open(struct console *c, const struct slate_config *cfg)
+{
+    *c = (struct console){.out_fd = -1, .in_fd = -1};
+    pthread_mutex_init(&c->lock, NULL);
+    if (cfg->serial == SERIAL_FILE) {
+        c->path = cfg->serial_path;
+        c->out_fd = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        c->created = c->out_fd >= 0;
+        if (c->out_fd < 0 && errno == EEXIST)
+            c->out_fd = open(c->path, O_WRONLY | O_CLOEXEC);
+        if (c->out_fd < 0) {
+            log_error("--serial file:%s: %s", cfg->serial_path, strerror(errno));
+            return -1;
+        }
+        c->close_out = true;
+        return 0;
+    }
+    if (cfg->serial == SERIAL_NONE)
+        return 0;
+    c->out_fd = STDOUT_FILENO;
+    if (fcntl(STDIN_FILENO, F_GETFL) >= 0) {
+        c->in_fd = STDIN_FILENO;
+        c->in_is_tty = isatty(STDIN_FILENO);
+        if (c->in_is_tty)
+            terminal_make_raw();
+    }
+    return 0;
+}
+
+void console_begin(struct console *c)
+{
+    if (c->path && !c->created && ftruncate(c->out_fd, 0) < 0)
+        log_warn("--serial file:%s: cannot truncate: %s", c->path, strerror(errno));
+    c->created = false; /* from now on the file is the guest's output: keep it */
+}
+
+void console_abandon(struct console *c)
+{
+    if (c->path && c->created)
+        unlink(c->path);
+    c->created = false;
+}
+
+void console_close(struct console *c)
+{
+    terminal_restore();
+    if (c->close_out && c->out_fd >= 0)
+        close(c->out_fd);
+    c->out_fd = c->in_fd = -1;
+}
+
+void console_write(struct console *c, const void *buf, size_t len)
+{
+    if (c->out_fd < 0)
+        return;
+    pthread_mutex_lock(&c->lock);
+    const uint8_t *p = buf;
+    while (len && !c->out_broken) {
+        ssize_t n = write(c->out_fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            usleep(1000); /* someone made our stdout non-blocking; wait for the reader */
+            continue;
+        }
+        if (n <= 0) {
+            /* The reader went away (EPIPE) or the disk is full: the guest keeps running. */
+            c->out_broken = true;
+            log_warn("console output failed (%s); further output is discarded",
+                     n < 0 ? strerror(errno) : "short write");
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A; anything else after Ctrl-A is dropped. */
+static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n, bool *quit)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = buf[i];
+        if (c->escape) {
+            c->escape = false;
+            if (b == 'x' || b == 'X')
+                *quit = true;
+            else if (b == CTRL_A)
+                buf[out++] = b;
+        } else if (b == CTRL_A) {
+            c->escape = true;
+        } else {
+            buf[out++] = b;
+        }
+    }
+    return out;
+}
+
+ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, bool *quit)
+{
+    *quit = false;
+    if (c->in_fd < 0)
+        return -1;
+    ssize_t n = read(c->in_fd, buf, cap);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (n == 0)
+        return -1;
+    if (!c->in_is_tty)
+        return n;
+    return (ssize_t)filter_escapes(c, buf, (size_t)n, quit);
+}

@@ -1,0 +1,43 @@
+/* console.h - the host side of the console: where guest output goes (stdout, a file, nowhere) and
+ * where input comes from (stdin, in raw mode when it is a terminal). It outlives a guest reset. */
+#ifndef SLATE_CONSOLE_H
+#define SLATE_CONSOLE_H
+
+#include "options.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct console {
+    int out_fd; /* -1: output discarded */
+    bool close_out;
+    int in_fd;  /* -1: no input */
+    bool in_is_tty;
+    bool escape; /* Ctrl-A seen, waiting for the command key */
+    bool out_broken;
+    const char *path; /* --serial file:PATH, truncated only once the machine starts */
+    bool created;     /* console_open created PATH: removed again if the machine never starts */
+    pthread_mutex_t lock; /* one writer at a time, so lines from several CPUs do not mix bytes */
+};
+
+/* Opens the backend chosen by cfg->serial. Logs one line and returns -1 on failure. */
+int console_open(struct console *c, const struct slate_config *cfg);
+/* The machine is about to start: an existing --serial file is truncated now, not before, so a
+ * bad kernel or option leaves it untouched. */
+void console_begin(struct console *c);
+/* The machine never started: removes a --serial file that console_open created. */
+void console_abandon(struct console *c);
+/* Restores the terminal and closes what console_open opened. */
+void console_close(struct console *c);
+
+/* Writes guest output; never blocks the caller for long and never fails the guest. */
+void console_write(struct console *c, const void *buf, size_t len);
+
+/* Reads up to cap input bytes meant for the guest. Returns the count (0: nothing now), or -1 at
+ * end of input. Sets *quit when the user typed the quit escape (Ctrl-A x). */
+ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, bool *quit);
+
+#endif

@@ -1,0 +1,11 @@
+/* devices.c - the list of device types; the only place that names them all. */
+#include "device.h"
+
+extern const struct device_ops serial_device;
+extern const struct device_ops power_device;
+
+const struct device_ops *const device_types[] = {
+    &serial_device,
+    &power_device,
+    NULL,
+};

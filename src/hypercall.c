@@ -1,0 +1,162 @@
+/* hypercall.c - the ports and hole ranges the core serves itself: the hypercall port and MMIO
+ * page, the CPU-index port, the 0xE9 debug console, and writes to the read-only info block. */
+#include "vm.h"
+
+#include <inttypes.h>
+#include <sys/ioctl.h>
+
+#define PAGE_SIZE 4096ULL
+
+static int64_t hc_exit(struct vcpu *cpu, uint64_t code)
+{
+    int status = (int)code;
+    if (code > EXIT_GUEST_MAX) {
+        log_warn("cpu %u: guest exit code %" PRIu64 " is outside 0..%d; exiting with %d",
+                 cpu->index, code, EXIT_GUEST_MAX, EXIT_GUEST_MAX);
+        status = EXIT_GUEST_MAX;
+    }
+    vm_request_stop(cpu->vm, status);
+    return 0;
+}
+
+/* True when the CPU runs 64-bit code; otherwise addresses are 32 bits wide. */
+static bool vcpu_in_64bit_mode(struct vcpu *cpu)
+{
+    struct kvm_sregs sregs;
+    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0)
+        return false;
+    return (sregs.efer & (1ULL << 10)) && sregs.cs.l;
+}
+
+/* Translates every page first, so the write is all or nothing. */
+static int64_t hc_console_write(struct vcpu *cpu, uint64_t gva, uint64_t len)
+{
+    if (len > SLATE_CONSOLE_WRITE_MAX)
+        return SLATE_EINVAL;
+    if (!vcpu_in_64bit_mode(cpu)) {
+        gva &= 0xFFFFFFFFULL;
+        if (gva + len > 0x100000000ULL)
+            return SLATE_EFAULT;
+    }
+    if (len > UINT64_MAX - gva)
+        return SLATE_EFAULT;
+    struct {
+        const void *p;
+        uint64_t n;
+    } pieces[SLATE_CONSOLE_WRITE_MAX / PAGE_SIZE + 2];
+    unsigned count = 0;
+    for (uint64_t done = 0; done < len; count++) {
+        uint64_t addr = gva + done;
+        uint64_t n = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
+        if (n > len - done)
+            n = len - done;
+        pieces[count].p = vcpu_gva_to_host(cpu, addr, n);
+        pieces[count].n = n;
+        if (!pieces[count].p)
+            return SLATE_EFAULT;
+        done += n;
+    }
+    for (unsigned i = 0; i < count; i++)
+        console_write(cpu->vm->console, pieces[i].p, pieces[i].n);
+    return (int64_t)len;
+}
+
+/* Runs hypercall `function` with the caller's RDI, RSI, RDX; the result goes to RAX. */
+static void hypercall(struct vcpu *cpu, uint64_t function)
+{
+    struct kvm_regs *regs = &cpu->run->s.regs.regs;
+    int64_t result;
+    switch (function) {
+    case SLATE_HC_NOP: result = 0; break;
+    case SLATE_HC_EXIT: result = hc_exit(cpu, regs->rdi); break;
+    case SLATE_HC_CONSOLE_WRITE: result = hc_console_write(cpu, regs->rdi, regs->rsi); break;
+    default:
+        log_warn_limited(&cpu->vm->guest_limit, "cpu %u: unknown hypercall %" PRIu64, cpu->index,
+                         function);
+        result = SLATE_ENOSYS;
+    }
+    /* Write RAX back only when it changes: a NOP then costs nothing beyond the exit itself. */
+    if (regs->rax != (uint64_t)result) {
+        regs->rax = (uint64_t)result;
+        cpu->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    }
+}
+
+static void hypercall_port(void *opaque, struct bus_io *io)
+{
+    (void)opaque;
+    if (!io->is_write) {
+        io->value = ~0ULL;
+        return;
+    }
+    hypercall(io->cpu, io->width == 4 ? (uint32_t)io->value : io->value & 0xFFFF);
+}
+
+static void hypercall_page(void *opaque, struct bus_io *io)
+{
+    struct vm *vm = opaque;
+    if (!io->is_write) {
+        io->value = ~0ULL;
+        return;
+    }
+    if (io->offset != 0 || io->width < 4) {
+        log_warn_limited(&vm->guest_limit, "MMIO hypercall page: %u-byte write at offset %#" PRIx64
+                         " ignored (write the function as 32 bits at offset 0)", io->width,
+                         io->offset);
+        return;
+    }
+    hypercall(io->cpu, io->width == 4 ? (uint32_t)io->value : io->value);
+}
+
+static void cpu_index_port(void *opaque, struct bus_io *io)
+{
+    (void)opaque;
+    if (!io->is_write)
+        io->value = io->cpu ? io->cpu->index : 0;
+}
+
+static void debugcon_port(void *opaque, struct bus_io *io)
+{
+    struct vm *vm = opaque;
+    if (!io->is_write) {
+        io->value = 0xE9; /* what Bochs and QEMU return, so guests can detect the port */
+        return;
+    }
+    uint8_t byte = (uint8_t)io->value;
+    console_write(vm->console, &byte, 1);
+}
+
+static void info_block_write(void *opaque, struct bus_io *io)
+{
+    struct vm *vm = opaque;
+    if (!io->is_write) {
+        io->value = ~0ULL;
+        return;
+    }
+    log_warn_limited(&vm->guest_limit, "guest wrote to the read-only info block at %#" PRIx64
+                     "; ignored", (uint64_t)(SLATE_INFO_ADDR + io->offset));
+}
+
+int vm_register_core_ranges(struct vm *vm)
+{
+    struct {
+        struct bus *bus;
+        uint64_t base, len;
+        const char *name;
+        bus_handler fn;
+    } ranges[] = {
+        {&vm->pio, SLATE_HYPERCALL_PORT, 1, "hypercall", hypercall_port},
+        {&vm->pio, SLATE_CPU_INDEX_PORT, 1, "cpu-index", cpu_index_port},
+        {&vm->pio, SLATE_DEBUGCON_PORT, 1, "debugcon", debugcon_port},
+        {&vm->mmio, SLATE_HYPERCALL_PAGE, PAGE_SIZE, "hypercall-page", hypercall_page},
+        {&vm->mmio, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, "info-block", info_block_write},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        if (bus_register(ranges[i].bus, ranges[i].base, ranges[i].len, ranges[i].name,
+                         ranges[i].fn, vm)) {
+            log_error("internal: cannot register %s", ranges[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}

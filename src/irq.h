@@ -1,0 +1,31 @@
+/* irq.h - message-signalled interrupts: one GSI per line, an MSI route, and an irqfd, so raising
+ * an interrupt is one eventfd write and costs the guest no exit. */
+#ifndef SLATE_IRQ_H
+#define SLATE_IRQ_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct vm;
+
+struct irq_line {
+    struct vm *vm;
+    unsigned gsi;
+    int fd;                  /* the irqfd's eventfd */
+    _Atomic uint32_t vector; /* 0: disabled */
+    _Atomic uint32_t cpu;    /* destination CPU index */
+};
+
+/* Allocates a GSI and an eventfd and binds them with KVM_IRQFD. 0 or -errno (logged). */
+int irq_line_init(struct vm *vm, struct irq_line *line);
+void irq_line_close(struct irq_line *line);
+
+/* Points the line at (vector, cpu); vector 0 disables it. Vectors 1..31 are refused (disables,
+ * returns -EINVAL) and a bad CPU index falls back to CPU 0, as documented. */
+int irq_line_configure(struct irq_line *line, uint32_t vector, uint32_t cpu);
+
+/* Sends the interrupt if the line is enabled. Callable from any thread. */
+void irq_line_raise(struct irq_line *line);
+
+#endif

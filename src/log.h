@@ -1,0 +1,29 @@
+/* log.h - messages to stderr: errors, warnings, and rate-limited warnings for guest mistakes. */
+#ifndef SLATE_LOG_H
+#define SLATE_LOG_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define SLATE_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+
+/* "slate: <message>" on one line. */
+void log_error(const char *fmt, ...) SLATE_PRINTF(1, 2);
+/* "slate: warning: <message>" on one line. */
+void log_warn(const char *fmt, ...) SLATE_PRINTF(1, 2);
+
+/* A token bucket for warnings a guest can trigger at will: at most `burst` messages, refilled at
+ * one per second; what is dropped is counted and reported with the next message that passes. */
+struct ratelimit {
+    _Atomic int64_t next_ns; /* the earliest time the next message may pass once the burst is spent */
+    _Atomic uint32_t budget;
+    _Atomic uint32_t suppressed;
+};
+#define RATELIMIT_INIT {0, 10, 0}
+
+void log_warn_limited(struct ratelimit *rl, const char *fmt, ...) SLATE_PRINTF(2, 3);
+
+/* Monotonic clock in nanoseconds. */
+int64_t clock_now_ns(void);
+
+#endif

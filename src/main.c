@@ -1,0 +1,56 @@
+/* main.c - slate's entry: parse options, open the console, build and run the machine (again after
+ * each guest reset), and turn the outcome into the documented exit status. */
+#include "console.h"
+#include "log.h"
+#include "options.h"
+#include "vm.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Stop signals are blocked on every thread and read from a signalfd by the event loop. */
+static void block_stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout becomes EPIPE, handled by the console */
+}
+
+int main(int argc, char **argv)
+{
+    struct slate_config cfg;
+    char err[512];
+    switch (options_parse(argc, argv, &cfg, err, sizeof(err))) {
+    case OPTIONS_EXIT_OK: return 0;
+    case OPTIONS_ERROR: log_error("%s", err); return EXIT_FAILURE_SLATE;
+    case OPTIONS_RUN: break;
+    }
+    block_stop_signals();
+    int64_t deadline = cfg.timeout_s > 0 ? clock_now_ns() + (int64_t)(cfg.timeout_s * 1e9) : 0;
+    struct console console;
+    if (console_open(&console, &cfg))
+        return EXIT_FAILURE_SLATE;
+    int status;
+    bool started = false;
+    do {
+        struct vm *vm;
+        if (vm_create(&cfg, &console, &vm)) {
+            status = EXIT_FAILURE_SLATE;
+            break;
+        }
+        if (!started)
+            console_begin(&console);
+        started = true;
+        status = vm_run(vm, deadline);
+        vm_destroy(vm);
+    } while (status == VM_STATUS_RESET);
+    if (!started)
+        console_abandon(&console);
+    console_close(&console);
+    return status;
+}

@@ -1,0 +1,255 @@
+/* options.c - parses slate's command line into a struct slate_config. */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SLATE_VERSION
+#define SLATE_VERSION "0.1.0"
+#endif
+
+const char options_help[] =
+    "usage: slate [OPTIONS] KERNEL\n"
+    "\n"
+    "Runs KERNEL (a flat binary loaded at physical 0, or an ELF32/ELF64 file) on the slate\n"
+    "machine. The machine is described in docs/machine.md.\n"
+    "\n"
+    "  -m SIZE                RAM size with K, M or G suffix (no suffix: MiB); default 128M\n"
+    "  --smp N                number of CPUs; default 1\n"
+    "  --entry MODE           real | protected | long; default real for a flat binary,\n"
+    "                         protected for ELF32, long for ELF64\n"
+    "  --load FILE@ADDR       load FILE at guest-physical ADDR (repeatable); listed in the\n"
+    "                         info block\n"
+    "  --append STRING        the kernel command line, in the info block\n"
+    "  --serial BACKEND       stdio | file:PATH | none; default stdio\n"
+    "  --timeout SECONDS      stop the guest after SECONDS and exit with 124\n"
+    "  --strict               stop on any access to an unclaimed port or address\n"
+    "  -h, --help             print this text\n"
+    "  -V, --version          print the version\n"
+    "\n"
+    "On a terminal the console is in raw mode: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
+    "\n"
+    "Exit status:\n"
+    "  0-123  the guest's own exit code (power device or exit hypercall)\n"
+    "  124    --timeout expired\n"
+    "  125    slate failed: bad usage, unreadable or invalid kernel, KVM unavailable\n"
+    "  126    the guest crashed: triple fault, KVM internal error, --strict violation\n"
+    "  130    interrupted by SIGINT (143 SIGTERM, 129 SIGHUP)\n";
+
+enum {
+    OPT_SMP = 256,
+    OPT_ENTRY,
+    OPT_LOAD,
+    OPT_APPEND,
+    OPT_SERIAL,
+    OPT_TIMEOUT,
+    OPT_STRICT,
+};
+
+static const struct option long_options[] = {
+    {"smp", required_argument, NULL, OPT_SMP},
+    {"entry", required_argument, NULL, OPT_ENTRY},
+    {"load", required_argument, NULL, OPT_LOAD},
+    {"append", required_argument, NULL, OPT_APPEND},
+    {"serial", required_argument, NULL, OPT_SERIAL},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"memory", required_argument, NULL, 'm'},
+    {NULL, 0, NULL, 0},
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int parse_size(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*text || *text == '-' || *text == '+')
+        return -1;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno || end == text)
+        return -1;
+    unsigned shift;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; break;
+    case 'M': case 'm': case '\0': shift = 20; break;
+    case 'G': case 'g': shift = 30; break;
+    default: return -1;
+    }
+    if (*end && end[1] != '\0')
+        return -1;
+    if (value > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)value << shift;
+    return 0;
+}
+
+static int parse_uint(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*text || *text == '-' || *text == '+')
+        return -1;
+    unsigned long long value = strtoull(text, &end, 0);
+    if (errno || *end)
+        return -1;
+    *out = value;
+    return 0;
+}
+
+static int parse_ram(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    uint64_t size;
+    if (parse_size(arg, &size))
+        return fail(err, errlen, "-m %s: not a size (examples: 512M, 2G)", arg);
+    if (size < RAM_MIN || size > RAM_MAX)
+        return fail(err, errlen, "-m %s: RAM must be between 1M and 256G", arg);
+    if (size & 0xFFF)
+        return fail(err, errlen, "-m %s: RAM must be a multiple of 4K", arg);
+    cfg->ram_size = size;
+    return 0;
+}
+
+static int parse_smp(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    uint64_t n;
+    if (parse_uint(arg, &n) || n < 1 || n > SMP_MAX)
+        return fail(err, errlen, "--smp %s: expected a number of CPUs from 1 to %d", arg, SMP_MAX);
+    cfg->smp = (unsigned)n;
+    return 0;
+}
+
+static int parse_entry(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    if (!strcmp(arg, "real"))
+        cfg->entry = ENTRY_REAL;
+    else if (!strcmp(arg, "protected"))
+        cfg->entry = ENTRY_PROTECTED;
+    else if (!strcmp(arg, "long"))
+        cfg->entry = ENTRY_LONG;
+    else
+        return fail(err, errlen, "--entry %s: expected real, protected or long", arg);
+    return 0;
+}
+
+static int parse_load(char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    char *at = strrchr(arg, '@');
+    if (!at || at == arg || !at[1])
+        return fail(err, errlen, "--load %s: expected FILE@ADDR", arg);
+    if (cfg->load_count == MAX_LOADS)
+        return fail(err, errlen, "--load: at most %d images", MAX_LOADS);
+    uint64_t addr;
+    if (parse_uint(at + 1, &addr))
+        return fail(err, errlen, "--load %s: '%s' is not an address", arg, at + 1);
+    *at = '\0';
+    cfg->loads[cfg->load_count++] = (struct load_spec){.path = arg, .addr = addr};
+    return 0;
+}
+
+static int parse_serial(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    if (!strcmp(arg, "stdio"))
+        cfg->serial = SERIAL_STDIO;
+    else if (!strcmp(arg, "none"))
+        cfg->serial = SERIAL_NONE;
+    else if (!strncmp(arg, "file:", 5) && arg[5]) {
+        cfg->serial = SERIAL_FILE;
+        cfg->serial_path = arg + 5;
+    } else
+        return fail(err, errlen, "--serial %s: expected stdio, file:PATH or none", arg);
+    return 0;
+}
+
+static int parse_timeout(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    double seconds = strtod(arg, &end);
+    if (errno || end == arg || *end || !(seconds > 0) || seconds > 1e6)
+        return fail(err, errlen, "--timeout %s: expected a number of seconds above 0", arg);
+    cfg->timeout_s = seconds;
+    return 0;
+}
+
+static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    switch (opt) {
+    case 'm': return parse_ram(arg, cfg, err, errlen);
+    case OPT_SMP: return parse_smp(arg, cfg, err, errlen);
+    case OPT_ENTRY: return parse_entry(arg, cfg, err, errlen);
+    case OPT_LOAD: return parse_load(arg, cfg, err, errlen);
+    case OPT_SERIAL: return parse_serial(arg, cfg, err, errlen);
+    case OPT_TIMEOUT: return parse_timeout(arg, cfg, err, errlen);
+    case OPT_APPEND:
+        if (strlen(arg) > MAX_APPEND)
+            return fail(err, errlen, "--append: the command line is longer than %d bytes",
+                        MAX_APPEND);
+        cfg->append = arg;
+        return 0;
+    case OPT_STRICT: cfg->strict = true; return 0;
+    }
+    return fail(err, errlen, "internal: unhandled option %d", opt);
+}
+
+static void config_defaults(struct slate_config *cfg)
+{
+    *cfg = (struct slate_config){
+        .ram_size = 128ULL << 20,
+        .smp = 1,
+        .entry = ENTRY_DEFAULT,
+        .serial = SERIAL_STDIO,
+    };
+}
+
+enum options_result options_parse(int argc, char **argv, struct slate_config *cfg, char *err,
+                                  size_t errlen)
+{
+    config_defaults(cfg);
+    opterr = 0;
+    optind = 0; /* glibc: 0 also resets getopt's internal state, so tests can parse twice */
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":m:hV", long_options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(options_help, stdout);
+            return OPTIONS_EXIT_OK;
+        }
+        if (opt == 'V') {
+            printf("slate %s\n", SLATE_VERSION);
+            return OPTIONS_EXIT_OK;
+        }
+        if (opt == '?' || opt == ':') {
+            const char *name = argv[optind - 1];
+            fail(err, errlen, "%s: %s (see slate --help)", name,
+                 opt == '?' ? "unknown option" : "missing argument");
+            return OPTIONS_ERROR;
+        }
+        if (parse_one(opt, optarg, cfg, err, errlen))
+            return OPTIONS_ERROR;
+    }
+    if (optind >= argc) {
+        fail(err, errlen, "no kernel given (usage: slate [OPTIONS] KERNEL; see slate --help)");
+        return OPTIONS_ERROR;
+    }
+    if (optind + 1 < argc) {
+        fail(err, errlen, "%s: unexpected argument after the kernel %s", argv[optind + 1],
+             argv[optind]);
+        return OPTIONS_ERROR;
+    }
+    cfg->kernel = argv[optind];
+    return OPTIONS_RUN;
+}

@@ -1,0 +1,56 @@
+/* options.h - the command line, parsed into a config with no side effects (unit-tested). */
+#ifndef SLATE_OPTIONS_H
+#define SLATE_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses of the slate process (also in --help and the README). */
+#define EXIT_GUEST_MAX 123 /* 0..123: the guest's own exit code                        */
+#define EXIT_TIMEOUT 124   /* --timeout expired                                         */
+#define EXIT_FAILURE_SLATE 125 /* slate itself failed: usage, bad kernel, no KVM        */
+#define EXIT_CRASH 126     /* the guest crashed: triple fault, KVM error, --strict stop */
+
+#define MAX_LOADS 16
+#define MAX_APPEND 4095
+#define RAM_MIN (1ULL << 20)
+#define RAM_MAX (256ULL << 30)
+#define SMP_MAX 1024
+
+enum entry_mode { ENTRY_DEFAULT, ENTRY_REAL, ENTRY_PROTECTED, ENTRY_LONG };
+enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
+
+struct load_spec {
+    const char *path;
+    uint64_t addr;
+};
+
+struct slate_config {
+    const char *kernel;
+    uint64_t ram_size;
+    unsigned smp;
+    enum entry_mode entry;
+    struct load_spec loads[MAX_LOADS];
+    unsigned load_count;
+    const char *append;
+    enum serial_kind serial;
+    const char *serial_path;
+    double timeout_s; /* 0: none */
+    bool strict;
+};
+
+enum options_result { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_ERROR };
+
+/* Parses argv into cfg. OPTIONS_EXIT_OK: --help or --version was printed to stdout.
+ * OPTIONS_ERROR: err holds a one-line message (without the "slate: " prefix). */
+enum options_result options_parse(int argc, char **argv, struct slate_config *cfg, char *err,
+                                  size_t errlen);
+
+/* "128M", "1G", "4096K", "64" (MiB when there is no suffix). 0 on success. */
+int parse_size(const char *text, uint64_t *out);
+
+/* The --help text. */
+extern const char options_help[];
+
+#endif

@@ -1,0 +1,164 @@
+/* vcpu.c - the vCPU thread: KVM_RUN, then one switch over what the exit asks for. */
+#include "vm.h"
+
+#include "exits.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+static void vcpu_pio(struct vcpu *cpu)
+{
+    struct kvm_run *run = cpu->run;
+    struct vm *vm = cpu->vm;
+    unsigned size = run->io.size;
+    if (size == 0 || size > 4 || run->io.data_offset > vm->run_size ||
+        (uint64_t)run->io.count * size > vm->run_size - run->io.data_offset) {
+        log_warn("cpu %u: malformed KVM_EXIT_IO (size %u, count %u); ignored", cpu->index, size,
+                 run->io.count);
+        return;
+    }
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    bool out = run->io.direction == KVM_EXIT_IO_OUT;
+    for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+        struct bus_io io = {.width = size, .is_write = out, .cpu = cpu};
+        if (out)
+            memcpy(&io.value, data, size);
+        if (!bus_dispatch(&vm->pio, run->io.port, &io))
+            vm_unclaimed(vm, cpu, false, run->io.port, &io);
+        if (!out)
+            memcpy(data, &io.value, size);
+    }
+}
+
+static void vcpu_mmio(struct vcpu *cpu)
+{
+    struct kvm_run *run = cpu->run;
+    unsigned len = run->mmio.len;
+    if (len == 0 || len > 8) {
+        log_warn("cpu %u: malformed KVM_EXIT_MMIO (len %u); ignored", cpu->index, len);
+        return;
+    }
+    struct bus_io io = {.width = len, .is_write = run->mmio.is_write, .cpu = cpu};
+    if (io.is_write)
+        memcpy(&io.value, run->mmio.data, len);
+    if (!bus_dispatch(&cpu->vm->mmio, run->mmio.phys_addr, &io))
+        vm_unclaimed(cpu->vm, cpu, true, run->mmio.phys_addr, &io);
+    if (!io.is_write)
+        memcpy(run->mmio.data, &io.value, len);
+}
+
+/* An MSR KVM does not know: only reaches user space if asked for, and slate refuses it. */
+static void vcpu_msr(struct vcpu *cpu)
+{
+    cpu->run->msr.error = 1; /* the guest gets #GP, as on hardware without the MSR */
+}
+
+static void vcpu_crash(struct vcpu *cpu, const char *what)
+{
+    struct vm *vm = cpu->vm;
+    if (atomic_load(&vm->stopping))
+        return; /* another CPU already decided how this ends */
+    crash_report(cpu, what);
+    vm_request_stop(vm, EXIT_CRASH);
+}
+
+/* Returns false when this vCPU should stop running. */
+static bool vcpu_handle_exit(struct vcpu *cpu)
+{
+    const char *what;
+    switch (exit_classify(cpu->run, &what)) {
+    case EXIT_ACTION_RESUME: return true;
+    case EXIT_ACTION_PIO: vcpu_pio(cpu); return true;
+    case EXIT_ACTION_MMIO: vcpu_mmio(cpu); return true;
+    case EXIT_ACTION_MSR: vcpu_msr(cpu); return true;
+    case EXIT_ACTION_SHUTDOWN: vm_request_stop(cpu->vm, 0); return false;
+    case EXIT_ACTION_RESET: vm_request_stop(cpu->vm, VM_STATUS_RESET); return false;
+    case EXIT_ACTION_CRASH: vcpu_crash(cpu, what); return false;
+    }
+    return false;
+}
+
+void *vcpu_thread(void *arg)
+{
+    struct vcpu *cpu = arg;
+    struct vm *vm = cpu->vm;
+    sigset_t kick;
+    sigemptyset(&kick);
+    sigaddset(&kick, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    while (!atomic_load(&vm->stopping)) {
+        if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
+            /* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI woke up. */
+            if (errno == EINTR || errno == EAGAIN) {
+                __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+                continue;
+            }
+            log_error("cpu %u: KVM_RUN: %s", cpu->index, strerror(errno));
+            vm_request_stop(vm, EXIT_CRASH);
+            break;
+        }
+        if (!vcpu_handle_exit(cpu))
+            break;
+    }
+    return NULL;
+}
+
+static bool warn_once_port(struct vm *vm, uint16_t port)
+{
+    uint8_t bit = (uint8_t)(1u << (port & 7));
+    return !(atomic_fetch_or(&vm->warned_ports[port >> 3], bit) & bit);
+}
+
+/* An open-addressed set of reported addresses; when it is full, the rate limit takes over. */
+static bool warn_once_mmio(struct vm *vm, uint64_t addr)
+{
+    uint64_t key = addr + 1; /* 0 marks an empty slot */
+    unsigned start = (unsigned)((addr >> 2) * 0x9E3779B1u) % VM_WARNED_MMIO;
+    for (unsigned i = 0; i < VM_WARNED_MMIO; i++) {
+        _Atomic uint64_t *slot = &vm->warned_mmio[(start + i) % VM_WARNED_MMIO];
+        uint64_t seen = 0;
+        if (atomic_compare_exchange_strong(slot, &seen, key))
+            return true;
+        if (seen == key)
+            return false;
+    }
+    return true;
+}
+
+void vm_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint64_t addr, struct bus_io *io)
+{
+    if (!io->is_write)
+        io->value = ~0ULL;
+    char what[128];
+    snprintf(what, sizeof(what), "%s %u-byte %s %s %#" PRIx64 " (unclaimed)",
+             io->is_write ? "write:" : "read:", io->width, is_mmio ? "MMIO" : "port",
+             io->is_write ? "to" : "from", addr);
+    if (vm->cfg->strict) {
+        if (!atomic_load(&vm->stopping)) {
+            char reason[160];
+            snprintf(reason, sizeof(reason), "--strict: %s", what);
+            crash_report(cpu, reason);
+            vm_request_stop(vm, EXIT_CRASH);
+        }
+        return;
+    }
+    bool first = is_mmio ? warn_once_mmio(vm, addr) : warn_once_port(vm, (uint16_t)addr);
+    if (first)
+        log_warn_limited(&vm->unclaimed_limit, "cpu %u: %s; %s (reported once per address)",
+                         cpu ? cpu->index : 0, what,
+                         io->is_write ? "ignored" : "reads as all-ones");
+}
+
+const void *vcpu_gva_to_host(struct vcpu *cpu, uint64_t gva, uint64_t len)
+{
+    struct kvm_translation tr = {.linear_address = gva};
+    if (len == 0 || (gva & 0xFFF) + len > 0x1000)
+        return NULL;
+    if (ioctl(cpu->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+        return NULL;
+    return memory_readable_ptr(&cpu->vm->mem, tr.physical_address, len);
+}

@@ -1,0 +1,619 @@
+/* vm.c - builds the machine (KVM VM, memory slots, images, CPUs, devices, info block), runs it
+ * and takes it apart. */
+#include "vm.h"
+
+#include "info.h"
+#include "x86.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+/* KVM needs three pages for the real-mode TSS and one for the EPT identity map on VMX hosts
+ * without unrestricted guest support; they sit at the top of the hole, below nothing. */
+#define KVM_IDENTITY_MAP_ADDR 0xFFFBC000ULL
+#define KVM_TSS_ADDR 0xFFFBD000ULL
+#define ROUTES_CAPACITY 1024
+#define FIRST_GSI 32
+
+static int kvm_check(int fd, unsigned long cap, const char *name)
+{
+    int rc = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+    if (rc <= 0) {
+        log_error("KVM lacks %s, which slate needs (is the host kernel older than 5.4?)", name);
+        return -1;
+    }
+    return rc;
+}
+
+static int vm_open_kvm(struct vm *vm)
+{
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0) {
+        log_error("cannot open /dev/kvm: %s%s", strerror(errno),
+                  errno == ENOENT ? " (is KVM enabled? load kvm_intel or kvm_amd)"
+                  : errno == EACCES ? " (add yourself to the kvm group)" : "");
+        return -1;
+    }
+    int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        log_error("KVM_GET_API_VERSION: got %d, expected %d", version, KVM_API_VERSION);
+        return -1;
+    }
+    int rc;
+    do
+        vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    while (vm->vm_fd < 0 && errno == EINTR);
+    if (vm->vm_fd < 0) {
+        log_error("KVM_CREATE_VM: %s", strerror(errno));
+        return -1;
+    }
+    if (kvm_check(vm->vm_fd, KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY") < 0 ||
+        kvm_check(vm->vm_fd, KVM_CAP_SPLIT_IRQCHIP, "KVM_CAP_SPLIT_IRQCHIP") < 0 ||
+        kvm_check(vm->vm_fd, KVM_CAP_IRQFD, "KVM_CAP_IRQFD") < 0 ||
+        kvm_check(vm->vm_fd, KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING") < 0 ||
+        kvm_check(vm->vm_fd, KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT") < 0 ||
+        kvm_check(vm->vm_fd, KVM_CAP_READONLY_MEM, "KVM_CAP_READONLY_MEM") < 0 ||
+        (rc = kvm_check(vm->vm_fd, KVM_CAP_SYNC_REGS, "KVM_CAP_SYNC_REGS")) < 0)
+        return -1;
+    if (!(rc & KVM_SYNC_X86_REGS)) {
+        log_error("KVM_CAP_SYNC_REGS does not cover the general registers");
+        return -1;
+    }
+    return 0;
+}
+
+static int vm_setup_irqchip(struct vm *vm)
+{
+    if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){KVM_IDENTITY_MAP_ADDR}) < 0) {
+        log_error("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+        return -1;
+    }
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
+        log_error("KVM_SET_TSS_ADDR: %s", strerror(errno));
+        return -1;
+    }
+    /* Split irqchip: LAPICs in the kernel, no IOAPIC and no PIC (0 IOAPIC routes reserved). */
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {0}};
+    if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+        log_error("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP): %s", strerror(errno));
+        return -1;
+    }
+    vm->routes = calloc(1, sizeof(*vm->routes) + ROUTES_CAPACITY * sizeof(vm->routes->entries[0]));
+    if (!vm->routes) {
+        log_error("out of memory");
+        return -1;
+    }
+    vm->next_gsi = FIRST_GSI;
+    return 0;
+}
+
+static int vm_add_slot(struct vm *vm, uint64_t gpa, uint64_t size, void *host, bool readonly,
+                       const char *what)
+{
+    struct kvm_userspace_memory_region region = {
+        .slot = vm->slot_count,
+        .flags = readonly ? KVM_MEM_READONLY : 0,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uintptr_t)host,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+        log_error("KVM_SET_USER_MEMORY_REGION (%s at %#llx, %llu bytes): %s", what,
+                  (unsigned long long)gpa, (unsigned long long)size, strerror(errno));
+        return -1;
+    }
+    vm->slot_count++;
+    return 0;
+}
+
+static void *map_anonymous(uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int vm_setup_memory(struct vm *vm)
+{
+    memory_layout(&vm->mem, vm->cfg->ram_size);
+    int rc = memory_map(&vm->mem);
+    if (rc < 0) {
+        log_error("cannot reserve %llu MiB of guest RAM: %s",
+                  (unsigned long long)(vm->cfg->ram_size >> 20), strerror(-rc));
+        return -1;
+    }
+    for (unsigned i = 0; i < vm->mem.ram_count; i++)
+        if (vm_add_slot(vm, vm->mem.ram[i].gpa, vm->mem.ram[i].size, vm->mem.ram[i].host, false,
+                        "RAM"))
+            return -1;
+    vm->info = map_anonymous(SLATE_INFO_MAX_SIZE);
+    vm->boot_tables = map_anonymous(SLATE_BOOT_TABLES_SIZE);
+    if (!vm->info || !vm->boot_tables) {
+        log_error("cannot map the info block and boot tables: %s", strerror(errno));
+        return -1;
+    }
+    if (vm_add_slot(vm, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info, true, "info block") ||
+        vm_add_slot(vm, SLATE_BOOT_TABLES, SLATE_BOOT_TABLES_SIZE, vm->boot_tables, false,
+                    "boot tables"))
+        return -1;
+    memory_add_extra(&vm->mem, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info);
+    memory_add_extra(&vm->mem, SLATE_BOOT_TABLES, SLATE_BOOT_TABLES_SIZE, vm->boot_tables);
+    return 0;
+}
+
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
+{
+    for (unsigned n = 128; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
+        if (!cpuid)
+            return NULL;
+        cpuid->nent = n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+            return cpuid;
+        free(cpuid);
+        if (errno != E2BIG) {
+            log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+            return NULL;
+        }
+    }
+    log_error("KVM_GET_SUPPORTED_CPUID: too many entries");
+    return NULL;
+}
+
+/* The host's supported set, with slate's hypervisor leaves and this CPU's APIC ID. */
+static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t tsc_khz)
+{
+    unsigned out = 0;
+    for (unsigned i = 0; i < cpuid->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+        if (e->function >= 0x40000000 && e->function < 0x50000000)
+            continue; /* KVM's own leaves: replaced below */
+        if (e->function == 1) {
+            e->ebx = (e->ebx & 0x00FFFFFF) | (index << 24);
+            e->ecx |= 1u << 31; /* running under a hypervisor */
+        }
+        if (e->function == 0xB || e->function == 0x1F)
+            e->edx = index; /* x2APIC ID */
+        cpuid->entries[out++] = *e;
+    }
+    /* 0x40000000: "SlateMachine"; 0x40000010: TSC and LAPIC timer frequency in kHz, the leaf
+     * VMware and Linux use for that. The LAPIC timer in KVM counts at 1 GHz. */
+    cpuid->entries[out++] = (struct kvm_cpuid_entry2){
+        .function = 0x40000000, .eax = 0x40000010,
+        .ebx = 0x74616c53 /* "Slat" */, .ecx = 0x614d6365 /* "eMac" */,
+        .edx = 0x656e6968 /* "hine" */};
+    cpuid->entries[out++] = (struct kvm_cpuid_entry2){
+        .function = 0x40000010, .eax = (uint32_t)tsc_khz, .ebx = 1000000};
+    cpuid->nent = out;
+}
+
+static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
+{
+    cpu->vm = vm;
+    cpu->index = index;
+    cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+    if (cpu->fd < 0) {
+        log_error("KVM_CREATE_VCPU %u: %s", index, strerror(errno));
+        return -1;
+    }
+    cpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, cpu->fd, 0);
+    if (cpu->run == MAP_FAILED) {
+        cpu->run = NULL;
+        log_error("mmap of vCPU %u's kvm_run: %s", index, strerror(errno));
+        return -1;
+    }
+    /* KVM copies the general registers into kvm_run on every exit, so a hypercall costs no
+     * KVM_GET_REGS/KVM_SET_REGS round trip. */
+    cpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    return 0;
+}
+
+static int vcpu_set_cpuid(struct vm *vm, struct vcpu *cpu)
+{
+    struct kvm_cpuid2 *base = vm->cpuid;
+    size_t size = sizeof(*base) + (base->nent + 2) * sizeof(base->entries[0]);
+    struct kvm_cpuid2 *cpuid = malloc(size);
+    if (!cpuid) {
+        log_error("out of memory");
+        return -1;
+    }
+    memcpy(cpuid, base, sizeof(*base) + base->nent * sizeof(base->entries[0]));
+    cpuid_for_vcpu(cpuid, cpu->index, vm->tsc_khz);
+    int rc = ioctl(cpu->fd, KVM_SET_CPUID2, cpuid);
+    free(cpuid);
+    if (rc < 0) {
+        log_error("KVM_SET_CPUID2: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The boot CPU starts in the entry mode; the others wait for INIT/SIPI (KVM's reset state). */
+static int vcpu_set_entry_state(struct vm *vm, struct vcpu *cpu)
+{
+    struct kvm_sregs sregs;
+    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+        log_error("KVM_GET_SREGS: %s", strerror(errno));
+        return -1;
+    }
+    uint64_t cr3 = 0;
+    if (vm->plan.entry == ENTRY_LONG) {
+        cr3 = x86_write_boot_tables(vm->boot_tables, SLATE_BOOT_TABLES_SIZE, SLATE_BOOT_TABLES,
+                                    vm->mem.map_top);
+        if (!cr3) {
+            log_error("internal: boot page tables do not fit");
+            return -1;
+        }
+    } else {
+        x86_write_boot_tables(vm->boot_tables, SLATE_BOOT_TABLES_SIZE, SLATE_BOOT_TABLES, 0);
+    }
+    x86_entry_sregs(&sregs, vm->plan.entry, SLATE_BOOT_TABLES + BOOT_GDT_OFFSET, cr3);
+    if (ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0) {
+        log_error("KVM_SET_SREGS: %s", strerror(errno));
+        return -1;
+    }
+    uint64_t top = loader_boot_stack_top(&vm->mem);
+    uint64_t rsp = 0;
+    if (vm->plan.entry != ENTRY_REAL)
+        rsp = x86_entry_stack((uint8_t *)memory_ram_ptr(&vm->mem, top - 32, 32) + 32,
+                              vm->plan.entry, top, SLATE_BOOT_TABLES + BOOT_EXIT_STUB_OFFSET,
+                              SLATE_INFO_ADDR);
+    struct kvm_regs regs;
+    x86_entry_regs(&regs, vm->plan.entry, vm->plan.entry_point, rsp, SLATE_INFO_ADDR);
+    if (ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0) {
+        log_error("KVM_SET_REGS: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int vm_setup_vcpus(struct vm *vm)
+{
+    int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max <= 0)
+        max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    if (max > 0 && vm->cfg->smp > (unsigned)max) {
+        log_error("--smp %u: this KVM allows at most %d CPUs", vm->cfg->smp, max);
+        return -1;
+    }
+    int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (size < (int)sizeof(struct kvm_run)) {
+        log_error("KVM_GET_VCPU_MMAP_SIZE: %s", size < 0 ? strerror(errno) : "too small");
+        return -1;
+    }
+    vm->run_size = (size_t)size;
+    vm->cpuid = supported_cpuid(vm->kvm_fd);
+    vm->vcpus = calloc(vm->cfg->smp, sizeof(*vm->vcpus));
+    if (!vm->cpuid || !vm->vcpus)
+        return -1;
+    for (unsigned i = 0; i < vm->cfg->smp; i++, vm->vcpu_count++)
+        if (vcpu_create(vm, &vm->vcpus[i], i))
+            return -1;
+    int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0) {
+        log_error("KVM_GET_TSC_KHZ: %s", khz < 0 ? strerror(errno) : "zero");
+        return -1;
+    }
+    vm->tsc_khz = (uint64_t)khz;
+    for (unsigned i = 0; i < vm->vcpu_count; i++)
+        if (vcpu_set_cpuid(vm, &vm->vcpus[i]))
+            return -1;
+    return vcpu_set_entry_state(vm, &vm->vcpus[0]);
+}
+
+static int vm_load_images(struct vm *vm)
+{
+    char err[512];
+    if (loader_load_all(&vm->mem, vm->cfg, &vm->plan, err, sizeof(err))) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The common IRQ_VECTOR/IRQ_CPU registers, then the device's own. Registers are 32-bit at
+ * 4-byte-aligned offsets; narrower accesses see the low bytes. */
+static void device_pio(void *opaque, struct bus_io *io)
+{
+    struct device *dev = opaque;
+    const struct device_ops *ops = dev->ops;
+    if (io->offset & 3) {
+        log_warn_limited(&dev->vm->guest_limit, "%s: unaligned register access at offset %#llx",
+                         dev->name, (unsigned long long)io->offset);
+        if (!io->is_write)
+            io->value = ~0ULL;
+        return;
+    }
+    if (io->is_write)
+        io->value &= io->width >= 4 ? 0xFFFFFFFFULL : (1ULL << (8 * io->width)) - 1;
+    uint64_t irq_end = ops->irq_reg + (uint64_t)SLATE_IRQ_STRIDE * ops->irq_count;
+    if (ops->irq_count && io->offset >= ops->irq_reg && io->offset < irq_end) {
+        struct irq_line *line = &dev->irq[(io->offset - ops->irq_reg) / SLATE_IRQ_STRIDE];
+        bool is_vector = (io->offset - ops->irq_reg) % SLATE_IRQ_STRIDE == SLATE_IRQ_VECTOR;
+        if (!io->is_write) {
+            io->value = is_vector ? atomic_load(&line->vector) : atomic_load(&line->cpu);
+            return;
+        }
+        uint32_t vector = is_vector ? (uint32_t)io->value : atomic_load(&line->vector);
+        uint32_t cpu = is_vector ? atomic_load(&line->cpu) : (uint32_t)io->value;
+        if (irq_line_configure(line, vector, cpu) == -EINVAL)
+            log_warn_limited(&dev->vm->guest_limit, "%s: IRQ vector %u is invalid (use 32..255)",
+                             dev->name, vector);
+        else if (vector && ops->irq_enabled)
+            ops->irq_enabled(dev, (unsigned)(line - dev->irq)); /* deliver what is pending */
+        return;
+    }
+    ops->pio(dev, io);
+}
+
+static int device_create(struct vm *vm, const struct device_ops *ops, unsigned index)
+{
+    if (vm->device_count == VM_MAX_DEVICES) {
+        log_error("too many devices (at most %d)", VM_MAX_DEVICES);
+        return -1;
+    }
+    struct device *dev = &vm->devices[vm->device_count];
+    *dev = (struct device){.ops = ops, .vm = vm};
+    snprintf(dev->name, sizeof(dev->name), "%s%u", ops->name, index);
+    /* Ports: 0x100 per device from 0x1000, in creation order (guests read them from the table). */
+    dev->port_base = (uint16_t)(0x1000 + 0x100 * vm->device_count);
+    for (unsigned i = 0; i < DEVICE_MAX_IRQS; i++)
+        dev->irq[i].fd = -1;
+    for (unsigned i = 0; i < ops->irq_count; i++)
+        if (irq_line_init(vm, &dev->irq[i]))
+            return -1;
+    if (ops->window_size) {
+        uint64_t size = (ops->window_size + 0xFFFFF) & ~0xFFFFFULL;
+        if (vm->next_window + size > SLATE_DEVICE_WINDOWS_END) {
+            log_error("%s: no room for its %llu-byte window", dev->name,
+                      (unsigned long long)size);
+            return -1;
+        }
+        dev->window_gpa = vm->next_window;
+        dev->window = map_anonymous(size);
+        if (!dev->window || vm_add_slot(vm, dev->window_gpa, size, dev->window, false, dev->name))
+            return -1;
+        vm->next_window += size;
+    }
+    vm->device_count++; /* from here on, teardown covers it */
+    if (ops->setup(dev, index))
+        return -1;
+    int rc = bus_register(&vm->pio, dev->port_base, ops->port_count, dev->name, device_pio, dev);
+    if (rc) {
+        log_error("%s: cannot claim ports %#x+%u: %s", dev->name, dev->port_base,
+                  ops->port_count, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int vm_setup_devices(struct vm *vm)
+{
+    vm->next_window = SLATE_DEVICE_WINDOWS;
+    for (const struct device_ops *const *ops = device_types; *ops; ops++) {
+        unsigned n = (*ops)->instances ? (*ops)->instances(vm->cfg) : 1;
+        for (unsigned i = 0; i < n; i++)
+            if (device_create(vm, *ops, i))
+                return -1;
+    }
+    return 0;
+}
+
+static int vm_write_info(struct vm *vm)
+{
+    struct slate_device table[VM_MAX_DEVICES];
+    for (unsigned i = 0; i < vm->device_count; i++) {
+        const struct device *d = &vm->devices[i];
+        table[i] = (struct slate_device){
+            .type = d->ops->type,
+            .version = d->ops->version,
+            .port_base = d->port_base,
+            .port_count = d->ops->port_count,
+            .window_base = d->window_gpa,
+            .window_size = d->ops->window_size,
+            .irq_reg = d->ops->irq_reg,
+            .irq_count = d->ops->irq_count,
+        };
+        memcpy(table[i].name, d->name, sizeof(table[i].name));
+    }
+    struct info_input in = {
+        .mem = &vm->mem,
+        .cpu_count = vm->vcpu_count,
+        .tsc_khz = vm->tsc_khz,
+        .boot_stack_top = vm->plan.entry == ENTRY_REAL ? 0 : loader_boot_stack_top(&vm->mem),
+        .cmdline = vm->cfg->append,
+        .plan = &vm->plan,
+        .devices = table,
+        .device_count = vm->device_count,
+    };
+    if (info_build(vm->info, SLATE_INFO_MAX_SIZE, &in) < 0) {
+        log_error("the info block does not fit in %llu bytes",
+                  (unsigned long long)SLATE_INFO_MAX_SIZE);
+        return -1;
+    }
+    return 0;
+}
+
+static void vm_on_signal(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    (void)events;
+    struct signalfd_siginfo si;
+    if (read(vm->signal_source.fd, &si, sizeof(si)) != sizeof(si))
+        return;
+    vm_request_stop(vm, 128 + (int)si.ssi_signo);
+}
+
+static void vm_on_timeout(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    (void)events;
+    uint64_t expirations;
+    if (read(vm->timeout_source.fd, &expirations, sizeof(expirations)) > 0)
+        vm_request_stop(vm, EXIT_TIMEOUT);
+}
+
+static int vm_setup_events(struct vm *vm)
+{
+    int rc = event_loop_init(&vm->loop);
+    if (rc) {
+        log_error("cannot create the event loop: %s", strerror(-rc));
+        return -1;
+    }
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
+    vm->signal_source = (struct event_source){
+        .fd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK), .fn = vm_on_signal,
+        .opaque = vm};
+    if (vm->signal_source.fd < 0 || event_add(&vm->loop, &vm->signal_source, EPOLLIN)) {
+        log_error("signalfd: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Arms the --timeout timer for an absolute deadline, so resets do not extend it. */
+static int vm_arm_timeout(struct vm *vm, int64_t deadline_ns)
+{
+    if (deadline_ns <= 0)
+        return 0;
+    vm->timeout_source = (struct event_source){
+        .fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK), .fn = vm_on_timeout,
+        .opaque = vm};
+    struct itimerspec when = {.it_value = {.tv_sec = deadline_ns / 1000000000,
+                                           .tv_nsec = deadline_ns % 1000000000}};
+    if (vm->timeout_source.fd < 0 ||
+        timerfd_settime(vm->timeout_source.fd, TFD_TIMER_ABSTIME, &when, NULL) < 0 ||
+        event_add(&vm->loop, &vm->timeout_source, EPOLLIN)) {
+        log_error("timerfd for --timeout: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int vm_create(const struct slate_config *cfg, struct console *console, struct vm **out)
+{
+    struct vm *vm = calloc(1, sizeof(*vm));
+    if (!vm) {
+        log_error("out of memory");
+        return -1;
+    }
+    vm->cfg = cfg;
+    vm->console = console;
+    vm->kvm_fd = vm->vm_fd = -1;
+    vm->loop.epoll_fd = vm->loop.stop_fd = -1;
+    vm->signal_source.fd = vm->timeout_source.fd = -1;
+    atomic_store(&vm->status, -1);
+    vm->unclaimed_limit = (struct ratelimit)RATELIMIT_INIT;
+    vm->guest_limit = (struct ratelimit)RATELIMIT_INIT;
+    pthread_mutex_init(&vm->irq_lock, NULL);
+    if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
+        vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
+        vm_setup_devices(vm) || vm_write_info(vm)) {
+        vm_destroy(vm);
+        return -1;
+    }
+    *out = vm;
+    return 0;
+}
+
+void vm_request_stop(struct vm *vm, int status)
+{
+    int none = -1;
+    atomic_compare_exchange_strong(&vm->status, &none, status);
+    atomic_store(&vm->stopping, true);
+    event_loop_stop(&vm->loop);
+    for (unsigned i = 0; i < vm->vcpu_count; i++)
+        vcpu_kick(&vm->vcpus[i]);
+}
+
+static void kick_handler(int sig)
+{
+    (void)sig; /* its only job is to make KVM_RUN return EINTR */
+}
+
+int vm_run(struct vm *vm, int64_t deadline_ns)
+{
+    if (vm_arm_timeout(vm, deadline_ns))
+        return EXIT_FAILURE_SLATE;
+    struct sigaction kick = {.sa_handler = kick_handler};
+    sigaction(SIGUSR1, &kick, NULL);
+    for (unsigned i = 0; i < vm->vcpu_count; i++) {
+        struct vcpu *cpu = &vm->vcpus[i];
+        int rc = pthread_create(&cpu->thread, NULL, vcpu_thread, cpu);
+        if (rc) {
+            log_error("cannot start the thread of vCPU %u: %s", i, strerror(rc));
+            vm_request_stop(vm, EXIT_FAILURE_SLATE);
+            break;
+        }
+        cpu->thread_started = true;
+    }
+    int rc = event_loop_run(&vm->loop);
+    if (rc)
+        log_error("event loop: %s", strerror(-rc));
+    vm_request_stop(vm, EXIT_FAILURE_SLATE); /* no-op if a status was already decided */
+    for (unsigned i = 0; i < vm->vcpu_count; i++)
+        if (vm->vcpus[i].thread_started)
+            pthread_join(vm->vcpus[i].thread, NULL);
+    return atomic_load(&vm->status);
+}
+
+void vcpu_kick(struct vcpu *cpu)
+{
+    if (!cpu->run)
+        return;
+    /* immediate_exit covers the window before KVM_RUN; the signal covers KVM_RUN itself. */
+    __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    if (cpu->thread_started)
+        pthread_kill(cpu->thread, SIGUSR1);
+}
+
+void vm_destroy(struct vm *vm)
+{
+    for (unsigned i = vm->device_count; i-- > 0;) {
+        struct device *dev = &vm->devices[i];
+        if (dev->ops->teardown)
+            dev->ops->teardown(dev);
+        for (unsigned j = 0; j < dev->ops->irq_count; j++)
+            irq_line_close(&dev->irq[j]);
+        if (dev->window)
+            munmap(dev->window, (dev->ops->window_size + 0xFFFFF) & ~0xFFFFFULL);
+    }
+    for (unsigned i = 0; i < vm->vcpu_count; i++) {
+        if (vm->vcpus[i].run)
+            munmap(vm->vcpus[i].run, vm->run_size);
+        close(vm->vcpus[i].fd);
+    }
+    if (vm->signal_source.fd >= 0)
+        close(vm->signal_source.fd);
+    if (vm->timeout_source.fd >= 0)
+        close(vm->timeout_source.fd);
+    event_loop_close(&vm->loop);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    memory_unmap(&vm->mem);
+    if (vm->info)
+        munmap(vm->info, SLATE_INFO_MAX_SIZE);
+    if (vm->boot_tables)
+        munmap(vm->boot_tables, SLATE_BOOT_TABLES_SIZE);
+    free(vm->cpuid);
+    free(vm->routes);
+    free(vm->vcpus);
+    pthread_mutex_destroy(&vm->irq_lock);
+    free(vm);
+}

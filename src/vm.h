@@ -1,0 +1,111 @@
+/* vm.h - one running machine: KVM VM, memory, vCPUs, buses, devices, event loop. */
+#ifndef SLATE_VM_H
+#define SLATE_VM_H
+
+#include "bus.h"
+#include "console.h"
+#include "device.h"
+#include "event.h"
+#include "loader.h"
+#include "log.h"
+#include "memory.h"
+#include "options.h"
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* vm_run's result besides the process exit statuses 0..255. */
+#define VM_STATUS_RESET (-2)
+
+struct vcpu {
+    struct vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool thread_started;
+};
+
+#define VM_MAX_DEVICES 32
+#define VM_WARNED_MMIO 256
+
+struct vm {
+    const struct slate_config *cfg;
+    struct console *console;
+    int kvm_fd;
+    int vm_fd;
+    size_t run_size;
+    struct guest_memory mem;
+    void *info;        /* host mapping of the info block (read-only to the guest) */
+    void *boot_tables; /* host mapping of SLATE_BOOT_TABLES */
+    struct boot_plan plan;
+    uint64_t tsc_khz;
+    struct kvm_cpuid2 *cpuid;
+    unsigned slot_count;
+
+    struct vcpu *vcpus;
+    unsigned vcpu_count;
+
+    struct bus pio;
+    struct bus mmio;
+    struct device devices[VM_MAX_DEVICES];
+    unsigned device_count;
+    uint64_t next_window; /* bump allocator for device windows */
+
+    struct event_loop loop;
+    struct event_source signal_source;
+    struct event_source timeout_source;
+
+    pthread_mutex_t irq_lock; /* guards the routing table and next_gsi */
+    struct kvm_irq_routing *routes;
+    unsigned next_gsi;
+
+    _Atomic bool stopping;
+    _Atomic int status; /* -1 until the first stop request decides it */
+
+    /* Unclaimed accesses are reported once per address. */
+    _Atomic uint8_t warned_ports[65536 / 8];
+    _Atomic uint64_t warned_mmio[VM_WARNED_MMIO];
+    struct ratelimit unclaimed_limit;
+    struct ratelimit guest_limit; /* for warnings about guest mistakes in general */
+};
+
+/* Builds the whole machine from cfg: KVM VM, RAM, images, info block, devices, vCPUs. On failure
+ * logs one line and returns -1 (everything acquired is released). */
+int vm_create(const struct slate_config *cfg, struct console *console, struct vm **out);
+
+/* Starts the vCPU threads, serves events on this thread until the machine stops, joins the vCPUs.
+ * deadline_ns: CLOCK_MONOTONIC time for --timeout (0: none). Returns the exit status (0..255)
+ * or VM_STATUS_RESET. */
+int vm_run(struct vm *vm, int64_t deadline_ns);
+
+void vm_destroy(struct vm *vm);
+
+/* Asks the machine to stop with `status`; the first request wins. Any thread. */
+void vm_request_stop(struct vm *vm, int status);
+
+/* Interrupts a vCPU's KVM_RUN so it looks at the stop flag. */
+void vcpu_kick(struct vcpu *cpu);
+
+/* Runs on a vCPU thread until the machine stops. */
+void *vcpu_thread(void *arg);
+
+/* Reports an access nobody claims: a warning once per address, or with --strict a stop.
+ * Reads return all-ones. */
+void vm_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint64_t addr,
+                  struct bus_io *io);
+
+/* Registers the ports and memory hole ranges the core itself serves. */
+int vm_register_core_ranges(struct vm *vm);
+
+/* Translates a guest linear address for `cpu` and returns a host pointer to the memory (RAM or
+ * the info block and boot tables) holding [gva, gva+len) within one page, or NULL. Read-only use:
+ * anything a device writes must go through memory_ram_ptr. */
+const void *vcpu_gva_to_host(struct vcpu *cpu, uint64_t gva, uint64_t len);
+
+/* Prints the crash report for cpu (registers, control state, bytes at RIP) to stderr. */
+void crash_report(struct vcpu *cpu, const char *reason);
+
+#endif

@@ -1,0 +1,158 @@
+/* guest.h - helpers for slate's 64-bit test kernels: port I/O, hypercalls, the info block,
+ * printing, asserts that report file:line, and interrupt plumbing (IDT, local APIC). Freestanding:
+ * every test kernel is a single C file that includes this and defines kmain. */
+#ifndef SLATE_TEST_GUEST_H
+#define SLATE_TEST_GUEST_H
+
+#include "slate/slate.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KMAIN __attribute__((section(".text.kmain"), used)) void
+
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t *)addr; }
+static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
+
+static inline int64_t hypercall(uint32_t fn, uint64_t a, uint64_t b, uint64_t c)
+{
+    int64_t ret;
+    __asm__ volatile("outl %%eax, %%dx"
+                     : "=a"(ret)
+                     : "a"(fn), "d"(SLATE_HYPERCALL_PORT), "D"(a), "S"(b)
+                     : "memory");
+    (void)c;
+    return ret;
+}
+
+/* The same call through the MMIO hypercall page. */
+static inline int64_t hypercall_mmio(uint32_t fn, uint64_t a, uint64_t b)
+{
+    int64_t ret;
+    __asm__ volatile("movl %%eax, (%%rcx)"
+                     : "=a"(ret)
+                     : "a"(fn), "c"(SLATE_HYPERCALL_PAGE), "D"(a), "S"(b)
+                     : "memory");
+    return ret;
+}
+
+static inline size_t str_len(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static inline bool str_eq(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
+static inline void puts_hc(const char *s) { hypercall(SLATE_HC_CONSOLE_WRITE, (uint64_t)s, str_len(s), 0); }
+
+static inline void put_hex(uint64_t v)
+{
+    char buf[19] = "0x";
+    int n = 0;
+    uint64_t t = v;
+    do
+        n++;
+    while (t >>= 4);
+    for (int i = 0; i < n; i++)
+        buf[2 + n - 1 - i] = "0123456789abcdef"[(v >> (4 * i)) & 15];
+    buf[2 + n] = 0;
+    puts_hc(buf);
+}
+
+static inline void put_dec(int64_t v)
+{
+    char buf[24];
+    int i = 23;
+    bool neg = v < 0;
+    uint64_t u = neg ? (uint64_t)-v : (uint64_t)v;
+    buf[i] = 0;
+    do
+        buf[--i] = (char)('0' + u % 10);
+    while (u /= 10);
+    if (neg)
+        buf[--i] = '-';
+    puts_hc(buf + i);
+}
+
+static inline __attribute__((noreturn)) void guest_exit(uint32_t code)
+{
+    hypercall(SLATE_HC_EXIT, code, 0, 0);
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+#define GUEST_ASSERT(cond)                                                                          \
+    do {                                                                                            \
+        if (!(cond)) {                                                                              \
+            puts_hc("ASSERT FAILED " __FILE__ ":");                                               \
+            put_dec(__LINE__);                                                                      \
+            puts_hc(": " #cond "\n");                                                               \
+            guest_exit(99);                                                                         \
+        }                                                                                           \
+    } while (0)
+
+/* ---- the info block ---- */
+static inline const struct slate_device *find_device(const struct slate_info *info, uint16_t type)
+{
+    const uint8_t *table = (const uint8_t *)info + info->device_offset;
+    for (uint32_t i = 0; i < info->device_count; i++) {
+        const struct slate_device *d = (const void *)(table + i * info->device_entry_size);
+        if (d->type == type)
+            return d;
+    }
+    return NULL;
+}
+
+/* ---- interrupts ---- */
+struct idt_entry {
+    uint16_t offset_lo, selector;
+    uint8_t ist, type;
+    uint16_t offset_mid;
+    uint32_t offset_hi, zero;
+};
+static struct idt_entry idt[256] __attribute__((aligned(16)));
+
+struct interrupt_frame;
+
+static inline void idt_set(uint8_t vector, void (*handler)(struct interrupt_frame *))
+{
+    uint64_t a = (uint64_t)handler;
+    idt[vector] = (struct idt_entry){(uint16_t)a, SLATE_SEL_CODE64, 0, 0x8E, (uint16_t)(a >> 16),
+                                     (uint32_t)(a >> 32), 0};
+}
+
+static inline void idt_load(void)
+{
+    struct __attribute__((packed)) { uint16_t limit; uint64_t base; } d = {sizeof(idt) - 1, (uint64_t)idt};
+    __asm__ volatile("lidt %0" ::"m"(d));
+}
+
+#define LAPIC_EOI 0xB0
+#define LAPIC_SVR 0xF0
+static inline void lapic_enable(void) { mmio_write32(SLATE_LAPIC_ADDR + LAPIC_SVR, 0x1FF); }
+static inline void lapic_eoi(void) { mmio_write32(SLATE_LAPIC_ADDR + LAPIC_EOI, 0); }
+
+#endif

@@ -1,0 +1,19 @@
+/* Exits through the power device with the code given as "code=N" on the command line, or resets
+ * the machine for "reset" (printing "boot" each time it starts). */
+#include "guest.h"
+
+KMAIN kmain(const struct slate_info *info)
+{
+    const char *cmd = (const char *)info + info->cmdline_offset;
+    const struct slate_device *power = find_device(info, SLATE_DEV_POWER);
+    GUEST_ASSERT(power);
+    puts_hc("boot\n");
+    if (str_eq(cmd, "reset"))
+        outl(power->port_base + SLATE_POWER_RESET, 1);
+    GUEST_ASSERT(cmd[0] == 'c' && cmd[4] == '=');
+    uint32_t code = 0;
+    for (const char *p = cmd + 5; *p >= '0' && *p <= '9'; p++)
+        code = code * 10 + (uint32_t)(*p - '0');
+    outl(power->port_base + SLATE_POWER_EXIT, code);
+    GUEST_ASSERT(!"power exit returned");
+}
