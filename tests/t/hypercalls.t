@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every hypercall through the port and the MMIO page; console writes translated page by page.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+plan 9
+
+run_slate "$GUEST/hypercalls.elf"
+is "$RC" 42 "exit hypercall through the MMIO page passes code 42"
+lacks "$OUT" 'ASSERT FAILED' "nop, unknown function, CPU index and debugcon results are as documented"
+has "$OUT" '^port console write$' "console write through the port"
+has "$OUT" '^mmio console write$' "console write through the MMIO page"
+has "$OUT" '^debugcon write$' "bytes written to port 0xE9 reach the console"
+has "$OUT" '^\[split pages\]$' "console write from a virtual address spanning two remapped pages"
+has "$OUT" '^hypercalls ok$' "bad addresses and lengths return errors and print nothing"
+is "$(count "$OUT" '.')" 6 "nothing else was printed (failed writes are all-or-nothing)"
+has "$ERR" 'unknown hypercall 12345' "an unknown hypercall is reported"
