@@ -43,6 +43,8 @@ static void serial_fill(struct serial *s)
             vm_request_stop(vm, 128 + 2); /* Ctrl-A x: as if interrupted */
         if (n < 0) {
             s->input_done = true;
+            s->irq_status |= SLATE_SERIAL_IRQ_CLOSED; /* reported once: it cannot happen again */
+            irq_line_raise(&s->dev->irq[0]);
             if (s->watching)
                 event_remove(&vm->loop, &s->input);
             s->watching = false;
@@ -111,7 +113,8 @@ static void serial_pio(struct device *dev, struct bus_io *io)
         io->value = serial_read_data(s);
     } else if (!io->is_write && io->offset == SLATE_SERIAL_STATUS) {
         serial_refill(s);
-        io->value = SLATE_SERIAL_TX_READY | (s->rx_count ? SLATE_SERIAL_RX_READY : 0);
+        io->value = SLATE_SERIAL_TX_READY | (s->rx_count ? SLATE_SERIAL_RX_READY : 0) |
+                    (s->input_done && !s->rx_count ? SLATE_SERIAL_RX_CLOSED : 0);
     } else if (!io->is_write && io->offset == SLATE_SERIAL_IRQ_STATUS) {
         io->value = s->irq_status;
     } else if (!io->is_write) {
@@ -125,6 +128,7 @@ static void serial_irq_enabled(struct device *dev, unsigned line)
     struct serial *s = dev->state;
     (void)line;
     pthread_mutex_lock(&s->lock);
+    serial_refill(s); /* input from a file: read now, so its end is reported without polling */
     if (s->irq_status)
         irq_line_raise(&dev->irq[0]);
     else
@@ -147,6 +151,7 @@ static int serial_setup(struct device *dev, unsigned index)
     s->input = (struct event_source){.fd = vm->console->in_fd, .fn = serial_on_input, .opaque = s};
     if (s->input.fd < 0) {
         s->input_done = true;
+        s->irq_status = SLATE_SERIAL_IRQ_CLOSED;
         return 0;
     }
     int rc = event_add(&vm->loop, &s->input, EPOLLIN);

@@ -203,6 +203,11 @@ static int load_elf(struct guest_memory *mem, const char *name, const uint8_t *d
         fail(err, errlen, "bad program header table: %s", elf_errmsg(-1));
         goto out;
     }
+    /* libelf quietly reports no program headers when they are cut off: say what happened. */
+    if (eh.e_phoff > size || (size_t)eh.e_phnum * eh.e_phentsize > size - eh.e_phoff) {
+        fail(err, errlen, "truncated: the program header table ends past the end of the file");
+        goto out;
+    }
     if (load_elf_segments(mem, elf, data, size, phnum, &lo, &hi, err, errlen))
         goto out;
     if (entry_to_physical(elf, phnum, eh.e_entry, &entry)) {

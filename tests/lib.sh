@@ -8,6 +8,8 @@ GUEST=$BUILD/guest
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/slate-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 test_number=0
+codes=""
+statuses=""
 
 plan() { echo "1..$1"; }
 

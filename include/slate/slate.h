@@ -85,12 +85,16 @@
 
 /* ---- Serial console (type 3) ---------------------------------------------------------------- */
 #define SLATE_SERIAL_DATA 0x00       /* w: send the low byte. r: next input byte, or 0xFFFFFFFF */
-#define SLATE_SERIAL_STATUS 0x04     /* r: SLATE_SERIAL_RX_READY | SLATE_SERIAL_TX_READY        */
-#define SLATE_SERIAL_IRQ_STATUS 0x08 /* r: pending bits; w: 1s acknowledge. bit 0 = input came  */
+#define SLATE_SERIAL_STATUS 0x04     /* r: RX_READY | TX_READY | RX_CLOSED                      */
+#define SLATE_SERIAL_IRQ_STATUS 0x08 /* r: pending SLATE_SERIAL_IRQ_* bits; w: 1s acknowledge   */
 #define SLATE_SERIAL_IRQ_REG 0x10    /* IRQ_VECTOR at 0x10, IRQ_CPU at 0x14 (one line)          */
 #define SLATE_SERIAL_RX_READY 0x1    /* at least one input byte is waiting                      */
 #define SLATE_SERIAL_TX_READY 0x2    /* always set: output never blocks the guest               */
-#define SLATE_SERIAL_IRQ_RX 0x1
+#define SLATE_SERIAL_RX_CLOSED 0x4   /* the host's input ended (e.g. stdin was a file) and every
+                                      * byte has been read: no more input will ever come        */
+#define SLATE_SERIAL_IRQ_RX 0x1      /* input is waiting; raised again after the acknowledge
+                                      * while unread input remains                              */
+#define SLATE_SERIAL_IRQ_CLOSED 0x2  /* the host's input ended; raised once                     */
 
 /* ---- Power (type 8) ------------------------------------------------------------------------- */
 #define SLATE_POWER_EXIT 0x00  /* w: stop the machine; slate exits with this code (0..123)     */

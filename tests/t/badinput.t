@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad kernels, images and options: one clear line naming the problem, status 125, nothing written.
 . "$(dirname "$0")/../lib.sh"
-plan 38
+plan 39
 
 # expect_error DESCRIPTION PATTERN ARGS...: slate must refuse with 125 and a matching message.
 expect_error() {

@@ -12,8 +12,8 @@ run_slate "$GUEST/prot_info.elf"
 is "$RC" 3 "protected mode ELF32: exits with 3 through the power device"
 has "$OUT" '^protected mode: hello through serial0$' "protected mode: finds serial0 in the info block and prints"
 
-run_slate --entry protected "$GUEST/real_hello.bin"
-is "$RC" 99 "--entry protected on a flat image starts it in 32-bit mode (the 16-bit code fails its own check)"
+run_slate --entry long --append "code=7" "$GUEST/power.elf"
+is "$RC" 7 "--entry long given explicitly for an ELF64 kernel boots it as the default does"
 
 printf 'INITRD!!0123456789' > "$TMP/initrd.img"
 run_slate -m 256M --smp 2 --append "console=ttyS0 quiet" --load "$TMP/initrd.img@0x400000" "$GUEST/info.elf"
