@@ -10,7 +10,8 @@ PKG_CONFIG ?= pkg-config
 VERSION := 0.1.0
 
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
-DEB_PACKAGES := gcc clang make binutils pkg-config perl time libelf-dev libcmocka-dev
+DEB_PACKAGES := gcc clang make binutils pkg-config perl time libelf-dev libdw-dev libcmocka-dev \
+	libcapstone-dev libpng-dev
 PKG_MODULES := libelf
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
@@ -84,7 +85,7 @@ run: deps
 # ---- unit tests (cmocka) -------------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/unit
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/unit
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) \
 	  $(PKG_LIBS) $$($(PKG_CONFIG) --libs cmocka) $(LDLIBS)
 unit: $(UNIT_BINS)
@@ -101,8 +102,9 @@ bench: $(BUILD)/slate $(BUILD)/bench/floor $(BENCH_GUESTS)
 	bench/run.sh $(BUILD)
 
 # ---- everything ----------------------------------------------------------------------------
+# Unit tests speak TAP through cmocka; guest tests are shell scripts that boot real kernels.
 check: $(BUILD)/slate unit guests $(DEMO)
-	BUILD=$(BUILD) prove --norc -f tests/t/*.t
+	BUILD=$(BUILD) CMOCKA_MESSAGE_OUTPUT=TAP prove --norc -f $(UNIT_BINS) tests/t/*.t
 
 clean:
 	rm -rf $(BUILD)

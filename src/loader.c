@@ -58,8 +58,9 @@ static int describe_outside_ram(const struct guest_memory *mem, uint64_t gpa, ui
     if (len > UINT64_MAX - gpa)
         return fail(err, errlen, "%s at %#llx: size %#llx wraps around the address space", what,
                     (unsigned long long)gpa, (unsigned long long)len);
-    if (ranges_overlap(gpa, len, SLATE_HOLE_BASE, SLATE_HOLE_END - SLATE_HOLE_BASE) &&
-        mem->ram_total > SLATE_LOW_RAM_MAX)
+    bool starts_in_hole = gpa >= SLATE_HOLE_BASE && gpa < SLATE_HOLE_END;
+    if (starts_in_hole || (ranges_overlap(gpa, len, SLATE_HOLE_BASE, SLATE_HOLE_END - SLATE_HOLE_BASE) &&
+                           mem->ram_total > SLATE_LOW_RAM_MAX))
         return fail(err, errlen, "%s [%#llx, %#llx) lies in the device hole [3 GiB, 4 GiB)",
                     what, (unsigned long long)gpa, (unsigned long long)(gpa + len));
     return fail(err, errlen, "%s [%#llx, %#llx) does not fit in RAM (%llu MiB: see -m)", what,

@@ -146,7 +146,7 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
     return 0;
 }
 
-static int parse_load(char *arg, struct slate_config *cfg, char *err, size_t errlen)
+static int parse_load(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
     char *at = strrchr(arg, '@');
     if (!at || at == arg || !at[1])
@@ -156,8 +156,13 @@ static int parse_load(char *arg, struct slate_config *cfg, char *err, size_t err
     uint64_t addr;
     if (parse_uint(at + 1, &addr))
         return fail(err, errlen, "--load %s: '%s' is not an address", arg, at + 1);
-    *at = '\0';
-    cfg->loads[cfg->load_count++] = (struct load_spec){.path = arg, .addr = addr};
+    size_t path_len = (size_t)(at - arg);
+    if (path_len >= LOAD_PATH_MAX)
+        return fail(err, errlen, "--load: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
+    struct load_spec *load = &cfg->loads[cfg->load_count++];
+    memcpy(load->path, arg, path_len);
+    load->path[path_len] = '\0';
+    load->addr = addr;
     return 0;
 }
 

@@ -21,8 +21,10 @@
 enum entry_mode { ENTRY_DEFAULT, ENTRY_REAL, ENTRY_PROTECTED, ENTRY_LONG };
 enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
+#define LOAD_PATH_MAX 4096
+
 struct load_spec {
-    const char *path;
+    char path[LOAD_PATH_MAX]; /* a copy: argv is left as it was */
     uint64_t addr;
 };
 

@@ -1,0 +1,184 @@
+/* The command line: defaults, every option, and a clear message for each kind of bad input. */
+#include "unit.h"
+
+#include "options.h"
+
+static char err[256];
+
+static enum options_result parse(struct slate_config *cfg, int argc, char **argv)
+{
+    err[0] = 0;
+    return options_parse(argc, argv, cfg, err, sizeof(err));
+}
+
+#define PARSE(cfg, ...)                                                                            \
+    parse(cfg, (int)(sizeof((char *[]){"slate", __VA_ARGS__}) / sizeof(char *)),                    \
+          (char *[]){"slate", __VA_ARGS__, NULL})
+
+static void sizes(void **state)
+{
+    (void)state;
+    uint64_t v;
+    assert_int_equal(parse_size("128M", &v), 0);
+    assert_int_equal(v, 128ULL << 20);
+    assert_int_equal(parse_size("2G", &v), 0);
+    assert_int_equal(v, 2ULL << 30);
+    assert_int_equal(parse_size("4096K", &v), 0);
+    assert_int_equal(v, 4ULL << 20);
+    assert_int_equal(parse_size("64", &v), 0);
+    assert_int_equal(v, 64ULL << 20);
+    assert_int_equal(parse_size("1g", &v), 0);
+    assert_int_equal(v, 1ULL << 30);
+    assert_int_not_equal(parse_size("", &v), 0);
+    assert_int_not_equal(parse_size("M", &v), 0);
+    assert_int_not_equal(parse_size("12Q", &v), 0);
+    assert_int_not_equal(parse_size("-1M", &v), 0);
+    assert_int_not_equal(parse_size("1MB", &v), 0);
+    assert_int_not_equal(parse_size("99999999999999999999G", &v), 0);
+    assert_int_not_equal(parse_size("17179869184G", &v), 0); /* 2^34 GiB overflows 64 bits */
+}
+
+static void defaults(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    assert_int_equal(PARSE(&cfg, "kernel.elf"), OPTIONS_RUN);
+    assert_string_equal(cfg.kernel, "kernel.elf");
+    assert_int_equal(cfg.ram_size, 128ULL << 20);
+    assert_int_equal(cfg.smp, 1);
+    assert_int_equal(cfg.entry, ENTRY_DEFAULT);
+    assert_int_equal(cfg.load_count, 0);
+    assert_int_equal(cfg.serial, SERIAL_STDIO);
+    assert_true(cfg.timeout_s == 0);
+    assert_false(cfg.strict);
+}
+
+static void every_option(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    assert_int_equal(PARSE(&cfg, "-m", "5G", "--smp", "4", "--entry", "protected", "--load",
+                           "initrd.img@0x400000", "--load", "b@4096", "--append", "quiet debug",
+                           "--serial", "file:/tmp/out.txt", "--timeout", "2.5", "--strict", "k"),
+                     OPTIONS_RUN);
+    assert_int_equal(cfg.ram_size, 5ULL << 30);
+    assert_int_equal(cfg.smp, 4);
+    assert_int_equal(cfg.entry, ENTRY_PROTECTED);
+    assert_int_equal(cfg.load_count, 2);
+    assert_string_equal(cfg.loads[0].path, "initrd.img");
+    assert_int_equal(cfg.loads[0].addr, 0x400000);
+    assert_string_equal(cfg.loads[1].path, "b");
+    assert_int_equal(cfg.loads[1].addr, 4096);
+    assert_string_equal(cfg.append, "quiet debug");
+    assert_int_equal(cfg.serial, SERIAL_FILE);
+    assert_string_equal(cfg.serial_path, "/tmp/out.txt");
+    assert_true(cfg.timeout_s == 2.5);
+    assert_true(cfg.strict);
+    assert_string_equal(cfg.kernel, "k");
+
+    assert_int_equal(PARSE(&cfg, "--serial", "none", "--entry", "long", "k"), OPTIONS_RUN);
+    assert_int_equal(cfg.serial, SERIAL_NONE);
+    assert_int_equal(cfg.entry, ENTRY_LONG);
+    assert_int_equal(PARSE(&cfg, "--entry=real", "k"), OPTIONS_RUN);
+    assert_int_equal(cfg.entry, ENTRY_REAL);
+}
+
+/* Each bad input fails with a message that names the option and the problem. */
+static void bad_input(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    static const struct {
+        const char *opt, *arg, *message;
+    } cases[] = {
+        {"-m", "lots", "not a size"},
+        {"-m", "512", NULL}, /* fine: MiB */
+        {"-m", "100K", "between 1M and 256G"},
+        {"-m", "300G", "between 1M and 256G"},
+        {"-m", "1025K", "multiple of 4K"},
+        {"--smp", "0", "from 1 to 1024"},
+        {"--smp", "1025", "from 1 to 1024"},
+        {"--smp", "two", "from 1 to 1024"},
+        {"--entry", "unreal", "expected real, protected or long"},
+        {"--load", "initrd.img", "expected FILE@ADDR"},
+        {"--load", "initrd.img@here", "is not an address"},
+        {"--load", "@0x1000", "expected FILE@ADDR"},
+        {"--serial", "tcp:1234", "expected stdio, file:PATH or none"},
+        {"--serial", "file:", "expected stdio, file:PATH or none"},
+        {"--timeout", "0", "above 0"},
+        {"--timeout", "-3", "above 0"},
+        {"--timeout", "soon", "above 0"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum options_result r = PARSE(&cfg, (char *)cases[i].opt, (char *)cases[i].arg, "k");
+        if (!cases[i].message) {
+            assert_int_equal(r, OPTIONS_RUN);
+            continue;
+        }
+        if (r != OPTIONS_ERROR)
+            fail_msg("%s %s was accepted", cases[i].opt, cases[i].arg);
+        assert_contains(err, cases[i].message);
+    }
+}
+
+static void kernel_arguments(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    assert_int_equal(parse(&cfg, 1, (char *[]){"slate", NULL}), OPTIONS_ERROR);
+    assert_contains(err, "no kernel given");
+    assert_int_equal(PARSE(&cfg, "a.elf", "b.elf"), OPTIONS_ERROR);
+    assert_contains(err, "unexpected argument");
+    assert_int_equal(PARSE(&cfg, "--frobnicate", "k"), OPTIONS_ERROR);
+    assert_contains(err, "--help");
+    assert_int_equal(PARSE(&cfg, "k", "-m"), OPTIONS_ERROR);
+}
+
+static void too_many_loads(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    char *argv[2 + 2 * (MAX_LOADS + 1) + 1];
+    int argc = 0;
+    argv[argc++] = "slate";
+    for (int i = 0; i <= MAX_LOADS; i++) {
+        argv[argc++] = "--load";
+        argv[argc++] = "x@0x100000";
+    }
+    argv[argc++] = "k";
+    argv[argc] = NULL;
+    assert_int_equal(parse(&cfg, argc, argv), OPTIONS_ERROR);
+    assert_contains(err, "at most 16 images");
+}
+
+static void long_append(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    static char text[MAX_APPEND + 2];
+    memset(text, 'a', MAX_APPEND);
+    assert_int_equal(PARSE(&cfg, "--append", text, "k"), OPTIONS_RUN);
+    text[MAX_APPEND] = 'a';
+    assert_int_equal(PARSE(&cfg, "--append", text, "k"), OPTIONS_ERROR);
+    assert_contains(err, "longer than 4095 bytes");
+}
+
+static void help_names_exit_codes(void **state)
+{
+    (void)state;
+    assert_contains(options_help, "124");
+    assert_contains(options_help, "125");
+    assert_contains(options_help, "126");
+    assert_contains(options_help, "--strict");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sizes),         cmocka_unit_test(defaults),
+        cmocka_unit_test(every_option),  cmocka_unit_test(bad_input),
+        cmocka_unit_test(kernel_arguments), cmocka_unit_test(too_many_loads),
+        cmocka_unit_test(long_append),   cmocka_unit_test(help_names_exit_codes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
