@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# run.sh BUILD - slate's benchmarks. Every figure is a ratio against the raw-KVM floor
+# (bench/floor.c) measured in the same run, and against QEMU (-M microvm) when it is installed,
+# because the machines this runs on are shared and noisy: absolute times are printed only for
+# context. Each measurement is the median of several runs.
+set -eu
+BUILD=${1:-build}
+SLATE=$BUILD/slate
+FLOOR=$BUILD/bench/floor
+BOOT=$BUILD/bench/boot.bin
+HCALL=$BUILD/bench/hypercall.bin
+BOOT_RUNS=${BOOT_RUNS:-21}
+HCALL_RUNS=${HCALL_RUNS:-5}
+NOPS=100000
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+    echo "SKIP: /dev/kvm is not usable; no benchmarks run" >&2
+    exit 0
+fi
+
+QEMU=$(command -v qemu-system-x86_64 || true)
+# QEMU starts at the reset vector F000:FFF0, so the same real-mode guest runs there as a 64 KiB
+# BIOS image: the code at F000:0000 and a far jump to it at the reset vector.
+make_bios() {
+    local out=$TMP/$(basename "$1" .bin).bios
+    head -c 65536 /dev/zero >"$out"
+    dd if="$1" of="$out" conv=notrunc status=none
+    printf '\xea\x00\x00\x00\xf0' | dd of="$out" bs=1 seek=$((0xFFF0)) conv=notrunc status=none
+    echo "$out"
+}
+qemu_cmd() {
+    echo "$QEMU -M microvm,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=off -accel kvm \
+-m 128M -nodefaults -no-user-config -display none -chardev file,id=dc,path=/dev/null \
+-device isa-debugcon,iobase=0xe9,chardev=dc -device isa-debug-exit,iobase=0xf4 -bios $1"
+}
+
+# median_ms RUNS COMMAND...: the median wall time in milliseconds (3 decimals) of RUNS runs.
+median_ms() {
+    local runs=$1
+    shift
+    for _ in $(seq "$runs"); do
+        local start end
+        start=$(date +%s%N)
+        "$@" >/dev/null 2>&1 </dev/null || true
+        end=$(date +%s%N)
+        echo $(((end - start) / 1000))
+    done | sort -n | awk '{ t[NR] = $1 } END { printf "%.3f\n", t[int((NR + 1) / 2)] / 1000 }'
+}
+
+# peak_rss_kb COMMAND...: the peak resident set of one run, in KiB.
+peak_rss_kb() {
+    /usr/bin/time -f '%M' -o "$TMP/rss" "$@" >/dev/null 2>&1 </dev/null || true
+    tail -1 "$TMP/rss"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+us_per_call() { awk -v a="$1" -v b="$2" -v n="$NOPS" 'BEGIN { printf "%.2f", (a - b) * 1000 / n }'; }
+
+# Correctness first: every contender must run both guests to a clean exit.
+"$FLOOR" "$BOOT" >/dev/null && "$FLOOR" "$HCALL" >/dev/null
+"$SLATE" "$BOOT" >/dev/null && "$SLATE" "$HCALL" >/dev/null
+
+echo "slate benchmarks ($(nproc) CPUs, $(uname -r); medians of $BOOT_RUNS boots and $HCALL_RUNS hypercall runs)"
+echo
+floor_boot=$(median_ms "$BOOT_RUNS" "$FLOOR" "$BOOT")
+slate_boot=$(median_ms "$BOOT_RUNS" "$SLATE" "$BOOT")
+slate_boot_16g=$(median_ms "$BOOT_RUNS" "$SLATE" -m 16G "$BOOT")
+floor_hc=$(median_ms "$HCALL_RUNS" "$FLOOR" "$HCALL")
+slate_hc=$(median_ms "$HCALL_RUNS" "$SLATE" "$HCALL")
+floor_call=$(us_per_call "$floor_hc" "$floor_boot")
+slate_call=$(us_per_call "$slate_hc" "$slate_boot")
+
+printf '%-44s %10s %10s %9s\n' "measurement" "floor" "slate" "ratio"
+printf '%-44s %8s ms %8s ms %9s   (target <= 1.30x)\n' "boot: start to exit, print one byte" "$floor_boot" "$slate_boot" "$(ratio "$slate_boot" "$floor_boot")"
+printf '%-44s %8s ms %8s ms %9s\n' "boot with -m 16G (lazy RAM)" "$floor_boot" "$slate_boot_16g" "$(ratio "$slate_boot_16g" "$floor_boot")"
+printf '%-44s %8s us %8s us %9s   (target <= 1.05x)\n' "hypercall round trip ($NOPS nops)" "$floor_call" "$slate_call" "$(ratio "$slate_call" "$floor_call")"
+
+floor_rss=$(peak_rss_kb "$FLOOR" "$BOOT")
+slate_rss=$(peak_rss_kb "$SLATE" "$BOOT")
+slate_rss_16g=$(peak_rss_kb "$SLATE" -m 16G "$BOOT")
+printf '%-44s %7s KiB %6s KiB %9s   (target slate < 8192 KiB)\n' "peak RSS, boot guest (touches ~2 pages)" "$floor_rss" "$slate_rss" "$(ratio "$slate_rss" "$floor_rss")"
+printf '%-44s %7s KiB %6s KiB\n' "peak RSS with -m 16G" "-" "$slate_rss_16g"
+
+if [ -n "$QEMU" ]; then
+    boot_bios=$(make_bios "$BOOT")
+    hc_bios=$(make_bios "$HCALL")
+    # isa-debug-exit makes QEMU exit with (0 << 1) | 1 = 1
+    # shellcheck disable=SC2046
+    $(qemu_cmd "$boot_bios") >/dev/null 2>&1 </dev/null || [ $? = 1 ] || { echo "qemu failed to run the boot guest" >&2; exit 1; }
+    # shellcheck disable=SC2046
+    qemu_boot=$(median_ms "$BOOT_RUNS" $(qemu_cmd "$boot_bios"))
+    # shellcheck disable=SC2046
+    qemu_hc=$(median_ms "$HCALL_RUNS" $(qemu_cmd "$hc_bios"))
+    qemu_call=$(us_per_call "$qemu_hc" "$qemu_boot")
+    # shellcheck disable=SC2046
+    qemu_rss=$(peak_rss_kb $(qemu_cmd "$boot_bios"))
+    echo
+    printf '%-44s %10s %10s %9s\n' "against QEMU microvm" "qemu" "slate" "slate/qemu"
+    printf '%-44s %8s ms %8s ms %9s\n' "boot: start to exit" "$qemu_boot" "$slate_boot" "$(ratio "$slate_boot" "$qemu_boot")"
+    printf '%-44s %8s us %8s us %9s\n' "hypercall round trip (port I/O exit)" "$qemu_call" "$slate_call" "$(ratio "$slate_call" "$qemu_call")"
+    printf '%-44s %7s KiB %6s KiB %9s\n' "peak RSS, boot guest" "$qemu_rss" "$slate_rss" "$(ratio "$slate_rss" "$qemu_rss")"
+else
+    echo
+    echo "qemu-system-x86_64 is not installed: no QEMU comparison (apt-get install qemu-system-x86)"
+fi
