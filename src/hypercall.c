@@ -61,7 +61,7 @@ static int64_t hc_console_write(struct vcpu *cpu, uint64_t gva, uint64_t len)
     return (int64_t)len;
 }
 
-/* Runs hypercall `function` with the caller's RDI, RSI, RDX; the result goes to RAX. */
+/* Runs hypercall `function` with the caller's RDI, RSI, RCX, RBX; the result goes to RAX. */
 static void hypercall(struct vcpu *cpu, uint64_t function)
 {
     struct kvm_regs *regs = &cpu->run->s.regs.regs;
@@ -70,6 +70,9 @@ static void hypercall(struct vcpu *cpu, uint64_t function)
     case SLATE_HC_NOP: result = 0; break;
     case SLATE_HC_EXIT: result = hc_exit(cpu, regs->rdi); break;
     case SLATE_HC_CONSOLE_WRITE: result = hc_console_write(cpu, regs->rdi, regs->rsi); break;
+    case SLATE_HC_START_CPU:
+        result = smp_start_cpu(cpu, regs->rdi, regs->rsi, regs->rcx, regs->rbx);
+        break;
     default:
         log_warn_limited(&cpu->vm->guest_limit, "cpu %u: unknown hypercall %" PRIu64, cpu->index,
                          function);

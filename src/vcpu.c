@@ -91,6 +91,9 @@ void *vcpu_thread(void *arg)
     sigaddset(&kick, SIGUSR1);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
     while (!atomic_load(&vm->stopping)) {
+        vcpu_service_requests(cpu);
+        if (atomic_load(&vm->stopping))
+            break;
         if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
             /* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI woke up. */
             if (errno == EINTR || errno == EAGAIN) {
@@ -101,9 +104,15 @@ void *vcpu_thread(void *arg)
             vm_request_stop(vm, EXIT_CRASH);
             break;
         }
+        atomic_store(&cpu->started, true); /* it ran guest code: INIT/SIPI if nothing else */
         if (!vcpu_handle_exit(cpu))
             break;
     }
+    /* A finished thread counts as parked, so a pause never waits for it. */
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->parked++;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
     return NULL;
 }
 

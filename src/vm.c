@@ -201,6 +201,9 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
 {
     cpu->vm = vm;
     cpu->index = index;
+    pthread_mutex_init(&cpu->lock, NULL);
+    pthread_cond_init(&cpu->cond, NULL);
+    atomic_store(&cpu->started, index == 0); /* the boot CPU runs from the start */
     cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
     if (cpu->fd < 0) {
         log_error("KVM_CREATE_VCPU %u: %s", index, strerror(errno));
@@ -520,6 +523,8 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     vm->unclaimed_limit = (struct ratelimit)RATELIMIT_INIT;
     vm->guest_limit = (struct ratelimit)RATELIMIT_INIT;
     pthread_mutex_init(&vm->irq_lock, NULL);
+    pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_cond_init(&vm->pause_cond, NULL);
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
         vm_setup_devices(vm) || vm_write_info(vm)) {
@@ -536,8 +541,17 @@ void vm_request_stop(struct vm *vm, int status)
     atomic_compare_exchange_strong(&vm->status, &none, status);
     atomic_store(&vm->stopping, true);
     event_loop_stop(&vm->loop);
-    for (unsigned i = 0; i < vm->vcpu_count; i++)
-        vcpu_kick(&vm->vcpus[i]);
+    /* Wake whoever waits on a condition that now never comes: pausers, start-CPU callers. */
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+    for (unsigned i = 0; i < vm->vcpu_count; i++) {
+        struct vcpu *cpu = &vm->vcpus[i];
+        vcpu_kick(cpu);
+        pthread_mutex_lock(&cpu->lock);
+        pthread_cond_broadcast(&cpu->cond);
+        pthread_mutex_unlock(&cpu->lock);
+    }
 }
 
 static void kick_handler(int sig)
@@ -596,6 +610,8 @@ void vm_destroy(struct vm *vm)
         if (vm->vcpus[i].run)
             munmap(vm->vcpus[i].run, vm->run_size);
         close(vm->vcpus[i].fd);
+        pthread_mutex_destroy(&vm->vcpus[i].lock);
+        pthread_cond_destroy(&vm->vcpus[i].cond);
     }
     if (vm->signal_source.fd >= 0)
         close(vm->signal_source.fd);
@@ -615,5 +631,7 @@ void vm_destroy(struct vm *vm)
     free(vm->routes);
     free(vm->vcpus);
     pthread_mutex_destroy(&vm->irq_lock);
+    pthread_mutex_destroy(&vm->pause_lock);
+    pthread_cond_destroy(&vm->pause_cond);
     free(vm);
 }

@@ -19,6 +19,16 @@
 /* vm_run's result besides the process exit statuses 0..255. */
 #define VM_STATUS_RESET (-2)
 
+/* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
+ * wait for KVM_RUN to return, so only the owner can change its registers promptly). */
+struct start_request {
+    bool pending;
+    bool done;
+    int64_t result;
+    struct kvm_sregs sregs; /* the caller's mode: control registers, segments, GDT, IDT */
+    uint64_t rip, rsp, arg;
+};
+
 struct vcpu {
     struct vm *vm;
     unsigned index;
@@ -26,6 +36,12 @@ struct vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool thread_started;
+    /* Set once this CPU has run guest code (the boot CPU, a start hypercall, or INIT/SIPI
+     * followed by its first exit); a start request for it is refused from then on. */
+    _Atomic bool started;
+    pthread_mutex_t lock; /* guards start */
+    pthread_cond_t cond;
+    struct start_request start;
 };
 
 #define VM_MAX_DEVICES 32
@@ -63,6 +79,11 @@ struct vm {
     unsigned next_gsi;
 
     _Atomic bool stopping;
+    /* Pause: every vCPU thread parks outside KVM_RUN until resumed (vm_pause/vm_resume). */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;
+    bool pause_requested;
+    unsigned parked;  /* vCPU threads parked or finished */
     _Atomic int status; /* -1 until the first stop request decides it */
 
     /* Unclaimed accesses are reported once per address. */
@@ -85,6 +106,24 @@ void vm_destroy(struct vm *vm);
 
 /* Asks the machine to stop with `status`; the first request wins. Any thread. */
 void vm_request_stop(struct vm *vm, int status);
+
+/* Stops every vCPU outside KVM_RUN and returns once all are parked (or the machine is stopping).
+ * Any thread except a vCPU's own. vm_resume lets them run again. Returns false if it stopped. */
+bool vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+
+/* The start-CPU hypercall: starts CPU `index` at `entry` with stack `stack` and `arg` in RDI, in
+ * the caller's mode. Returns 0 or a SLATE_E* code. Called on the caller's vCPU thread. */
+int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint64_t stack,
+                      uint64_t arg);
+
+/* On a vCPU's own thread, outside KVM_RUN: applies a pending start request and parks while the
+ * machine is paused. */
+void vcpu_service_requests(struct vcpu *cpu);
+
+/* A writable host pointer to guest RAM at linear address gva, as `cpu` sees it, for len bytes
+ * within one page; NULL if unmapped or not RAM. */
+void *vcpu_gva_to_ram(struct vcpu *cpu, uint64_t gva, uint64_t len);
 
 /* Interrupts a vCPU's KVM_RUN so it looks at the stop flag. */
 void vcpu_kick(struct vcpu *cpu);

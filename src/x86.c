@@ -26,6 +26,9 @@ static const uint64_t boot_gdt[] = {
 static const uint8_t exit_stub[] = {0xB8, 0x01, 0x00, 0x00, 0x00, 0x31, 0xFF, 0xBA, 0xFF,
                                     0xFF, 0x00, 0x00, 0xEF, 0xF4, 0xEB, 0xFD};
 
+/* cli; hlt; jmp .-3: a CPU started by the start hypercall whose entry function returns. */
+static const uint8_t park_stub[] = {0xFA, 0xF4, 0xEB, 0xFD};
+
 uint64_t x86_boot_tables_size(uint64_t map_top)
 {
     uint64_t pds = (map_top + PAGE_1G - 1) / PAGE_1G;
@@ -40,6 +43,7 @@ uint64_t x86_write_boot_tables(void *area, uint64_t area_size, uint64_t area_gpa
     uint8_t *base = area;
     memcpy(base + BOOT_GDT_OFFSET, boot_gdt, sizeof(boot_gdt));
     memcpy(base + BOOT_EXIT_STUB_OFFSET, exit_stub, sizeof(exit_stub));
+    memcpy(base + BOOT_PARK_STUB_OFFSET, park_stub, sizeof(park_stub));
     uint64_t *pml4 = (uint64_t *)(base + BOOT_PML4_OFFSET);
     uint64_t *pdpt = (uint64_t *)(base + BOOT_PDPT_OFFSET);
     /* Accessed and dirty bits are preset for the same reason as in the GDT. */

@@ -27,6 +27,7 @@
 #define BOOT_PDPT_OFFSET 0x2000
 #define BOOT_PD_OFFSET 0x3000
 #define BOOT_EXIT_STUB_OFFSET 0x0800 /* where a returning kmain lands: exit hypercall with 0 */
+#define BOOT_PARK_STUB_OFFSET 0x0810 /* where a returning AP entry lands: cli; hlt forever     */
 
 /* Bytes of the boot-tables area needed to identity-map [0, map_top) with 2 MiB pages. */
 uint64_t x86_boot_tables_size(uint64_t map_top);

@@ -39,7 +39,8 @@
 /* ---- Hypercalls ---------------------------------------------------------------------------- */
 
 /* Port hypercall: `mov $FUNC, %eax; out %eax, %dx` with DX = SLATE_HYPERCALL_PORT. Arguments in
- * RDI, RSI, RDX (EDI, ESI, EDX in 32-bit code; DI, SI ... in real mode), result in RAX.
+ * RDI, RSI, RCX, RBX (EDI, ESI, ECX, EBX in 32-bit code; not RDX, which holds the port),
+ * result in RAX. Other registers are preserved.
  * MMIO hypercall: a 32-bit write of FUNC to SLATE_HYPERCALL_PAGE + 0 (`movl %eax, (addr)` with the
  * page mapped uncached or not), same arguments and result. Both cost one exit to the VMM. */
 #define SLATE_HYPERCALL_PORT 0xFFFF
@@ -52,7 +53,17 @@
                                   * the calling CPU sees it (paging applies; in real mode use
                                   * segment*16+offset); len <= SLATE_CONSOLE_WRITE_MAX.        */
 #define SLATE_CONSOLE_WRITE_MAX 65536
-
+#define SLATE_HC_START_CPU 3     /* (cpu index, entry, stack, arg) -> 0: RDI, RSI, RCX, RBX. Starts a CPU that has
+                                  * never run, in the caller's mode (64-bit or 32-bit protected:
+                                  * the caller's CR0/CR3/CR4/EFER, GDT, IDT and segments), at
+                                  * `entry` with interrupts off and RDI = arg. `stack` (16-byte
+                                  * aligned) gets a call frame as if entry(arg) had been called:
+                                  * RSP = stack - 8 (64-bit) or ESP = stack - 20 with the arg at
+                                  * [ESP+4] (32-bit). Returning from entry parks the CPU (cli;
+                                  * hlt) if the boot tables are still mapped. Errors: EINVAL (no
+                                  * such CPU, real or compatibility mode, misaligned stack),
+                                  * EBUSY (the CPU already runs, or is the caller), EFAULT (the
+                                  * stack is not mapped RAM). A failed call changes nothing.  */
 /* Hypercall and device error codes (negative results). */
 #define SLATE_ENOSYS (-1) /* no such function                                                  */
 #define SLATE_EINVAL (-2) /* an argument is out of range                                       */

@@ -29,24 +29,29 @@ static inline uint32_t inl(uint16_t port)
 static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t *)addr; }
 static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
 
-static inline int64_t hypercall(uint32_t fn, uint64_t a, uint64_t b, uint64_t c)
+/* Arguments go in RDI, RSI, RCX, RBX; DX holds the port. */
+static inline int64_t hypercall4(uint32_t fn, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
 {
     int64_t ret;
     __asm__ volatile("outl %%eax, %%dx"
                      : "=a"(ret)
-                     : "a"(fn), "d"(SLATE_HYPERCALL_PORT), "D"(a), "S"(b)
+                     : "a"(fn), "d"(SLATE_HYPERCALL_PORT), "D"(a), "S"(b), "c"(c), "b"(d)
                      : "memory");
-    (void)c;
     return ret;
+}
+
+static inline int64_t hypercall(uint32_t fn, uint64_t a, uint64_t b, uint64_t c)
+{
+    return hypercall4(fn, a, b, c, 0);
 }
 
 /* The same call through the MMIO hypercall page. */
 static inline int64_t hypercall_mmio(uint32_t fn, uint64_t a, uint64_t b)
 {
     int64_t ret;
-    __asm__ volatile("movl %%eax, (%%rcx)"
+    __asm__ volatile("movl %%eax, (%%rdx)"
                      : "=a"(ret)
-                     : "a"(fn), "c"(SLATE_HYPERCALL_PAGE), "D"(a), "S"(b)
+                     : "a"(fn), "d"(SLATE_HYPERCALL_PAGE), "D"(a), "S"(b)
                      : "memory");
     return ret;
 }
@@ -150,9 +155,56 @@ static inline void idt_load(void)
     __asm__ volatile("lidt %0" ::"m"(d));
 }
 
+#define LAPIC_ID 0x20
 #define LAPIC_EOI 0xB0
 #define LAPIC_SVR 0xF0
+#define LAPIC_ICR_LO 0x300
+#define LAPIC_ICR_HI 0x310
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CURRENT 0x390
+#define LAPIC_TIMER_DIVIDE 0x3E0
 static inline void lapic_enable(void) { mmio_write32(SLATE_LAPIC_ADDR + LAPIC_SVR, 0x1FF); }
 static inline void lapic_eoi(void) { mmio_write32(SLATE_LAPIC_ADDR + LAPIC_EOI, 0); }
+
+/* Sends ICR command `low` (vector, delivery mode, level) to the CPU with APIC ID `apic_id`. */
+static inline void lapic_send(uint32_t apic_id, uint32_t low)
+{
+    mmio_write32(SLATE_LAPIC_ADDR + LAPIC_ICR_HI, apic_id << 24);
+    mmio_write32(SLATE_LAPIC_ADDR + LAPIC_ICR_LO, low);
+}
+static inline void send_ipi(uint32_t apic_id, uint8_t vector) { lapic_send(apic_id, 0x4000 | vector); }
+
+static inline uint32_t cpu_index(void) { return inl(SLATE_CPU_INDEX_PORT); }
+
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* Halts until `cond` holds; interrupts do the waking. sti;hlt is atomic: no wake-up is lost. */
+#define WAIT_FOR(cond)                                                                             \
+    do {                                                                                           \
+        __asm__ volatile("cli");                                                                   \
+        while (!(cond)) {                                                                          \
+            __asm__ volatile("sti; hlt; cli" ::: "memory");                                        \
+        }                                                                                          \
+        __asm__ volatile("sti");                                                                   \
+    } while (0)
+
+static inline const char *cmdline(const struct slate_info *info)
+{
+    return (const char *)info + info->cmdline_offset;
+}
+
+static inline bool str_starts(const char *s, const char *prefix)
+{
+    while (*prefix)
+        if (*s++ != *prefix++)
+            return false;
+    return true;
+}
 
 #endif
