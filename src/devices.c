@@ -3,9 +3,11 @@
 
 extern const struct device_ops serial_device;
 extern const struct device_ops power_device;
+extern const struct device_ops timer_device;
 
 const struct device_ops *const device_types[] = {
     &serial_device,
     &power_device,
+    &timer_device,
     NULL,
 };

@@ -65,6 +65,8 @@ long info_build(void *buf, size_t cap, const struct info_input *in)
     info->header_size = sizeof(*info);
     info->cpu_count = in->cpu_count;
     info->tsc_khz = in->tsc_khz;
+    info->boot_tsc = in->boot_tsc;
+    info->boot_unix_ns = in->boot_unix_ns;
     info->ram_total = in->mem->ram_total;
     info->boot_stack_top = in->boot_stack_top;
     info->ram_offset = (uint32_t)ram;

@@ -10,6 +10,8 @@ struct info_input {
     const struct guest_memory *mem;
     unsigned cpu_count;
     uint64_t tsc_khz;
+    uint64_t boot_tsc;
+    uint64_t boot_unix_ns;
     uint64_t boot_stack_top;
     const char *cmdline; /* may be NULL */
     const struct boot_plan *plan;

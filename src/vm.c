@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* KVM needs three pages for the real-mode TSS and one for the EPT identity map on VMX hosts
@@ -280,6 +281,37 @@ static int vcpu_set_entry_state(struct vm *vm, struct vcpu *cpu)
     return 0;
 }
 
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t vm_clock_ns(const struct vm *vm) { return clock_ns(CLOCK_MONOTONIC) - vm->boot_mono_ns; }
+
+int64_t vm_host_time(const struct vm *vm, int64_t guest_ns) { return vm->boot_mono_ns + guest_ns; }
+
+/* Reads the boot CPU's TSC between two host clock reads, so the guest's TSC-derived clock and the
+ * timer device's registers share one zero. KVM keeps the vCPUs' TSCs in step. */
+static int vm_set_clock_base(struct vm *vm)
+{
+    struct {
+        struct kvm_msrs head;
+        struct kvm_msr_entry entry;
+    } msrs = {.head = {.nmsrs = 1}, .entry = {.index = 0x10 /* IA32_TSC */}};
+    int64_t before = clock_ns(CLOCK_MONOTONIC);
+    if (ioctl(vm->vcpus[0].fd, KVM_GET_MSRS, &msrs) != 1) {
+        log_error("KVM_GET_MSRS(IA32_TSC): %s", strerror(errno));
+        return -1;
+    }
+    int64_t after = clock_ns(CLOCK_MONOTONIC);
+    vm->boot_mono_ns = before + (after - before) / 2;
+    vm->boot_tsc = msrs.entry.data;
+    vm->boot_unix_ns = clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_MONOTONIC) - vm->boot_mono_ns);
+    return 0;
+}
+
 static int vm_setup_vcpus(struct vm *vm)
 {
     int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
@@ -308,6 +340,8 @@ static int vm_setup_vcpus(struct vm *vm)
         return -1;
     }
     vm->tsc_khz = (uint64_t)khz;
+    if (vm_set_clock_base(vm))
+        return -1;
     for (unsigned i = 0; i < vm->vcpu_count; i++)
         if (vcpu_set_cpuid(vm, &vm->vcpus[i]))
             return -1;
@@ -433,6 +467,8 @@ static int vm_write_info(struct vm *vm)
         .mem = &vm->mem,
         .cpu_count = vm->vcpu_count,
         .tsc_khz = vm->tsc_khz,
+        .boot_tsc = vm->boot_tsc,
+        .boot_unix_ns = vm->boot_unix_ns,
         .boot_stack_top = vm->plan.entry == ENTRY_REAL ? 0 : loader_boot_stack_top(&vm->mem),
         .cmdline = vm->cfg->append,
         .plan = &vm->plan,

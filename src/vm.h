@@ -58,6 +58,11 @@ struct vm {
     void *boot_tables; /* host mapping of SLATE_BOOT_TABLES */
     struct boot_plan plan;
     uint64_t tsc_khz;
+    /* The monotonic clock's zero: host CLOCK_MONOTONIC, the guest TSC and Unix time, read
+     * together before the first instruction. */
+    int64_t boot_mono_ns;
+    uint64_t boot_tsc;
+    int64_t boot_unix_ns;
     struct kvm_cpuid2 *cpuid;
     unsigned slot_count;
 
@@ -106,6 +111,10 @@ void vm_destroy(struct vm *vm);
 
 /* Asks the machine to stop with `status`; the first request wins. Any thread. */
 void vm_request_stop(struct vm *vm, int status);
+
+/* Nanoseconds on the guest's monotonic clock, and the host CLOCK_MONOTONIC time of guest ns. */
+int64_t vm_clock_ns(const struct vm *vm);
+int64_t vm_host_time(const struct vm *vm, int64_t guest_ns);
 
 /* Stops every vCPU outside KVM_RUN and returns once all are parked (or the machine is stopping).
  * Any thread except a vCPU's own. vm_resume lets them run again. Returns false if it stopped. */

@@ -107,6 +107,44 @@
                                       * while unread input remains                              */
 #define SLATE_SERIAL_IRQ_CLOSED 0x2  /* the host's input ended; raised once                     */
 
+/* ---- Timer and clock (type 4) -------------------------------------------------------------- */
+/* Two clocks and SLATE_TIMER_COUNT timers. Time is in nanoseconds. 64-bit values are two 32-bit
+ * registers: read LO first (that latches HI for the reading CPU), then HI. The monotonic clock
+ * starts at 0 when the machine boots and never jumps; the wall clock is the host's Unix time.
+ * Both can also be read with no exit at all, from rdtsc and the info block:
+ *     delta = rdtsc() - info->boot_tsc;
+ *     ns    = delta / info->tsc_khz * 1000000 + delta % info->tsc_khz * 1000000 / info->tsc_khz;
+ *     unix  = info->boot_unix_ns + ns;
+ * Each timer has its own interrupt line (line n = timer n, so each CPU can have its own timer)
+ * and bit n in IRQ_STATUS. A timer counts from when it is started; a periodic timer that fires
+ * again before the guest acknowledges is coalesced into one interrupt (EXPIRATIONS still counts
+ * every expiry, so a guest can tell how many ticks it missed). */
+#define SLATE_TIMER_CLOCK_LO 0x00    /* r: monotonic ns since boot, low half (latches HI)      */
+#define SLATE_TIMER_CLOCK_HI 0x04    /* r: high half of the value latched by CLOCK_LO          */
+#define SLATE_TIMER_WALL_LO 0x08     /* r: Unix time in ns, low half (latches HI)              */
+#define SLATE_TIMER_WALL_HI 0x0C
+#define SLATE_TIMER_IRQ_STATUS 0x10  /* r: bit n = timer n expired; w: 1s acknowledge          */
+#define SLATE_TIMER_NUM_TIMERS 0x14  /* r: the number of timers (SLATE_TIMER_COUNT)            */
+#define SLATE_TIMER_MIN_PERIOD 0x18  /* r: the shortest period accepted, in ns                 */
+#define SLATE_TIMER_IRQ_REG 0x20     /* IRQ_VECTOR/IRQ_CPU of line n at 0x20 + 8n              */
+#define SLATE_TIMER_COUNT 4
+#define SLATE_TIMER_BANK(n) (0x40 + 0x20 * (n)) /* timer n's registers, n < SLATE_TIMER_COUNT.
+                                  * Banks for n >= COUNT (up to 0xFF) read 0xFFFFFFFF.         */
+#define SLATE_TIMER_DELAY_LO 0x00    /* rw: ns until the first expiry (or the absolute deadline
+                                      * on the monotonic clock with SLATE_TIMER_ABSOLUTE)      */
+#define SLATE_TIMER_DELAY_HI 0x04
+#define SLATE_TIMER_PERIOD_LO 0x08   /* rw: ns between expiries after the first; 0: one-shot    */
+#define SLATE_TIMER_PERIOD_HI 0x0C
+#define SLATE_TIMER_CTRL 0x10        /* w: 0 stops; START [| ABSOLUTE] (re)arms from DELAY and
+                                      * PERIOD. r: ARMED, ERROR if the last write was refused
+                                      * (unknown bits, or a period below MIN_PERIOD)           */
+#define SLATE_TIMER_EXPIRATIONS 0x14 /* r: expiries since the last start (wraps at 2^32); kept
+                                      * when the timer stops                                   */
+#define SLATE_TIMER_START 0x1
+#define SLATE_TIMER_ABSOLUTE 0x2
+#define SLATE_TIMER_ARMED 0x1
+#define SLATE_TIMER_ERROR 0x80000000u
+
 /* ---- Power (type 8) ------------------------------------------------------------------------- */
 #define SLATE_POWER_EXIT 0x00  /* w: stop the machine; slate exits with this code (0..123)     */
 #define SLATE_POWER_RESET 0x04 /* w: any value: reset. RAM is cleared, images are reloaded and
@@ -155,6 +193,8 @@ struct slate_info {
     uint32_t device_count;
     uint32_t device_entry_size;
     uint32_t reserved;
+    uint64_t boot_tsc;         /* the TSC when the monotonic clock read 0 (see the timer)    */
+    uint64_t boot_unix_ns;     /* Unix time in ns when the monotonic clock read 0             */
 };
 
 #define SLATE_RAM_USABLE 1 /* ordinary RAM, free for the guest except the images it lists */
@@ -196,7 +236,7 @@ struct slate_device {
     uint64_t reserved2;
 };
 
-_Static_assert(sizeof(struct slate_info) == 104, "info header layout");
+_Static_assert(sizeof(struct slate_info) == 120, "info header layout");
 _Static_assert(sizeof(struct slate_ram_region) == 24, "ram region layout");
 _Static_assert(sizeof(struct slate_cpu) == 8, "cpu entry layout");
 _Static_assert(sizeof(struct slate_image) == 72, "image entry layout");

@@ -50,7 +50,7 @@ static void ap_main(uint64_t index)
         for (;;)
             __asm__ volatile("sti; hlt");
     }
-    /* returning parks this CPU through the boot tables' stub */
+    /* returning parks this CPU (cli; hlt) through the boot tables' stub */
 }
 
 static int64_t start_cpu(uint64_t index, void (*entry)(uint64_t), uint64_t stack, uint64_t arg)
@@ -203,6 +203,12 @@ KMAIN kmain(const struct slate_info *info)
         sipi_all(n);
     else if (str_eq(mode, "ipi"))
         ping_pong();
+    else if (str_eq(mode, "halt")) { /* every CPU halted with interrupts off: only a stop ends it */
+        start_all(n);
+        puts_hc("all halted\n");
+        for (;;)
+            __asm__ volatile("cli; hlt");
+    }
     else
         GUEST_ASSERT(!"unknown mode");
     for (unsigned i = 1; i < n && !str_eq(mode, "ipi"); i++)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SMP: CPUs started by the start hypercall and by INIT-SIPI-SIPI, IPIs, and stopping a machine
+# whose CPUs are all halted.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+plan 17
+SMP=$GUEST/smp.elf
+
+for n in 1 2 4 8; do
+    run_slate --smp "$n" --append start "$SMP"
+    is "$RC/$OUT" "0/cpus running: $n" "start hypercall, --smp $n: every CPU reported in exactly once; bad index, misaligned or unmapped stack and double starts refused"
+done
+has "$ERR" 'there is no CPU 8 \(8 CPUs\)' "a bad CPU index is reported on stderr"
+
+for n in 2 4; do
+    run_slate --smp "$n" --append sipi "$SMP"
+    is "$RC/$OUT" "0/cpus running: $n" "INIT-SIPI-SIPI with a real-mode trampoline, --smp $n: every AP reached long mode"
+done
+
+run_slate --smp 2 --append ipi "$SMP"
+is "$RC" 0 "IPI ping-pong between CPU 0 and CPU 1 completes"
+has "$OUT" '^ipi round trips: 1000$' "1000 round trips, each answered"
+
+run_slate --smp 8 --append start --timeout 0.5 "$GUEST/info.elf"
+is "$RC" 0 "8 CPUs with 7 never started: the machine still exits cleanly"
+
+run_slate --smp 8 --append halt --timeout 0.5 "$SMP"
+is "$RC" 124 "all 8 CPUs halted with interrupts off: --timeout still stops the machine (124)"
+has "$OUT" '^all halted$' "the CPUs really were all started and halted"
+
+timeout -s KILL 60 "$SLATE" --smp 8 --append halt "$SMP" >"$TMP/out" 2>"$TMP/err" </dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q 'all halted' "$TMP/out" && break; sleep 0.05; done
+kill -TERM "$pid"
+wait "$pid"
+is "$?" 143 "SIGTERM stops a machine whose 8 CPUs are all halted (143)"
+
+run_slate --smp 0 "$SMP"
+is "$RC" 125 "--smp 0 is refused"
+run_slate --smp 100000 "$SMP"
+is "$RC" 125 "--smp above the limit is refused"
+run_slate --smp 64 --append start "$SMP"
+is "$RC/$OUT" "0/cpus running: 64" "64 CPUs start and report in"
+has "$(./"$SLATE" --help)" 'smp' "--help documents --smp"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The timer and clock device, and the LAPIC timer with the frequency CPUID gives.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+plan 14
+TIMER=$GUEST/timer.elf
+
+run_slate --append periodic "$TIMER"
+is "$RC" 0 "periodic: a 1 kHz timer runs until a one-shot 1 s timer ends it"
+ticks=$(sed -n 's/^ticks in one second: //p' <<<"$OUT")
+if [ -n "$ticks" ] && [ "$ticks" -ge 950 ] && [ "$ticks" -le 1050 ]; then
+    pass "periodic: $ticks interrupts in one second (1000 +-5%)"
+else
+    fail "periodic: interrupts in one second within 1000 +-5%" "got: '$ticks'"
+fi
+
+run_slate --smp 2 --append oneshot "$TIMER"
+is "$RC" 0 "oneshot: halted CPUs wake on their one-shot timers"
+has "$OUT" '^cpu 0 woke after ms: ' "a one-shot 20 ms timer wakes halted CPU 0 no earlier than 20 ms"
+has "$OUT" '^past deadline fired$' "an absolute deadline in the past fires at once"
+has "$OUT" '^cpu 1 woke by its own timer$' "a timer routed to CPU 1 wakes CPU 1"
+
+run_slate --append clock "$TIMER"
+is "$RC" 0 "clock: rdtsc with the info block agrees with the register clock to 1 ms"
+guest_wall=$(sed -n 's/^wall clock s: //p' <<<"$OUT")
+host_wall=$(date +%s)
+if [ -n "$guest_wall" ] && [ $((host_wall - guest_wall)) -ge 0 ] && [ $((host_wall - guest_wall)) -le 2 ]; then
+    pass "the wall clock register matches the host's time"
+else
+    fail "the wall clock register matches the host's time" "guest: '$guest_wall' host: '$host_wall'"
+fi
+
+run_slate --append errors "$TIMER"
+is "$RC/$OUT" "0/timer errors ok" "bad timer numbers read all-ones; short periods and unknown bits set ERROR; bad vectors are refused"
+has "$ERR" 'there is no timer 4' "a bad timer number is reported"
+has "$ERR" 'below the minimum' "a refused period is reported"
+
+run_slate --append lapic "$TIMER"
+is "$RC" 0 "the LAPIC timer (one-shot and TSC-deadline) fires on time with CPUID's frequencies, no calibration"
+has "$OUT" '^lapic one-shot 10 ms took us: ' "LAPIC one-shot measured"
+has "$OUT" '^tsc-deadline 10 ms took us: ' "TSC-deadline measured"
