@@ -126,8 +126,9 @@ void console_write(struct console *c, const void *buf, size_t len)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A; anything else after Ctrl-A is dropped. */
-static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n, bool *quit)
+/* Ctrl-A x quits, Ctrl-A p pauses or resumes, Ctrl-A Ctrl-A sends one Ctrl-A; anything else
+ * after Ctrl-A is dropped. */
+static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n, enum console_command *cmd)
 {
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
@@ -135,7 +136,9 @@ static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n, bool *qu
         if (c->escape) {
             c->escape = false;
             if (b == 'x' || b == 'X')
-                *quit = true;
+                *cmd = CONSOLE_QUIT;
+            else if (b == 'p' || b == 'P')
+                *cmd = CONSOLE_PAUSE_TOGGLE;
             else if (b == CTRL_A)
                 buf[out++] = b;
         } else if (b == CTRL_A) {
@@ -147,9 +150,9 @@ static size_t filter_escapes(struct console *c, uint8_t *buf, size_t n, bool *qu
     return out;
 }
 
-ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, bool *quit)
+ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, enum console_command *cmd)
 {
-    *quit = false;
+    *cmd = CONSOLE_NONE;
     if (c->in_fd < 0)
         return -1;
     ssize_t n = read(c->in_fd, buf, cap);
@@ -159,5 +162,5 @@ ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, bool *quit)
         return -1;
     if (!c->in_is_tty)
         return n;
-    return (ssize_t)filter_escapes(c, buf, (size_t)n, quit);
+    return (ssize_t)filter_escapes(c, buf, (size_t)n, cmd);
 }

@@ -37,7 +37,9 @@ void console_close(struct console *c);
 void console_write(struct console *c, const void *buf, size_t len);
 
 /* Reads up to cap input bytes meant for the guest. Returns the count (0: nothing now), or -1 at
- * end of input. Sets *quit when the user typed the quit escape (Ctrl-A x). */
-ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, bool *quit);
+ * end of input. Sets *cmd when the user typed an escape: Ctrl-A x quits, Ctrl-A p pauses or
+ * resumes the machine. */
+enum console_command { CONSOLE_NONE, CONSOLE_QUIT, CONSOLE_PAUSE_TOGGLE };
+ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, enum console_command *cmd);
 
 #endif

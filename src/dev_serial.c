@@ -19,6 +19,7 @@ struct serial {
     bool watching; /* input is in the event loop and not paused for a full buffer */
     bool pollable; /* false for a regular file or /dev/null: read on demand instead */
     bool input_done;
+    bool paused; /* by Ctrl-A p; only the event thread touches it */
 };
 
 /* Called with s->lock held: raises the RX interrupt on a 0 -> 1 edge of its status bit. */
@@ -30,17 +31,19 @@ static void serial_update_irq(struct serial *s)
     }
 }
 
-/* Reads what the console has into the free part of the ring. Lock held. */
-static void serial_fill(struct serial *s)
+/* Reads what the console has into the free part of the ring. Lock held. Returns the last escape
+ * command typed, for the caller to carry out once the lock is released. */
+static enum console_command serial_fill(struct serial *s)
 {
     struct vm *vm = s->dev->vm;
+    enum console_command last = CONSOLE_NONE;
     while (!s->input_done && s->rx_count < SERIAL_RX_SIZE) {
         unsigned tail = (s->rx_head + s->rx_count) % SERIAL_RX_SIZE;
         unsigned room = tail >= s->rx_head ? SERIAL_RX_SIZE - tail : s->rx_head - tail;
-        bool quit;
-        ssize_t n = console_read(vm->console, s->rx + tail, room, &quit);
-        if (quit)
-            vm_request_stop(vm, 128 + 2); /* Ctrl-A x: as if interrupted */
+        enum console_command cmd;
+        ssize_t n = console_read(vm->console, s->rx + tail, room, &cmd);
+        if (cmd != CONSOLE_NONE)
+            last = cmd;
         if (n < 0) {
             s->input_done = true;
             s->irq_status |= SLATE_SERIAL_IRQ_CLOSED; /* reported once: it cannot happen again */
@@ -60,6 +63,25 @@ static void serial_fill(struct serial *s)
         s->watching = false;
     }
     serial_update_irq(s);
+    return last;
+}
+
+/* Escapes act outside the serial lock: a pause waits for every vCPU, and one of them may be
+ * waiting for this lock. */
+static void serial_command(struct serial *s, enum console_command cmd)
+{
+    struct vm *vm = s->dev->vm;
+    if (cmd == CONSOLE_QUIT) {
+        vm_request_stop(vm, 128 + 2); /* Ctrl-A x: as if interrupted */
+    } else if (cmd == CONSOLE_PAUSE_TOGGLE) {
+        s->paused = !s->paused;
+        if (!s->paused) {
+            vm_resume(vm);
+            log_info("resumed");
+        } else if (vm_pause(vm)) {
+            log_info("paused: every CPU is stopped (Ctrl-A p resumes)");
+        }
+    }
 }
 
 static void serial_on_input(void *opaque, uint32_t events)
@@ -67,8 +89,9 @@ static void serial_on_input(void *opaque, uint32_t events)
     struct serial *s = opaque;
     (void)events;
     pthread_mutex_lock(&s->lock);
-    serial_fill(s);
+    enum console_command cmd = serial_fill(s);
     pthread_mutex_unlock(&s->lock);
+    serial_command(s, cmd);
 }
 
 /* Lock held. Resumes reading once the guest has made room. */

@@ -113,13 +113,6 @@ static void timer_expired(void *opaque, uint32_t events)
     pthread_mutex_unlock(&td->lock);
 }
 
-static int64_t unix_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Lock held. A register in timer t's bank. */
 static void timer_bank_io(struct timer_dev *td, struct timer *t, unsigned reg, struct bus_io *io)
 {
@@ -168,7 +161,7 @@ static void clock_io(struct timer_dev *td, struct bus_io *io)
         break;
     case SLATE_TIMER_CLOCK_HI: io->value = td->clock_hi[cpu]; break;
     case SLATE_TIMER_WALL_LO:
-        now = (uint64_t)unix_ns();
+        now = (uint64_t)clock_read_ns(CLOCK_REALTIME);
         td->wall_hi[cpu] = (uint32_t)(now >> 32);
         io->value = (uint32_t)now;
         break;

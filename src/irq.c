@@ -77,7 +77,9 @@ int irq_line_configure(struct irq_line *line, uint32_t vector, uint32_t cpu)
         routes->entries[routes->nr++] = (struct kvm_irq_routing_entry){
             .gsi = line->gsi,
             .type = KVM_IRQ_ROUTING_MSI,
-            .u.msi = {.address_lo = MSI_ADDRESS_BASE | (cpu << MSI_DEST_SHIFT), .data = vector},
+            .u.msi = {.address_lo = MSI_ADDRESS_BASE | ((cpu & 0xFF) << MSI_DEST_SHIFT),
+                      .address_hi = vm->x2apic_ids ? cpu & 0xFFFFFF00 : 0,
+                      .data = vector},
         };
     }
     if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, routes) < 0) {

@@ -31,12 +31,22 @@ void log_warn(const char *fmt, ...)
     va_end(ap);
 }
 
-int64_t clock_now_ns(void)
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("", fmt, ap, 0);
+    va_end(ap);
+}
+
+int64_t clock_read_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+int64_t clock_now_ns(void) { return clock_read_ns(CLOCK_MONOTONIC); }
 
 /* Takes one token if there is one; refills to one token per elapsed second. */
 static int ratelimit_take(struct ratelimit *rl)

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #define SLATE_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 
@@ -11,6 +12,8 @@
 void log_error(const char *fmt, ...) SLATE_PRINTF(1, 2);
 /* "slate: warning: <message>" on one line. */
 void log_warn(const char *fmt, ...) SLATE_PRINTF(1, 2);
+/* A plain notice on stderr ("slate: ..."): what the user asked for happened. */
+void log_info(const char *fmt, ...) SLATE_PRINTF(1, 2);
 
 /* A token bucket for warnings a guest can trigger at will: at most `burst` messages, refilled at
  * one per second; what is dropped is counted and reported with the next message that passes. */
@@ -24,6 +27,7 @@ struct ratelimit {
 void log_warn_limited(struct ratelimit *rl, const char *fmt, ...) SLATE_PRINTF(2, 3);
 
 /* Monotonic clock in nanoseconds. */
-int64_t clock_now_ns(void);
+int64_t clock_now_ns(void); /* CLOCK_MONOTONIC in ns */
+int64_t clock_read_ns(clockid_t clock);
 
 #endif

@@ -89,6 +89,12 @@ static int vm_setup_irqchip(struct vm *vm)
         log_error("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP): %s", strerror(errno));
         return -1;
     }
+    /* 32-bit APIC IDs in MSI routes (the high bits in address_hi), so a device interrupt can
+     * reach CPUs above 255 once the guest uses x2APIC. Older kernels lack it: then only 255. */
+    struct kvm_enable_cap x2apic = {.cap = KVM_CAP_X2APIC_API,
+                                    .args = {KVM_X2APIC_API_USE_32BIT_IDS |
+                                             KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK}};
+    vm->x2apic_ids = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &x2apic) == 0;
     vm->routes = calloc(1, sizeof(*vm->routes) + ROUTES_CAPACITY * sizeof(vm->routes->entries[0]));
     if (!vm->routes) {
         log_error("out of memory");
@@ -281,14 +287,7 @@ static int vcpu_set_entry_state(struct vm *vm, struct vcpu *cpu)
     return 0;
 }
 
-static int64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t vm_clock_ns(const struct vm *vm) { return clock_ns(CLOCK_MONOTONIC) - vm->boot_mono_ns; }
+int64_t vm_clock_ns(const struct vm *vm) { return clock_now_ns() - vm->boot_mono_ns; }
 
 int64_t vm_host_time(const struct vm *vm, int64_t guest_ns) { return vm->boot_mono_ns + guest_ns; }
 
@@ -300,15 +299,15 @@ static int vm_set_clock_base(struct vm *vm)
         struct kvm_msrs head;
         struct kvm_msr_entry entry;
     } msrs = {.head = {.nmsrs = 1}, .entry = {.index = 0x10 /* IA32_TSC */}};
-    int64_t before = clock_ns(CLOCK_MONOTONIC);
+    int64_t before = clock_now_ns();
     if (ioctl(vm->vcpus[0].fd, KVM_GET_MSRS, &msrs) != 1) {
         log_error("KVM_GET_MSRS(IA32_TSC): %s", strerror(errno));
         return -1;
     }
-    int64_t after = clock_ns(CLOCK_MONOTONIC);
+    int64_t after = clock_now_ns();
     vm->boot_mono_ns = before + (after - before) / 2;
     vm->boot_tsc = msrs.entry.data;
-    vm->boot_unix_ns = clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_MONOTONIC) - vm->boot_mono_ns);
+    vm->boot_unix_ns = clock_read_ns(CLOCK_REALTIME) - (clock_now_ns() - vm->boot_mono_ns);
     return 0;
 }
 

@@ -82,6 +82,7 @@ struct vm {
     pthread_mutex_t irq_lock; /* guards the routing table and next_gsi */
     struct kvm_irq_routing *routes;
     unsigned next_gsi;
+    bool x2apic_ids; /* MSI routes carry 32-bit destination IDs */
 
     _Atomic bool stopping;
     /* Pause: every vCPU thread parks outside KVM_RUN until resumed (vm_pause/vm_resume). */
