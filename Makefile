@@ -98,7 +98,7 @@ $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
 	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/bench/$*.o
 BENCH_GUESTS := $(patsubst bench/%.S,$(BUILD)/bench/%.bin,$(wildcard bench/*.S))
 
-bench: $(BUILD)/slate $(BUILD)/bench/floor $(BENCH_GUESTS)
+bench: $(BUILD)/slate $(BUILD)/bench/floor $(BENCH_GUESTS) guests
 	bench/run.sh $(BUILD)
 
 # ---- everything ----------------------------------------------------------------------------

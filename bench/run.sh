@@ -83,6 +83,23 @@ slate_rss_16g=$(peak_rss_kb "$SLATE" -m 16G "$BOOT")
 printf '%-44s %7s KiB %6s KiB %9s   (target slate < 8192 KiB)\n' "peak RSS, boot guest (touches ~2 pages)" "$floor_rss" "$slate_rss" "$(ratio "$slate_rss" "$floor_rss")"
 printf '%-44s %7s KiB %6s KiB\n' "peak RSS with -m 16G" "-" "$slate_rss_16g"
 
+# SMP and time, from guests that measure themselves with rdtsc (tests/guest/smp.c, timer.c).
+GUESTS=$BUILD/guest
+echo
+printf '%-44s %10s %10s %9s\n' "SMP and timers (guest-measured)" "reference" "slate" "ratio"
+boot1=$(median_ms "$BOOT_RUNS" "$SLATE" --smp 1 --append start "$GUESTS/smp.elf")
+for n in 2 4 8; do
+    bootn=$(median_ms "$BOOT_RUNS" "$SLATE" --smp "$n" --append start "$GUESTS/smp.elf")
+    printf '%-44s %8s ms %8s ms %9s\n' "boot+start all CPUs: 1 vs $n vCPUs" "$boot1" "$bootn" "$(ratio "$bootn" "$boot1")"
+done
+ipi=$("$SLATE" --smp 2 --append ipi "$GUESTS/smp.elf" | sed -n 's/^ipi round trip ns: //p')
+printf '%-44s %10s %8s us\n' "IPI round trip CPU 0 -> 1 -> 0 (in-kernel)" "-" "$(awk -v n="$ipi" 'BEGIN { printf "%.2f", n / 1000 }')"
+lat=$("$SLATE" --append latency "$GUESTS/timer.elf")
+dev=$(sed -n 's/^timer latency mean ns: //p' <<<"$lat")
+lapic=$(sed -n 's/^lapic latency mean ns: //p' <<<"$lat")
+printf '%-44s %8s us %8s us %9s   (reference: TSC-deadline LAPIC timer)\n' "timer deadline to handler, mean" \
+    "$(awk -v n="$lapic" 'BEGIN { printf "%.2f", n / 1000 }')" "$(awk -v n="$dev" 'BEGIN { printf "%.2f", n / 1000 }')" "$(ratio "$dev" "$lapic")"
+
 if [ -n "$QEMU" ]; then
     boot_bios=$(make_bios "$BOOT")
     hc_bios=$(make_bios "$HCALL")
