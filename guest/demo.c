@@ -54,6 +54,7 @@ static const char *device_name(uint16_t type)
     switch (type) {
     case SLATE_DEV_SERIAL: return "serial";
     case SLATE_DEV_POWER: return "power";
+    case SLATE_DEV_TIMER: return "timer";
     default: return "device";
     }
 }

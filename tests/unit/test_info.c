@@ -23,6 +23,7 @@ static long build(unsigned cpus, const char *cmdline, unsigned devices, uint64_t
                                         .port_base = (uint16_t)(0x1000 + 0x100 * i), .port_count = 0x20,
                                         .name = "serial0", .irq_reg = 0x10, .irq_count = 1};
     struct info_input in = {.mem = &mem, .cpu_count = cpus, .tsc_khz = 2500000,
+                            .boot_tsc = 123456789, .boot_unix_ns = 1795573435000000000ULL,
                             .boot_stack_top = 0x8000000, .cmdline = cmdline, .plan = &plan,
                             .devices = devs, .device_count = devices};
     return info_build(block, sizeof(block), &in);
@@ -41,6 +42,8 @@ static void header_and_tables(void **state)
     assert_int_equal(info->tsc_khz, 2500000);
     assert_int_equal(info->ram_total, 5ULL << 30);
     assert_int_equal(info->boot_stack_top, 0x8000000);
+    assert_int_equal(info->boot_tsc, 123456789);
+    assert_int_equal(info->boot_unix_ns, 1795573435000000000ULL);
 
     const struct slate_ram_region *ram = (const void *)(block + info->ram_offset);
     assert_int_equal(info->ram_count, 2);
