@@ -49,7 +49,8 @@ deps:
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
 
-# ---- guest kernels (freestanding, built with the host toolchain) ----------------------------
+# ---- guest kernels (freestanding, built with the host gcc and ld whatever CC is) ------------
+GUEST_CC ?= gcc
 GUEST_CFLAGS := -std=gnu17 -O2 -g -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
 	-mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -Wall -Wextra -Werror \
 	-Iinclude -Itests/guest
@@ -61,14 +62,14 @@ GUEST_REAL := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.bin,$(wildcard tests/g
 GUEST_PROT := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.elf,$(wildcard tests/guest/prot*.S))
 
 $(BUILD)/guest/%.elf: tests/guest/%.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h | $(BUILD)/guest
-	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
 
 $(BUILD)/guest/real%.bin: tests/guest/real%.S include/slate/slate.h | $(BUILD)/guest
-	$(CC) -m32 -Iinclude -c -o $(BUILD)/guest/real$*.o $<
+	$(GUEST_CC) -m32 -Iinclude -c -o $(BUILD)/guest/real$*.o $<
 	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/guest/real$*.o
 
 $(BUILD)/guest/prot%.elf: tests/guest/prot%.S include/slate/slate.h | $(BUILD)/guest
-	$(CC) -m32 -Iinclude -c -o $(BUILD)/guest/prot$*.o $<
+	$(GUEST_CC) -m32 -Iinclude -c -o $(BUILD)/guest/prot$*.o $<
 	ld -m elf_i386 -Ttext=0x100000 -e _start -z noexecstack -o $@ $(BUILD)/guest/prot$*.o
 
 guests: $(GUEST_ELF64) $(GUEST_REAL) $(GUEST_PROT)
@@ -76,7 +77,7 @@ guests: $(GUEST_ELF64) $(GUEST_REAL) $(GUEST_PROT)
 # ---- the demo kernel -----------------------------------------------------------------------
 DEMO := $(BUILD)/guest/demo.elf
 $(DEMO): guest/demo.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h | $(BUILD)/guest
-	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
 
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slate $(DEMO)
@@ -94,7 +95,7 @@ unit: $(UNIT_BINS)
 $(BUILD)/bench/floor: bench/floor.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
 $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
-	$(CC) -m32 -Iinclude -c -o $(BUILD)/bench/$*.o $<
+	$(GUEST_CC) -m32 -Iinclude -c -o $(BUILD)/bench/$*.o $<
 	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/bench/$*.o
 BENCH_GUESTS := $(patsubst bench/%.S,$(BUILD)/bench/%.bin,$(wildcard bench/*.S))
 

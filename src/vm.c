@@ -295,18 +295,20 @@ int64_t vm_host_time(const struct vm *vm, int64_t guest_ns) { return vm->boot_mo
  * timer device's registers share one zero. KVM keeps the vCPUs' TSCs in step. */
 static int vm_set_clock_base(struct vm *vm)
 {
-    struct {
+    union {
         struct kvm_msrs head;
-        struct kvm_msr_entry entry;
-    } msrs = {.head = {.nmsrs = 1}, .entry = {.index = 0x10 /* IA32_TSC */}};
+        uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+    } buf = {.head = {.nmsrs = 1}};
+    struct kvm_msr_entry *tsc = &buf.head.entries[0];
+    tsc->index = 0x10; /* IA32_TSC */
     int64_t before = clock_now_ns();
-    if (ioctl(vm->vcpus[0].fd, KVM_GET_MSRS, &msrs) != 1) {
+    if (ioctl(vm->vcpus[0].fd, KVM_GET_MSRS, &buf) != 1) {
         log_error("KVM_GET_MSRS(IA32_TSC): %s", strerror(errno));
         return -1;
     }
     int64_t after = clock_now_ns();
     vm->boot_mono_ns = before + (after - before) / 2;
-    vm->boot_tsc = msrs.entry.data;
+    vm->boot_tsc = tsc->data;
     vm->boot_unix_ns = clock_read_ns(CLOCK_REALTIME) - (clock_now_ns() - vm->boot_mono_ns);
     return 0;
 }
