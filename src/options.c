@@ -28,6 +28,9 @@ const char options_help[] =
     "  --serial BACKEND       stdio | file:PATH | none; default stdio\n"
     "  --timeout SECONDS      stop the guest after SECONDS and exit with 124\n"
     "  --strict               stop on any access to an unclaimed port or address\n"
+    "  --disk PATH[,ro][,cache=writeback|none]\n"
+    "                         a raw disk image or block device (repeatable, up to 8);\n"
+    "                         locked while in use; cache=none uses O_DIRECT\n"
     "  -h, --help             print this text\n"
     "  -V, --version          print the version\n"
     "\n"
@@ -49,6 +52,7 @@ enum {
     OPT_SERIAL,
     OPT_TIMEOUT,
     OPT_STRICT,
+    OPT_DISK,
 };
 
 static const struct option long_options[] = {
@@ -59,6 +63,7 @@ static const struct option long_options[] = {
     {"serial", required_argument, NULL, OPT_SERIAL},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"strict", no_argument, NULL, OPT_STRICT},
+    {"disk", required_argument, NULL, OPT_DISK},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -147,6 +152,37 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
     return 0;
 }
 
+/* PATH[,ro][,cache=writeback|none]. A path containing commas is not supported. */
+static int parse_disk(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->disk_count == MAX_DISKS)
+        return fail(err, errlen, "--disk: at most %d disks", MAX_DISKS);
+    struct disk_spec disk = {0};
+    const char *comma = strchr(arg, ',');
+    size_t path_len = comma ? (size_t)(comma - arg) : strlen(arg);
+    if (path_len == 0)
+        return fail(err, errlen, "--disk %s: expected PATH[,ro][,cache=writeback|none]", arg);
+    if (path_len >= LOAD_PATH_MAX)
+        return fail(err, errlen, "--disk: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
+    memcpy(disk.path, arg, path_len);
+    while (comma) {
+        const char *opt = comma + 1;
+        comma = strchr(opt, ',');
+        size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+        if (len == 2 && !strncmp(opt, "ro", 2))
+            disk.read_only = true;
+        else if (len == 15 && !strncmp(opt, "cache=writeback", 15))
+            disk.cache_none = false;
+        else if (len == 10 && !strncmp(opt, "cache=none", 10))
+            disk.cache_none = true;
+        else
+            return fail(err, errlen, "--disk %s: unknown option '%.*s' (expected ro, "
+                        "cache=writeback or cache=none)", arg, (int)len, opt);
+    }
+    cfg->disks[cfg->disk_count++] = disk;
+    return 0;
+}
+
 static int parse_load(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
     char *at = strrchr(arg, '@');
@@ -208,6 +244,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
         cfg->append = arg;
         return 0;
     case OPT_STRICT: cfg->strict = true; return 0;
+    case OPT_DISK: return parse_disk(arg, cfg, err, errlen);
     }
     return fail(err, errlen, "internal: unhandled option %d", opt);
 }

@@ -28,6 +28,14 @@ struct load_spec {
     uint64_t addr;
 };
 
+#define MAX_DISKS 8
+
+struct disk_spec {
+    char path[LOAD_PATH_MAX];
+    bool read_only;
+    bool cache_none; /* O_DIRECT where the file system allows it */
+};
+
 struct slate_config {
     const char *kernel;
     uint64_t ram_size;
@@ -38,6 +46,8 @@ struct slate_config {
     const char *append;
     enum serial_kind serial;
     const char *serial_path;
+    struct disk_spec disks[MAX_DISKS];
+    unsigned disk_count;
     double timeout_s; /* 0: none */
     bool strict;
 };

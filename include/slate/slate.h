@@ -145,6 +145,42 @@
 #define SLATE_TIMER_ARMED 0x1
 #define SLATE_TIMER_ERROR 0x80000000u
 
+/* ---- Block device (type 7) ----------------------------------------------------------------- */
+/* A disk of 512-byte sectors. Requests live in a ring in the device's memory window (see struct
+ * slate_block_ring): fill slot (submitted % SLATE_BLOCK_RING_SIZE), set its status to
+ * SLATE_BLOCK_PENDING, increment `submitted`, then write anything to NOTIFY. The device processes
+ * requests in order, off the guest's CPUs, writes each one's status, increments `completed`, and
+ * raises its interrupt (IRQ_STATUS bit 0). At most SLATE_BLOCK_RING_SIZE requests may be
+ * outstanding (submitted - completed). A completed FLUSH means every write completed before it is
+ * on stable storage. */
+#define SLATE_BLOCK_CAPACITY_LO 0x00 /* r: capacity in sectors, low half                       */
+#define SLATE_BLOCK_CAPACITY_HI 0x04 /* r: high half                                           */
+#define SLATE_BLOCK_FLAGS 0x08       /* r: SLATE_BLOCK_READ_ONLY                               */
+#define SLATE_BLOCK_NOTIFY 0x0C      /* w: any value: new requests are in the ring (no exit to
+                                      * user space: a KVM ioeventfd)                           */
+#define SLATE_BLOCK_IRQ_STATUS 0x10  /* r: bit 0 = requests completed; w: 1s acknowledge       */
+#define SLATE_BLOCK_ERROR 0x14       /* r: nonzero once the ring was found broken (submitted
+                                      * ran more than a ring ahead); the device then stops     */
+#define SLATE_BLOCK_IRQ_REG 0x20     /* IRQ_VECTOR at 0x20, IRQ_CPU at 0x24 (one line)         */
+#define SLATE_BLOCK_READ_ONLY 0x1
+#define SLATE_BLOCK_SECTOR_SIZE 512
+#define SLATE_BLOCK_RING_SIZE 256
+#define SLATE_BLOCK_MAX_SECTORS 8192 /* per request: 4 MiB                                    */
+
+#define SLATE_BLOCK_OP_READ 1     /* disk -> buffer                                              */
+#define SLATE_BLOCK_OP_WRITE 2    /* buffer -> disk                                              */
+#define SLATE_BLOCK_OP_FLUSH 3    /* make every completed write durable (sector, count ignored)  */
+#define SLATE_BLOCK_OP_DISCARD 4  /* the sectors' contents are no longer needed (read back as 0) */
+#define SLATE_BLOCK_OP_IDENTIFY 5 /* writes a struct slate_block_identity to the buffer          */
+
+#define SLATE_BLOCK_OK 0
+#define SLATE_BLOCK_IO_ERROR 1     /* the host's read or write failed                           */
+#define SLATE_BLOCK_OUT_OF_RANGE 2 /* sectors past the end, count 0 or above MAX_SECTORS         */
+#define SLATE_BLOCK_UNSUPPORTED 3  /* unknown operation, or DISCARD the host cannot do          */
+#define SLATE_BLOCK_READ_ONLY_ERR 4 /* a write or discard to a read-only disk                    */
+#define SLATE_BLOCK_BAD_BUFFER 5   /* the buffer is not all RAM (past the end, or in the hole)   */
+#define SLATE_BLOCK_PENDING 0xFF   /* set by the guest before submitting; the device overwrites */
+
 /* ---- Power (type 8) ------------------------------------------------------------------------- */
 #define SLATE_POWER_EXIT 0x00  /* w: stop the machine; slate exits with this code (0..123)     */
 #define SLATE_POWER_RESET 0x04 /* w: any value: reset. RAM is cleared, images are reloaded and
@@ -236,6 +272,38 @@ struct slate_device {
     uint64_t reserved2;
 };
 
+/* One request: 32 bytes. The buffer is guest-physical and must be RAM; it need not be aligned. */
+struct slate_block_request {
+    uint8_t op;      /* SLATE_BLOCK_OP_*                                                        */
+    uint8_t status;  /* SLATE_BLOCK_PENDING from the guest; the result from the device           */
+    uint16_t reserved;
+    uint32_t count;  /* sectors (bytes = count * 512); IDENTIFY: ignored (512 bytes)            */
+    uint64_t sector; /* first sector                                                            */
+    uint64_t buffer; /* guest-physical address of count * 512 bytes                             */
+    uint64_t tag;    /* the guest's own value, left untouched                                   */
+};
+
+/* At the start of the device's window. Indexes are free-running 32-bit counters. */
+struct slate_block_ring {
+    uint32_t submitted; /* written by the guest: requests submitted so far                     */
+    uint32_t completed; /* written by the device: requests completed so far                    */
+    uint32_t reserved[14];
+    struct slate_block_request slots[SLATE_BLOCK_RING_SIZE];
+};
+
+/* What IDENTIFY writes (512 bytes). */
+struct slate_block_identity {
+    uint64_t capacity;   /* sectors                                                              */
+    uint32_t sector_size; /* 512                                                                 */
+    uint32_t flags;      /* SLATE_BLOCK_READ_ONLY                                                */
+    char model[32];      /* "slate disk", NUL-terminated                                         */
+    char serial[32];     /* "slate-disk-N" (N = the --disk index), NUL-terminated                */
+    uint8_t reserved[432];
+};
+
+_Static_assert(sizeof(struct slate_block_request) == 32, "block request layout");
+_Static_assert(sizeof(struct slate_block_ring) == 64 + 32 * SLATE_BLOCK_RING_SIZE, "block ring layout");
+_Static_assert(sizeof(struct slate_block_identity) == 512, "block identity layout");
 _Static_assert(sizeof(struct slate_info) == 120, "info header layout");
 _Static_assert(sizeof(struct slate_ram_region) == 24, "ram region layout");
 _Static_assert(sizeof(struct slate_cpu) == 8, "cpu entry layout");

@@ -1,0 +1,381 @@
+/* dev_block.c - the block device (type 7): a raw image or block device behind a request ring in
+ * shared memory. The guest's doorbell is a KVM ioeventfd, so submitting costs no exit to user
+ * space; a worker thread per disk does the I/O off the vCPUs and completes through the irqfd. */
+#define _FILE_OFFSET_BITS 64
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECTOR SLATE_BLOCK_SECTOR_SIZE
+#define DIRECT_ALIGN 4096 /* memory alignment for O_DIRECT; offsets need one sector */
+#define MAX_BYTES ((size_t)SLATE_BLOCK_MAX_SECTORS * SECTOR)
+
+struct disk {
+    struct device *dev;
+    const struct disk_spec *spec;
+    unsigned index;
+    int fd;
+    bool direct;          /* opened with O_DIRECT */
+    uint64_t capacity;    /* sectors */
+    int notify_fd;        /* the ioeventfd behind NOTIFY */
+    int stop_fd;          /* written once at teardown */
+    pthread_t worker;
+    bool worker_started;
+    uint32_t consumed;    /* requests taken from the ring; only the worker touches it */
+    _Atomic uint32_t broken;
+    pthread_mutex_t lock; /* guards irq_status */
+    uint32_t irq_status;
+    uint8_t *bounce;      /* aligned buffer for O_DIRECT when the guest's is not */
+};
+
+/* Full-length positioned I/O; returns 0 or -errno. A read past the end of a file gives zeroes. */
+static int io_all(struct disk *d, bool write, uint8_t *buf, size_t len, uint64_t offset)
+{
+    while (len) {
+        ssize_t n = write ? pwrite(d->fd, buf, len, (off_t)offset) : pread(d->fd, buf, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0) {
+            if (write)
+                return -EIO;
+            memset(buf, 0, len);
+            return 0;
+        }
+        buf += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* O_DIRECT needs aligned memory: a guest buffer that is not goes through the bounce buffer. */
+static int disk_transfer(struct disk *d, bool write, uint8_t *guest, size_t len, uint64_t offset)
+{
+    if (!d->direct || ((uintptr_t)guest % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0))
+        return io_all(d, write, guest, len, offset);
+    if (write)
+        memcpy(d->bounce, guest, len);
+    int rc = io_all(d, write, d->bounce, len, offset);
+    if (!write && rc == 0)
+        memcpy(guest, d->bounce, len);
+    return rc;
+}
+
+static uint8_t check_range(const struct disk *d, const struct slate_block_request *req)
+{
+    if (req->count == 0 || req->count > SLATE_BLOCK_MAX_SECTORS || req->sector >= d->capacity ||
+        req->count > d->capacity - req->sector)
+        return SLATE_BLOCK_OUT_OF_RANGE;
+    return SLATE_BLOCK_OK;
+}
+
+static uint8_t do_rw(struct disk *d, const struct slate_block_request *req, bool write)
+{
+    uint8_t status = check_range(d, req);
+    if (status)
+        return status;
+    size_t len = (size_t)req->count * SECTOR;
+    uint8_t *buf = memory_ram_ptr(&d->dev->vm->mem, req->buffer, len);
+    if (!buf)
+        return SLATE_BLOCK_BAD_BUFFER;
+    if (write && d->spec->read_only)
+        return SLATE_BLOCK_READ_ONLY_ERR;
+    int rc = disk_transfer(d, write, buf, len, req->sector * SECTOR);
+    if (rc) {
+        log_warn("%s: %s of %u sectors at %" PRIu64 " failed: %s", d->dev->name,
+                 write ? "write" : "read", req->count, req->sector, strerror(-rc));
+        return SLATE_BLOCK_IO_ERROR;
+    }
+    return SLATE_BLOCK_OK;
+}
+
+static uint8_t do_flush(struct disk *d)
+{
+    if (d->spec->read_only)
+        return SLATE_BLOCK_OK; /* nothing of ours to make durable */
+    if (fdatasync(d->fd) < 0) {
+        log_warn("%s: fdatasync: %s", d->dev->name, strerror(errno));
+        return SLATE_BLOCK_IO_ERROR;
+    }
+    return SLATE_BLOCK_OK;
+}
+
+static uint8_t do_discard(struct disk *d, const struct slate_block_request *req)
+{
+    uint8_t status = check_range(d, req);
+    if (status)
+        return status;
+    if (d->spec->read_only)
+        return SLATE_BLOCK_READ_ONLY_ERR;
+    if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(req->sector * SECTOR),
+                  (off_t)req->count * SECTOR) < 0)
+        return errno == EOPNOTSUPP || errno == ENODEV ? SLATE_BLOCK_UNSUPPORTED : SLATE_BLOCK_IO_ERROR;
+    return SLATE_BLOCK_OK;
+}
+
+static uint8_t do_identify(struct disk *d, const struct slate_block_request *req)
+{
+    struct slate_block_identity *id = memory_ram_ptr(&d->dev->vm->mem, req->buffer, sizeof(*id));
+    if (!id)
+        return SLATE_BLOCK_BAD_BUFFER;
+    struct slate_block_identity local = {
+        .capacity = d->capacity,
+        .sector_size = SECTOR,
+        .flags = d->spec->read_only ? SLATE_BLOCK_READ_ONLY : 0,
+        .model = "slate disk",
+    };
+    snprintf(local.serial, sizeof(local.serial), "slate-disk-%u", d->index);
+    memcpy(id, &local, sizeof(local));
+    return SLATE_BLOCK_OK;
+}
+
+static uint8_t execute(struct disk *d, const struct slate_block_request *req)
+{
+    switch (req->op) {
+    case SLATE_BLOCK_OP_READ: return do_rw(d, req, false);
+    case SLATE_BLOCK_OP_WRITE: return do_rw(d, req, true);
+    case SLATE_BLOCK_OP_FLUSH: return do_flush(d);
+    case SLATE_BLOCK_OP_DISCARD: return do_discard(d, req);
+    case SLATE_BLOCK_OP_IDENTIFY: return do_identify(d, req);
+    default: return SLATE_BLOCK_UNSUPPORTED;
+    }
+}
+
+static void raise_completion(struct disk *d)
+{
+    pthread_mutex_lock(&d->lock);
+    if (!(d->irq_status & 1)) {
+        d->irq_status |= 1;
+        irq_line_raise(&d->dev->irq[0]);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Takes every submitted request in order. Each slot is copied before it is checked, so the guest
+ * cannot change a request between the check and the I/O. */
+static void process_ring(struct disk *d)
+{
+    struct slate_block_ring *ring = d->dev->window;
+    while (!atomic_load(&d->broken)) {
+        uint32_t submitted = __atomic_load_n(&ring->submitted, __ATOMIC_ACQUIRE);
+        if (submitted == d->consumed)
+            return;
+        if (submitted - d->consumed > SLATE_BLOCK_RING_SIZE) {
+            log_warn("%s: the guest submitted %u requests with %u outstanding (the ring holds %d); "
+                     "the device stops (ERROR register set)", d->dev->name, submitted - d->consumed,
+                     d->consumed - __atomic_load_n(&ring->completed, __ATOMIC_RELAXED),
+                     SLATE_BLOCK_RING_SIZE);
+            atomic_store(&d->broken, 1);
+            return;
+        }
+        while (d->consumed != submitted) {
+            struct slate_block_request *slot = &ring->slots[d->consumed % SLATE_BLOCK_RING_SIZE];
+            struct slate_block_request req;
+            memcpy(&req, (const void *)slot, sizeof(req));
+            uint8_t status = execute(d, &req);
+            __atomic_store_n(&slot->status, status, __ATOMIC_RELAXED);
+            d->consumed++;
+            __atomic_store_n(&ring->completed, d->consumed, __ATOMIC_RELEASE);
+        }
+        raise_completion(d);
+    }
+}
+
+static void *disk_worker(void *arg)
+{
+    struct disk *d = arg;
+    struct pollfd fds[2] = {{.fd = d->notify_fd, .events = POLLIN}, {.fd = d->stop_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        uint64_t count;
+        if (fds[0].revents & POLLIN && read(d->notify_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+            break;
+        /* Stopping: the vCPUs have stopped, so what is in the ring is all there will be. Finish it:
+         * a request the guest saw submitted is carried out, as a disk would. */
+        process_ring(d);
+        if (fds[1].revents & POLLIN)
+            break;
+    }
+    return NULL;
+}
+
+static void block_pio(struct device *dev, struct bus_io *io)
+{
+    struct disk *d = dev->state;
+    if (io->is_write) {
+        if (io->offset == SLATE_BLOCK_NOTIFY) /* a notify narrower than 32 bits lands here */
+            eventfd_write(d->notify_fd, 1);
+        else if (io->offset == SLATE_BLOCK_IRQ_STATUS) {
+            pthread_mutex_lock(&d->lock);
+            d->irq_status &= ~(uint32_t)io->value;
+            pthread_mutex_unlock(&d->lock);
+        }
+        return;
+    }
+    switch (io->offset) {
+    case SLATE_BLOCK_CAPACITY_LO: io->value = (uint32_t)d->capacity; break;
+    case SLATE_BLOCK_CAPACITY_HI: io->value = (uint32_t)(d->capacity >> 32); break;
+    case SLATE_BLOCK_FLAGS: io->value = d->spec->read_only ? SLATE_BLOCK_READ_ONLY : 0; break;
+    case SLATE_BLOCK_IRQ_STATUS:
+        pthread_mutex_lock(&d->lock);
+        io->value = d->irq_status;
+        pthread_mutex_unlock(&d->lock);
+        break;
+    case SLATE_BLOCK_ERROR: io->value = atomic_load(&d->broken); break;
+    default: io->value = 0;
+    }
+}
+
+static void block_irq_enabled(struct device *dev, unsigned line)
+{
+    struct disk *d = dev->state;
+    pthread_mutex_lock(&d->lock);
+    if (d->irq_status)
+        irq_line_raise(&dev->irq[line]);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Opens and locks the image, and finds its size. Logs "PATH: why" and returns -1 on failure. */
+static int disk_open(struct disk *d)
+{
+    const struct disk_spec *spec = d->spec;
+    int flags = (spec->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    d->fd = open(spec->path, flags | (spec->cache_none ? O_DIRECT : 0));
+    if (d->fd < 0 && spec->cache_none && errno == EINVAL) {
+        log_warn("%s: the file system does not support O_DIRECT; cache=none falls back to the page "
+                 "cache (flushes still reach stable storage)", spec->path);
+        d->fd = open(spec->path, flags);
+    } else {
+        d->direct = spec->cache_none;
+    }
+    if (d->fd < 0) {
+        log_error("%s: %s", spec->path, strerror(errno));
+        return -1;
+    }
+    if (flock(d->fd, (spec->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+        log_error("%s: %s", spec->path, errno == EWOULDBLOCK
+                  ? "in use by another process (the image is locked; use ,ro in both to share it)"
+                  : strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(d->fd, &st) < 0) {
+        log_error("%s: %s", spec->path, strerror(errno));
+        return -1;
+    }
+    uint64_t bytes = (uint64_t)st.st_size;
+    if (S_ISBLK(st.st_mode) && ioctl(d->fd, BLKGETSIZE64, &bytes) < 0) {
+        log_error("%s: BLKGETSIZE64: %s", spec->path, strerror(errno));
+        return -1;
+    } else if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+        log_error("%s: not a regular file or block device", spec->path);
+        return -1;
+    }
+    d->capacity = bytes / SECTOR;
+    if (d->capacity == 0) {
+        log_error("%s: the image is smaller than one sector (make one: truncate -s 64M %s)",
+                  spec->path, spec->path);
+        return -1;
+    }
+    if (bytes % SECTOR)
+        log_warn("%s: the last %" PRIu64 " bytes are not a whole sector; the guest cannot see them",
+                 spec->path, bytes % SECTOR);
+    return 0;
+}
+
+static int disk_start(struct disk *d)
+{
+    struct vm *vm = d->dev->vm;
+    d->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    d->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (d->notify_fd < 0 || d->stop_fd < 0) {
+        log_error("%s: eventfd: %s", d->dev->name, strerror(errno));
+        return -1;
+    }
+    struct kvm_ioeventfd doorbell = {.addr = d->dev->port_base + SLATE_BLOCK_NOTIFY, .len = 4,
+                                     .fd = d->notify_fd, .flags = KVM_IOEVENTFD_FLAG_PIO};
+    if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &doorbell) < 0) {
+        log_error("%s: KVM_IOEVENTFD: %s", d->dev->name, strerror(errno));
+        return -1;
+    }
+    int rc = pthread_create(&d->worker, NULL, disk_worker, d);
+    if (rc) {
+        log_error("%s: cannot start its I/O thread: %s", d->dev->name, strerror(rc));
+        return -1;
+    }
+    d->worker_started = true;
+    return 0;
+}
+
+static unsigned block_instances(const struct slate_config *cfg) { return cfg->disk_count; }
+
+static int block_setup(struct device *dev, unsigned index)
+{
+    struct disk *d = calloc(1, sizeof(*d));
+    if (!d) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    dev->state = d;
+    *d = (struct disk){.dev = dev, .spec = &dev->vm->cfg->disks[index], .index = index, .fd = -1,
+                       .notify_fd = -1, .stop_fd = -1};
+    pthread_mutex_init(&d->lock, NULL);
+    if (disk_open(d))
+        return -EIO;
+    if (d->direct && posix_memalign((void **)&d->bounce, DIRECT_ALIGN, MAX_BYTES)) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    return disk_start(d) ? -EIO : 0;
+}
+
+static void block_teardown(struct device *dev)
+{
+    struct disk *d = dev->state;
+    if (!d)
+        return;
+    if (d->worker_started) {
+        eventfd_write(d->stop_fd, 1);
+        pthread_join(d->worker, NULL);
+    }
+    if (d->fd >= 0)
+        close(d->fd); /* also drops the lock */
+    if (d->notify_fd >= 0)
+        close(d->notify_fd);
+    if (d->stop_fd >= 0)
+        close(d->stop_fd);
+    free(d->bounce);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+    dev->state = NULL;
+}
+
+const struct device_ops block_device = {
+    .name = "disk",
+    .type = SLATE_DEV_BLOCK,
+    .version = 1,
+    .port_count = 0x40,
+    .window_size = sizeof(struct slate_block_ring),
+    .irq_reg = SLATE_BLOCK_IRQ_REG,
+    .irq_count = 1,
+    .instances = block_instances,
+    .setup = block_setup,
+    .pio = block_pio,
+    .irq_enabled = block_irq_enabled,
+    .teardown = block_teardown,
+};
