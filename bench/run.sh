@@ -100,6 +100,25 @@ lapic=$(sed -n 's/^lapic latency mean ns: //p' <<<"$lat")
 printf '%-44s %8s us %8s us %9s   (reference: TSC-deadline LAPIC timer)\n' "timer deadline to handler, mean" \
     "$(awk -v n="$lapic" 'BEGIN { printf "%.2f", n / 1000 }')" "$(awk -v n="$dev" 'BEGIN { printf "%.2f", n / 1000 }')" "$(ratio "$dev" "$lapic")"
 
+# Block: the guest's view (tests/guest/block.c bench mode) against dd on the same file, in the
+# same run, both from the page cache.
+DISK=$TMP/bench-disk.img
+truncate -s 64M "$DISK"
+dd if=/dev/zero of="$DISK" bs=1M count=64 conv=notrunc status=none
+dd_mbs() { dd "$@" 2>&1 >/dev/null | awk '/copied/ { t = $(NF-3); b = $1 } END { printf "%.0f", b / t / 1e6 }'; }
+host_read=$(dd_mbs if="$DISK" of=/dev/null bs=1M)
+host_write=$(dd_mbs if=/dev/zero of="$DISK" bs=1M count=64 conv=notrunc)
+host_read4k=$(dd_mbs if="$DISK" of=/dev/null bs=4k)
+guest=$("$SLATE" -m 256M --disk "$DISK" --append bench "$GUESTS/block.elf")
+field() { awk -v k="$1:" -v i="$2" '$1 == k { print (i == 1) ? $3 : $5 }' <<<"$guest"; }
+echo
+printf '%-44s %10s %10s %9s\n' "block device (64 MiB image, page cache)" "host dd" "guest" "ratio"
+printf '%-44s %7s MB/s %5s MB/s %9s   (target >= 0.80x)\n' "sequential 1 MiB reads, 4 in flight" "$host_read" "$(field seq-read-1M 1)" "$(ratio "$(field seq-read-1M 1)" "$host_read")"
+printf '%-44s %7s MB/s %5s MB/s %9s\n' "sequential 1 MiB writes, 4 in flight" "$host_write" "$(field seq-write-1M 1)" "$(ratio "$(field seq-write-1M 1)" "$host_write")"
+printf '%-44s %7s MB/s %5s MB/s %9s   (host: sequential 4 KiB)\n' "random 4 KiB reads, 32 in flight" "$host_read4k" "$(field rand-read-4K 1)" "$(ratio "$(field rand-read-4K 1)" "$host_read4k")"
+printf '%-44s %10s %8s IOPS\n' "random 4 KiB reads" "" "$(field rand-read-4K 2)"
+printf '%-44s %10s %8s IOPS\n' "random 4 KiB writes" "" "$(field rand-write-4K 2)"
+
 if [ -n "$QEMU" ]; then
     boot_bios=$(make_bios "$BOOT")
     hc_bios=$(make_bios "$HCALL")

@@ -190,8 +190,10 @@ static void process_ring(struct disk *d)
             __atomic_store_n(&slot->status, status, __ATOMIC_RELAXED);
             d->consumed++;
             __atomic_store_n(&ring->completed, d->consumed, __ATOMIC_RELEASE);
+            /* Per request, not per batch: the guest can refill the ring while the rest run.
+             * Until the guest acknowledges, this is only a lock and a test. */
+            raise_completion(d);
         }
-        raise_completion(d);
     }
 }
 
