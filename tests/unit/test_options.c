@@ -108,6 +108,11 @@ static void bad_input(void **state)
         {"--timeout", "0", "above 0"},
         {"--timeout", "-3", "above 0"},
         {"--timeout", "soon", "above 0"},
+        {"--disk", "", "expected PATH"},
+        {"--disk", ",ro", "expected PATH"},
+        {"--disk", "d.img,rw", "unknown option 'rw'"},
+        {"--disk", "d.img,cache=sometimes", "unknown option 'cache=sometimes'"},
+        {"--disk", "d.img,ro,cache=none", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         enum options_result r = PARSE(&cfg, (char *)cases[i].opt, (char *)cases[i].arg, "k");
@@ -172,13 +177,41 @@ static void help_names_exit_codes(void **state)
     assert_contains(options_help, "--strict");
 }
 
+static void disks(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    assert_int_equal(PARSE(&cfg, "--disk", "a.img", "--disk", "/dev/sdz,ro", "--disk",
+                           "c.img,cache=none,ro", "--disk", "d.img,cache=writeback", "k"),
+                     OPTIONS_RUN);
+    assert_int_equal(cfg.disk_count, 4);
+    assert_string_equal(cfg.disks[0].path, "a.img");
+    assert_false(cfg.disks[0].read_only);
+    assert_false(cfg.disks[0].cache_none);
+    assert_string_equal(cfg.disks[1].path, "/dev/sdz");
+    assert_true(cfg.disks[1].read_only);
+    assert_true(cfg.disks[2].read_only && cfg.disks[2].cache_none);
+    assert_false(cfg.disks[3].cache_none);
+    char *argv[2 + 2 * (MAX_DISKS + 1) + 1];
+    int argc = 0;
+    argv[argc++] = "slate";
+    for (int i = 0; i <= MAX_DISKS; i++) {
+        argv[argc++] = "--disk";
+        argv[argc++] = "x.img";
+    }
+    argv[argc++] = "k";
+    argv[argc] = NULL;
+    assert_int_equal(parse(&cfg, argc, argv), OPTIONS_ERROR);
+    assert_contains(err, "at most 8 disks");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sizes),         cmocka_unit_test(defaults),
         cmocka_unit_test(every_option),  cmocka_unit_test(bad_input),
         cmocka_unit_test(kernel_arguments), cmocka_unit_test(too_many_loads),
-        cmocka_unit_test(long_append),   cmocka_unit_test(help_names_exit_codes),
+        cmocka_unit_test(long_append),   cmocka_unit_test(disks),   cmocka_unit_test(help_names_exit_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
