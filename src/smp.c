@@ -12,16 +12,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-void *vcpu_gva_to_ram(struct vcpu *cpu, uint64_t gva, uint64_t len)
-{
-    struct kvm_translation tr = {.linear_address = gva};
-    if (len == 0 || (gva & 0xFFF) + len > 0x1000)
-        return NULL;
-    if (ioctl(cpu->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
-        return NULL;
-    return memory_ram_ptr(&cpu->vm->mem, tr.physical_address, len);
-}
-
 /* Writes the frame of a call to the entry (a return address to the park stub, and the argument
  * in 32-bit mode) below `stack` and returns the initial RSP, or 0 when the stack is not RAM. */
 static uint64_t write_entry_frame(struct vcpu *caller, bool long_mode, uint64_t stack, uint64_t arg)

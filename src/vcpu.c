@@ -162,12 +162,27 @@ void vm_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint64_t addr, 
                          io->is_write ? "ignored" : "reads as all-ones");
 }
 
-const void *vcpu_gva_to_host(struct vcpu *cpu, uint64_t gva, uint64_t len)
+/* The guest-physical address of linear address gva as `cpu` sees it, for len bytes within one
+ * page. */
+static bool vcpu_translate(struct vcpu *cpu, uint64_t gva, uint64_t len, uint64_t *gpa)
 {
     struct kvm_translation tr = {.linear_address = gva};
     if (len == 0 || (gva & 0xFFF) + len > 0x1000)
-        return NULL;
+        return false;
     if (ioctl(cpu->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
-        return NULL;
-    return memory_readable_ptr(&cpu->vm->mem, tr.physical_address, len);
+        return false;
+    *gpa = tr.physical_address;
+    return true;
+}
+
+const void *vcpu_gva_to_host(struct vcpu *cpu, uint64_t gva, uint64_t len)
+{
+    uint64_t gpa;
+    return vcpu_translate(cpu, gva, len, &gpa) ? memory_readable_ptr(&cpu->vm->mem, gpa, len) : NULL;
+}
+
+void *vcpu_gva_to_ram(struct vcpu *cpu, uint64_t gva, uint64_t len)
+{
+    uint64_t gpa;
+    return vcpu_translate(cpu, gva, len, &gpa) ? memory_ram_ptr(&cpu->vm->mem, gpa, len) : NULL;
 }
