@@ -14,7 +14,7 @@ static const struct slate_info *info;
 static const struct slate_device *disk;
 static volatile struct slate_block_ring *ring;
 static uint64_t capacity;
-static uint8_t buffer[4 << 20] __attribute__((aligned(4096)));
+static uint8_t buffer[8 << 20] __attribute__((aligned(4096)));
 static struct slate_block_identity identity;
 
 __attribute__((interrupt)) static void on_disk(struct interrupt_frame *f)
@@ -188,8 +188,8 @@ static void report(const char *what, uint64_t ns, uint32_t requests, uint32_t se
 static void bench(void)
 {
     uint32_t mib = (uint32_t)(capacity / 2048);
-    report("seq-read-1M", run_queue(SLATE_BLOCK_OP_READ, 2048, 4 * mib, 4, false), 4 * mib, 2048);
-    report("seq-write-1M", run_queue(SLATE_BLOCK_OP_WRITE, 2048, mib, 4, false), mib, 2048);
+    report("seq-read-1M", run_queue(SLATE_BLOCK_OP_READ, 2048, 4 * mib, 8, false), 4 * mib, 2048);
+    report("seq-write-1M", run_queue(SLATE_BLOCK_OP_WRITE, 2048, 4 * mib, 8, false), 4 * mib, 2048);
     report("rand-read-4K", run_queue(SLATE_BLOCK_OP_READ, 8, 4000, 32, true), 4000, 8);
     report("rand-write-4K", run_queue(SLATE_BLOCK_OP_WRITE, 8, 4000, 32, true), 4000, 8);
 }
