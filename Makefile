@@ -10,7 +10,7 @@ PKG_CONFIG ?= pkg-config
 VERSION := 0.1.0
 
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
-DEB_PACKAGES := gcc clang make binutils pkg-config perl time libelf-dev libdw-dev libcmocka-dev \
+DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
 	libcapstone-dev libpng-dev
 PKG_MODULES := libelf
 

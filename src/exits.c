@@ -27,7 +27,8 @@ enum exit_action exit_classify(const struct kvm_run *run, const char **what)
     case KVM_EXIT_NMI: *what = "NMI"; return EXIT_ACTION_RESUME;
     /* Split irqchip: EOIs for level-triggered IOAPIC pins; slate has no IOAPIC pins. */
     case KVM_EXIT_IOAPIC_EOI: *what = "IOAPIC EOI"; return EXIT_ACTION_RESUME;
-    case KVM_EXIT_DEBUG: *what = "debug exception"; return EXIT_ACTION_RESUME;
+    /* Only with KVM_SET_GUEST_DEBUG, which only the gdb stub enables. */
+    case KVM_EXIT_DEBUG: *what = "debug exception"; return EXIT_ACTION_DEBUG;
     /* vmcall with KVM_CAP_EXIT_HYPERCALL, which slate does not enable. */
     case KVM_EXIT_HYPERCALL: *what = "KVM hypercall"; return EXIT_ACTION_RESUME;
     case KVM_EXIT_HYPERV: *what = "Hyper-V exit"; return EXIT_ACTION_RESUME;

@@ -12,6 +12,7 @@ enum exit_action {
     EXIT_ACTION_CRASH,    /* the guest cannot continue: crash report, status 126 */
     EXIT_ACTION_SHUTDOWN, /* the guest powered off: status 0 */
     EXIT_ACTION_RESET,    /* the guest asked for a reset */
+    EXIT_ACTION_DEBUG,    /* a breakpoint, single step or watchpoint for the gdb stub */
 };
 
 /* Classifies the exit in *run. *what names the reason (for reports), always set. */

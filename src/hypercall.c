@@ -2,6 +2,8 @@
  * page, the CPU-index port, the 0xE9 debug console, and writes to the read-only info block. */
 #include "vm.h"
 
+#include "gdb.h"
+
 #include <inttypes.h>
 #include <sys/ioctl.h>
 
@@ -70,6 +72,7 @@ static void hypercall(struct vcpu *cpu, uint64_t function)
     case SLATE_HC_NOP: result = 0; break;
     case SLATE_HC_EXIT: result = hc_exit(cpu, regs->rdi); break;
     case SLATE_HC_CONSOLE_WRITE: result = hc_console_write(cpu, regs->rdi, regs->rsi); break;
+    case SLATE_HC_DEBUG_BREAK: result = gdb_break_hypercall(cpu); break;
     case SLATE_HC_START_CPU:
         result = smp_start_cpu(cpu, regs->rdi, regs->rsi, regs->rcx, regs->rbx);
         break;

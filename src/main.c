@@ -1,6 +1,7 @@
 /* main.c - slate's entry: parse options, open the console, build and run the machine (again after
  * each guest reset), and turn the outcome into the documented exit status. */
 #include "console.h"
+#include "gdb.h"
 #include "log.h"
 #include "options.h"
 #include "vm.h"
@@ -35,6 +36,12 @@ int main(int argc, char **argv)
     struct console console;
     if (console_open(&console, &cfg))
         return EXIT_FAILURE_SLATE;
+    struct gdb_server *gdb = NULL; /* outlives resets: the client stays attached */
+    if (cfg.gdb && !(gdb = gdb_server_open(cfg.gdb, cfg.gdb_wait))) {
+        console_abandon(&console);
+        console_close(&console);
+        return EXIT_FAILURE_SLATE;
+    }
     int status;
     bool started = false;
     do {
@@ -46,11 +53,13 @@ int main(int argc, char **argv)
         if (!started)
             console_begin(&console);
         started = true;
+        vm->gdb = gdb;
         status = vm_run(vm, deadline);
         vm_destroy(vm);
     } while (status == VM_STATUS_RESET);
     if (!started)
         console_abandon(&console);
     console_close(&console);
+    gdb_server_close(gdb);
     return status;
 }

@@ -31,6 +31,9 @@ const char options_help[] =
     "  --disk PATH[,ro][,cache=writeback|none]\n"
     "                         a raw disk image or block device (repeatable, up to 8);\n"
     "                         locked while in use; cache=none uses O_DIRECT\n"
+    "  --gdb [HOST:]PORT|unix:PATH\n"
+    "                         serve the GDB remote protocol (default host 127.0.0.1)\n"
+    "  --gdb-wait             hold the first instruction until gdb attaches\n"
     "  -h, --help             print this text\n"
     "  -V, --version          print the version\n"
     "\n"
@@ -53,6 +56,8 @@ enum {
     OPT_TIMEOUT,
     OPT_STRICT,
     OPT_DISK,
+    OPT_GDB,
+    OPT_GDB_WAIT,
 };
 
 static const struct option long_options[] = {
@@ -64,6 +69,8 @@ static const struct option long_options[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"strict", no_argument, NULL, OPT_STRICT},
     {"disk", required_argument, NULL, OPT_DISK},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -245,6 +252,8 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
         return 0;
     case OPT_STRICT: cfg->strict = true; return 0;
     case OPT_DISK: return parse_disk(arg, cfg, err, errlen);
+    case OPT_GDB: cfg->gdb = arg; return 0;
+    case OPT_GDB_WAIT: cfg->gdb_wait = true; return 0;
     }
     return fail(err, errlen, "internal: unhandled option %d", opt);
 }
@@ -291,6 +300,10 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
     if (optind + 1 < argc) {
         fail(err, errlen, "%s: unexpected argument after the kernel %s", argv[optind + 1],
              argv[optind]);
+        return OPTIONS_ERROR;
+    }
+    if (cfg->gdb_wait && !cfg->gdb) {
+        fail(err, errlen, "--gdb-wait needs --gdb [HOST:]PORT");
         return OPTIONS_ERROR;
     }
     cfg->kernel = argv[optind];

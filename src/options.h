@@ -49,6 +49,8 @@ struct slate_config {
     struct disk_spec disks[MAX_DISKS];
     unsigned disk_count;
     double timeout_s; /* 0: none */
+    const char *gdb;  /* --gdb address, or NULL */
+    bool gdb_wait;
     bool strict;
 };
 

@@ -116,17 +116,49 @@ static void service_start(struct vcpu *cpu)
     pthread_mutex_unlock(&cpu->lock);
 }
 
+/* Registers changed through kvm_run (a hypercall's result) reach KVM only at the next KVM_RUN;
+ * a paused CPU hands them over now, so a debugger reading them sees the truth. */
+static void flush_sync_regs(struct vcpu *cpu)
+{
+    if (!cpu->run->kvm_dirty_regs)
+        return;
+    if (ioctl(cpu->fd, KVM_SET_REGS, &cpu->run->s.regs.regs) < 0)
+        log_warn("cpu %u: KVM_SET_REGS: %s", cpu->index, strerror(errno));
+    cpu->run->kvm_dirty_regs = 0;
+}
+
 static void park_while_paused(struct vcpu *cpu)
 {
     struct vm *vm = cpu->vm;
     pthread_mutex_lock(&vm->pause_lock);
-    if (vm->pause_requested) {
+    if (vm->pause_requested && !cpu->step_release) {
+        flush_sync_regs(cpu);
         vm->parked++;
         pthread_cond_broadcast(&vm->pause_cond);
-        while (vm->pause_requested && !atomic_load(&vm->stopping))
+        while (vm->pause_requested && !cpu->step_release && !atomic_load(&vm->stopping))
             pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
         vm->parked--;
+        /* The kick that parked it is served: the next KVM_RUN must really run (a single step). */
+        __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
     }
+    cpu->step_release = false; /* one run, then it parks again */
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_request_pause(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->pause_requested = true;
+    pthread_mutex_unlock(&vm->pause_lock);
+    for (unsigned i = 0; i < vm->vcpu_count; i++)
+        vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_release_one(struct vm *vm, struct vcpu *cpu)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    cpu->step_release = true;
+    pthread_cond_broadcast(&vm->pause_cond);
     pthread_mutex_unlock(&vm->pause_lock);
 }
 

@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include "exits.h"
+#include "gdb.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -77,6 +78,7 @@ static bool vcpu_handle_exit(struct vcpu *cpu)
     case EXIT_ACTION_MSR: vcpu_msr(cpu); return true;
     case EXIT_ACTION_SHUTDOWN: vm_request_stop(cpu->vm, 0); return false;
     case EXIT_ACTION_RESET: vm_request_stop(cpu->vm, VM_STATUS_RESET); return false;
+    case EXIT_ACTION_DEBUG: gdb_debug_exit(cpu); return true;
     case EXIT_ACTION_CRASH: vcpu_crash(cpu, what); return false;
     }
     return false;

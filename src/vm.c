@@ -2,6 +2,7 @@
  * and takes it apart. */
 #include "vm.h"
 
+#include "gdb.h"
 #include "info.h"
 #include "x86.h"
 
@@ -578,6 +579,7 @@ void vm_request_stop(struct vm *vm, int status)
     atomic_compare_exchange_strong(&vm->status, &none, status);
     atomic_store(&vm->stopping, true);
     event_loop_stop(&vm->loop);
+    gdb_notify_stop(vm->gdb);
     /* Wake whoever waits on a condition that now never comes: pausers, start-CPU callers. */
     pthread_mutex_lock(&vm->pause_lock);
     pthread_cond_broadcast(&vm->pause_cond);
@@ -602,6 +604,8 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
         return EXIT_FAILURE_SLATE;
     struct sigaction kick = {.sa_handler = kick_handler};
     sigaction(SIGUSR1, &kick, NULL);
+    if (vm->gdb && gdb_vm_start(vm->gdb, vm))
+        return EXIT_FAILURE_SLATE;
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         struct vcpu *cpu = &vm->vcpus[i];
         int rc = pthread_create(&cpu->thread, NULL, vcpu_thread, cpu);
@@ -619,6 +623,8 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
     for (unsigned i = 0; i < vm->vcpu_count; i++)
         if (vm->vcpus[i].thread_started)
             pthread_join(vm->vcpus[i].thread, NULL);
+    if (vm->gdb)
+        gdb_vm_end(vm->gdb, atomic_load(&vm->status));
     return atomic_load(&vm->status);
 }
 

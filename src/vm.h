@@ -42,13 +42,18 @@ struct vcpu {
     pthread_mutex_t lock; /* guards start */
     pthread_cond_t cond;
     struct start_request start;
+    /* Set by the gdb stub to let this one CPU run (a single step) while the machine is paused. */
+    bool step_release;
 };
 
 #define VM_MAX_DEVICES 32
 #define VM_WARNED_MMIO 256
 
+struct gdb_server;
+
 struct vm {
     const struct slate_config *cfg;
+    struct gdb_server *gdb; /* NULL without --gdb */
     struct console *console;
     int kvm_fd;
     int vm_fd;
@@ -121,6 +126,10 @@ int64_t vm_host_time(const struct vm *vm, int64_t guest_ns);
  * Any thread except a vCPU's own. vm_resume lets them run again. Returns false if it stopped. */
 bool vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Asks every vCPU to park without waiting for it (from a vCPU thread, which cannot wait). */
+void vm_request_pause(struct vm *vm);
+/* While paused: lets `cpu` alone run until it parks again (the gdb stub's single step). */
+void vm_release_one(struct vm *vm, struct vcpu *cpu);
 
 /* The start-CPU hypercall: starts CPU `index` at `entry` with stack `stack` and `arg` in RDI, in
  * the caller's mode. Returns 0 or a SLATE_E* code. Called on the caller's vCPU thread. */

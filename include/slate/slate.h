@@ -64,6 +64,9 @@
                                   * such CPU, real or compatibility mode, misaligned stack),
                                   * EBUSY (the CPU already runs, or is the caller), EFAULT (the
                                   * stack is not mapped RAM). A failed call changes nothing.  */
+#define SLATE_HC_DEBUG_BREAK 4   /* () -> 1 if a debugger (--gdb) is attached: the machine stops
+                                  * right after this instruction, as at a breakpoint; 0 when no
+                                  * debugger is attached (nothing happens). Bochs' magic break. */
 /* Hypercall and device error codes (negative results). */
 #define SLATE_ENOSYS (-1) /* no such function                                                  */
 #define SLATE_EINVAL (-2) /* an argument is out of range                                       */

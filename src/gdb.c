@@ -1,0 +1,1275 @@
+/* gdb.c - a GDB remote serial protocol stub for the stock gdb (`target remote`).
+ *
+ * One thread serves one client at a time, in all-stop mode: when any vCPU stops (breakpoint,
+ * step, watchpoint, the break hypercall, Ctrl-C from gdb), every vCPU is paused, and the client
+ * sees each vCPU as a thread (id = CPU index + 1). Registers and memory are read and written only
+ * while the machine is paused, so every vCPU ioctl happens outside KVM_RUN. Software breakpoints
+ * are int3 bytes the stub writes into guest RAM (KVM_GUESTDBG_USE_SW_BP routes #BP to us), so
+ * they work from the first instruction, in real mode too; hardware breakpoints and watchpoints
+ * use the four debug registers through KVM_SET_GUEST_DEBUG. */
+#include "gdb.h"
+
+#include "vm.h"
+#include "x86.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define PACKET_MAX 16384 /* advertised as PacketSize; longer packets are refused */
+#define RX_MAX (2 * PACKET_MAX)
+#define SW_BPS_MAX 256
+#define HW_SLOTS 4
+#define SIGTRAP_NUM 5
+#define SIGINT_NUM 2
+
+struct sw_bp {
+    bool used;
+    uint64_t addr;
+    uint8_t *host; /* the byte in guest RAM that holds our int3 */
+    uint8_t saved;
+};
+
+enum hw_kind { HW_EXEC = 0, HW_WRITE = 1, HW_ACCESS = 3 };
+
+struct hw_bp {
+    bool used;
+    uint64_t addr;
+    unsigned len;
+    enum hw_kind kind;
+};
+
+/* A write watchpoint kept by single-stepping, where KVM ignores data breakpoints. */
+struct soft_watch {
+    bool used;
+    uint64_t addr;
+    unsigned len;
+    uint8_t value[8];
+};
+
+struct gdb_server {
+    /* What this KVM can do (probed once): nested KVM such as PVM may deliver int3 to the guest
+     * instead of to us, and may ignore data breakpoints. */
+    bool int3_intercepted;
+    bool data_breakpoints;
+    int listen_fd;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    bool wait_first; /* --gdb-wait and the first boot has not started yet */
+    int client_fd;
+    int notify_fd; /* eventfd: a vCPU stopped, or the machine is stopping */
+    pthread_t thread;
+    bool thread_started;
+    struct vm *vm;
+
+    pthread_mutex_t lock; /* guards the stop record, written by vCPU threads */
+    bool stop_pending;
+    unsigned stop_cpu;
+    int stop_signal;
+    uint64_t watch_addr;
+    enum hw_kind watch_kind;
+    bool watch_hit;
+
+    bool running;      /* the client was told the machine runs; a stop reply is owed */
+    bool no_ack;       /* QStartNoAckMode */
+    unsigned cur_g;    /* thread for registers and memory */
+    unsigned cur_c;    /* thread for step */
+    struct sw_bp sw[SW_BPS_MAX];
+    struct hw_bp hw[HW_SLOTS];
+    struct soft_watch soft[HW_SLOTS];
+    bool soft_stepping; /* continuing by single steps to check soft watchpoints */
+    uint64_t stop_dr6;
+    char rx[RX_MAX];
+    size_t rx_len;
+    char reply[2 * PACKET_MAX + 64];
+};
+
+/* ---- the target description ---------------------------------------------------------------- */
+
+static const char target_xml[] =
+    "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
+    "<target version=\"1.0\"><architecture>i386:x86-64</architecture>"
+    "<feature name=\"org.gnu.gdb.i386.core\">"
+    "<reg name=\"rax\" bitsize=\"64\" type=\"int64\"/><reg name=\"rbx\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rcx\" bitsize=\"64\" type=\"int64\"/><reg name=\"rdx\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rsi\" bitsize=\"64\" type=\"int64\"/><reg name=\"rdi\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rbp\" bitsize=\"64\" type=\"data_ptr\"/><reg name=\"rsp\" bitsize=\"64\" type=\"data_ptr\"/>"
+    "<reg name=\"r8\" bitsize=\"64\" type=\"int64\"/><reg name=\"r9\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r10\" bitsize=\"64\" type=\"int64\"/><reg name=\"r11\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r12\" bitsize=\"64\" type=\"int64\"/><reg name=\"r13\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r14\" bitsize=\"64\" type=\"int64\"/><reg name=\"r15\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rip\" bitsize=\"64\" type=\"code_ptr\"/><reg name=\"eflags\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"cs\" bitsize=\"32\" type=\"int32\"/><reg name=\"ss\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"ds\" bitsize=\"32\" type=\"int32\"/><reg name=\"es\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"fs\" bitsize=\"32\" type=\"int32\"/><reg name=\"gs\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"st0\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st1\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st2\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st3\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st4\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st5\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st6\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st7\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"fctrl\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fstat\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"ftag\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fiseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fioff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"foseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fooff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fop\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "</feature><feature name=\"org.gnu.gdb.i386.sse\">"
+    "<vector id=\"v4f\" type=\"ieee_single\" count=\"4\"/><vector id=\"v2d\" type=\"ieee_double\" count=\"2\"/>"
+    "<vector id=\"v16i8\" type=\"int8\" count=\"16\"/><vector id=\"v8i16\" type=\"int16\" count=\"8\"/>"
+    "<vector id=\"v4i32\" type=\"int32\" count=\"4\"/><vector id=\"v2i64\" type=\"int64\" count=\"2\"/>"
+    "<union id=\"vec128\"><field name=\"v4_float\" type=\"v4f\"/><field name=\"v2_double\" type=\"v2d\"/>"
+    "<field name=\"v16_int8\" type=\"v16i8\"/><field name=\"v8_int16\" type=\"v8i16\"/>"
+    "<field name=\"v4_int32\" type=\"v4i32\"/><field name=\"v2_int64\" type=\"v2i64\"/>"
+    "<field name=\"uint128\" type=\"uint128\"/></union>"
+    "<reg name=\"xmm0\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm1\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"xmm2\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm3\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"xmm4\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm5\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"xmm6\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm7\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"xmm8\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm9\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"xmm10\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm11\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"xmm12\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm13\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"xmm14\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm15\" bitsize=\"128\" type=\"vec128\"/>"
+    "<reg name=\"mxcsr\" bitsize=\"32\" type=\"int\" group=\"vector\"/>"
+    "</feature><feature name=\"org.gnu.gdb.i386.segments\">"
+    "<reg name=\"fs_base\" bitsize=\"64\" type=\"int\"/><reg name=\"gs_base\" bitsize=\"64\" type=\"int\"/>"
+    "</feature><feature name=\"org.slate.x86.control\">"
+    "<reg name=\"cr0\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
+    "<reg name=\"cr2\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
+    "<reg name=\"cr3\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
+    "<reg name=\"cr4\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
+    "<reg name=\"cr8\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
+    "<reg name=\"efer\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
+    "</feature></target>";
+
+/* Register numbers, in the order of the description above. */
+enum {
+    REG_RAX, REG_R15 = 15, REG_RIP, REG_EFLAGS, REG_CS, REG_GS = 23, REG_ST0, REG_ST7 = 31,
+    REG_FCTRL, REG_FOP = 39, REG_XMM0, REG_XMM15 = 55, REG_MXCSR, REG_FS_BASE, REG_GS_BASE,
+    REG_CR0, REG_EFER = 64, REG_COUNT
+};
+
+struct cpu_state {
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_fpu fpu;
+};
+
+static bool load_state(struct vcpu *cpu, struct cpu_state *st)
+{
+    return ioctl(cpu->fd, KVM_GET_REGS, &st->regs) == 0 &&
+           ioctl(cpu->fd, KVM_GET_SREGS, &st->sregs) == 0 && ioctl(cpu->fd, KVM_GET_FPU, &st->fpu) == 0;
+}
+
+/* kvm_regs in gdb's order: rax rbx rcx rdx rsi rdi rbp rsp r8..r15. */
+static __u64 *gpr(struct kvm_regs *r, int n)
+{
+    __u64 *order[16] = {&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi, &r->rbp, &r->rsp,
+                           &r->r8,  &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15};
+    return order[n];
+}
+
+/* The bytes of register n (little-endian); returns its size, 0 if there is no such register. */
+static size_t reg_bytes(struct cpu_state *st, int n, uint8_t *out)
+{
+    uint64_t v = 0;
+    size_t size = 8;
+    struct kvm_sregs *s = &st->sregs;
+    const struct kvm_segment *segs[6] = {&s->cs, &s->ss, &s->ds, &s->es, &s->fs, &s->gs};
+    if (n >= REG_RAX && n <= REG_R15) {
+        v = *gpr(&st->regs, n);
+    } else if (n == REG_RIP) {
+        v = st->regs.rip;
+    } else if (n == REG_EFLAGS) {
+        v = st->regs.rflags, size = 4;
+    } else if (n >= REG_CS && n <= REG_GS) {
+        v = segs[n - REG_CS]->selector, size = 4;
+    } else if (n >= REG_ST0 && n <= REG_ST7) {
+        memcpy(out, st->fpu.fpr[n - REG_ST0], 10);
+        return 10;
+    } else if (n >= REG_FCTRL && n <= REG_FOP) {
+        uint32_t fpu[8] = {st->fpu.fcw, st->fpu.fsw,
+                           /* the full tag word from FXSAVE's abridged one: valid or empty */
+                           0, (uint32_t)(st->fpu.last_ip >> 32), (uint32_t)st->fpu.last_ip,
+                           (uint32_t)(st->fpu.last_dp >> 32), (uint32_t)st->fpu.last_dp,
+                           st->fpu.last_opcode};
+        for (int i = 0; i < 8; i++)
+            if (!(st->fpu.ftwx & (1 << i)))
+                fpu[2] |= 3u << (2 * i);
+        v = fpu[n - REG_FCTRL], size = 4;
+    } else if (n >= REG_XMM0 && n <= REG_XMM15) {
+        memcpy(out, st->fpu.xmm[n - REG_XMM0], 16);
+        return 16;
+    } else if (n == REG_MXCSR) {
+        v = st->fpu.mxcsr, size = 4;
+    } else if (n == REG_FS_BASE || n == REG_GS_BASE) {
+        v = n == REG_FS_BASE ? s->fs.base : s->gs.base;
+    } else if (n >= REG_CR0 && n <= REG_EFER) {
+        uint64_t ctrl[6] = {s->cr0, s->cr2, s->cr3, s->cr4, s->cr8, s->efer};
+        v = ctrl[n - REG_CR0];
+    } else {
+        return 0;
+    }
+    memcpy(out, &v, size);
+    return size;
+}
+
+/* ---- packets ---------------------------------------------------------------------------------- */
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static char *put_hex(char *p, const uint8_t *bytes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *p++ = hexdigits[bytes[i] >> 4];
+        *p++ = hexdigits[bytes[i] & 15];
+    }
+    *p = 0;
+    return p;
+}
+
+/* Parses hex digits into *v, stopping at the first non-digit; returns the rest, NULL when there
+ * were no digits or too many. */
+static const char *parse_hex(const char *p, uint64_t *v)
+{
+    *v = 0;
+    int digits = 0;
+    for (int d; (d = hexval(*p)) >= 0; p++, digits++) {
+        if (digits == 16)
+            return NULL;
+        *v = (*v << 4) | (uint64_t)d;
+    }
+    return digits ? p : NULL;
+}
+
+static bool send_all(int fd, const char *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static void send_packet(struct gdb_server *g, const char *data)
+{
+    if (g->client_fd < 0)
+        return;
+    size_t len = strlen(data);
+    char *frame = malloc(len + 5);
+    if (!frame)
+        return;
+    uint8_t sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum = (uint8_t)(sum + (uint8_t)data[i]);
+    frame[0] = '$';
+    memcpy(frame + 1, data, len);
+    snprintf(frame + 1 + len, 4, "#%02x", sum);
+    if (!send_all(g->client_fd, frame, len + 4)) {
+        close(g->client_fd);
+        g->client_fd = -1;
+    }
+    free(frame);
+}
+
+enum rx_item { RX_NONE, RX_PACKET, RX_INTERRUPT };
+
+/* Takes the next complete item out of g->rx. A packet's payload is copied NUL-terminated into
+ * out. Corrupt or oversized packets are answered with '-' and dropped. */
+static enum rx_item next_item(struct gdb_server *g, char *out)
+{
+    size_t i = 0;
+    while (i < g->rx_len && g->rx[i] != '$' && g->rx[i] != 0x03)
+        i++; /* acks ('+', '-') and noise between packets */
+    memmove(g->rx, g->rx + i, g->rx_len - i);
+    g->rx_len -= i;
+    if (g->rx_len == 0)
+        return RX_NONE;
+    if (g->rx[0] == 0x03) {
+        memmove(g->rx, g->rx + 1, --g->rx_len);
+        return RX_INTERRUPT;
+    }
+    char *hash = memchr(g->rx, '#', g->rx_len);
+    if (!hash) {
+        if (g->rx_len >= PACKET_MAX + 4) { /* too long to ever be valid: drop it */
+            send_all(g->client_fd, "-", 1);
+            g->rx_len = 0;
+        }
+        return RX_NONE;
+    }
+    size_t end = (size_t)(hash - g->rx);
+    if (end + 3 > g->rx_len)
+        return RX_NONE; /* the checksum has not arrived yet */
+    size_t payload = end - 1;
+    uint8_t sum = 0;
+    for (size_t k = 1; k < end; k++)
+        sum = (uint8_t)(sum + (uint8_t)g->rx[k]);
+    int hi = hexval(g->rx[end + 1]), lo = hexval(g->rx[end + 2]);
+    bool ok = payload < PACKET_MAX && hi >= 0 && lo >= 0 && (hi << 4 | lo) == sum;
+    if (ok)
+        memcpy(out, g->rx + 1, payload), out[payload] = 0;
+    memmove(g->rx, g->rx + end + 3, g->rx_len - end - 3);
+    g->rx_len -= end + 3;
+    if (!g->no_ack)
+        send_all(g->client_fd, ok ? "+" : "-", 1);
+    if (!ok)
+        log_warn("gdb: dropped a packet with a bad checksum or length");
+    return ok ? RX_PACKET : RX_NONE;
+}
+
+/* ---- guest memory, breakpoints, debug registers ------------------------------------------------ */
+
+static struct vcpu *thread_cpu(struct gdb_server *g, unsigned index)
+{
+    return &g->vm->vcpus[index < g->vm->vcpu_count ? index : 0];
+}
+
+static bool read_memory(struct gdb_server *g, uint64_t addr, uint8_t *out, size_t len)
+{
+    struct vcpu *cpu = thread_cpu(g, g->cur_g);
+    while (len) {
+        size_t n = 0x1000 - (addr & 0xFFF);
+        if (n > len)
+            n = len;
+        const uint8_t *src = vcpu_gva_to_host(cpu, addr, n);
+        if (!src)
+            return false;
+        memcpy(out, src, n);
+        out += n, addr += n, len -= n;
+    }
+    return true;
+}
+
+/* All or nothing: every page is translated before any byte is written. */
+static bool write_memory(struct gdb_server *g, uint64_t addr, const uint8_t *in, size_t len)
+{
+    struct vcpu *cpu = thread_cpu(g, g->cur_g);
+    for (uint64_t a = addr, left = len; left;) {
+        size_t n = 0x1000 - (a & 0xFFF);
+        if (n > left)
+            n = left;
+        if (!vcpu_gva_to_ram(cpu, a, n))
+            return false;
+        a += n, left -= n;
+    }
+    while (len) {
+        size_t n = 0x1000 - (addr & 0xFFF);
+        if (n > len)
+            n = len;
+        memcpy(vcpu_gva_to_ram(cpu, addr, n), in, n);
+        in += n, addr += n, len -= n;
+    }
+    return true;
+}
+
+static bool set_hw(struct gdb_server *g, bool insert, enum hw_kind kind, uint64_t addr, unsigned len);
+
+static bool insert_sw(struct gdb_server *g, uint64_t addr)
+{
+    if (!g->int3_intercepted) /* an int3 would reach the guest: use a debug register */
+        return set_hw(g, true, HW_EXEC, addr, 1);
+    struct sw_bp *free_slot = NULL;
+    for (int i = 0; i < SW_BPS_MAX; i++) {
+        if (g->sw[i].used && g->sw[i].addr == addr)
+            return true;
+        if (!g->sw[i].used && !free_slot)
+            free_slot = &g->sw[i];
+    }
+    uint8_t *host = vcpu_gva_to_ram(thread_cpu(g, g->cur_g), addr, 1);
+    if (!free_slot || !host)
+        return false;
+    *free_slot = (struct sw_bp){.used = true, .addr = addr, .host = host, .saved = *host};
+    *host = 0xCC; /* int3 */
+    return true;
+}
+
+static bool remove_sw(struct gdb_server *g, uint64_t addr)
+{
+    if (!g->int3_intercepted)
+        return set_hw(g, false, HW_EXEC, addr, 1);
+    for (int i = 0; i < SW_BPS_MAX; i++) {
+        if (g->sw[i].used && g->sw[i].addr == addr) {
+            *g->sw[i].host = g->sw[i].saved;
+            g->sw[i].used = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool set_hw(struct gdb_server *g, bool insert, enum hw_kind kind, uint64_t addr, unsigned len)
+{
+    if (kind != HW_EXEC && len != 1 && len != 2 && len != 4 && len != 8)
+        return false;
+    for (int i = 0; i < HW_SLOTS; i++) {
+        struct hw_bp *h = &g->hw[i];
+        if (!insert && h->used && h->addr == addr && h->kind == kind) {
+            h->used = false;
+            return true;
+        }
+        if (insert && !h->used) {
+            *h = (struct hw_bp){.used = true, .addr = addr, .len = len, .kind = kind};
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool read_memory(struct gdb_server *g, uint64_t addr, uint8_t *out, size_t len);
+
+static bool set_soft_watch(struct gdb_server *g, bool insert, uint64_t addr, unsigned len)
+{
+    if (len != 1 && len != 2 && len != 4 && len != 8)
+        return false;
+    for (int i = 0; i < HW_SLOTS; i++) {
+        struct soft_watch *w = &g->soft[i];
+        if (!insert && w->used && w->addr == addr) {
+            w->used = false;
+            return true;
+        }
+        if (insert && !w->used) {
+            *w = (struct soft_watch){.used = true, .addr = addr, .len = len};
+            return read_memory(g, addr, w->value, len) || (w->used = false);
+        }
+    }
+    return false;
+}
+
+/* Which soft watchpoint's memory changed since the last look (updating the snapshot), or -1. */
+static int soft_watch_changed(struct gdb_server *g)
+{
+    for (int i = 0; i < HW_SLOTS; i++) {
+        struct soft_watch *w = &g->soft[i];
+        uint8_t now[8];
+        if (!w->used || !read_memory(g, w->addr, now, w->len) || !memcmp(now, w->value, w->len))
+            continue;
+        memcpy(w->value, now, w->len);
+        return i;
+    }
+    return -1;
+}
+
+static bool any_soft_watch(const struct gdb_server *g)
+{
+    for (int i = 0; i < HW_SLOTS; i++)
+        if (g->soft[i].used)
+            return true;
+    return false;
+}
+
+static uint64_t dr7_value(const struct gdb_server *g)
+{
+    static const unsigned len_bits[9] = {0, 0, 1, 0, 3, 0, 0, 0, 2};
+    uint64_t dr7 = 0;
+    for (int i = 0; i < HW_SLOTS; i++) {
+        const struct hw_bp *h = &g->hw[i];
+        if (!h->used)
+            continue;
+        dr7 |= 1ULL << (2 * i); /* local enable */
+        dr7 |= (uint64_t)h->kind << (16 + 4 * i);
+        if (h->kind != HW_EXEC)
+            dr7 |= (uint64_t)len_bits[h->len] << (18 + 4 * i);
+    }
+    return dr7;
+}
+
+/* Programs every vCPU's guest-debug state; `step` may be NULL. The machine is paused. */
+static void apply_debug(struct gdb_server *g, struct vcpu *step, bool enable)
+{
+    struct kvm_guest_debug dbg = {0};
+    if (enable) {
+        dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
+        uint64_t dr7 = dr7_value(g);
+        if (dr7) {
+            dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+            for (int i = 0; i < HW_SLOTS; i++)
+                dbg.arch.debugreg[i] = g->hw[i].used ? g->hw[i].addr : 0;
+            dbg.arch.debugreg[7] = dr7;
+        }
+    }
+    for (unsigned i = 0; i < g->vm->vcpu_count; i++) {
+        struct vcpu *cpu = &g->vm->vcpus[i];
+        struct kvm_guest_debug d = dbg;
+        if (cpu == step) /* interrupts stay pending during a step, as with QEMU's gdbstub */
+            d.control |= KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ;
+        if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &d) < 0 && (d.control & KVM_GUESTDBG_BLOCKIRQ)) {
+            d.control &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ; /* an older KVM */
+            if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &d) < 0)
+                log_warn("gdb: KVM_SET_GUEST_DEBUG on cpu %u: %s", i, strerror(errno));
+        }
+    }
+}
+
+/* ---- stops -------------------------------------------------------------------------------------- */
+
+static void record_stop(struct gdb_server *g, struct vcpu *cpu, int sig)
+{
+    pthread_mutex_lock(&g->lock);
+    if (!g->stop_pending) {
+        g->stop_dr6 = 0;
+        g->stop_pending = true;
+        g->stop_cpu = cpu->index;
+        g->stop_signal = sig;
+        g->watch_hit = false;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void stop_reply(struct gdb_server *g)
+{
+    char buf[96];
+    pthread_mutex_lock(&g->lock);
+    int n = snprintf(buf, sizeof(buf), "T%02x", g->stop_signal);
+    if (g->watch_hit)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s:%" PRIx64 ";",
+                      g->watch_kind == HW_WRITE ? "watch" : "awatch", g->watch_addr);
+    snprintf(buf + n, sizeof(buf) - (size_t)n, "thread:%x;", g->stop_cpu + 1);
+    g->cur_g = g->cur_c = g->stop_cpu;
+    g->stop_pending = false;
+    pthread_mutex_unlock(&g->lock);
+    send_packet(g, buf);
+}
+
+void gdb_debug_exit(struct vcpu *cpu)
+{
+    struct gdb_server *g = cpu->vm->gdb;
+    if (!g)
+        return;
+    struct kvm_debug_exit_arch *dbg = &cpu->run->debug.arch;
+    if (dbg->exception == 3) {
+        bool ours = false;
+        for (int i = 0; i < SW_BPS_MAX; i++)
+            ours |= g->sw[i].used && g->sw[i].addr == dbg->pc;
+        if (!ours) {
+            /* The guest's own int3: report it past the instruction, as a trap is. */
+            cpu->run->s.regs.regs.rip++;
+            cpu->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+        }
+    }
+    record_stop(g, cpu, SIGTRAP_NUM);
+    pthread_mutex_lock(&g->lock);
+    if (g->stop_cpu == cpu->index)
+        g->stop_dr6 = dbg->exception == 1 ? dbg->dr6 : 0;
+    pthread_mutex_unlock(&g->lock);
+    if (dbg->exception == 1 && (dbg->dr6 & 0xF)) {
+        for (int i = 0; i < HW_SLOTS; i++) {
+            if ((dbg->dr6 & (1u << i)) && g->hw[i].used && g->hw[i].kind != HW_EXEC) {
+                pthread_mutex_lock(&g->lock);
+                if (g->stop_cpu == cpu->index) {
+                    g->watch_hit = true;
+                    g->watch_addr = g->hw[i].addr;
+                    g->watch_kind = g->hw[i].kind;
+                }
+                pthread_mutex_unlock(&g->lock);
+            }
+        }
+    }
+    vm_request_pause(cpu->vm);
+    eventfd_write(g->notify_fd, 1);
+}
+
+int64_t gdb_break_hypercall(struct vcpu *cpu)
+{
+    struct gdb_server *g = cpu->vm->gdb;
+    if (!g || g->client_fd < 0)
+        return 0;
+    record_stop(g, cpu, SIGTRAP_NUM);
+    vm_request_pause(cpu->vm);
+    eventfd_write(g->notify_fd, 1);
+    return 1;
+}
+
+void gdb_notify_stop(struct gdb_server *g)
+{
+    if (g)
+        eventfd_write(g->notify_fd, 1);
+}
+
+/* ---- the packet handlers ------------------------------------------------------------------------ */
+
+static void reply_registers(struct gdb_server *g)
+{
+    struct cpu_state st;
+    if (!load_state(thread_cpu(g, g->cur_g), &st)) {
+        send_packet(g, "E01");
+        return;
+    }
+    char *p = g->reply;
+    uint8_t bytes[16];
+    for (int n = 0; n < REG_COUNT; n++)
+        p = put_hex(p, bytes, reg_bytes(&st, n, bytes));
+    send_packet(g, g->reply);
+}
+
+static void reply_one_register(struct gdb_server *g, const char *args)
+{
+    uint64_t n;
+    struct cpu_state st;
+    uint8_t bytes[16];
+    size_t size;
+    if (!parse_hex(args, &n) || n >= REG_COUNT || !load_state(thread_cpu(g, g->cur_g), &st) ||
+        !(size = reg_bytes(&st, (int)n, bytes))) {
+        send_packet(g, "E01");
+        return;
+    }
+    put_hex(g->reply, bytes, size);
+    send_packet(g, g->reply);
+}
+
+/* P n=value: general registers, RIP and RFLAGS can be written. */
+static void write_register(struct gdb_server *g, const char *args)
+{
+    uint64_t n;
+    const char *p = parse_hex(args, &n);
+    struct vcpu *cpu = thread_cpu(g, g->cur_g);
+    struct kvm_regs regs;
+    if (!p || *p != '=' || n > REG_EFLAGS || ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0) {
+        send_packet(g, "E01");
+        return;
+    }
+    uint8_t bytes[8] = {0};
+    size_t size = n == REG_EFLAGS ? 4 : 8;
+    p++;
+    for (size_t i = 0; i < size; i++) {
+        int hi = hexval(p[2 * i]), lo = hi >= 0 ? hexval(p[2 * i + 1]) : -1;
+        if (lo < 0) {
+            send_packet(g, "E01");
+            return;
+        }
+        bytes[i] = (uint8_t)(hi << 4 | lo);
+    }
+    uint64_t v;
+    memcpy(&v, bytes, 8);
+    if (n == REG_RIP)
+        regs.rip = v;
+    else if (n == REG_EFLAGS)
+        regs.rflags = (regs.rflags & ~0xFFFFFFFFULL) | (v & 0xFFFFFFFF) | 2;
+    else
+        *gpr(&regs, (int)n) = v;
+    send_packet(g, ioctl(cpu->fd, KVM_SET_REGS, &regs) == 0 ? "OK" : "E01");
+}
+
+static void reply_memory(struct gdb_server *g, const char *args)
+{
+    uint64_t addr, len;
+    const char *p = parse_hex(args, &addr);
+    if (!p || *p != ',' || !parse_hex(p + 1, &len) || len > PACKET_MAX / 2 - 16) {
+        send_packet(g, "E01");
+        return;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf || !read_memory(g, addr, buf, len))
+        send_packet(g, "E14"); /* EFAULT: unmapped, or not memory (MMIO, unclaimed) */
+    else {
+        put_hex(g->reply, buf, len);
+        send_packet(g, g->reply);
+    }
+    free(buf);
+}
+
+static void handle_write_memory(struct gdb_server *g, const char *args)
+{
+    uint64_t addr, len;
+    const char *p = parse_hex(args, &addr);
+    if (!p || *p != ',' || !(p = parse_hex(p + 1, &len)) || *p != ':' || len > PACKET_MAX / 2 ||
+        strlen(p + 1) != 2 * len) {
+        send_packet(g, "E01");
+        return;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    for (size_t i = 0; buf && i < len; i++) {
+        int hi = hexval(p[1 + 2 * i]), lo = hexval(p[2 + 2 * i]);
+        if (hi < 0 || lo < 0) {
+            free(buf);
+            send_packet(g, "E01");
+            return;
+        }
+        buf[i] = (uint8_t)(hi << 4 | lo);
+    }
+    send_packet(g, buf && write_memory(g, addr, buf, len) ? "OK" : "E14");
+    free(buf);
+}
+
+/* Z/z type,addr,kind */
+static void handle_breakpoint(struct gdb_server *g, bool insert, const char *args)
+{
+    uint64_t type, addr, kind;
+    const char *p = parse_hex(args, &type);
+    if (!p || *p != ',' || !(p = parse_hex(p + 1, &addr)) || *p != ',' || !parse_hex(p + 1, &kind)) {
+        send_packet(g, "E01");
+        return;
+    }
+    bool ok;
+    switch (type) {
+    case 0: ok = insert ? insert_sw(g, addr) : remove_sw(g, addr); break;
+    case 1: ok = set_hw(g, insert, HW_EXEC, addr, 1); break;
+    case 2:
+        ok = g->data_breakpoints ? set_hw(g, insert, HW_WRITE, addr, (unsigned)kind)
+                                 : set_soft_watch(g, insert, addr, (unsigned)kind);
+        break;
+    case 4:
+        if (!g->data_breakpoints) {
+            send_packet(g, ""); /* a read leaves no trace to compare: not without the hardware */
+            return;
+        }
+        ok = set_hw(g, insert, HW_ACCESS, addr, (unsigned)kind);
+        break;
+    default: send_packet(g, ""); return; /* read watchpoints: x86 has none */
+    }
+    send_packet(g, ok ? "OK" : "E0e");
+}
+
+static void reply_features(struct gdb_server *g, const char *args)
+{
+    uint64_t off, len;
+    const char *p = strchr(args, ':');
+    if (strncmp(args, "target.xml:", 11) || !(p = parse_hex(p + 1, &off)) || *p != ',' ||
+        !parse_hex(p + 1, &len)) {
+        send_packet(g, "E00");
+        return;
+    }
+    size_t total = sizeof(target_xml) - 1;
+    if (off >= total) {
+        send_packet(g, "l");
+        return;
+    }
+    if (len > PACKET_MAX - 8)
+        len = PACKET_MAX - 8;
+    size_t n = total - off < len ? total - off : len;
+    g->reply[0] = off + n < total ? 'm' : 'l';
+    memcpy(g->reply + 1, target_xml + off, n);
+    g->reply[1 + n] = 0;
+    send_packet(g, g->reply);
+}
+
+static bool valid_thread(struct gdb_server *g, uint64_t id) { return id >= 1 && id <= g->vm->vcpu_count; }
+
+/* H g|c THREAD: -1 and 0 mean "any". */
+static void set_thread(struct gdb_server *g, const char *args)
+{
+    char op = args[0];
+    uint64_t id = 0;
+    if (!strcmp(args + 1, "-1") || !strcmp(args + 1, "0")) {
+        send_packet(g, "OK");
+        return;
+    }
+    if (!parse_hex(args + 1, &id) || !valid_thread(g, id) || (op != 'g' && op != 'c')) {
+        send_packet(g, "E01");
+        return;
+    }
+    if (op == 'g')
+        g->cur_g = (unsigned)id - 1;
+    else
+        g->cur_c = (unsigned)id - 1;
+    send_packet(g, "OK");
+}
+
+static void reply_thread_list(struct gdb_server *g)
+{
+    char *p = g->reply;
+    *p++ = 'm';
+    for (unsigned i = 0; i < g->vm->vcpu_count && p < g->reply + sizeof(g->reply) - 16; i++)
+        p += sprintf(p, "%s%x", i ? "," : "", i + 1);
+    send_packet(g, g->reply);
+}
+
+static void resume(struct gdb_server *g, struct vcpu *step)
+{
+    g->soft_stepping = !step && any_soft_watch(g);
+    if (g->soft_stepping) /* continue one instruction at a time, comparing the watched bytes */
+        step = thread_cpu(g, g->cur_c);
+    apply_debug(g, step, true);
+    g->running = true;
+    if (step)
+        vm_release_one(g->vm, step);
+    else
+        vm_resume(g->vm);
+}
+
+/* vCont;ACTION[:THREAD]...: a step for one thread steps it alone; otherwise all continue. */
+static void handle_vcont(struct gdb_server *g, const char *args)
+{
+    struct vcpu *step = NULL;
+    for (const char *p = args; p && *p == ';'; p = strchr(p + 1, ';')) {
+        char action = p[1];
+        if (action != 's' && action != 'S')
+            continue;
+        const char *colon = strchr(p, ':');
+        const char *next = strchr(p + 1, ';');
+        uint64_t id = g->cur_c + 1;
+        if (colon && (!next || colon < next) && (!parse_hex(colon + 1, &id) || !valid_thread(g, id))) {
+            send_packet(g, "E01");
+            return;
+        }
+        step = &g->vm->vcpus[id - 1];
+        break;
+    }
+    resume(g, step);
+}
+
+static void detach(struct gdb_server *g)
+{
+    for (int i = 0; i < SW_BPS_MAX; i++)
+        if (g->sw[i].used)
+            remove_sw(g, g->sw[i].addr);
+    memset(g->hw, 0, sizeof(g->hw));
+    apply_debug(g, NULL, false);
+    if (g->client_fd >= 0)
+        close(g->client_fd);
+    g->client_fd = -1;
+    g->running = false;
+    g->no_ack = false;
+    g->rx_len = 0;
+    vm_resume(g->vm);
+}
+
+static void handle_query(struct gdb_server *g, const char *pkt)
+{
+    char extra[64];
+    uint64_t id;
+    if (!strncmp(pkt, "qSupported", 10))
+        send_packet(g, "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;vContSupported+");
+    else if (!strncmp(pkt, "qXfer:features:read:", 20))
+        reply_features(g, pkt + 20);
+    else if (!strcmp(pkt, "qfThreadInfo"))
+        reply_thread_list(g);
+    else if (!strcmp(pkt, "qsThreadInfo"))
+        send_packet(g, "l");
+    else if (!strcmp(pkt, "qC"))
+        snprintf(extra, sizeof(extra), "QC%x", g->cur_g + 1), send_packet(g, extra);
+    else if (!strcmp(pkt, "qAttached"))
+        send_packet(g, "1");
+    else if (!strncmp(pkt, "qThreadExtraInfo,", 17) && parse_hex(pkt + 17, &id) && valid_thread(g, id)) {
+        char text[32];
+        int n = snprintf(text, sizeof(text), "CPU %u", (unsigned)id - 1);
+        put_hex(extra, (const uint8_t *)text, (size_t)n);
+        send_packet(g, extra);
+    } else if (!strncmp(pkt, "qSymbol", 7))
+        send_packet(g, "OK");
+    else
+        send_packet(g, "");
+}
+
+/* One packet while the machine is stopped. */
+static void handle_packet(struct gdb_server *g, const char *pkt)
+{
+    uint64_t id;
+    switch (pkt[0]) {
+    case '?':
+        pthread_mutex_lock(&g->lock);
+        g->stop_signal = g->stop_signal ? g->stop_signal : SIGTRAP_NUM;
+        pthread_mutex_unlock(&g->lock);
+        stop_reply(g);
+        return;
+    case 'q': handle_query(g, pkt); return;
+    case 'Q':
+        if (!strcmp(pkt, "QStartNoAckMode")) {
+            send_packet(g, "OK");
+            g->no_ack = true;
+        } else {
+            send_packet(g, "");
+        }
+        return;
+    case 'H': set_thread(g, pkt + 1); return;
+    case 'T': send_packet(g, parse_hex(pkt + 1, &id) && valid_thread(g, id) ? "OK" : "E01"); return;
+    case 'g': reply_registers(g); return;
+    case 'p': reply_one_register(g, pkt + 1); return;
+    case 'P': write_register(g, pkt + 1); return;
+    case 'm': reply_memory(g, pkt + 1); return;
+    case 'M': handle_write_memory(g, pkt + 1); return;
+    case 'Z': handle_breakpoint(g, true, pkt + 1); return;
+    case 'z': handle_breakpoint(g, false, pkt + 1); return;
+    case 'c': resume(g, NULL); return;
+    case 's': resume(g, thread_cpu(g, g->cur_c)); return;
+    case 'v':
+        if (!strcmp(pkt, "vCont?"))
+            send_packet(g, "vCont;c;C;s;S");
+        else if (!strncmp(pkt, "vCont;", 6))
+            handle_vcont(g, pkt + 5);
+        else
+            send_packet(g, "");
+        return;
+    case 'D':
+        send_packet(g, "OK");
+        detach(g);
+        return;
+    case 'k':
+        detach(g);
+        vm_request_stop(g->vm, 128 + 9); /* as if killed */
+        return;
+    default: send_packet(g, ""); /* unsupported, as the protocol says: G, X, and the rest */
+    }
+}
+
+/* ---- the server thread -------------------------------------------------------------------------- */
+
+/* A vCPU stopped while the client waits. Soft watchpoints: a plain single step with no watched
+ * byte changed goes on stepping; anything else is reported. */
+static void handle_stop(struct gdb_server *g)
+{
+    if (g->soft_stepping) {
+        int hit = soft_watch_changed(g);
+        pthread_mutex_lock(&g->lock);
+        bool plain_step = g->stop_signal == SIGTRAP_NUM && (g->stop_dr6 & (1u << 14)) && !(g->stop_dr6 & 0xF);
+        if (hit >= 0) {
+            g->watch_hit = true;
+            g->watch_addr = g->soft[hit].addr;
+            g->watch_kind = HW_WRITE;
+        }
+        unsigned cpu = g->stop_cpu;
+        if (hit < 0 && plain_step) {
+            g->stop_pending = false;
+            pthread_mutex_unlock(&g->lock);
+            vm_release_one(g->vm, &g->vm->vcpus[cpu]);
+            return;
+        }
+        pthread_mutex_unlock(&g->lock);
+        g->soft_stepping = false;
+    }
+    g->running = false;
+    stop_reply(g);
+}
+
+static bool vm_over(struct gdb_server *g) { return atomic_load(&g->vm->stopping); }
+
+/* Tells an attached client how the machine ended (a reset keeps the client). */
+static void say_goodbye(struct gdb_server *g)
+{
+    int status = atomic_load(&g->vm->status);
+    if (g->client_fd < 0 || status == VM_STATUS_RESET)
+        return;
+    char buf[8];
+    snprintf(buf, sizeof(buf), "W%02x", status & 0xFF);
+    send_packet(g, buf);
+    close(g->client_fd);
+    g->client_fd = -1;
+}
+
+static void attach_client(struct gdb_server *g)
+{
+    int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly on unix */
+    g->client_fd = fd;
+    g->rx_len = 0;
+    g->no_ack = false;
+    if (!vm_pause(g->vm))
+        return;
+    pthread_mutex_lock(&g->lock);
+    g->stop_pending = false;
+    g->stop_cpu = 0;
+    g->stop_signal = SIGTRAP_NUM;
+    pthread_mutex_unlock(&g->lock);
+    g->cur_g = g->cur_c = 0;
+    g->running = false;
+    apply_debug(g, NULL, true);
+    log_info("gdb attached; every CPU is stopped");
+}
+
+/* Reads what the client sent; returns false when it has gone. */
+static bool receive(struct gdb_server *g)
+{
+    if (g->rx_len == sizeof(g->rx))
+        g->rx_len = 0; /* a client that only sends garbage */
+    ssize_t n = recv(g->client_fd, g->rx + g->rx_len, sizeof(g->rx) - g->rx_len, 0);
+    if (n < 0 && errno == EINTR)
+        return true;
+    if (n <= 0)
+        return false;
+    g->rx_len += (size_t)n;
+    return true;
+}
+
+static void serve_client_input(struct gdb_server *g)
+{
+    static char pkt[PACKET_MAX + 1];
+    if (!receive(g)) {
+        log_info("gdb detached");
+        detach(g);
+        return;
+    }
+    for (;;) {
+        enum rx_item item = next_item(g, pkt);
+        if (item == RX_NONE || g->client_fd < 0)
+            return;
+        if (item == RX_INTERRUPT) {
+            if (g->running && vm_pause(g->vm)) {
+                pthread_mutex_lock(&g->lock);
+                if (!g->stop_pending) {
+                    g->stop_pending = true;
+                    g->stop_cpu = g->cur_c;
+                    g->stop_signal = SIGINT_NUM;
+                    g->watch_hit = false;
+                }
+                pthread_mutex_unlock(&g->lock);
+                g->running = false;
+                stop_reply(g);
+            }
+        } else if (!g->running) {
+            handle_packet(g, pkt);
+        }
+    }
+}
+
+static void *gdb_thread(void *arg)
+{
+    struct gdb_server *g = arg;
+    if (g->client_fd >= 0) { /* attached across a reset: breakpoints and debug state again */
+        if (vm_pause(g->vm)) {
+            for (int i = 0; i < SW_BPS_MAX; i++) {
+                if (!g->sw[i].used)
+                    continue;
+                g->sw[i].used = false;
+                insert_sw(g, g->sw[i].addr);
+            }
+            resume(g, NULL);
+        }
+    }
+    while (!vm_over(g)) {
+        struct pollfd fds[2] = {{.fd = g->notify_fd, .events = POLLIN},
+                                {.fd = g->client_fd >= 0 ? g->client_fd : g->listen_fd, .events = POLLIN}};
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[0].revents & POLLIN) {
+            eventfd_t ignored;
+            eventfd_read(g->notify_fd, &ignored);
+            if (vm_over(g))
+                break;
+            if (g->running && g->stop_pending && vm_pause(g->vm))
+                handle_stop(g);
+        }
+        if (!(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        if (g->client_fd < 0)
+            attach_client(g);
+        else
+            serve_client_input(g);
+    }
+    say_goodbye(g);
+    return NULL;
+}
+
+int gdb_vm_start(struct gdb_server *g, struct vm *vm)
+{
+    g->vm = vm;
+    vm->gdb = g;
+    pthread_mutex_lock(&g->lock);
+    g->stop_pending = false;
+    pthread_mutex_unlock(&g->lock);
+    eventfd_t ignored;
+    eventfd_read(g->notify_fd, &ignored);
+    if (g->wait_first || g->client_fd >= 0) {
+        vm->pause_requested = true; /* the vCPUs park before their first instruction */
+        if (g->wait_first)
+            log_info("waiting for gdb on the --gdb address before the first instruction");
+    }
+    g->wait_first = false;
+    int rc = pthread_create(&g->thread, NULL, gdb_thread, g);
+    if (rc) {
+        log_error("cannot start the gdb thread: %s", strerror(rc));
+        return -1;
+    }
+    g->thread_started = true;
+    return 0;
+}
+
+void gdb_vm_end(struct gdb_server *g, int status)
+{
+    (void)status;
+    if (g->thread_started) {
+        eventfd_write(g->notify_fd, 1);
+        pthread_join(g->thread, NULL);
+        g->thread_started = false;
+    }
+    g->vm = NULL;
+}
+
+/* ---- probing what KVM can do ---------------------------------------------------------------- */
+
+/* Runs `code` in real mode at 0 in a throwaway VM with `dbg` and says whether KVM_RUN came back
+ * with KVM_EXIT_DEBUG. Vector 3 in the IVT points at a hlt, so an int3 that reaches the guest
+ * ends in a HLT exit instead. */
+static bool probe_debug_exit(int kvm, const uint8_t *code, size_t len, const struct kvm_guest_debug *dbg)
+{
+    bool hit = false;
+    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    int cpu = vm >= 0 ? ioctl(vm, KVM_CREATE_VCPU, 0) : -1;
+    int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    uint8_t *ram = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct kvm_run *run = cpu >= 0 && run_size > 0
+                              ? mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, cpu, 0)
+                              : MAP_FAILED;
+    if (ram != MAP_FAILED && run != MAP_FAILED) {
+        memcpy(ram + 0x20, code, len);
+        ram[0x40] = 0xF4;                          /* hlt: where int3 lands if the guest gets it */
+        memcpy(ram + 0x0C, (uint16_t[]){0x40, 0}, 4); /* IVT[3] = 0000:0040 */
+        struct kvm_userspace_memory_region slot = {.memory_size = 0x1000, .userspace_addr = (uint64_t)ram};
+        struct kvm_sregs sregs;
+        struct kvm_regs regs = {.rip = 0x20, .rflags = 2};
+        if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0 && ioctl(cpu, KVM_GET_SREGS, &sregs) == 0) {
+            sregs.cs.selector = 0;
+            sregs.cs.base = 0;
+            if (ioctl(cpu, KVM_SET_SREGS, &sregs) == 0 && ioctl(cpu, KVM_SET_REGS, &regs) == 0 &&
+                ioctl(cpu, KVM_SET_GUEST_DEBUG, dbg) == 0 && ioctl(cpu, KVM_RUN, 0) == 0)
+                hit = run->exit_reason == KVM_EXIT_DEBUG;
+        }
+    }
+    if (run != MAP_FAILED)
+        munmap(run, (size_t)run_size);
+    if (ram != MAP_FAILED)
+        munmap(ram, 0x1000);
+    if (cpu >= 0)
+        close(cpu);
+    if (vm >= 0)
+        close(vm);
+    return hit;
+}
+
+static void probe_kvm(struct gdb_server *g)
+{
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0)
+        return; /* the VM itself will say why */
+    static const uint8_t int3[] = {0xCC, 0xF4};
+    struct kvm_guest_debug sw = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP};
+    g->int3_intercepted = probe_debug_exit(kvm, int3, sizeof(int3), &sw);
+    static const uint8_t store[] = {0xA2, 0x00, 0x01, 0xF4}; /* mov %al, (0x100); hlt */
+    struct kvm_guest_debug hw = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP};
+    hw.arch.debugreg[0] = 0x100;
+    hw.arch.debugreg[7] = 1 | (1u << 16); /* L0, write, 1 byte */
+    g->data_breakpoints = probe_debug_exit(kvm, store, sizeof(store), &hw);
+    close(kvm);
+    if (!g->int3_intercepted)
+        log_warn("gdb: this KVM delivers int3 to the guest instead of reporting it (nested KVM); "
+                 "breakpoints use the 4 debug registers instead, so at most 4 at a time");
+    if (!g->data_breakpoints)
+        log_warn("gdb: this KVM ignores data breakpoints; gdb will use software watchpoints "
+                 "(single steps), which are slow");
+}
+
+/* ---- the listening socket ----------------------------------------------------------------------- */
+
+static int listen_unix(struct gdb_server *g, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        log_error("--gdb unix:%s: the path is too long", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        log_error("--gdb unix:%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    strcpy(g->unix_path, path);
+    return fd;
+}
+
+static int listen_tcp(const char *spec)
+{
+    char host[64] = "127.0.0.1";
+    const char *colon = strrchr(spec, ':');
+    const char *port_text = colon ? colon + 1 : spec;
+    if (colon) {
+        size_t n = (size_t)(colon - spec);
+        if (n == 0 || n >= sizeof(host)) {
+            log_error("--gdb %s: expected [HOST:]PORT or unix:PATH", spec);
+            return -1;
+        }
+        memcpy(host, spec, n);
+        host[n] = 0;
+    }
+    char *end;
+    long port = strtol(port_text, &end, 10);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (!*port_text || *end || port < 1 || port > 65535) {
+        log_error("--gdb %s: '%s' is not a port number (1-65535)", spec, port_text);
+        return -1;
+    }
+    if (!strcmp(host, "localhost"))
+        strcpy(host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        log_error("--gdb %s: '%s' is not an IPv4 address", spec, host);
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        log_error("--gdb %s: %s", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct gdb_server *gdb_server_open(const char *spec, bool wait)
+{
+    struct gdb_server *g = calloc(1, sizeof(*g));
+    if (!g) {
+        log_error("out of memory");
+        return NULL;
+    }
+    g->client_fd = g->listen_fd = g->notify_fd = -1;
+    g->wait_first = wait;
+    pthread_mutex_init(&g->lock, NULL);
+    g->listen_fd = !strncmp(spec, "unix:", 5) ? listen_unix(g, spec + 5) : listen_tcp(spec);
+    g->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (g->listen_fd < 0 || g->notify_fd < 0) {
+        gdb_server_close(g);
+        return NULL;
+    }
+    probe_kvm(g);
+    return g;
+}
+
+void gdb_server_close(struct gdb_server *g)
+{
+    if (!g)
+        return;
+    if (g->client_fd >= 0)
+        close(g->client_fd);
+    if (g->listen_fd >= 0)
+        close(g->listen_fd);
+    if (g->unix_path[0])
+        unlink(g->unix_path);
+    if (g->notify_fd >= 0)
+        close(g->notify_fd);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
