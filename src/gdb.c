@@ -354,18 +354,7 @@ static struct vcpu *thread_cpu(struct gdb_server *g, unsigned index)
 
 static bool read_memory(struct gdb_server *g, uint64_t addr, uint8_t *out, size_t len)
 {
-    struct vcpu *cpu = thread_cpu(g, g->cur_g);
-    while (len) {
-        size_t n = 0x1000 - (addr & 0xFFF);
-        if (n > len)
-            n = len;
-        const uint8_t *src = vcpu_gva_to_host(cpu, addr, n);
-        if (!src)
-            return false;
-        memcpy(out, src, n);
-        out += n, addr += n, len -= n;
-    }
-    return true;
+    return vcpu_read_virtual(thread_cpu(g, g->cur_g), addr, out, len) == len;
 }
 
 /* All or nothing: every page is translated before any byte is written. */

@@ -188,3 +188,19 @@ void *vcpu_gva_to_ram(struct vcpu *cpu, uint64_t gva, uint64_t len)
     uint64_t gpa;
     return vcpu_translate(cpu, gva, len, &gpa) ? memory_ram_ptr(&cpu->vm->mem, gpa, len) : NULL;
 }
+
+size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        size_t n = 0x1000 - ((gva + done) & 0xFFF);
+        if (n > len - done)
+            n = len - done;
+        const void *src = vcpu_gva_to_host(cpu, gva + done, n);
+        if (!src)
+            break;
+        memcpy((uint8_t *)buf + done, src, n);
+        done += n;
+    }
+    return done;
+}

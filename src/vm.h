@@ -140,6 +140,10 @@ int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint6
  * machine is paused. */
 void vcpu_service_requests(struct vcpu *cpu);
 
+/* Copies up to len bytes from linear address gva as `cpu` sees it; stops at the first page that
+ * is unmapped or not memory. Returns the bytes copied. */
+size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len);
+
 /* A writable host pointer to guest RAM at linear address gva, as `cpu` sees it, for len bytes
  * within one page; NULL if unmapped or not RAM. */
 void *vcpu_gva_to_ram(struct vcpu *cpu, uint64_t gva, uint64_t len);

@@ -2,7 +2,7 @@
 # A triple fault ends in a crash report and status 126.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 6
+plan 11
 
 run_slate "$GUEST/triple_fault.elf"
 is "$RC" 126 "triple fault: exit status 126"
@@ -10,4 +10,14 @@ has "$OUT" '^about to triple fault$' "the guest ran up to the fault"
 has "$ERR" '^slate: guest crashed on cpu 0' "crash report names the CPU"
 has "$ERR" 'rip=0000000000100' "crash report shows RIP inside the kernel"
 has "$ERR" 'idt base=0000000000000000 limit=0000' "crash report shows the empty IDT that caused it"
-has "$ERR" 'code at 0x[0-9a-f]+: cc ' "crash report shows the bytes at RIP (int3)"
+has "$ERR" '^  => [0-9a-f]+  cc +int3' "crash report disassembles the instruction at RIP (int3)"
+
+# A crash in a known function of a kernel built with -g: the report names it, its source line,
+# the faulting instruction, where the page walk for CR2 ends, and the caller on the stack.
+run_slate --append crash "$GUEST/debugme.elf"
+is "$RC" 126 "a page fault with no IDT ends in a triple fault (126)"
+line=$(grep -n 'unmapped: #PF' tests/guest/debugme.c | cut -d: -f1)
+has "$ERR" "^  at crash_here\+0x[0-9a-f]+ \(tests/guest/debugme.c:$line\)$" "the report names the function and source line of RIP"
+has "$ERR" '^  => [0-9a-f]+  .* mov qword ptr \[rdi\], 0x2a$' "it disassembles the faulting instruction"
+has "$ERR" '^  page walk for cr2 0x7000000000: PML4E\[0\]=0x[0-9a-f]+ PDPTE\[448\]=0 NOT PRESENT$' "the page walk says which level is missing"
+has "$ERR" '^    \[rsp\+0x[0-9a-f]+\] 0x[0-9a-f]+ kmain\+0x[0-9a-f]+ \(tests/guest/debugme.c:[0-9]+\)$' "return addresses on the stack are named"

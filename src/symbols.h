@@ -1,0 +1,30 @@
+/* symbols.h - names for guest code addresses, from the kernel ELF's symbols and DWARF line table
+ * (elfutils libdwfl). Loaded only when something needs it: a crash report, the monitor. */
+#ifndef SLATE_SYMBOLS_H
+#define SLATE_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct symbols;
+
+/* NULL when the file is not an ELF (a flat binary) or has no symbols. */
+struct symbols *symbols_open(const char *path);
+void symbols_close(struct symbols *syms);
+
+struct symbol_info {
+    const char *function; /* NULL when unknown */
+    uint64_t function_start;
+    uint64_t offset;      /* addr - function start */
+    const char *file;     /* NULL without DWARF line information */
+    int line;
+};
+
+/* Looks up addr; returns false when no function contains it. Strings live as long as syms. */
+bool symbols_lookup(struct symbols *syms, uint64_t addr, struct symbol_info *out);
+
+/* "func+0x12 (file.c:34)", "func+0x12", or "" into buf. */
+const char *symbols_describe(struct symbols *syms, uint64_t addr, char *buf, size_t len);
+
+#endif
