@@ -81,6 +81,9 @@ static void hypercall(struct vcpu *cpu, uint64_t function)
                          function);
         result = SLATE_ENOSYS;
     }
+    if (cpu->vm->trace & TRACE_HYPERCALL)
+        trace_event(cpu->vm, cpu, "hypercall %" PRIu64 "(%#llx, %#llx, %#llx, %#llx) = %" PRId64,
+                    function, regs->rdi, regs->rsi, regs->rcx, regs->rbx, result);
     /* Write RAX back only when it changes: a NOP then costs nothing beyond the exit itself. */
     if (regs->rax != (uint64_t)result) {
         regs->rax = (uint64_t)result;

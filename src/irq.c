@@ -96,6 +96,9 @@ void irq_line_raise(struct irq_line *line)
 {
     if (line->fd < 0 || atomic_load(&line->vector) == 0)
         return;
+    if (line->vm->trace & TRACE_IRQ)
+        trace_event(line->vm, NULL, "irq: gsi %u, vector %u to cpu %u", line->gsi,
+                    atomic_load(&line->vector), atomic_load(&line->cpu));
     uint64_t one = 1;
     ssize_t n = write(line->fd, &one, sizeof(one));
     (void)n; /* EAGAIN: the counter is saturated, so the interrupt is pending anyway */

@@ -8,7 +8,9 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Stop signals are blocked on every thread and read from a signalfd by the event loop. */
 static void block_stop_signals(void)
@@ -36,6 +38,15 @@ int main(int argc, char **argv)
     struct console console;
     if (console_open(&console, &cfg))
         return EXIT_FAILURE_SLATE;
+    FILE *trace_out = NULL;
+    if (cfg.trace_file && !(trace_out = fopen(cfg.trace_file, "we"))) {
+        log_error("--trace-file %s: %s", cfg.trace_file, strerror(errno));
+        console_abandon(&console);
+        console_close(&console);
+        return EXIT_FAILURE_SLATE;
+    }
+    if (trace_out)
+        setvbuf(trace_out, NULL, _IOLBF, 0);
     struct gdb_server *gdb = NULL; /* outlives resets: the client stays attached */
     if (cfg.gdb && !(gdb = gdb_server_open(cfg.gdb, cfg.gdb_wait))) {
         console_abandon(&console);
@@ -54,6 +65,7 @@ int main(int argc, char **argv)
             console_begin(&console);
         started = true;
         vm->gdb = gdb;
+        vm->trace_out = trace_out;
         status = vm_run(vm, deadline);
         vm_destroy(vm);
     } while (status == VM_STATUS_RESET);
@@ -61,5 +73,7 @@ int main(int argc, char **argv)
         console_abandon(&console);
     console_close(&console);
     gdb_server_close(gdb);
+    if (trace_out)
+        fclose(trace_out);
     return status;
 }

@@ -1,6 +1,8 @@
 /* options.c - parses slate's command line into a struct slate_config. */
 #include "options.h"
 
+#include "trace.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -34,6 +36,9 @@ const char options_help[] =
     "  --gdb [HOST:]PORT|unix:PATH\n"
     "                         serve the GDB remote protocol (default host 127.0.0.1)\n"
     "  --gdb-wait             hold the first instruction until gdb attaches\n"
+    "  --trace LIST           log io, mmio, hypercall, irq events (comma-separated, or all)\n"
+    "                         with the CPU and RIP, to stderr or --trace-file PATH\n"
+    "  --stats                print a table of exits by reason and by device at the end\n"
     "  -h, --help             print this text\n"
     "  -V, --version          print the version\n"
     "\n"
@@ -58,6 +63,9 @@ enum {
     OPT_DISK,
     OPT_GDB,
     OPT_GDB_WAIT,
+    OPT_TRACE,
+    OPT_TRACE_FILE,
+    OPT_STATS,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +79,9 @@ static const struct option long_options[] = {
     {"disk", required_argument, NULL, OPT_DISK},
     {"gdb", required_argument, NULL, OPT_GDB},
     {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
+    {"trace", required_argument, NULL, OPT_TRACE},
+    {"trace-file", required_argument, NULL, OPT_TRACE_FILE},
+    {"stats", no_argument, NULL, OPT_STATS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -254,6 +265,9 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_DISK: return parse_disk(arg, cfg, err, errlen);
     case OPT_GDB: cfg->gdb = arg; return 0;
     case OPT_GDB_WAIT: cfg->gdb_wait = true; return 0;
+    case OPT_TRACE: return trace_parse(arg, &cfg->trace, err, errlen);
+    case OPT_TRACE_FILE: cfg->trace_file = arg; return 0;
+    case OPT_STATS: cfg->stats = true; return 0;
     }
     return fail(err, errlen, "internal: unhandled option %d", opt);
 }

@@ -32,6 +32,9 @@ static void vcpu_pio(struct vcpu *cpu)
             vm_unclaimed(vm, cpu, false, run->io.port, &io);
         if (!out)
             memcpy(data, &io.value, size);
+        if (vm->trace & TRACE_IO)
+            trace_event(vm, cpu, "%s port %#x, %u bytes: %#llx", out ? "out" : "in", run->io.port,
+                        size, (unsigned long long)io.value);
     }
 }
 
@@ -50,6 +53,9 @@ static void vcpu_mmio(struct vcpu *cpu)
         vm_unclaimed(cpu->vm, cpu, true, run->mmio.phys_addr, &io);
     if (!io.is_write)
         memcpy(run->mmio.data, &io.value, len);
+    if (cpu->vm->trace & TRACE_MMIO)
+        trace_event(cpu->vm, cpu, "%s %#llx, %u bytes: %#llx", io.is_write ? "write" : "read",
+                    (unsigned long long)run->mmio.phys_addr, len, (unsigned long long)io.value);
 }
 
 /* An MSR KVM does not know: only reaches user space if asked for, and slate refuses it. */
@@ -65,6 +71,33 @@ static void vcpu_crash(struct vcpu *cpu, const char *what)
         return; /* another CPU already decided how this ends */
     crash_report(cpu, what);
     vm_request_stop(vm, EXIT_CRASH);
+}
+
+/* --stats: the exit's reason, its time, and which device range it went to. */
+static void vcpu_count_exit(struct vcpu *cpu, int64_t started)
+{
+    struct kvm_run *run = cpu->run;
+    struct vcpu_stats *st = cpu->stats;
+    uint64_t ns = (uint64_t)(clock_now_ns() - started);
+    unsigned reason = run->exit_reason < STATS_REASONS ? run->exit_reason : STATS_REASONS - 1;
+    st->exits[reason]++;
+    st->exit_ns[reason] += ns;
+    const struct bus *bus = NULL;
+    uint64_t addr = 0;
+    if (run->exit_reason == KVM_EXIT_IO)
+        bus = &cpu->vm->pio, addr = run->io.port;
+    else if (run->exit_reason == KVM_EXIT_MMIO)
+        bus = &cpu->vm->mmio, addr = run->mmio.phys_addr;
+    if (!bus)
+        return;
+    const struct bus_range *r = bus_find(bus, addr);
+    int kind = bus == &cpu->vm->mmio;
+    if (!r) {
+        st->unclaimed++;
+        return;
+    }
+    st->range_count[kind][r - bus->ranges]++;
+    st->range_ns[kind][r - bus->ranges] += ns;
 }
 
 /* Returns false when this vCPU should stop running. */
@@ -107,7 +140,11 @@ void *vcpu_thread(void *arg)
             break;
         }
         atomic_store(&cpu->started, true); /* it ran guest code: INIT/SIPI if nothing else */
-        if (!vcpu_handle_exit(cpu))
+        int64_t started = cpu->stats ? clock_now_ns() : 0;
+        bool go_on = vcpu_handle_exit(cpu);
+        if (cpu->stats)
+            vcpu_count_exit(cpu, started);
+        if (!go_on)
             break;
     }
     /* A finished thread counts as parked, so a pause never waits for it. */

@@ -223,6 +223,10 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
         log_error("mmap of vCPU %u's kvm_run: %s", index, strerror(errno));
         return -1;
     }
+    if (vm->cfg->stats && !(cpu->stats = calloc(1, sizeof(*cpu->stats)))) {
+        log_error("out of memory");
+        return -1;
+    }
     /* KVM copies the general registers into kvm_run on every exit, so a hypercall costs no
      * KVM_GET_REGS/KVM_SET_REGS round trip. */
     cpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
@@ -554,6 +558,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     }
     vm->cfg = cfg;
     vm->console = console;
+    vm->trace = cfg->trace;
     vm->kvm_fd = vm->vm_fd = -1;
     vm->loop.epoll_fd = vm->loop.stop_fd = -1;
     vm->signal_source.fd = vm->timeout_source.fd = -1;
@@ -625,6 +630,8 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
             pthread_join(vm->vcpus[i].thread, NULL);
     if (vm->gdb)
         gdb_vm_end(vm->gdb, atomic_load(&vm->status));
+    if (vm->cfg->stats)
+        stats_print(vm);
     return atomic_load(&vm->status);
 }
 
@@ -654,6 +661,7 @@ void vm_destroy(struct vm *vm)
             munmap(vm->vcpus[i].run, vm->run_size);
         close(vm->vcpus[i].fd);
         pthread_mutex_destroy(&vm->vcpus[i].lock);
+        free(vm->vcpus[i].stats);
         pthread_cond_destroy(&vm->vcpus[i].cond);
     }
     if (vm->signal_source.fd >= 0)

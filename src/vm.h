@@ -10,6 +10,7 @@
 #include "log.h"
 #include "memory.h"
 #include "options.h"
+#include "trace.h"
 
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -44,6 +45,7 @@ struct vcpu {
     struct start_request start;
     /* Set by the gdb stub to let this one CPU run (a single step) while the machine is paused. */
     bool step_release;
+    struct vcpu_stats *stats; /* --stats only */
 };
 
 #define VM_MAX_DEVICES 32
@@ -54,6 +56,8 @@ struct gdb_server;
 struct vm {
     const struct slate_config *cfg;
     struct gdb_server *gdb; /* NULL without --gdb */
+    unsigned trace;         /* TRACE_* mask from --trace */
+    FILE *trace_out;        /* --trace-file, or NULL for stderr */
     struct console *console;
     int kvm_fd;
     int vm_fd;
