@@ -119,6 +119,34 @@ printf '%-44s %7s MB/s %5s MB/s %9s   (host: sequential 4 KiB)\n' "random 4 KiB 
 printf '%-44s %10s %8s IOPS\n' "random 4 KiB reads" "" "$(field rand-read-4K 2)"
 printf '%-44s %10s %8s IOPS\n' "random 4 KiB writes" "" "$(field rand-write-4K 2)"
 
+# Debugging: what tracing costs per exit, off and on, and the single-step rate through gdb.
+echo
+printf '%-44s %10s %10s %9s\n' "debugging" "off" "on" "ratio"
+trace_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace io --trace-file /dev/null "$HCALL")
+stats_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --stats "$HCALL")
+trace_call=$(us_per_call "$trace_hc" "$slate_boot")
+stats_call=$(us_per_call "$stats_hc" "$slate_boot")
+printf '%-44s %8s us %8s us %9s\n' "exit cost, --trace io (to /dev/null)" "$slate_call" "$trace_call" "$(ratio "$trace_call" "$slate_call")"
+printf '%-44s %8s us %8s us %9s\n' "exit cost, --stats" "$slate_call" "$stats_call" "$(ratio "$stats_call" "$slate_call")"
+if command -v gdb >/dev/null; then
+    steps_ms() {
+        local sock=$TMP/gdb.sock
+        rm -f "$sock"
+        "$SLATE" --gdb "unix:$sock" --gdb-wait --append spin "$GUESTS/debugme.elf" >/dev/null 2>&1 &
+        local pid=$!
+        for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.02; done
+        local start end
+        start=$(date +%s%N)
+        gdb -batch -nx -ex "target remote $sock" -ex "stepi $1" -ex kill >/dev/null 2>&1
+        end=$(date +%s%N)
+        wait "$pid" 2>/dev/null
+        echo $(((end - start) / 1000000))
+    }
+    one=$(steps_ms 1)
+    many=$(steps_ms 2001)
+    printf '%-44s %10s %7s /s\n' "gdb single steps (stepi 2000)" "" "$(awk -v a="$many" -v b="$one" 'BEGIN { printf "%.0f", 2000 / ((a - b) / 1000) }')"
+fi
+
 if [ -n "$QEMU" ]; then
     boot_bios=$(make_bios "$BOOT")
     hc_bios=$(make_bios "$HCALL")
