@@ -2,6 +2,7 @@
  * each guest reset), and turn the outcome into the documented exit status. */
 #include "console.h"
 #include "gdb.h"
+#include "monitor.h"
 #include "log.h"
 #include "options.h"
 #include "vm.h"
@@ -47,8 +48,11 @@ int main(int argc, char **argv)
     }
     if (trace_out)
         setvbuf(trace_out, NULL, _IOLBF, 0);
-    struct gdb_server *gdb = NULL; /* outlives resets: the client stays attached */
-    if (cfg.gdb && !(gdb = gdb_server_open(cfg.gdb, cfg.gdb_wait))) {
+    struct gdb_server *gdb = NULL; /* both outlive resets: their clients stay attached */
+    struct monitor *monitor = NULL;
+    if ((cfg.gdb && !(gdb = gdb_server_open(cfg.gdb, cfg.gdb_wait))) ||
+        (cfg.monitor && !(monitor = monitor_open(cfg.monitor, cfg.serial == SERIAL_STDIO)))) {
+        gdb_server_close(gdb);
         console_abandon(&console);
         console_close(&console);
         return EXIT_FAILURE_SLATE;
@@ -65,6 +69,7 @@ int main(int argc, char **argv)
             console_begin(&console);
         started = true;
         vm->gdb = gdb;
+        vm->monitor = monitor;
         vm->trace_out = trace_out;
         status = vm_run(vm, deadline);
         vm_destroy(vm);
@@ -73,6 +78,7 @@ int main(int argc, char **argv)
         console_abandon(&console);
     console_close(&console);
     gdb_server_close(gdb);
+    monitor_close(monitor);
     if (trace_out)
         fclose(trace_out);
     return status;

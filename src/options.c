@@ -39,6 +39,8 @@ const char options_help[] =
     "  --trace LIST           log io, mmio, hypercall, irq events (comma-separated, or all)\n"
     "                         with the CPU and RIP, to stderr or --trace-file PATH\n"
     "  --stats                print a table of exits by reason and by device at the end\n"
+    "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
+    "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
     "  -h, --help             print this text\n"
     "  -V, --version          print the version\n"
     "\n"
@@ -66,6 +68,7 @@ enum {
     OPT_TRACE,
     OPT_TRACE_FILE,
     OPT_STATS,
+    OPT_MONITOR,
 };
 
 static const struct option long_options[] = {
@@ -82,6 +85,7 @@ static const struct option long_options[] = {
     {"trace", required_argument, NULL, OPT_TRACE},
     {"trace-file", required_argument, NULL, OPT_TRACE_FILE},
     {"stats", no_argument, NULL, OPT_STATS},
+    {"monitor", required_argument, NULL, OPT_MONITOR},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -268,6 +272,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_TRACE: return trace_parse(arg, &cfg->trace, err, errlen);
     case OPT_TRACE_FILE: cfg->trace_file = arg; return 0;
     case OPT_STATS: cfg->stats = true; return 0;
+    case OPT_MONITOR: cfg->monitor = arg; return 0;
     }
     return fail(err, errlen, "internal: unhandled option %d", opt);
 }

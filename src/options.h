@@ -50,6 +50,7 @@ struct slate_config {
     unsigned disk_count;
     double timeout_s; /* 0: none */
     const char *gdb;  /* --gdb address, or NULL */
+    const char *monitor; /* --monitor, or NULL */
     unsigned trace;   /* TRACE_* mask */
     const char *trace_file;
     bool stats;

@@ -137,7 +137,8 @@ static void park_while_paused(struct vcpu *cpu)
         pthread_cond_broadcast(&vm->pause_cond);
         while (vm->pause_requested && !cpu->step_release && !atomic_load(&vm->stopping))
             pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-        vm->parked--;
+        if (!cpu->step_release)
+            vm->parked--; /* (vm_release_one already counted it as running) */
         /* The kick that parked it is served: the next KVM_RUN must really run (a single step). */
         __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
     }
@@ -157,6 +158,8 @@ void vm_request_pause(struct vm *vm)
 void vm_release_one(struct vm *vm, struct vcpu *cpu)
 {
     pthread_mutex_lock(&vm->pause_lock);
+    if (!cpu->step_release && vm->parked > 0)
+        vm->parked--; /* running from now on, so a vm_pause waits for it to park again */
     cpu->step_release = true;
     pthread_cond_broadcast(&vm->pause_cond);
     pthread_mutex_unlock(&vm->pause_lock);

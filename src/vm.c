@@ -4,6 +4,7 @@
 
 #include "gdb.h"
 #include "info.h"
+#include "monitor.h"
 #include "x86.h"
 
 #include <errno.h>
@@ -585,6 +586,7 @@ void vm_request_stop(struct vm *vm, int status)
     atomic_store(&vm->stopping, true);
     event_loop_stop(&vm->loop);
     gdb_notify_stop(vm->gdb);
+    monitor_notify_stop(vm->monitor);
     /* Wake whoever waits on a condition that now never comes: pausers, start-CPU callers. */
     pthread_mutex_lock(&vm->pause_lock);
     pthread_cond_broadcast(&vm->pause_cond);
@@ -611,6 +613,8 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
     sigaction(SIGUSR1, &kick, NULL);
     if (vm->gdb && gdb_vm_start(vm->gdb, vm))
         return EXIT_FAILURE_SLATE;
+    if (vm->monitor && monitor_vm_start(vm->monitor, vm))
+        return EXIT_FAILURE_SLATE;
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         struct vcpu *cpu = &vm->vcpus[i];
         int rc = pthread_create(&cpu->thread, NULL, vcpu_thread, cpu);
@@ -630,6 +634,8 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
             pthread_join(vm->vcpus[i].thread, NULL);
     if (vm->gdb)
         gdb_vm_end(vm->gdb, atomic_load(&vm->status));
+    if (vm->monitor)
+        monitor_vm_end(vm->monitor);
     if (vm->cfg->stats)
         stats_print(vm);
     return atomic_load(&vm->status);

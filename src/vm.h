@@ -56,6 +56,7 @@ struct gdb_server;
 struct vm {
     const struct slate_config *cfg;
     struct gdb_server *gdb; /* NULL without --gdb */
+    struct monitor *monitor; /* NULL without --monitor */
     unsigned trace;         /* TRACE_* mask from --trace */
     FILE *trace_out;        /* --trace-file, or NULL for stderr */
     struct console *console;

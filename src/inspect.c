@@ -1,0 +1,313 @@
+/* inspect.c - looking at a stopped vCPU: registers, disassembly, page walks, the page-table map,
+ * and the crash report built from them, so the author sees where the kernel died without a
+ * debugger. The monitor uses the same pieces. */
+#include "inspect.h"
+
+#include "vm.h"
+
+#include "symbols.h"
+#include "x86.h"
+
+#include <capstone/capstone.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+static void print_segment(FILE *out, const char *name, const struct kvm_segment *s)
+{
+    fprintf(out, "  %-3s sel=%04x base=%016llx limit=%08x type=%x%s%s%s%s dpl=%u\n", name,
+            s->selector, (unsigned long long)s->base, s->limit, s->type, s->present ? " P" : "",
+            s->l ? " L" : "", s->db ? " DB" : "", s->g ? " G" : "", s->dpl);
+}
+
+static void print_regs(FILE *out, const struct kvm_regs *r)
+{
+    fprintf(out,
+            "  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+            "  rsi=%016llx rdi=%016llx rbp=%016llx rsp=%016llx\n"
+            "  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n"
+            "  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n"
+            "  rip=%016llx rflags=%08llx\n",
+            r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->rsp, r->r8, r->r9, r->r10,
+            r->r11, r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags);
+}
+
+static void print_sregs(FILE *out, const struct kvm_sregs *s)
+{
+    print_segment(out, "cs", &s->cs);
+    print_segment(out, "ds", &s->ds);
+    print_segment(out, "es", &s->es);
+    print_segment(out, "ss", &s->ss);
+    print_segment(out, "fs", &s->fs);
+    print_segment(out, "gs", &s->gs);
+    print_segment(out, "tr", &s->tr);
+    fprintf(out, "  gdt base=%016llx limit=%04x   idt base=%016llx limit=%04x\n",
+            s->gdt.base, s->gdt.limit, s->idt.base, s->idt.limit);
+    fprintf(out, "  cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx\n"
+                    "  cr8=%016llx efer=%016llx apic_base=%016llx\n",
+            s->cr0, s->cr2, s->cr3, s->cr4, s->cr8, s->efer, s->apic_base);
+}
+
+static bool in_long_mode(const struct kvm_sregs *s) { return (s->efer & X86_EFER_LMA) && s->cs.l; }
+
+static uint64_t linear_rip(const struct kvm_regs *r, const struct kvm_sregs *s)
+{
+    return in_long_mode(s) ? r->rip : (s->cs.base + r->rip) & 0xFFFFFFFFULL;
+}
+
+void inspect_disasm(FILE *out, struct vcpu *cpu, const struct kvm_sregs *s, uint64_t from,
+                    uint64_t mark, unsigned before, unsigned after, struct symbols *syms)
+{
+    uint8_t code[1024];
+    size_t want = (size_t)(mark - from) + 16 * (size_t)after;
+    size_t len = vcpu_read_virtual(cpu, from, code, want < sizeof(code) ? want : sizeof(code));
+    if (len <= mark - from) {
+        fprintf(out, "  %#" PRIx64 ": not mapped to memory\n", mark);
+        return;
+    }
+    csh cs;
+    cs_mode mode = in_long_mode(s) ? CS_MODE_64 : s->cs.db ? CS_MODE_32 : CS_MODE_16;
+    if (cs_open(CS_ARCH_X86, mode, &cs) != CS_ERR_OK)
+        return;
+    cs_insn *insn;
+    size_t count = cs_disasm(cs, code, len, from, 0, &insn);
+    size_t at = 0;
+    while (at < count && insn[at].address < mark)
+        at++;
+    for (size_t i = at > before ? at - before : 0; i < count && i < at + after; i++) {
+        char hex[40] = "";
+        for (size_t b = 0; b < insn[i].size && b < 10; b++)
+            snprintf(hex + 3 * b, sizeof(hex) - 3 * b, "%02x ", insn[i].bytes[b]);
+        struct symbol_info fn;
+        if (symbols_lookup(syms, insn[i].address, &fn) && fn.offset == 0)
+            fprintf(out, "  %016" PRIx64 " <%s>:\n", insn[i].address, fn.function);
+        fprintf(out, "  %s %016" PRIx64 "  %-30s %s %s\n", insn[i].address == mark && before ? "=>" : "  ",
+                insn[i].address, hex, insn[i].mnemonic, insn[i].op_str);
+    }
+    if (at == count)
+        fprintf(out, "     (no instruction starts at %#" PRIx64 ": the bytes are not code)\n", mark);
+    cs_free(insn, count);
+    cs_close(&cs);
+}
+
+/* Disassembles from the start of RIP's function when it is known and near (so instruction
+ * boundaries are right), else from RIP; shows a few instructions before RIP and after it. */
+static void print_code(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
+                       struct symbols *syms)
+{
+    uint64_t rip = linear_rip(r, s);
+    struct symbol_info fn;
+    uint64_t start = rip;
+    if (symbols_lookup(syms, rip, &fn) && fn.offset <= 512)
+        start = fn.function_start;
+    fprintf(out, "  code:\n");
+    inspect_disasm(out, cpu, s, start, rip, 6, 4, syms);
+}
+
+/* Walks the page tables for va as the CPU would, and says where the walk ends. */
+void inspect_page_walk(FILE *out, struct vcpu *cpu, const struct kvm_sregs *s, const char *what, uint64_t va)
+{
+    fprintf(out, "  page walk for %s %#" PRIx64 ":", what, va);
+    if (!(s->cr0 & X86_CR0_PG)) {
+        fprintf(out, " paging is off (linear = physical)\n");
+        return;
+    }
+    if (!(s->efer & X86_EFER_LMA)) {
+        fprintf(out, " 32-bit paging: not walked\n");
+        return;
+    }
+    static const char *const level_names[4] = {"PML4E", "PDPTE", "PDE", "PTE"};
+    uint64_t table = s->cr3 & 0x000FFFFFFFFFF000ULL;
+    for (int level = 0; level < 4; level++) {
+        unsigned index = (unsigned)(va >> (39 - 9 * level)) & 511;
+        const uint64_t *entry = memory_readable_ptr(&cpu->vm->mem, table + index * 8, 8);
+        if (!entry) {
+            fprintf(out, " %s table at %#" PRIx64 " is not in RAM\n", level_names[level], table);
+            return;
+        }
+        fprintf(out, " %s[%u]=%#" PRIx64, level_names[level], index, *entry);
+        if (!(*entry & 1)) {
+            fprintf(out, " NOT PRESENT\n");
+            return;
+        }
+        uint64_t frame = *entry & 0x000FFFFFFFFFF000ULL;
+        if ((level == 1 || level == 2) && (*entry & (1u << 7))) { /* a 1 GiB or 2 MiB page */
+            uint64_t size = level == 1 ? 1ULL << 30 : 1ULL << 21;
+            fprintf(out, " (%s page) -> %#" PRIx64 "\n", level == 1 ? "1G" : "2M",
+                    (frame & ~(size - 1)) | (va & (size - 1)));
+            return;
+        }
+        table = frame;
+    }
+    fprintf(out, " -> %#" PRIx64 "\n", table | (va & 0xFFF));
+}
+
+/* Values on the stack that point into a kernel function: the likely return addresses. */
+static void print_stack_calls(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
+                              struct symbols *syms)
+{
+    if (!syms)
+        return;
+    uint64_t words[64];
+    unsigned width = in_long_mode(s) ? 8 : 4;
+    size_t got = vcpu_read_virtual(cpu, r->rsp, words, sizeof(words)) / width;
+    unsigned shown = 0;
+    for (size_t i = 0; i < got && shown < 8; i++) {
+        uint64_t v = width == 8 ? words[i] : ((uint32_t *)words)[i];
+        char where[256];
+        if (v == linear_rip(r, s) || !*symbols_describe(syms, v, where, sizeof(where)))
+            continue;
+        if (!shown++)
+            fprintf(out, "  return addresses on the stack:\n");
+        fprintf(out, "    [rsp+%#zx] %#" PRIx64 " %s\n", i * width, v, where);
+    }
+}
+
+static void print_events(FILE *out, struct vcpu *cpu)
+{
+    struct kvm_vcpu_events ev;
+    if (ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+        return;
+    if (ev.exception.injected || ev.exception.pending)
+        fprintf(out, "  exception being delivered: vector %u%s error code %#x\n", ev.exception.nr,
+                ev.exception.has_error_code ? "," : " (no error code),", ev.exception.error_code);
+}
+
+static void print_exit_details(FILE *out, const struct kvm_run *run)
+{
+    if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
+        fprintf(out, "  internal error suberror %u", run->internal.suberror);
+        for (unsigned i = 0; i < run->internal.ndata && i < 16; i++)
+            fprintf(out, " %llx", (unsigned long long)run->internal.data[i]);
+        fputc('\n', out);
+    } else if (run->exit_reason == KVM_EXIT_FAIL_ENTRY) {
+        fprintf(out, "  hardware entry failure reason %#llx\n",
+                (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+    } else if (run->exit_reason == KVM_EXIT_UNKNOWN) {
+        fprintf(out, "  hardware exit reason %#llx\n",
+                (unsigned long long)run->hw.hardware_exit_reason);
+    }
+}
+
+void inspect_registers(FILE *out, struct vcpu *cpu)
+{
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    if (ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+        fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
+        return;
+    }
+    print_regs(out, &regs);
+    print_sregs(out, &sregs);
+}
+
+void crash_report(struct vcpu *cpu, const char *reason)
+{
+    FILE *out = stderr;
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    fprintf(out, "slate: guest crashed on cpu %u: %s (KVM exit reason %u)\n", cpu->index,
+            reason, cpu->run->exit_reason);
+    print_exit_details(out, cpu->run);
+    if (ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+        fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
+        return;
+    }
+    struct symbols *syms = symbols_open(cpu->vm->cfg->kernel);
+    uint64_t rip = linear_rip(&regs, &sregs);
+    char where[256];
+    if (*symbols_describe(syms, rip, where, sizeof(where)))
+        fprintf(out, "  at %s\n", where);
+    print_events(out, cpu);
+    print_regs(out, &regs);
+    print_sregs(out, &sregs);
+    print_code(out, cpu, &regs, &sregs, syms);
+    inspect_page_walk(out, cpu, &sregs, "rip", rip);
+    inspect_page_walk(out, cpu, &sregs, "rsp", regs.rsp);
+    if (sregs.cr2)
+        inspect_page_walk(out, cpu, &sregs, "cr2", sregs.cr2);
+    print_stack_calls(out, cpu, &regs, &sregs, syms);
+    symbols_close(syms);
+}
+
+/* A run of virtual memory mapped contiguously with the same permissions. */
+struct mapping_run {
+    uint64_t va, pa, size, flags;
+    unsigned lines, max_lines, skipped;
+    FILE *out;
+};
+
+#define PTE_FLAGS (2ULL | 4ULL | (1ULL << 63)) /* writable, user, no-execute */
+
+static void run_flush(struct mapping_run *r)
+{
+    if (!r->size)
+        return;
+    if (r->lines++ < r->max_lines)
+        fprintf(r->out, "  %016" PRIx64 "-%016" PRIx64 " -> %016" PRIx64 " %c%c%c\n", r->va,
+                r->va + r->size, r->pa, 'r', r->flags & 2 ? 'w' : '-', r->flags & (1ULL << 63) ? '-' : 'x');
+    else
+        r->skipped++;
+    r->size = 0;
+}
+
+static void run_add(struct mapping_run *r, uint64_t va, uint64_t pa, uint64_t size, uint64_t flags)
+{
+    if (r->size && r->va + r->size == va && r->pa + r->size == pa && r->flags == flags) {
+        r->size += size;
+        return;
+    }
+    run_flush(r);
+    *r = (struct mapping_run){.va = va, .pa = pa, .size = size, .flags = flags, .lines = r->lines,
+                              .max_lines = r->max_lines, .skipped = r->skipped, .out = r->out};
+}
+
+static void walk_table(struct vcpu *cpu, struct mapping_run *r, uint64_t table, int level, uint64_t va_base,
+                       uint64_t inherited)
+{
+    const uint64_t *entries = memory_readable_ptr(&cpu->vm->mem, table, 4096);
+    if (!entries)
+        return;
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t e = entries[i];
+        if (!(e & 1))
+            continue;
+        uint64_t va = va_base + ((uint64_t)i << (39 - 9 * level));
+        if (level == 0 && i >= 256)
+            va |= 0xFFFF000000000000ULL; /* canonical upper half */
+        uint64_t flags = level == 0 ? (e & PTE_FLAGS) : (inherited & e & 6) | ((inherited | e) & (1ULL << 63));
+        uint64_t frame = e & 0x000FFFFFFFFFF000ULL;
+        if (level == 3 || ((level == 1 || level == 2) && (e & (1u << 7)))) {
+            uint64_t size = 1ULL << (39 - 9 * level);
+            run_add(r, va, frame & ~(size - 1), size, flags);
+        } else if (level < 3) {
+            walk_table(cpu, r, frame, level + 1, va, flags);
+        }
+    }
+}
+
+void inspect_mappings(FILE *out, struct vcpu *cpu, unsigned max_lines)
+{
+    struct kvm_sregs s;
+    if (ioctl(cpu->fd, KVM_GET_SREGS, &s) < 0) {
+        fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
+        return;
+    }
+    if (!(s.cr0 & X86_CR0_PG)) {
+        fprintf(out, "  paging is off: linear addresses are physical\n");
+        return;
+    }
+    if (!(s.efer & X86_EFER_LMA)) {
+        fprintf(out, "  32-bit paging: not listed\n");
+        return;
+    }
+    struct mapping_run r = {.max_lines = max_lines, .out = out};
+    walk_table(cpu, &r, s.cr3 & 0x000FFFFFFFFFF000ULL, 0, 0, 6);
+    run_flush(&r);
+    if (r.skipped)
+        fprintf(out, "  ... and %u more runs\n", r.skipped);
+    if (!r.lines)
+        fprintf(out, "  nothing is mapped\n");
+}

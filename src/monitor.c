@@ -1,0 +1,482 @@
+/* monitor.c - a line-oriented text console for people and scripts: inspect and control the
+ * machine while it runs or is stopped. One client at a time on a Unix or TCP socket, or stdin
+ * and stdout when the serial console is elsewhere. Commands that read CPU state pause the
+ * machine for the moment they need, unless it is stopped already. */
+#include "monitor.h"
+
+#include "inspect.h"
+#include "vm.h"
+#include "x86.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LINE_MAX_LEN 512
+
+struct monitor {
+    int listen_fd;  /* -1 for stdio */
+    bool stdio;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int in_fd, out_fd; /* the client, or stdin/stdout */
+    int notify_fd;
+    pthread_t thread;
+    bool thread_started;
+    struct vm *vm;
+    bool stopped;  /* by the `stop` command */
+    unsigned cpu;  /* selected with `cpu N` */
+    struct symbols *syms;
+    bool syms_tried;
+    char line[LINE_MAX_LEN];
+    size_t line_len;
+};
+
+static void reply(struct monitor *m, const char *text, size_t len)
+{
+    while (len && m->out_fd >= 0) {
+        ssize_t n = write(m->out_fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+static struct vcpu *selected(struct monitor *m) { return &m->vm->vcpus[m->cpu]; }
+
+static struct symbols *monitor_symbols(struct monitor *m)
+{
+    if (!m->syms_tried) {
+        m->syms = symbols_open(m->vm->cfg->kernel);
+        m->syms_tried = true;
+    }
+    return m->syms;
+}
+
+/* Pauses for the length of a command that reads CPU state; returns whether it must resume. */
+static bool hold(struct monitor *m)
+{
+    if (m->stopped)
+        return false;
+    vm_pause(m->vm);
+    return true;
+}
+
+static void release(struct monitor *m, bool held)
+{
+    if (held)
+        vm_resume(m->vm);
+}
+
+static bool parse_number(const char *text, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoull(text, &end, 0);
+    return text[0] && !errno && (*end == 0 || *end == ' ');
+}
+
+static void cmd_info_registers(struct monitor *m, FILE *out, const char *arg)
+{
+    uint64_t n = m->cpu;
+    if (*arg && (!parse_number(arg, &n) || n >= m->vm->vcpu_count)) {
+        fprintf(out, "error: no CPU %s (0..%u)\n", arg, m->vm->vcpu_count - 1);
+        return;
+    }
+    bool held = hold(m);
+    fprintf(out, "cpu %u:\n", (unsigned)n);
+    inspect_registers(out, &m->vm->vcpus[n]);
+    release(m, held);
+}
+
+static void cmd_info_cpus(struct monitor *m, FILE *out)
+{
+    bool held = hold(m);
+    for (unsigned i = 0; i < m->vm->vcpu_count; i++) {
+        struct vcpu *cpu = &m->vm->vcpus[i];
+        struct kvm_regs r;
+        struct kvm_sregs s;
+        struct kvm_mp_state mp = {0};
+        ioctl(cpu->fd, KVM_GET_MP_STATE, &mp);
+        if (ioctl(cpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &s) < 0)
+            continue;
+        const char *mode = !(s.cr0 & X86_CR0_PE) ? "real" : (s.efer & X86_EFER_LMA) && s.cs.l ? "long" : "protected";
+        const char *state = mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED
+                                ? "waiting for start"
+                            : mp.mp_state == KVM_MP_STATE_HALTED ? "halted"
+                                                                 : "running";
+        char where[256];
+        fprintf(out, "%c cpu %u: %s, %s mode, rip=%#llx %s\n", i == m->cpu ? '*' : ' ', i, state, mode,
+                r.rip, symbols_describe(monitor_symbols(m), r.rip, where, sizeof(where)));
+    }
+    release(m, held);
+}
+
+static void cmd_info_devices(struct monitor *m, FILE *out)
+{
+    for (unsigned i = 0; i < m->vm->device_count; i++) {
+        const struct device *d = &m->vm->devices[i];
+        fprintf(out, "%-8s type %u v%u  ports %#x-%#x", d->name, d->ops->type, d->ops->version,
+                d->port_base, d->port_base + d->ops->port_count - 1);
+        if (d->window_gpa)
+            fprintf(out, "  window %#" PRIx64 " (%" PRIu64 " bytes)", d->window_gpa, d->ops->window_size);
+        for (unsigned l = 0; l < d->ops->irq_count; l++) {
+            uint32_t vector = atomic_load(&d->irq[l].vector);
+            if (vector)
+                fprintf(out, "  irq%u: vector %u -> cpu %u", l, vector, atomic_load(&d->irq[l].cpu));
+            else
+                fprintf(out, "  irq%u: off", l);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* x/NF ADDR: F is x (32-bit words), g (64-bit), b (bytes) or i (instructions). */
+static void cmd_examine(struct monitor *m, FILE *out, const char *spec, const char *arg)
+{
+    uint64_t count = 1, addr;
+    char format = 'x';
+    const char *p = spec;
+    if (*p == '/') {
+        char *end;
+        p++;
+        if (*p >= '0' && *p <= '9')
+            count = strtoull(p, &end, 10), p = end;
+        if (*p)
+            format = *p++;
+    }
+    if (*p || !strchr("xgbi", format) || count == 0 || count > 4096 || !parse_number(arg, &addr)) {
+        fprintf(out, "error: usage: x/NF ADDR with F one of x g b i, N up to 4096\n");
+        return;
+    }
+    bool held = hold(m);
+    struct vcpu *cpu = selected(m);
+    if (format == 'i') {
+        struct kvm_sregs s;
+        if (ioctl(cpu->fd, KVM_GET_SREGS, &s) == 0)
+            inspect_disasm(out, cpu, &s, addr, addr, 0, (unsigned)count, monitor_symbols(m));
+        release(m, held);
+        return;
+    }
+    unsigned width = format == 'g' ? 8 : format == 'b' ? 1 : 4, per_line = 16 / width;
+    size_t len = (size_t)count * width;
+    uint8_t *buf = malloc(len);
+    size_t got = buf ? vcpu_read_virtual(cpu, addr, buf, len) : 0;
+    release(m, held);
+    for (size_t i = 0; i + width <= got; i += width) {
+        if (i % 16 == 0)
+            fprintf(out, "%s%016" PRIx64 ":", i ? "\n" : "", addr + i);
+        uint64_t v = 0;
+        memcpy(&v, buf + i, width);
+        fprintf(out, " %0*" PRIx64, (int)width * 2, v);
+        (void)per_line;
+    }
+    if (got)
+        fputc('\n', out);
+    if (got < len)
+        fprintf(out, "error: %#" PRIx64 " is not mapped to memory\n", addr + got);
+    free(buf);
+}
+
+static void cmd_step(struct monitor *m, FILE *out, const char *arg)
+{
+    uint64_t n = 1;
+    if (*arg && (!parse_number(arg, &n) || n == 0 || n > 100000)) {
+        fprintf(out, "error: usage: step [N]\n");
+        return;
+    }
+    if (!m->stopped) {
+        fprintf(out, "error: the machine runs; `stop` it first\n");
+        return;
+    }
+    struct vcpu *cpu = selected(m);
+    struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ};
+    if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
+        fprintf(out, "error: KVM_SET_GUEST_DEBUG: %s\n", strerror(errno));
+        return;
+    }
+    for (uint64_t i = 0; i < n && !atomic_load(&m->vm->stopping); i++) {
+        vm_release_one(m->vm, cpu);
+        vm_pause(m->vm); /* returns once the stepping CPU has parked again */
+    }
+    dbg.control = 0;
+    ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg);
+    struct kvm_regs r;
+    struct kvm_sregs s;
+    if (ioctl(cpu->fd, KVM_GET_REGS, &r) == 0 && ioctl(cpu->fd, KVM_GET_SREGS, &s) == 0) {
+        uint64_t rip = (s.efer & X86_EFER_LMA) && s.cs.l ? r.rip : (s.cs.base + r.rip) & 0xFFFFFFFF;
+        inspect_disasm(out, cpu, &s, rip, rip, 0, 1, monitor_symbols(m));
+    }
+}
+
+static const char help_text[] =
+    "commands:\n"
+    "  info registers [N]   registers of CPU N (default: the selected CPU)\n"
+    "  info cpus            every CPU: state, mode, RIP\n"
+    "  info devices         devices, their ports, windows and interrupt lines\n"
+    "  info mem             the selected CPU's page-table mappings\n"
+    "  cpu N                select CPU N for x, step and info mem\n"
+    "  x/NF ADDR            examine memory at a virtual address: F = x (32-bit), g (64-bit),\n"
+    "                       b (bytes), i (instructions, in the CPU's mode)\n"
+    "  stop | cont          pause or resume every CPU\n"
+    "  step [N]             single-step the selected CPU (machine stopped)\n"
+    "  screendump PATH.png  save the display\n"
+    "  quit                 stop the machine; slate exits with status 0\n";
+
+static void execute(struct monitor *m, char *line, FILE *out)
+{
+    char *cmd = line + strspn(line, " \t");
+    cmd[strcspn(cmd, "\r\n")] = 0;
+    char *arg = cmd + strcspn(cmd, " ");
+    if (*arg)
+        *arg++ = 0;
+    arg += strspn(arg, " ");
+    uint64_t n;
+    if (!*cmd)
+        return;
+    if (!strcmp(cmd, "help"))
+        fputs(help_text, out);
+    else if (!strcmp(cmd, "info") && !strncmp(arg, "registers", 9))
+        cmd_info_registers(m, out, arg + 9 + strspn(arg + 9, " "));
+    else if (!strcmp(cmd, "info") && !strcmp(arg, "cpus"))
+        cmd_info_cpus(m, out);
+    else if (!strcmp(cmd, "info") && !strcmp(arg, "devices"))
+        cmd_info_devices(m, out);
+    else if (!strcmp(cmd, "info") && !strcmp(arg, "mem")) {
+        bool held = hold(m);
+        inspect_mappings(out, selected(m), 200);
+        release(m, held);
+    } else if (!strcmp(cmd, "cpu")) {
+        if (parse_number(arg, &n) && n < m->vm->vcpu_count)
+            m->cpu = (unsigned)n;
+        else
+            fprintf(out, "error: no CPU %s (0..%u)\n", arg, m->vm->vcpu_count - 1);
+    } else if (cmd[0] == 'x' && (cmd[1] == 0 || cmd[1] == '/'))
+        cmd_examine(m, out, cmd + 1, arg);
+    else if (!strcmp(cmd, "stop")) {
+        if (!m->stopped && vm_pause(m->vm))
+            m->stopped = true;
+        fprintf(out, "stopped\n");
+    } else if (!strcmp(cmd, "cont")) {
+        if (m->stopped)
+            vm_resume(m->vm);
+        m->stopped = false;
+        fprintf(out, "running\n");
+    } else if (!strcmp(cmd, "step"))
+        cmd_step(m, out, arg);
+    else if (!strcmp(cmd, "screendump"))
+        fprintf(out, "error: this machine has no display device\n");
+    else if (!strcmp(cmd, "quit")) {
+        fprintf(out, "bye\n");
+        vm_request_stop(m->vm, 0);
+    } else
+        fprintf(out, "error: unknown command '%s' (try help)\n", cmd);
+}
+
+/* Runs every complete line in the buffer. */
+static void serve_lines(struct monitor *m)
+{
+    char *nl;
+    while ((nl = memchr(m->line, '\n', m->line_len))) {
+        *nl = 0;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream(&text, &size);
+        if (!out)
+            return;
+        execute(m, m->line, out);
+        fputs("(slate) ", out);
+        fclose(out);
+        reply(m, text, size);
+        free(text);
+        size_t used = (size_t)(nl + 1 - m->line);
+        memmove(m->line, nl + 1, m->line_len - used);
+        m->line_len -= used;
+    }
+    if (m->line_len == sizeof(m->line)) {
+        m->line_len = 0;
+        reply(m, "error: line too long\n(slate) ", 29);
+    }
+}
+
+static void close_client(struct monitor *m)
+{
+    if (!m->stdio && m->in_fd >= 0)
+        close(m->in_fd);
+    m->in_fd = m->out_fd = -1;
+    m->line_len = 0;
+    if (m->stopped && m->vm)
+        vm_resume(m->vm); /* nobody is left to say `cont` */
+    m->stopped = false;
+}
+
+static void *monitor_thread(void *arg)
+{
+    struct monitor *m = arg;
+    if (m->stopped) /* stopped across a reset: the new machine starts stopped too */
+        vm_pause(m->vm);
+    while (!atomic_load(&m->vm->stopping)) {
+        int waiting = m->in_fd >= 0 ? m->in_fd : m->listen_fd;
+        struct pollfd fds[2] = {{.fd = m->notify_fd, .events = POLLIN}, {.fd = waiting, .events = POLLIN}};
+        if (poll(fds, waiting >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[0].revents & POLLIN) {
+            eventfd_t ignored;
+            eventfd_read(m->notify_fd, &ignored);
+            continue;
+        }
+        if (!(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        if (m->in_fd < 0) {
+            int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0) {
+                m->in_fd = m->out_fd = fd;
+                reply(m, "slate monitor (help for commands)\n(slate) ", 42);
+            }
+            continue;
+        }
+        ssize_t n = read(m->in_fd, m->line + m->line_len, sizeof(m->line) - m->line_len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close_client(m);
+            if (m->stdio)
+                break; /* stdin ended: nothing more will come */
+            continue;
+        }
+        m->line_len += (size_t)n;
+        serve_lines(m);
+    }
+    return NULL;
+}
+
+int monitor_vm_start(struct monitor *m, struct vm *vm)
+{
+    m->vm = vm;
+    if (m->cpu >= vm->vcpu_count)
+        m->cpu = 0;
+    eventfd_t ignored;
+    eventfd_read(m->notify_fd, &ignored);
+    int rc = pthread_create(&m->thread, NULL, monitor_thread, m);
+    if (rc) {
+        log_error("cannot start the monitor thread: %s", strerror(rc));
+        return -1;
+    }
+    m->thread_started = true;
+    return 0;
+}
+
+void monitor_vm_end(struct monitor *m)
+{
+    if (m->thread_started) {
+        eventfd_write(m->notify_fd, 1);
+        pthread_join(m->thread, NULL);
+        m->thread_started = false;
+    }
+    m->vm = NULL;
+}
+
+void monitor_notify_stop(struct monitor *m)
+{
+    if (m)
+        eventfd_write(m->notify_fd, 1);
+}
+
+static int listen_on(struct monitor *m, const char *spec)
+{
+    if (!strncmp(spec, "unix:", 5)) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(spec + 5) >= sizeof(sa.sun_path)) {
+            log_error("--monitor %s: the path is too long", spec);
+            return -1;
+        }
+        strcpy(sa.sun_path, spec + 5);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+            log_error("--monitor %s: %s", spec, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        strcpy(m->unix_path, spec + 5);
+        return fd;
+    }
+    char host[64];
+    int port;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    if (sscanf(spec, "tcp:%63[^:]:%d", host, &port) != 2 || port < 1 || port > 65535 ||
+        inet_pton(AF_INET, !strcmp(host, "localhost") ? "127.0.0.1" : host, &sa.sin_addr) != 1) {
+        log_error("--monitor %s: expected stdio, unix:PATH or tcp:HOST:PORT", spec);
+        return -1;
+    }
+    sa.sin_port = htons((uint16_t)port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        log_error("--monitor %s: %s", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct monitor *monitor_open(const char *spec, bool serial_on_stdio)
+{
+    struct monitor *m = calloc(1, sizeof(*m));
+    if (!m) {
+        log_error("out of memory");
+        return NULL;
+    }
+    m->listen_fd = m->in_fd = m->out_fd = -1;
+    m->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!strcmp(spec, "stdio")) {
+        if (serial_on_stdio) {
+            log_error("--monitor stdio needs the serial console elsewhere (--serial file:PATH or none)");
+            monitor_close(m);
+            return NULL;
+        }
+        m->stdio = true;
+        m->in_fd = STDIN_FILENO;
+        m->out_fd = STDOUT_FILENO;
+    } else if ((m->listen_fd = listen_on(m, spec)) < 0) {
+        monitor_close(m);
+        return NULL;
+    }
+    if (m->notify_fd < 0) {
+        log_error("eventfd: %s", strerror(errno));
+        monitor_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+void monitor_close(struct monitor *m)
+{
+    if (!m)
+        return;
+    if (!m->stdio && m->in_fd >= 0)
+        close(m->in_fd);
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    if (m->unix_path[0])
+        unlink(m->unix_path);
+    if (m->notify_fd >= 0)
+        close(m->notify_fd);
+    symbols_close(m->syms);
+    free(m);
+}

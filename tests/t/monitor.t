@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The monitor: a script sends commands over a Unix socket and checks the replies.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+plan 19
+SOCK=$TMP/monitor.sock
+
+timeout -s KILL 60 "$SLATE" --smp 2 --monitor "unix:$SOCK" --append smp "$GUEST/debugme.elf" \
+    >"$TMP/out" 2>"$TMP/err" </dev/null &
+pid=$!
+R=$(timeout 30 perl tests/tools/monitor-client.pl "$SOCK" "info cpus" "stop" "info registers 1" \
+    "x/4i 0x100300" "x/4x 0xc0000000" "cpu 1" "step 2" "info mem" "info devices" \
+    "x/2g 0x7000000000" "x/9z 0" "cpu 7" "cont" "screendump $TMP/s.png" "bogus" "quit")
+wait "$pid"
+RC=$?
+has "$R" '^\* cpu 0: running, long mode, rip=0x[0-9a-f]+ spin\+0x[0-9a-f]+ \(tests/guest/debugme.c:[0-9]+\)$' "info cpus: CPU 0 runs in spin(), named with its source line"
+has "$R" '^  cpu 1: running, long mode, rip=0x[0-9a-f]+ ap_spin\+' "info cpus: CPU 1 runs in ap_spin()"
+has "$R" '^stopped$' "stop pauses every CPU"
+has "$R" '^  rip=00000000001[0-9a-f]+ rflags=' "info registers 1 shows CPU 1's registers"
+has "$R" '^  cr0=0000000080050033 ' "... including the control registers"
+has "$R" '^  0000000000100310 <crash_here>:$' "x/4i labels function starts"
+has "$R" '^     0000000000100310  48 c7 07 2a 00 00 00 +mov qword ptr \[rdi\], 0x2a$' "x/4i disassembles in the CPU's mode"
+has "$R" '^00000000c0000000: 54414c53 48434d45 00000001 [0-9a-f]{8}$' "x/4x reads the info block: SLAT EMCH, version 1"
+has "$R" '^     00000000001002[0-9a-f]+  .* (add|mov|jmp) ' "step 2 on CPU 1 shows the next instruction"
+has "$R" '^  0000000000000000-0000000100000000 -> 0000000000000000 rwx$' "info mem: the boot page tables map the first 4 GiB, merged into one run"
+has "$R" '^timer0 +type 4 v1  ports 0x1200-0x12ff' "info devices lists the timer"
+has "$R" '^error: 0x7000000000 is not mapped to memory$' "x on an unmapped address is an error"
+has "$R" '^error: usage: x/NF ADDR' "a bad format is an error"
+has "$R" '^error: no CPU 7 \(0..1\)$' "a bad CPU is an error"
+has "$R" '^running$' "cont resumes"
+has "$R" '^error: this machine has no display device$' "screendump without a display says so"
+has "$R" "^error: unknown command 'bogus'" "an unknown command is an error"
+is "$RC" 0 "quit stops slate with status 0"
+
+run_slate --monitor stdio "$GUEST/debugme.elf"
+has "$RC $ERR" '^125 slate: --monitor stdio needs the serial console elsewhere' "--monitor stdio with the serial console on stdio is refused"
