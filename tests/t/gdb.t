@@ -6,7 +6,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 28
+plan 30
 DEBUGME=$GUEST/debugme.elf
 SOCK=$TMP/gdb.sock
 
@@ -72,6 +72,14 @@ has "$GDB" '^Breakpoint 1, 0x0+9 in' "real mode: a breakpoint in 16-bit code is 
 has "$GDB" '^\$[0-9]+ = 0xc0000000$' "real mode: EBX holds the info block address"
 has "$GDB" '^\$[0-9]+ = \(void \(\*\)\(\)\) 0xa$' "real mode: stepi moves one instruction"
 is "$RC/$OUT" "7/real mode: hello from 0000:0000" "the real-mode guest then runs to its end"
+
+# A breakpoint on the entry point, hit at the first instruction of the next boot: the guest resets
+# itself, gdb stays attached, and the breakpoint is put back in the new machine.
+start_slate --gdb-wait --append reset "$GUEST/power.elf"
+gdb_batch "$GUEST/power.elf" "break kmain" "continue" "continue" "print \$pc == kmain" "kill"
+finish_slate
+has "$GDB" '^Breakpoint 1, kmain ' "a breakpoint on the entry point is hit"
+if [ "$(grep -c '^Breakpoint 1, kmain ' <<<"$GDB")" = 2 ]; then pass "and hit again at the first instruction after a guest reset"; else fail "hit again after a reset" "$GDB"; fi
 
 # A hostile client: bad checksums, oversized and malformed packets get '-' or an error reply.
 start_slate --append spin "$DEBUGME"
