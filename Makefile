@@ -11,8 +11,8 @@ VERSION := 0.1.0
 
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
-	libcapstone-dev libpng-dev
-PKG_MODULES := libelf libdw capstone
+	libcapstone-dev libpng-dev libslirp-dev iproute2 iputils-ping
+PKG_MODULES := libelf libdw capstone slirp
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS ?= -O2 -g

@@ -5,11 +5,13 @@ extern const struct device_ops serial_device;
 extern const struct device_ops power_device;
 extern const struct device_ops timer_device;
 extern const struct device_ops block_device;
+extern const struct device_ops net_device;
 
 const struct device_ops *const device_types[] = {
     &serial_device,
     &power_device,
     &timer_device,
     &block_device,
+    &net_device,
     NULL,
 };

@@ -39,6 +39,9 @@ const char options_help[] =
     "  --trace LIST           log io, mmio, hypercall, irq events (comma-separated, or all)\n"
     "                         with the CPU and RIP, to stderr or --trace-file PATH\n"
     "  --stats                print a table of exits by reason and by device at the end\n"
+    "  --net tap:IFNAME|user|socket:PATH[,mac=XX:XX:XX:XX:XX:XX]\n"
+    "                         a network card (repeatable, up to 4); user mode takes\n"
+    "                         ,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (repeatable)\n"
     "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
     "  -h, --help             print this text\n"
@@ -69,6 +72,7 @@ enum {
     OPT_TRACE_FILE,
     OPT_STATS,
     OPT_MONITOR,
+    OPT_NET,
 };
 
 static const struct option long_options[] = {
@@ -86,6 +90,7 @@ static const struct option long_options[] = {
     {"trace-file", required_argument, NULL, OPT_TRACE_FILE},
     {"stats", no_argument, NULL, OPT_STATS},
     {"monitor", required_argument, NULL, OPT_MONITOR},
+    {"net", required_argument, NULL, OPT_NET},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -171,6 +176,83 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
         cfg->entry = ENTRY_LONG;
     else
         return fail(err, errlen, "--entry %s: expected real, protected or long", arg);
+    return 0;
+}
+
+/* tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT, as QEMU writes it. */
+static int parse_hostfwd(const char *text, size_t len, struct hostfwd *fwd)
+{
+    char buf[96], addr[32] = "";
+    unsigned host_port, guest_port;
+    int used = 0;
+    if (len >= sizeof(buf))
+        return -1;
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    fwd->udp = !strncmp(buf, "udp:", 4);
+    if (strncmp(buf, "tcp:", 4) && !fwd->udp)
+        return -1;
+    const char *p = buf + 4;
+    if (*p == ':') {
+        p++;
+    } else if (sscanf(p, "%31[0-9.]:%n", addr, &used) == 1 && used) {
+        p += used;
+    } else {
+        return -1;
+    }
+    if (sscanf(p, "%u-:%u%n", &host_port, &guest_port, &used) != 2 || p[used] || !host_port ||
+        !guest_port || host_port > 65535 || guest_port > 65535)
+        return -1;
+    snprintf(fwd->host_addr, sizeof(fwd->host_addr), "%s", addr[0] ? addr : "127.0.0.1");
+    fwd->host_port = (uint16_t)host_port;
+    fwd->guest_port = (uint16_t)guest_port;
+    return 0;
+}
+
+/* tap:IFNAME | user | socket:PATH, then ,mac=... and (user) ,hostfwd=... options. */
+static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->nic_count == MAX_NICS)
+        return fail(err, errlen, "--net: at most %d network cards", MAX_NICS);
+    struct net_spec *net = &cfg->nics[cfg->nic_count];
+    *net = (struct net_spec){0};
+    size_t len = strcspn(arg, ",");
+    if (len == 4 && !strncmp(arg, "user", 4)) {
+        net->kind = NET_USER;
+    } else if (len > 4 && !strncmp(arg, "tap:", 4) && len - 4 < 16) {
+        net->kind = NET_TAP;
+        memcpy(net->name, arg + 4, len - 4);
+    } else if (len > 7 && !strncmp(arg, "socket:", 7) && len - 7 < 100) {
+        net->kind = NET_SOCKET;
+        memcpy(net->name, arg + 7, len - 7);
+    } else {
+        return fail(err, errlen, "--net %s: expected tap:IFNAME (up to 15 characters), user, or "
+                    "socket:PATH", arg);
+    }
+    for (const char *p = arg + len; *p == ',';) {
+        const char *opt = p + 1;
+        size_t n = strcspn(opt, ",");
+        unsigned m[6];
+        int used = 0;
+        if (n == 21 && sscanf(opt, "mac=%2x:%2x:%2x:%2x:%2x:%2x%n", &m[0], &m[1], &m[2], &m[3], &m[4],
+                              &m[5], &used) == 6 && used == 21) {
+            for (int i = 0; i < 6; i++)
+                net->mac[i] = (uint8_t)m[i];
+            if (net->mac[0] & 1)
+                return fail(err, errlen, "--net %s: the MAC address is a multicast address", arg);
+            net->has_mac = true;
+        } else if (net->kind == NET_USER && !strncmp(opt, "hostfwd=", 8)) {
+            if (net->fwd_count == MAX_HOSTFWD)
+                return fail(err, errlen, "--net: at most %d hostfwd rules", MAX_HOSTFWD);
+            if (parse_hostfwd(opt + 8, n - 8, &net->fwd[net->fwd_count++]))
+                return fail(err, errlen, "--net %s: '%.*s' is not tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT",
+                            arg, (int)(n - 8), opt + 8);
+        } else {
+            return fail(err, errlen, "--net %s: unknown option '%.*s'", arg, (int)n, opt);
+        }
+        p = opt + n;
+    }
+    cfg->nic_count++;
     return 0;
 }
 
@@ -273,6 +355,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_TRACE_FILE: cfg->trace_file = arg; return 0;
     case OPT_STATS: cfg->stats = true; return 0;
     case OPT_MONITOR: cfg->monitor = arg; return 0;
+    case OPT_NET: return parse_net(arg, cfg, err, errlen);
     }
     return fail(err, errlen, "internal: unhandled option %d", opt);
 }

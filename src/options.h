@@ -29,6 +29,25 @@ struct load_spec {
 };
 
 #define MAX_DISKS 8
+#define MAX_NICS 4
+#define MAX_HOSTFWD 8
+
+enum net_kind { NET_TAP, NET_USER, NET_SOCKET };
+
+struct hostfwd {
+    bool udp;
+    char host_addr[16]; /* dotted IPv4; default 127.0.0.1 */
+    uint16_t host_port, guest_port;
+};
+
+struct net_spec {
+    enum net_kind kind;
+    char name[LOAD_PATH_MAX]; /* TAP interface name, or the socket path */
+    uint8_t mac[6];
+    bool has_mac;
+    struct hostfwd fwd[MAX_HOSTFWD];
+    unsigned fwd_count;
+};
 
 struct disk_spec {
     char path[LOAD_PATH_MAX];
@@ -48,6 +67,8 @@ struct slate_config {
     const char *serial_path;
     struct disk_spec disks[MAX_DISKS];
     unsigned disk_count;
+    struct net_spec nics[MAX_NICS];
+    unsigned nic_count;
     double timeout_s; /* 0: none */
     const char *gdb;  /* --gdb address, or NULL */
     const char *monitor; /* --monitor, or NULL */

@@ -110,6 +110,44 @@
                                       * while unread input remains                              */
 #define SLATE_SERIAL_IRQ_CLOSED 0x2  /* the host's input ended; raised once                     */
 
+/* ---- Network card (type 1) --------------------------------------------------------------- */
+/* Ethernet frames through two rings in the device's window (struct slate_net_window). Each ring
+ * has SLATE_NET_RING_SIZE slots of one frame each and two free-running 32-bit indexes: `head`
+ * is written by the producer, `tail` by the consumer; slot i is slots[i % SIZE].
+ *   Transmit: the guest produces. Write the frame (14..1514 bytes, no FCS) into the slot at
+ *   tx.head, set its length, increment tx.head, then write anything to TX_NOTIFY (a KVM
+ *   ioeventfd: no exit to user space). The device sends frames in order, sets each slot's
+ *   status (SLATE_NET_OK or SLATE_NET_BAD_LENGTH), advances tx.tail and raises IRQ_TX.
+ *   Receive: the device produces. Each frame goes into the slot at rx.head with its length;
+ *   rx.head advances and IRQ_RX is raised. The guest consumes from rx.tail and advances it. When
+ *   the ring is full, frames are dropped and counted in RX_DROPS: the device never waits.
+ * Interrupts are coalesced: one for a burst, raised again when the guest acknowledges and more
+ * has happened. A guest that moves tx.head more than a ring ahead of tx.tail gets the ERROR bit
+ * in STATUS; transmit stops until it writes RESET. */
+#define SLATE_NET_MAC_LO 0x00      /* r: MAC address bytes 0..3 (byte 0 in bits 0..7)        */
+#define SLATE_NET_MAC_HI 0x04      /* r: MAC address bytes 4..5                               */
+#define SLATE_NET_STATUS 0x08      /* r: SLATE_NET_LINK_UP | SLATE_NET_ERROR                  */
+#define SLATE_NET_MTU 0x0C         /* r: 1500                                                 */
+#define SLATE_NET_TX_NOTIFY 0x10   /* w (outl): new frames are in the transmit ring           */
+#define SLATE_NET_RX_NOTIFY 0x14   /* w: the guest freed receive slots (optional)             */
+#define SLATE_NET_IRQ_STATUS 0x18  /* r: SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX; w: 1s acknowledge */
+#define SLATE_NET_RESET 0x1C       /* w: any value: both rings back to 0, ERROR cleared       */
+#define SLATE_NET_RX_FRAMES 0x20   /* r: counters since boot (32-bit, wrapping)               */
+#define SLATE_NET_RX_BYTES 0x24
+#define SLATE_NET_TX_FRAMES 0x28
+#define SLATE_NET_TX_BYTES 0x2C
+#define SLATE_NET_RX_DROPS 0x30    /* frames dropped because the receive ring was full       */
+#define SLATE_NET_TX_ERRORS 0x34   /* frames refused (bad length) or the backend failed      */
+#define SLATE_NET_IRQ_REG 0x38     /* IRQ_VECTOR at 0x38, IRQ_CPU at 0x3C (one line)          */
+#define SLATE_NET_LINK_UP 0x1
+#define SLATE_NET_ERROR 0x2
+#define SLATE_NET_IRQ_RX 0x1
+#define SLATE_NET_IRQ_TX 0x2
+#define SLATE_NET_RING_SIZE 128
+#define SLATE_NET_FRAME_MAX 1514
+#define SLATE_NET_OK 0
+#define SLATE_NET_BAD_LENGTH 1
+
 /* ---- Timer and clock (type 4) -------------------------------------------------------------- */
 /* Two clocks and SLATE_TIMER_COUNT timers. Time is in nanoseconds. 64-bit values are two 32-bit
  * registers: read LO first (that latches HI for the reading CPU), then HI. The monotonic clock
@@ -294,6 +332,28 @@ struct slate_block_ring {
     struct slate_block_request slots[SLATE_BLOCK_RING_SIZE];
 };
 
+struct slate_net_ring {
+    uint32_t head; /* producer's index: guest for transmit, device for receive               */
+    uint32_t tail; /* consumer's index: device for transmit, guest for receive               */
+    uint32_t reserved[14];
+};
+
+struct slate_net_slot {
+    uint16_t length; /* frame bytes                                                          */
+    uint16_t status; /* transmit: SLATE_NET_OK or SLATE_NET_BAD_LENGTH once sent              */
+    uint32_t reserved;
+    uint8_t frame[2040];
+};
+
+/* The device's window. */
+struct slate_net_window {
+    struct slate_net_ring tx;
+    struct slate_net_ring rx;
+    uint8_t reserved[4096 - 2 * sizeof(struct slate_net_ring)];
+    struct slate_net_slot tx_slots[SLATE_NET_RING_SIZE];
+    struct slate_net_slot rx_slots[SLATE_NET_RING_SIZE];
+};
+
 /* What IDENTIFY writes (512 bytes). */
 struct slate_block_identity {
     uint64_t capacity;   /* sectors                                                              */
@@ -305,6 +365,8 @@ struct slate_block_identity {
 };
 
 _Static_assert(sizeof(struct slate_block_request) == 32, "block request layout");
+_Static_assert(sizeof(struct slate_net_slot) == 2048, "net slot layout");
+_Static_assert(sizeof(struct slate_net_window) == 4096 + 2 * 2048 * SLATE_NET_RING_SIZE, "net window layout");
 _Static_assert(sizeof(struct slate_block_ring) == 64 + 32 * SLATE_BLOCK_RING_SIZE, "block ring layout");
 _Static_assert(sizeof(struct slate_block_identity) == 512, "block identity layout");
 _Static_assert(sizeof(struct slate_info) == 120, "info header layout");

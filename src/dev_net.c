@@ -1,0 +1,292 @@
+/* dev_net.c - the network card (type 1): a transmit and a receive ring in shared memory, a TX
+ * doorbell that is a KVM ioeventfd (no exit to user space), and one I/O thread per card that
+ * drains the transmit ring into the backend and fills the receive ring from it. Interrupts are
+ * coalesced: raised on a 0 -> 1 edge of IRQ_STATUS, so a burst costs one. */
+#include "net.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+enum { C_RX_FRAMES, C_RX_BYTES, C_TX_FRAMES, C_TX_BYTES, C_RX_DROPS, C_TX_ERRORS, C_COUNT };
+
+struct net_dev {
+    struct nic nic;
+    int tx_notify_fd; /* the ioeventfd behind TX_NOTIFY; RESET and RX_NOTIFY also write it */
+    int stop_fd;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock; /* guards irq_status */
+    uint32_t irq_status;
+    _Atomic uint32_t counters[C_COUNT];
+    _Atomic bool error;
+    _Atomic bool reset_requested;
+    uint32_t tx_tail, rx_head; /* the device's own indexes; only the I/O thread touches them */
+    struct ratelimit limit;
+};
+
+static struct net_dev *nd_of(struct nic *nic) { return (struct net_dev *)nic; }
+static struct slate_net_window *window(struct net_dev *nd) { return nd->nic.dev->window; }
+
+static void raise_irq(struct net_dev *nd, uint32_t bit)
+{
+    pthread_mutex_lock(&nd->lock);
+    if (!(nd->irq_status & bit)) {
+        nd->irq_status |= bit;
+        irq_line_raise(&nd->nic.dev->irq[0]);
+    }
+    pthread_mutex_unlock(&nd->lock);
+}
+
+void nic_receive(struct nic *nic, const uint8_t *frame, size_t len)
+{
+    struct net_dev *nd = nd_of(nic);
+    struct slate_net_window *w = window(nd);
+    uint32_t tail = __atomic_load_n(&w->rx.tail, __ATOMIC_ACQUIRE);
+    uint32_t used = nd->rx_head - tail;
+    if (used >= SLATE_NET_RING_SIZE || len < 14 || len > SLATE_NET_FRAME_MAX) {
+        if (used > SLATE_NET_RING_SIZE)
+            log_warn_limited(&nd->limit, "%s: rx.tail %u is not within a ring of rx.head %u; "
+                             "dropping frames until the guest fixes it", nic->dev->name, tail,
+                             nd->rx_head);
+        atomic_fetch_add(&nd->counters[C_RX_DROPS], 1);
+        return;
+    }
+    struct slate_net_slot *slot = &w->rx_slots[nd->rx_head % SLATE_NET_RING_SIZE];
+    memcpy(slot->frame, frame, len);
+    slot->length = (uint16_t)len;
+    slot->status = SLATE_NET_OK;
+    nd->rx_head++;
+    __atomic_store_n(&w->rx.head, nd->rx_head, __ATOMIC_RELEASE);
+    atomic_fetch_add(&nd->counters[C_RX_FRAMES], 1);
+    atomic_fetch_add(&nd->counters[C_RX_BYTES], (uint32_t)len);
+    raise_irq(nd, SLATE_NET_IRQ_RX);
+}
+
+/* Sends what the guest queued. Each slot is copied before it is checked. */
+static void drain_tx(struct net_dev *nd)
+{
+    struct slate_net_window *w = window(nd);
+    struct nic *nic = &nd->nic;
+    if (atomic_load(&nd->error))
+        return;
+    uint32_t head = __atomic_load_n(&w->tx.head, __ATOMIC_ACQUIRE);
+    if (head - nd->tx_tail > SLATE_NET_RING_SIZE) {
+        log_warn_limited(&nd->limit, "%s: tx.head %u is more than a ring ahead of tx.tail %u; "
+                         "transmit stops until the guest writes RESET", nic->dev->name, head, nd->tx_tail);
+        atomic_store(&nd->error, true);
+        return;
+    }
+    bool sent = false;
+    while (nd->tx_tail != head) {
+        struct slate_net_slot *slot = &w->tx_slots[nd->tx_tail % SLATE_NET_RING_SIZE];
+        uint16_t len = __atomic_load_n(&slot->length, __ATOMIC_RELAXED);
+        uint8_t frame[SLATE_NET_FRAME_MAX];
+        uint16_t status = SLATE_NET_OK;
+        if (len < 14 || len > SLATE_NET_FRAME_MAX) {
+            log_warn_limited(&nd->limit, "%s: transmit slot %u has a bad length %u (14..%d)",
+                             nic->dev->name, nd->tx_tail % SLATE_NET_RING_SIZE, len, SLATE_NET_FRAME_MAX);
+            status = SLATE_NET_BAD_LENGTH;
+            atomic_fetch_add(&nd->counters[C_TX_ERRORS], 1);
+        } else {
+            memcpy(frame, slot->frame, len);
+            if (nic->backend->send(nic, frame, len) == 0) {
+                atomic_fetch_add(&nd->counters[C_TX_FRAMES], 1);
+                atomic_fetch_add(&nd->counters[C_TX_BYTES], len);
+            } else {
+                atomic_fetch_add(&nd->counters[C_TX_ERRORS], 1);
+            }
+        }
+        slot->status = status;
+        nd->tx_tail++;
+        __atomic_store_n(&w->tx.tail, nd->tx_tail, __ATOMIC_RELEASE);
+        sent = true;
+    }
+    if (sent)
+        raise_irq(nd, SLATE_NET_IRQ_TX);
+}
+
+static void reset_rings(struct net_dev *nd)
+{
+    struct slate_net_window *w = window(nd);
+    nd->tx_tail = nd->rx_head = 0;
+    __atomic_store_n(&w->tx.head, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->tx.tail, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->rx.head, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->rx.tail, 0, __ATOMIC_RELEASE);
+    atomic_store(&nd->error, false);
+}
+
+static void *nic_thread(void *arg)
+{
+    struct net_dev *nd = arg;
+    struct nic *nic = &nd->nic;
+    struct pollfd fds[NET_POLL_MAX];
+    for (;;) {
+        int timeout = -1;
+        fds[0] = (struct pollfd){.fd = nd->tx_notify_fd, .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = nd->stop_fd, .events = POLLIN};
+        int extra = nic->backend->poll_fill(nic, fds + 2, NET_POLL_MAX - 2, &timeout);
+        if (poll(fds, (nfds_t)(2 + extra), timeout) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents & POLLIN)
+            break;
+        if (fds[0].revents & POLLIN) {
+            eventfd_t ignored;
+            eventfd_read(nd->tx_notify_fd, &ignored);
+            if (atomic_exchange(&nd->reset_requested, false))
+                reset_rings(nd);
+            drain_tx(nd);
+        }
+        nic->backend->poll_done(nic, fds + 2, extra);
+    }
+    return NULL;
+}
+
+static void net_pio(struct device *dev, struct bus_io *io)
+{
+    struct net_dev *nd = dev->state;
+    static const unsigned counter_regs[C_COUNT] = {SLATE_NET_RX_FRAMES, SLATE_NET_RX_BYTES,
+                                                   SLATE_NET_TX_FRAMES, SLATE_NET_TX_BYTES,
+                                                   SLATE_NET_RX_DROPS, SLATE_NET_TX_ERRORS};
+    if (io->is_write) {
+        switch (io->offset) {
+        case SLATE_NET_TX_NOTIFY: /* a notify narrower than 32 bits lands here */
+        case SLATE_NET_RX_NOTIFY: eventfd_write(nd->tx_notify_fd, 1); break;
+        case SLATE_NET_RESET:
+            atomic_store(&nd->reset_requested, true);
+            eventfd_write(nd->tx_notify_fd, 1);
+            break;
+        case SLATE_NET_IRQ_STATUS:
+            pthread_mutex_lock(&nd->lock);
+            nd->irq_status &= ~(uint32_t)io->value;
+            pthread_mutex_unlock(&nd->lock);
+            break;
+        }
+        return;
+    }
+    const uint8_t *mac = nd->nic.mac;
+    switch (io->offset) {
+    case SLATE_NET_MAC_LO: io->value = mac[0] | mac[1] << 8 | mac[2] << 16 | (uint32_t)mac[3] << 24; return;
+    case SLATE_NET_MAC_HI: io->value = mac[4] | mac[5] << 8; return;
+    case SLATE_NET_STATUS: io->value = SLATE_NET_LINK_UP | (atomic_load(&nd->error) ? SLATE_NET_ERROR : 0); return;
+    case SLATE_NET_MTU: io->value = 1500; return;
+    case SLATE_NET_IRQ_STATUS:
+        pthread_mutex_lock(&nd->lock);
+        io->value = nd->irq_status;
+        pthread_mutex_unlock(&nd->lock);
+        return;
+    }
+    for (int i = 0; i < C_COUNT; i++) {
+        if (io->offset == counter_regs[i]) {
+            io->value = atomic_load(&nd->counters[i]);
+            return;
+        }
+    }
+    io->value = 0;
+}
+
+static void net_irq_enabled(struct device *dev, unsigned line)
+{
+    struct net_dev *nd = dev->state;
+    pthread_mutex_lock(&nd->lock);
+    if (nd->irq_status)
+        irq_line_raise(&dev->irq[line]);
+    pthread_mutex_unlock(&nd->lock);
+}
+
+/* A stable default MAC: 52:54:00 (locally administered, as QEMU uses) and a hash of the kernel
+ * path and the card's index, so a VM keeps its address from run to run. */
+static void default_mac(struct net_dev *nd, const char *kernel, unsigned index)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = kernel; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ index) * 16777619u;
+    uint8_t mac[6] = {0x52, 0x54, 0x00, (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
+    memcpy(nd->nic.mac, mac, 6);
+}
+
+static unsigned net_instances(const struct slate_config *cfg) { return cfg->nic_count; }
+
+static int net_setup(struct device *dev, unsigned index)
+{
+    struct vm *vm = dev->vm;
+    struct net_dev *nd = calloc(1, sizeof(*nd));
+    if (!nd) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    dev->state = nd;
+    const struct net_spec *spec = &vm->cfg->nics[index];
+    static const struct net_backend_ops *const backends[] = {
+        [NET_TAP] = &net_tap_backend, [NET_USER] = &net_user_backend, [NET_SOCKET] = &net_socket_backend};
+    nd->nic = (struct nic){.spec = spec, .backend = backends[spec->kind], .dev = dev};
+    nd->tx_notify_fd = nd->stop_fd = -1;
+    nd->limit = (struct ratelimit)RATELIMIT_INIT;
+    pthread_mutex_init(&nd->lock, NULL);
+    if (spec->has_mac)
+        memcpy(nd->nic.mac, spec->mac, 6);
+    else
+        default_mac(nd, vm->cfg->kernel, index);
+    if (nd->nic.backend->open(&nd->nic))
+        return -EIO;
+    if (spec->has_mac)
+        memcpy(nd->nic.mac, spec->mac, 6); /* a backend may vary the default, never a given one */
+    nd->tx_notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    nd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct kvm_ioeventfd doorbell = {.addr = dev->port_base + SLATE_NET_TX_NOTIFY, .len = 4,
+                                     .fd = nd->tx_notify_fd, .flags = KVM_IOEVENTFD_FLAG_PIO};
+    if (nd->tx_notify_fd < 0 || nd->stop_fd < 0 || ioctl(vm->vm_fd, KVM_IOEVENTFD, &doorbell) < 0) {
+        log_error("%s: cannot set up its doorbell: %s", dev->name, strerror(errno));
+        return -EIO;
+    }
+    int rc = pthread_create(&nd->thread, NULL, nic_thread, nd);
+    if (rc) {
+        log_error("%s: cannot start its I/O thread: %s", dev->name, strerror(rc));
+        return -EIO;
+    }
+    nd->thread_started = true;
+    return 0;
+}
+
+static void net_teardown(struct device *dev)
+{
+    struct net_dev *nd = dev->state;
+    if (!nd)
+        return;
+    if (nd->thread_started) {
+        eventfd_write(nd->stop_fd, 1);
+        pthread_join(nd->thread, NULL);
+    }
+    if (nd->nic.backend)
+        nd->nic.backend->close(&nd->nic);
+    if (nd->tx_notify_fd >= 0)
+        close(nd->tx_notify_fd);
+    if (nd->stop_fd >= 0)
+        close(nd->stop_fd);
+    pthread_mutex_destroy(&nd->lock);
+    free(nd);
+    dev->state = NULL;
+}
+
+const struct device_ops net_device = {
+    .name = "net",
+    .type = SLATE_DEV_NET,
+    .version = 1,
+    .port_count = 0x40,
+    .window_size = sizeof(struct slate_net_window),
+    .irq_reg = SLATE_NET_IRQ_REG,
+    .irq_count = 1,
+    .instances = net_instances,
+    .setup = net_setup,
+    .pio = net_pio,
+    .irq_enabled = net_irq_enabled,
+    .teardown = net_teardown,
+};

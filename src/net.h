@@ -1,0 +1,43 @@
+/* net.h - the network card's backends (TAP, user-mode networking with libslirp, a Unix datagram
+ * socket between two VMs) behind one small interface. Each NIC has its own I/O thread; every
+ * backend call happens on it. */
+#ifndef SLATE_NET_H
+#define SLATE_NET_H
+
+#include "options.h"
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct nic;
+
+#define NET_POLL_MAX 64
+
+struct net_backend_ops {
+    /* Opens the backend; logs "why" and returns -1 on failure. */
+    int (*open)(struct nic *nic);
+    /* One frame from the guest. Failures are counted by the caller. Returns 0 or -1. */
+    int (*send)(struct nic *nic, const uint8_t *frame, size_t len);
+    /* Adds the fds to wait on after `first`; returns how many; may lower *timeout_ms. */
+    int (*poll_fill)(struct nic *nic, struct pollfd *fds, int max, int *timeout_ms);
+    /* After poll: reads what is ready and hands frames to nic_receive. */
+    void (*poll_done)(struct nic *nic, struct pollfd *fds, int count);
+    void (*close)(struct nic *nic);
+};
+
+extern const struct net_backend_ops net_tap_backend, net_user_backend, net_socket_backend;
+
+/* The parts of a NIC the backends use. */
+struct nic {
+    const struct net_spec *spec;
+    const struct net_backend_ops *backend;
+    void *backend_state;
+    uint8_t mac[6];
+    struct device *dev;
+};
+
+/* A frame for the guest: into the receive ring, or counted as dropped. I/O thread only. */
+void nic_receive(struct nic *nic, const uint8_t *frame, size_t len);
+
+#endif

@@ -1,0 +1,398 @@
+/* A tiny network stack on the network card: ARP, ICMP echo, UDP echo on port 7, a DHCP client.
+ * The command line configures it: "ip=A.B.C.D" or "dhcp", "peer=A.B.C.D", and a mode:
+ *   serve     answer ARP, ping and UDP echo until a UDP datagram "quit" arrives (then exit 0)
+ *   hello     send "hello from slate" to peer:9999, then serve
+ *   ping      ping the peer 10 times, print how many answered, tell it "quit", exit 0
+ *   hostile   break the rings on purpose; the device must refuse and survive
+ * Everything waits with HLT for the card's interrupt. */
+#include "guest.h"
+
+#define VEC_NET 0x48
+#define PING_COUNT 10
+
+struct __attribute__((packed)) eth {
+    uint8_t dst[6], src[6];
+    uint16_t type;
+};
+struct __attribute__((packed)) arp {
+    uint16_t htype, ptype;
+    uint8_t hlen, plen;
+    uint16_t oper;
+    uint8_t sha[6];
+    uint32_t spa;
+    uint8_t tha[6];
+    uint32_t tpa;
+};
+struct __attribute__((packed)) ip4 {
+    uint8_t ver_ihl, tos;
+    uint16_t len, id, frag;
+    uint8_t ttl, proto;
+    uint16_t sum;
+    uint32_t src, dst;
+};
+struct __attribute__((packed)) udp {
+    uint16_t sport, dport, len, sum;
+};
+struct __attribute__((packed)) icmp {
+    uint8_t type, code;
+    uint16_t sum, id, seq;
+};
+struct __attribute__((packed)) dhcp {
+    uint8_t op, htype, hlen, hops;
+    uint32_t xid;
+    uint16_t secs, flags;
+    uint32_t ciaddr, yiaddr, siaddr, giaddr;
+    uint8_t chaddr[16], sname[64], file[128];
+    uint32_t magic;
+    uint8_t options[64];
+};
+
+static const struct slate_device *nic;
+static volatile struct slate_net_window *win;
+static uint8_t my_mac[6], peer_mac[6];
+static uint32_t my_ip, peer_ip, offered_ip, dhcp_server;
+static volatile bool peer_known, done, dhcp_offered, dhcp_acked;
+static volatile uint32_t pongs;
+static const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+static uint16_t htons(uint16_t v) { return (uint16_t)(v << 8 | v >> 8); }
+static uint32_t htonl(uint32_t v) { return __builtin_bswap32(v); }
+
+static uint16_t checksum(const void *data, unsigned len)
+{
+    const uint8_t *p = data;
+    uint32_t sum = 0;
+    for (unsigned i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return htons((uint16_t)~sum);
+}
+
+static void copy(void *dst, const void *src, unsigned n)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    while (n--)
+        *d++ = *s++;
+}
+
+__attribute__((interrupt)) static void on_net(struct interrupt_frame *f)
+{
+    (void)f;
+    outl(nic->port_base + SLATE_NET_IRQ_STATUS, SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX);
+    lapic_eoi();
+}
+
+static void send_frame(const void *frame, unsigned len)
+{
+    WAIT_FOR(win->tx.head - win->tx.tail < SLATE_NET_RING_SIZE);
+    volatile struct slate_net_slot *slot = &win->tx_slots[win->tx.head % SLATE_NET_RING_SIZE];
+    copy((void *)slot->frame, frame, len);
+    slot->length = (uint16_t)len;
+    __atomic_store_n(&win->tx.head, win->tx.head + 1, __ATOMIC_RELEASE);
+    outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
+}
+
+static unsigned eth_header(uint8_t *buf, const uint8_t *dst, uint16_t type)
+{
+    struct eth *e = (struct eth *)buf;
+    copy(e->dst, dst, 6);
+    copy(e->src, my_mac, 6);
+    e->type = htons(type);
+    return sizeof(*e);
+}
+
+static void send_arp(uint16_t oper, const uint8_t *dst_mac, uint32_t target_ip)
+{
+    uint8_t buf[64] = {0};
+    unsigned n = eth_header(buf, oper == 1 ? broadcast : dst_mac, 0x0806);
+    struct arp *a = (struct arp *)(buf + n);
+    *a = (struct arp){htons(1), htons(0x0800), 6, 4, htons(oper), {0}, my_ip, {0}, target_ip};
+    copy(a->sha, my_mac, 6);
+    if (oper == 2)
+        copy(a->tha, dst_mac, 6);
+    send_frame(buf, 60);
+}
+
+/* An IPv4 packet around `payload`; returns the frame length. */
+static unsigned ip_packet(uint8_t *buf, const uint8_t *dst_mac, uint32_t src, uint32_t dst, uint8_t proto,
+                          const void *payload, unsigned len)
+{
+    unsigned n = eth_header(buf, dst_mac, 0x0800);
+    struct ip4 *ip = (struct ip4 *)(buf + n);
+    *ip = (struct ip4){0x45, 0, htons((uint16_t)(20 + len)), 0, 0, 64, proto, 0, src, dst};
+    ip->sum = checksum(ip, 20);
+    copy(buf + n + 20, payload, len);
+    n += 20 + len;
+    return n < 60 ? 60 : n;
+}
+
+static void send_udp(const uint8_t *dst_mac, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+                     const void *data, unsigned len)
+{
+    uint8_t payload[1500], frame[1514] = {0};
+    struct udp *u = (struct udp *)payload;
+    *u = (struct udp){htons(sport), htons(dport), htons((uint16_t)(8 + len)), 0};
+    copy(payload + 8, data, len);
+    send_frame(frame, ip_packet(frame, dst_mac, src, dst, 17, payload, 8 + len));
+}
+
+static void dhcp_send(uint8_t type)
+{
+    static struct dhcp d;
+    for (unsigned i = 0; i < sizeof(d); i++)
+        ((uint8_t *)&d)[i] = 0;
+    d.op = 1, d.htype = 1, d.hlen = 6, d.xid = 0x5ca7e;
+    copy(d.chaddr, my_mac, 6);
+    d.magic = htonl(0x63825363);
+    uint8_t *o = d.options;
+    *o++ = 53, *o++ = 1, *o++ = type;
+    if (type == 3) { /* REQUEST: the offered address, from that server */
+        *o++ = 50, *o++ = 4, copy(o, &offered_ip, 4), o += 4;
+        *o++ = 54, *o++ = 4, copy(o, &dhcp_server, 4), o += 4;
+    }
+    *o = 255;
+    send_udp(broadcast, 0, 0xFFFFFFFF, 68, 67, &d, sizeof(d));
+}
+
+static void handle_dhcp(const struct dhcp *d, unsigned len)
+{
+    if (len < 240 || d->xid != 0x5ca7e || d->op != 2)
+        return;
+    uint8_t type = 0;
+    for (const uint8_t *o = d->options; o < (const uint8_t *)d + len && *o != 255; o += 2 + o[1]) {
+        if (*o == 0) {
+            o -= 1;
+            continue;
+        }
+        if (*o == 53)
+            type = o[2];
+        if (*o == 54)
+            copy(&dhcp_server, o + 2, 4);
+    }
+    if (type == 2) {
+        offered_ip = d->yiaddr;
+        dhcp_offered = true;
+    } else if (type == 5) {
+        my_ip = d->yiaddr;
+        dhcp_acked = true;
+    }
+}
+
+static void handle_udp(const struct eth *e, const struct ip4 *ip, const struct udp *u, unsigned len)
+{
+    const uint8_t *data = (const uint8_t *)(u + 1);
+    unsigned n = htons(u->len) - 8;
+    if (n > len - 8)
+        return;
+    if (htons(u->dport) == 68) {
+        handle_dhcp((const struct dhcp *)data, n);
+    } else if (htons(u->dport) == 7 && ip->dst == my_ip) {
+        if (n == 4 && data[0] == 'q' && data[1] == 'u' && data[2] == 'i' && data[3] == 't')
+            done = true;
+        else
+            send_udp(e->src, my_ip, ip->src, 7, htons(u->sport), data, n);
+    }
+}
+
+static void handle_frame(const uint8_t *frame, unsigned len)
+{
+    const struct eth *e = (const void *)frame;
+    if (len < 42)
+        return;
+    if (e->type == htons(0x0806)) {
+        const struct arp *a = (const void *)(e + 1);
+        if (a->spa == peer_ip && peer_ip) {
+            copy(peer_mac, a->sha, 6);
+            peer_known = true;
+        }
+        if (a->oper == htons(1) && a->tpa == my_ip && my_ip)
+            send_arp(2, a->sha, a->spa);
+        return;
+    }
+    if (e->type != htons(0x0800))
+        return;
+    const struct ip4 *ip = (const void *)(e + 1);
+    unsigned ip_len = htons(ip->len);
+    if ((ip->ver_ihl & 0xF) != 5 || ip_len < 28 || ip_len > len - 14)
+        return;
+    if (ip->proto == 17) {
+        handle_udp(e, ip, (const void *)(ip + 1), ip_len - 20);
+    } else if (ip->proto == 1 && ip->dst == my_ip) {
+        const struct icmp *ic = (const void *)(ip + 1);
+        if (ic->type == 0) {
+            pongs++;
+        } else if (ic->type == 8) {
+            uint8_t reply[1500];
+            copy(reply, ic, ip_len - 20);
+            ((struct icmp *)reply)->type = 0;
+            ((struct icmp *)reply)->sum = 0;
+            ((struct icmp *)reply)->sum = checksum(reply, ip_len - 20);
+            uint8_t out[1514] = {0};
+            send_frame(out, ip_packet(out, e->src, my_ip, ip->src, 1, reply, ip_len - 20));
+        }
+    }
+}
+
+static void poll_rx(void)
+{
+    while (win->rx.tail != __atomic_load_n(&win->rx.head, __ATOMIC_ACQUIRE)) {
+        volatile struct slate_net_slot *slot = &win->rx_slots[win->rx.tail % SLATE_NET_RING_SIZE];
+        handle_frame((const uint8_t *)slot->frame, slot->length);
+        __atomic_store_n(&win->rx.tail, win->rx.tail + 1, __ATOMIC_RELEASE);
+    }
+}
+
+/* Serves the network until `cond` holds. */
+#define NET_WAIT(cond)                                                                             \
+    do {                                                                                           \
+        for (;;) {                                                                                 \
+            poll_rx();                                                                             \
+            if (cond)                                                                              \
+                break;                                                                             \
+            WAIT_FOR(win->rx.tail != win->rx.head);                                                \
+        }                                                                                          \
+    } while (0)
+
+static uint32_t parse_ip(const char *s)
+{
+    uint32_t ip = 0;
+    for (int part = 0; part < 4; part++) {
+        uint32_t v = 0;
+        while (*s >= '0' && *s <= '9')
+            v = v * 10 + (uint32_t)(*s++ - '0');
+        ip |= v << (8 * part);
+        if (*s == '.')
+            s++;
+    }
+    return ip;
+}
+
+static const char *option(const char *cmd, const char *key)
+{
+    for (const char *p = cmd; *p; p++)
+        if ((p == cmd || p[-1] == ' ') && str_starts(p, key))
+            return p + str_len(key);
+    return NULL;
+}
+
+static void put_ip(uint32_t ip)
+{
+    for (int i = 0; i < 4; i++) {
+        put_dec((ip >> (8 * i)) & 0xFF);
+        if (i < 3)
+            puts_hc(".");
+    }
+}
+
+static void resolve_peer(void)
+{
+    for (int tries = 0; !peer_known && tries < 50; tries++) {
+        send_arp(1, broadcast, peer_ip);
+        const struct slate_device *timer = find_device((const void *)SLATE_INFO_ADDR, SLATE_DEV_TIMER);
+        uint32_t start = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+        while (!peer_known && inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 100000000u) {
+            poll_rx();
+            __asm__ volatile("pause");
+        }
+    }
+    GUEST_ASSERT(peer_known);
+}
+
+static void hostile(void)
+{
+    uint16_t p = nic->port_base;
+    uint32_t errors = inl(p + SLATE_NET_TX_ERRORS);
+    win->tx_slots[win->tx.head % SLATE_NET_RING_SIZE].length = 5; /* too short */
+    win->tx_slots[(win->tx.head + 1) % SLATE_NET_RING_SIZE].length = 60000; /* too long */
+    uint32_t base = win->tx.head;
+    win->tx.head = base + 2;
+    outl(p + SLATE_NET_TX_NOTIFY, 1);
+    WAIT_FOR(win->tx.tail == base + 2);
+    GUEST_ASSERT(win->tx_slots[base % SLATE_NET_RING_SIZE].status == SLATE_NET_BAD_LENGTH);
+    GUEST_ASSERT(inl(p + SLATE_NET_TX_ERRORS) == errors + 2);
+    win->tx.head += 5000; /* far beyond the ring */
+    outl(p + SLATE_NET_TX_NOTIFY, 1);
+    const struct slate_device *timer = find_device((const void *)SLATE_INFO_ADDR, SLATE_DEV_TIMER);
+    uint32_t start = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+    while (!(inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR) &&
+           inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
+        __asm__ volatile("pause");
+    GUEST_ASSERT(inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR);
+    outl(p + SLATE_NET_RESET, 1);
+    start = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+    while ((inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR) &&
+           inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
+        __asm__ volatile("pause");
+    GUEST_ASSERT(!(inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR));
+    GUEST_ASSERT(win->tx.head == 0 && win->tx.tail == 0);
+    win->rx.tail = 12345; /* nonsense: the device must drop, not write past the ring */
+    puts_hc("hostile ok\n");
+}
+
+KMAIN kmain(const struct slate_info *info)
+{
+    nic = find_device(info, SLATE_DEV_NET);
+    GUEST_ASSERT(nic && nic->window_size >= sizeof(struct slate_net_window));
+    win = (volatile struct slate_net_window *)nic->window_base;
+    uint32_t lo = inl(nic->port_base + SLATE_NET_MAC_LO), hi = inl(nic->port_base + SLATE_NET_MAC_HI);
+    uint8_t mac[6] = {(uint8_t)lo, (uint8_t)(lo >> 8), (uint8_t)(lo >> 16), (uint8_t)(lo >> 24),
+                      (uint8_t)hi, (uint8_t)(hi >> 8)};
+    copy(my_mac, mac, 6);
+    GUEST_ASSERT(inl(nic->port_base + SLATE_NET_STATUS) & SLATE_NET_LINK_UP);
+    GUEST_ASSERT(inl(nic->port_base + SLATE_NET_MTU) == 1500);
+    idt_set(VEC_NET, on_net);
+    idt_load();
+    lapic_enable();
+    outl(nic->port_base + nic->irq_reg + SLATE_IRQ_VECTOR, VEC_NET);
+    const char *cmd = cmdline(info);
+    const char *v;
+    if ((v = option(cmd, "peer=")))
+        peer_ip = parse_ip(v);
+    if (option(cmd, "mode=hostile")) {
+        hostile();
+        guest_exit(0);
+    }
+    if ((v = option(cmd, "ip="))) {
+        my_ip = parse_ip(v);
+    } else if (option(cmd, "dhcp")) {
+        dhcp_send(1);
+        NET_WAIT(dhcp_offered);
+        dhcp_send(3);
+        NET_WAIT(dhcp_acked);
+        puts_hc("dhcp: got ");
+        put_ip(my_ip);
+        puts_hc("\n");
+    }
+    GUEST_ASSERT(my_ip);
+    if (option(cmd, "mode=hello") || option(cmd, "mode=ping"))
+        resolve_peer();
+    if (option(cmd, "mode=hello")) {
+        static const char hello[] = "hello from slate";
+        send_udp(peer_mac, my_ip, peer_ip, 5555, 9999, hello, sizeof(hello) - 1);
+    }
+    if (option(cmd, "mode=ping")) {
+        for (uint16_t seq = 0; seq < PING_COUNT; seq++) {
+            struct icmp req = {8, 0, 0, htons(0x51a7), htons(seq)};
+            req.sum = checksum(&req, sizeof(req));
+            uint8_t out[1514] = {0};
+            uint32_t before = pongs;
+            send_frame(out, ip_packet(out, peer_mac, my_ip, peer_ip, 1, &req, sizeof(req)));
+            NET_WAIT(pongs != before);
+        }
+        puts_hc("pings answered: ");
+        put_dec(pongs);
+        puts_hc("\n");
+        send_udp(peer_mac, my_ip, peer_ip, 7, 7, "quit", 4);
+        guest_exit(0);
+    }
+    puts_hc("ready ip=");
+    put_ip(my_ip);
+    puts_hc("\n");
+    NET_WAIT(done);
+    puts_hc("quit received\n");
+    guest_exit(0);
+}
