@@ -147,6 +147,28 @@ if command -v gdb >/dev/null; then
     printf '%-44s %10s %7s /s\n' "gdb single steps (stepi 2000)" "" "$(awk -v a="$many" -v b="$one" 'BEGIN { printf "%.0f", 2000 / ((a - b) / 1000) }')"
 fi
 
+# Network: guest-to-host frames per second over TAP, against this host writing frames into a TAP
+# device itself (the floor for this design), in a namespace created and removed here.
+NS=slate-bench-$$
+if ip netns add "$NS" 2>/dev/null; then
+    trap 'ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"' EXIT
+    ip netns exec "$NS" ip tuntap add dev tap0 mode tap && ip netns exec "$NS" ip link set tap0 up
+    echo
+    printf '%-44s %10s %10s %9s\n' "network, guest to host over TAP" "raw TAP" "guest" "ratio"
+    for size in 64 1514; do
+        raw=$(ip netns exec "$NS" "$BUILD/bench/taprate" tap0 "$size" 200000)
+        got=$(ip netns exec "$NS" "$SLATE" --net tap:tap0 --append "mode=blast size=$size count=200000" \
+              "$GUESTS/net.elf" | sed -n 's/^blast frames\/s //p')
+        mbit=$(awk -v f="$got" -v s="$size" 'BEGIN { printf "%.0f", f * s * 8 / 1e6 }')
+        printf '%-44s %8s/s %8s/s %9s   %s Mbit/s%s\n' "$size-byte frames" "$raw" "$got" "$(ratio "$got" "$raw")" "$mbit" \
+            "$([ "$size" = 1514 ] && echo '  (target >= 0.50x)')"
+    done
+    ip netns del "$NS"
+else
+    echo
+    echo "network: cannot create a network namespace (needs root): no TAP benchmark"
+fi
+
 if [ -n "$QEMU" ]; then
     boot_bios=$(make_bios "$BOOT")
     hc_bios=$(make_bios "$HCALL")
