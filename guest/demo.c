@@ -55,6 +55,8 @@ static const char *device_name(uint16_t type)
     case SLATE_DEV_SERIAL: return "serial";
     case SLATE_DEV_POWER: return "power";
     case SLATE_DEV_TIMER: return "timer";
+    case SLATE_DEV_BLOCK: return "disk";
+    case SLATE_DEV_NET: return "network";
     default: return "device";
     }
 }

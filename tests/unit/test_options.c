@@ -205,13 +205,47 @@ static void disks(void **state)
     assert_contains(err, "at most 8 disks");
 }
 
+static void nics(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    assert_int_equal(PARSE(&cfg, "--net", "tap:tap0,mac=52:54:00:ab:cd:ef", "--net",
+                           "user,hostfwd=tcp::8080-:80,hostfwd=udp:10.1.2.3:53-:5353", "--net",
+                           "socket:/tmp/lan", "k"),
+                     OPTIONS_RUN);
+    assert_int_equal(cfg.nic_count, 3);
+    assert_int_equal(cfg.nics[0].kind, NET_TAP);
+    assert_string_equal(cfg.nics[0].name, "tap0");
+    assert_true(cfg.nics[0].has_mac);
+    assert_int_equal(cfg.nics[0].mac[3], 0xab);
+    assert_int_equal(cfg.nics[1].kind, NET_USER);
+    assert_int_equal(cfg.nics[1].fwd_count, 2);
+    assert_false(cfg.nics[1].fwd[0].udp);
+    assert_string_equal(cfg.nics[1].fwd[0].host_addr, "127.0.0.1");
+    assert_int_equal(cfg.nics[1].fwd[0].host_port, 8080);
+    assert_int_equal(cfg.nics[1].fwd[0].guest_port, 80);
+    assert_true(cfg.nics[1].fwd[1].udp);
+    assert_string_equal(cfg.nics[1].fwd[1].host_addr, "10.1.2.3");
+    assert_int_equal(cfg.nics[2].kind, NET_SOCKET);
+    assert_string_equal(cfg.nics[2].name, "/tmp/lan");
+    static const char *const bad[] = {"tap:", "bogus", "user,hostfwd=tcp:1-:", "user,hostfwd=sctp::1-:2",
+                                      "user,hostfwd=tcp::0-:2", "user,hostfwd=tcp::70000-:2",
+                                      "tap:x,hostfwd=tcp::1-:2", "user,mac=52:54:00:00:00",
+                                      "user,mac=01:00:5e:00:00:01", "user,speed=fast",
+                                      "tap:sixteen-chars-xx"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (PARSE(&cfg, "--net", (char *)bad[i], "k") != OPTIONS_ERROR)
+            fail_msg("--net %s was accepted", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sizes),         cmocka_unit_test(defaults),
         cmocka_unit_test(every_option),  cmocka_unit_test(bad_input),
         cmocka_unit_test(kernel_arguments), cmocka_unit_test(too_many_loads),
-        cmocka_unit_test(long_append),   cmocka_unit_test(disks),   cmocka_unit_test(help_names_exit_codes),
+        cmocka_unit_test(long_append),   cmocka_unit_test(disks),
+        cmocka_unit_test(nics),   cmocka_unit_test(help_names_exit_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
