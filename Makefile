@@ -26,7 +26,7 @@ SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps run check unit guests bench clean format
+.PHONY: all deps run check check-asan unit guests bench clean format
 all: $(BUILD)/slate
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
@@ -109,8 +109,13 @@ bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS
 check: $(BUILD)/slate unit guests $(DEMO)
 	BUILD=$(BUILD) CMOCKA_MESSAGE_OUTPUT=TAP prove --norc -f $(UNIT_BINS) tests/t/*.t
 
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer, in a build of its own.
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+check-asan:
+	$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" check
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan
 
 format:
 	clang-format -i src/*.c src/*.h include/slate/*.h tests/unit/*.c bench/*.c

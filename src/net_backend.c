@@ -117,8 +117,8 @@ static int bind_end(struct dgram *d, const char *base, int side)
 {
     d->self = (struct sockaddr_un){.sun_family = AF_UNIX};
     d->peer = (struct sockaddr_un){.sun_family = AF_UNIX};
-    snprintf(d->self.sun_path, sizeof(d->self.sun_path), "%.100s.%d", base, side);
-    snprintf(d->peer.sun_path, sizeof(d->peer.sun_path), "%.100s.%d", base, !side);
+    snprintf(d->self.sun_path, sizeof(d->self.sun_path), "%.100s.%c", base, side ? '1' : '0');
+    snprintf(d->peer.sun_path, sizeof(d->peer.sun_path), "%.100s.%c", base, side ? '0' : '1');
     if (bind(d->fd, (struct sockaddr *)&d->self, sizeof(d->self)) == 0)
         return 0;
     if (errno != EADDRINUSE)

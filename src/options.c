@@ -182,7 +182,7 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
 /* tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT, as QEMU writes it. */
 static int parse_hostfwd(const char *text, size_t len, struct hostfwd *fwd)
 {
-    char buf[96], addr[32] = "";
+    char buf[96], addr[16] = "";
     unsigned host_port, guest_port;
     int used = 0;
     if (len >= sizeof(buf))
@@ -195,7 +195,7 @@ static int parse_hostfwd(const char *text, size_t len, struct hostfwd *fwd)
     const char *p = buf + 4;
     if (*p == ':') {
         p++;
-    } else if (sscanf(p, "%31[0-9.]:%n", addr, &used) == 1 && used) {
+    } else if (sscanf(p, "%15[0-9.]:%n", addr, &used) == 1 && used) {
         p += used;
     } else {
         return -1;
