@@ -26,7 +26,7 @@ SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps run check check-asan unit guests bench clean format
+.PHONY: all deps run check check-asan fuzz unit guests bench clean format
 all: $(BUILD)/slate
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
@@ -114,8 +114,22 @@ ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-s
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" check
 
+# libFuzzer harnesses (clang), each run for FUZZ_SECONDS; crashes land in build-fuzz/ and should
+# become regression tests.
+FUZZ_SECONDS ?= 30
+FUZZ_SRCS := $(filter-out src/main.c,$(SRCS))
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h)
+	@mkdir -p build-fuzz
+	clang $(HOST_CFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Wno-missing-prototypes -o $@ $< $(FUZZ_SRCS) $(PKG_LIBS) $(LDLIBS)
+fuzz: $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c)) guests
+	@mkdir -p build-fuzz/corpus-fuzz_loader && cp $(BUILD)/guest/*.elf $(BUILD)/guest/*.bin build-fuzz/corpus-fuzz_loader/
+	@for f in $(filter build-fuzz/%,$^); do echo "== $$f for $(FUZZ_SECONDS) s"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/ build-fuzz/corpus-$$(basename $$f) \
+	    2>&1 | grep -E '^#[0-9]+ +DONE|ERROR|SUMMARY|Done' ; done
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
 
 format:
 	clang-format -i src/*.c src/*.h include/slate/*.h tests/unit/*.c bench/*.c
