@@ -29,7 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define PACKET_MAX 16384 /* advertised as PacketSize; longer packets are refused */
+#define PACKET_MAX GDB_PACKET_MAX /* advertised as PacketSize; longer packets are refused */
 #define RX_MAX (2 * PACKET_MAX)
 #define SW_BPS_MAX 256
 #define HW_SLOTS 4
@@ -300,49 +300,61 @@ static void send_packet(struct gdb_server *g, const char *data)
     free(frame);
 }
 
-enum rx_item { RX_NONE, RX_PACKET, RX_INTERRUPT };
-
-/* Takes the next complete item out of g->rx. A packet's payload is copied NUL-terminated into
- * out. Corrupt or oversized packets are answered with '-' and dropped. */
-static enum rx_item next_item(struct gdb_server *g, char *out)
+/* Takes the next complete item out of rx (rx_len bytes): a packet's payload is copied
+ * NUL-terminated into out (PACKET_MAX + 1 bytes). *ack is set to '+' or '-' for a framed packet
+ * (good or bad) and 0 otherwise. Pure: the fuzzer drives it directly. */
+enum gdb_item gdb_take_item(char *rx, size_t *rx_len, char *out, char *ack)
 {
-    size_t i = 0;
-    while (i < g->rx_len && g->rx[i] != '$' && g->rx[i] != 0x03)
+    size_t i = 0, len = *rx_len;
+    *ack = 0;
+    while (i < len && rx[i] != '$' && rx[i] != 0x03)
         i++; /* acks ('+', '-') and noise between packets */
-    memmove(g->rx, g->rx + i, g->rx_len - i);
-    g->rx_len -= i;
-    if (g->rx_len == 0)
-        return RX_NONE;
-    if (g->rx[0] == 0x03) {
-        memmove(g->rx, g->rx + 1, --g->rx_len);
-        return RX_INTERRUPT;
+    memmove(rx, rx + i, len - i);
+    len -= i;
+    *rx_len = len;
+    if (len == 0)
+        return GDB_ITEM_NONE;
+    if (rx[0] == 0x03) {
+        memmove(rx, rx + 1, --len);
+        *rx_len = len;
+        return GDB_ITEM_INTERRUPT;
     }
-    char *hash = memchr(g->rx, '#', g->rx_len);
+    char *hash = memchr(rx, '#', len);
     if (!hash) {
-        if (g->rx_len >= PACKET_MAX + 4) { /* too long to ever be valid: drop it */
-            send_all(g->client_fd, "-", 1);
-            g->rx_len = 0;
+        if (len >= PACKET_MAX + 4) { /* too long to ever be valid: drop it */
+            *ack = '-';
+            *rx_len = 0;
+            return GDB_ITEM_DROPPED;
         }
-        return RX_NONE;
+        return GDB_ITEM_NONE;
     }
-    size_t end = (size_t)(hash - g->rx);
-    if (end + 3 > g->rx_len)
-        return RX_NONE; /* the checksum has not arrived yet */
+    size_t end = (size_t)(hash - rx);
+    if (end + 3 > len)
+        return GDB_ITEM_NONE; /* the checksum has not arrived yet */
     size_t payload = end - 1;
     uint8_t sum = 0;
     for (size_t k = 1; k < end; k++)
-        sum = (uint8_t)(sum + (uint8_t)g->rx[k]);
-    int hi = hexval(g->rx[end + 1]), lo = hexval(g->rx[end + 2]);
+        sum = (uint8_t)(sum + (uint8_t)rx[k]);
+    int hi = hexval(rx[end + 1]), lo = hexval(rx[end + 2]);
     bool ok = payload < PACKET_MAX && hi >= 0 && lo >= 0 && (hi << 4 | lo) == sum;
     if (ok)
-        memcpy(out, g->rx + 1, payload), out[payload] = 0;
-    memmove(g->rx, g->rx + end + 3, g->rx_len - end - 3);
-    g->rx_len -= end + 3;
-    if (!g->no_ack)
-        send_all(g->client_fd, ok ? "+" : "-", 1);
-    if (!ok)
+        memcpy(out, rx + 1, payload), out[payload] = 0;
+    memmove(rx, rx + end + 3, len - end - 3);
+    *rx_len = len - end - 3;
+    *ack = ok ? '+' : '-';
+    return ok ? GDB_ITEM_PACKET : GDB_ITEM_DROPPED;
+}
+
+/* The next item from the client; answers acks unless in no-ack mode. */
+static enum gdb_item next_item(struct gdb_server *g, char *out)
+{
+    char ack;
+    enum gdb_item item = gdb_take_item(g->rx, &g->rx_len, out, &ack);
+    if (ack && (!g->no_ack || ack == '-'))
+        send_all(g->client_fd, &ack, 1);
+    if (ack == '-')
         log_warn("gdb: dropped a packet with a bad checksum or length");
-    return ok ? RX_PACKET : RX_NONE;
+    return item;
 }
 
 /* ---- guest memory, breakpoints, debug registers ------------------------------------------------ */
@@ -1008,10 +1020,12 @@ static void serve_client_input(struct gdb_server *g)
         return;
     }
     for (;;) {
-        enum rx_item item = next_item(g, pkt);
-        if (item == RX_NONE || g->client_fd < 0)
+        enum gdb_item item = next_item(g, pkt);
+        if (item == GDB_ITEM_NONE || g->client_fd < 0)
             return;
-        if (item == RX_INTERRUPT) {
+        if (item == GDB_ITEM_DROPPED)
+            continue;
+        if (item == GDB_ITEM_INTERRUPT) {
             if (g->running && vm_pause(g->vm)) {
                 pthread_mutex_lock(&g->lock);
                 if (!g->stop_pending) {

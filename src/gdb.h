@@ -4,6 +4,7 @@
 #define SLATE_GDB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct gdb_server;
@@ -28,5 +29,10 @@ void gdb_debug_exit(struct vcpu *cpu);
 /* On a vCPU thread: the break-into-debugger hypercall. Stops there when a client is attached.
  * Returns 1 if it stopped, 0 if no debugger is attached. */
 int64_t gdb_break_hypercall(struct vcpu *cpu);
+
+/* The packet framing, for the fuzzer: takes the next item out of a receive buffer. */
+enum gdb_item { GDB_ITEM_NONE, GDB_ITEM_PACKET, GDB_ITEM_INTERRUPT, GDB_ITEM_DROPPED };
+#define GDB_PACKET_MAX 16384
+enum gdb_item gdb_take_item(char *rx, size_t *rx_len, char *out, char *ack);
 
 #endif
