@@ -26,7 +26,7 @@ SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all deps run check check-asan fuzz unit guests bench clean format
+.PHONY: all deps run check check-asan fuzz soak unit guests bench clean format
 all: $(BUILD)/slate
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
@@ -113,6 +113,12 @@ check: $(BUILD)/slate unit guests $(DEMO)
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" check
+
+# Many VMs with disk, network and timer traffic for a long time (SOAK_VMS, SOAK_SECONDS).
+SOAK_VMS ?= 20
+SOAK_SECONDS ?= 600
+soak: $(BUILD)/slate guests
+	tests/soak.sh $(BUILD) $(SOAK_VMS) $(SOAK_SECONDS)
 
 # libFuzzer harnesses (clang), each run for FUZZ_SECONDS; crashes land in build-fuzz/ and should
 # become regression tests.
