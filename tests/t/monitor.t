@@ -8,6 +8,11 @@ SOCK=$TMP/monitor.sock
 timeout -s KILL 60 "$SLATE" --smp 2 --monitor "unix:$SOCK" --append smp "$GUEST/debugme.elf" \
     >"$TMP/out" 2>"$TMP/err" </dev/null &
 pid=$!
+# Wait until both CPUs have reached their spin loops, so the checks below see a steady machine.
+for _ in $(seq 50); do
+    timeout 30 perl tests/tools/monitor-client.pl "$SOCK" "info cpus" | grep -q 'cpu 1: running.*ap_spin' && break
+    sleep 0.1
+done
 R=$(timeout 30 perl tests/tools/monitor-client.pl "$SOCK" "info cpus" "stop" "info registers 1" \
     "x/4i 0x100300" "x/4x 0xc0000000" "cpu 1" "step 2" "info mem" "info devices" \
     "x/2g 0x7000000000" "x/9z 0" "cpu 7" "cont" "screendump $TMP/s.png" "bogus" "quit")

@@ -5,7 +5,7 @@ use warnings;
 $| = 1;
 use IO::Socket::UNIX;
 my $s;
-for (1..100) { $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) and last; select(undef,undef,undef,0.05) }
+for (1..400) { $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) and last; select(undef,undef,undef,0.05) }
 die "connect: $!" unless $s;
 sub cmd { my $c = shift; print $s "$c\n"; my $out = ""; my $buf;
   while (1) { my $n = sysread($s, $buf, 65536); last unless $n; $out .= $buf; last if $out =~ /\(slate\) $/ }
