@@ -11,8 +11,8 @@ VERSION := 0.1.0
 
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
-	libcapstone-dev libpng-dev libslirp-dev iproute2 iputils-ping
-PKG_MODULES := libelf libdw capstone slirp
+	libcapstone-dev libpng-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot
+PKG_MODULES := libelf libdw capstone slirp libvncserver libpng
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS ?= -O2 -g
@@ -23,7 +23,10 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
 LDLIBS := -pthread
 
 SRCS := $(wildcard src/*.c)
-OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+# The display's 8x16 font, generated from a console font in Debian's kbd package.
+FONT_PSF ?= /usr/share/consolefonts/Lat15-VGA16.psf.gz
+FONT_OBJ := $(BUILD)/obj/font8x16.o
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
 .PHONY: all deps run check check-asan fuzz soak unit guests bench clean format
@@ -31,6 +34,12 @@ all: $(BUILD)/slate
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/font8x16.c: tools/psf2c.pl
+	@mkdir -p $(BUILD)/gen
+	perl tools/psf2c.pl $(FONT_PSF) > $@.tmp && mv $@.tmp $@
+$(FONT_OBJ): $(BUILD)/gen/font8x16.c | $(BUILD)/obj
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
 $(BUILD)/slate: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
@@ -91,6 +100,12 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/unit
 	  $(PKG_LIBS) $$($(PKG_CONFIG) --libs cmocka) $(LDLIBS)
 unit: $(UNIT_BINS)
 
+# ---- test tools ----------------------------------------------------------------------------
+$(BUILD)/tools/vnctool: tests/tools/vnctool.c
+	@mkdir -p $(BUILD)/tools
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $$($(PKG_CONFIG) --libs libvncclient libpng)
+TEST_TOOLS := $(BUILD)/tools/vnctool
+
 # ---- benchmarks ----------------------------------------------------------------------------
 $(BUILD)/bench/floor: bench/floor.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
@@ -106,7 +121,7 @@ bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS
 
 # ---- everything ----------------------------------------------------------------------------
 # Unit tests speak TAP through cmocka; guest tests are shell scripts that boot real kernels.
-check: $(BUILD)/slate unit guests $(DEMO)
+check: $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS)
 	BUILD=$(BUILD) CMOCKA_MESSAGE_OUTPUT=TAP prove --norc -f $(UNIT_BINS) tests/t/*.t
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer, in a build of its own.
@@ -123,7 +138,7 @@ soak: $(BUILD)/slate guests
 # libFuzzer harnesses (clang), each run for FUZZ_SECONDS; crashes land in build-fuzz/ and should
 # become regression tests.
 FUZZ_SECONDS ?= 30
-FUZZ_SRCS := $(filter-out src/main.c,$(SRCS))
+FUZZ_SRCS := $(filter-out src/main.c,$(SRCS)) $(BUILD)/gen/font8x16.c
 FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h)
 	@mkdir -p build-fuzz

@@ -8,6 +8,7 @@
 #include "irq.h"
 #include "options.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vm;
@@ -19,6 +20,7 @@ struct device_ops {
     uint16_t version;     /* register layout version */
     uint16_t port_count;  /* ports the device decodes, a multiple of 4 */
     uint64_t window_size; /* bytes of shared memory, 0 for none */
+    bool window_dirty_log; /* KVM tracks the pages the guest writes (KVM_GET_DIRTY_LOG) */
     uint16_t irq_reg;     /* port offset of line 0's IRQ_VECTOR */
     uint16_t irq_count;   /* interrupt lines */
     /* How many instances this configuration asks for (NULL: exactly one). */
@@ -43,6 +45,7 @@ struct device {
     uint16_t port_base;
     uint64_t window_gpa;
     void *window; /* host mapping of the window */
+    unsigned window_slot; /* its KVM memory slot */
     struct irq_line irq[DEVICE_MAX_IRQS];
     void *state;
 };

@@ -42,6 +42,10 @@ const char options_help[] =
     "  --net tap:IFNAME|user|socket:PATH[,mac=XX:XX:XX:XX:XX:XX]\n"
     "                         a network card (repeatable, up to 4); user mode takes\n"
     "                         ,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (repeatable)\n"
+    "  --display vnc|none     a display, keyboard and pointer, served over VNC\n"
+    "  --vnc [HOST:]PORT|none where VNC listens (default 127.0.0.1:5900 with --display vnc)\n"
+    "  --vnc-password FILE    VNC clients must give the password on the file's first line\n"
+    "  --screenshot PATH.png  write the screen as a PNG when the guest exits\n"
     "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
     "  -h, --help             print this text\n"
@@ -73,6 +77,10 @@ enum {
     OPT_STATS,
     OPT_MONITOR,
     OPT_NET,
+    OPT_DISPLAY,
+    OPT_VNC,
+    OPT_VNC_PASSWORD,
+    OPT_SCREENSHOT,
 };
 
 static const struct option long_options[] = {
@@ -91,6 +99,10 @@ static const struct option long_options[] = {
     {"stats", no_argument, NULL, OPT_STATS},
     {"monitor", required_argument, NULL, OPT_MONITOR},
     {"net", required_argument, NULL, OPT_NET},
+    {"display", required_argument, NULL, OPT_DISPLAY},
+    {"vnc", required_argument, NULL, OPT_VNC},
+    {"vnc-password", required_argument, NULL, OPT_VNC_PASSWORD},
+    {"screenshot", required_argument, NULL, OPT_SCREENSHOT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -176,6 +188,50 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
         cfg->entry = ENTRY_LONG;
     else
         return fail(err, errlen, "--entry %s: expected real, protected or long", arg);
+    return 0;
+}
+
+/* --display vnc|none (sdl is not built yet). */
+static int parse_display(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    if (!strcmp(arg, "none")) {
+        cfg->display = false;
+        cfg->vnc_host[0] = 0;
+    } else if (!strcmp(arg, "vnc")) {
+        cfg->display = true;
+        if (!cfg->vnc_host[0]) {
+            snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
+            cfg->vnc_port = 5900;
+        }
+    } else if (!strcmp(arg, "sdl")) {
+        return fail(err, errlen, "--display sdl: this build has no SDL window yet; use vnc");
+    } else {
+        return fail(err, errlen, "--display %s: expected vnc or none", arg);
+    }
+    return 0;
+}
+
+/* --vnc [HOST:]PORT|none. The host defaults to loopback: anything else must be asked for. */
+static int parse_vnc(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    if (!strcmp(arg, "none")) {
+        cfg->vnc_host[0] = 0;
+        return 0;
+    }
+    const char *colon = strrchr(arg, ':');
+    const char *port_text = colon ? colon + 1 : arg;
+    char *end;
+    long port = strtol(port_text, &end, 10);
+    size_t host_len = colon ? (size_t)(colon - arg) : 0;
+    if (!*port_text || *end || port < 1 || port > 65535 || host_len >= sizeof(cfg->vnc_host) ||
+        (colon && host_len == 0))
+        return fail(err, errlen, "--vnc %s: expected [HOST:]PORT or none", arg);
+    if (colon)
+        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "%.*s", (int)host_len, arg);
+    else
+        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
+    cfg->vnc_port = (int)port;
+    cfg->display = true;
     return 0;
 }
 
@@ -356,6 +412,13 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_STATS: cfg->stats = true; return 0;
     case OPT_MONITOR: cfg->monitor = arg; return 0;
     case OPT_NET: return parse_net(arg, cfg, err, errlen);
+    case OPT_DISPLAY: return parse_display(arg, cfg, err, errlen);
+    case OPT_VNC: return parse_vnc(arg, cfg, err, errlen);
+    case OPT_VNC_PASSWORD: cfg->vnc_password_file = arg; return 0;
+    case OPT_SCREENSHOT:
+        cfg->screenshot = arg;
+        cfg->display = true;
+        return 0;
     }
     return fail(err, errlen, "internal: unhandled option %d", opt);
 }

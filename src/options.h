@@ -72,6 +72,11 @@ struct slate_config {
     double timeout_s; /* 0: none */
     const char *gdb;  /* --gdb address, or NULL */
     const char *monitor; /* --monitor, or NULL */
+    bool display;        /* a display, keyboard and pointer (--display, --vnc or --screenshot) */
+    char vnc_host[64];   /* "" when VNC is off */
+    int vnc_port;
+    const char *vnc_password_file;
+    const char *screenshot; /* PNG written when the guest exits, or on the hypercall */
     unsigned trace;   /* TRACE_* mask */
     const char *trace_file;
     bool stats;

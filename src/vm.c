@@ -106,12 +106,13 @@ static int vm_setup_irqchip(struct vm *vm)
     return 0;
 }
 
-static int vm_add_slot(struct vm *vm, uint64_t gpa, uint64_t size, void *host, bool readonly,
+/* flags: KVM_MEM_READONLY, KVM_MEM_LOG_DIRTY_PAGES. */
+static int vm_add_slot(struct vm *vm, uint64_t gpa, uint64_t size, void *host, uint32_t flags,
                        const char *what)
 {
     struct kvm_userspace_memory_region region = {
         .slot = vm->slot_count,
-        .flags = readonly ? KVM_MEM_READONLY : 0,
+        .flags = flags,
         .guest_phys_addr = gpa,
         .memory_size = size,
         .userspace_addr = (uintptr_t)host,
@@ -142,7 +143,7 @@ static int vm_setup_memory(struct vm *vm)
         return -1;
     }
     for (unsigned i = 0; i < vm->mem.ram_count; i++)
-        if (vm_add_slot(vm, vm->mem.ram[i].gpa, vm->mem.ram[i].size, vm->mem.ram[i].host, false,
+        if (vm_add_slot(vm, vm->mem.ram[i].gpa, vm->mem.ram[i].size, vm->mem.ram[i].host, 0,
                         "RAM"))
             return -1;
     vm->info = map_anonymous(SLATE_INFO_MAX_SIZE);
@@ -151,8 +152,8 @@ static int vm_setup_memory(struct vm *vm)
         log_error("cannot map the info block and boot tables: %s", strerror(errno));
         return -1;
     }
-    if (vm_add_slot(vm, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info, true, "info block") ||
-        vm_add_slot(vm, SLATE_BOOT_TABLES, SLATE_BOOT_TABLES_SIZE, vm->boot_tables, false,
+    if (vm_add_slot(vm, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info, KVM_MEM_READONLY, "info block") ||
+        vm_add_slot(vm, SLATE_BOOT_TABLES, SLATE_BOOT_TABLES_SIZE, vm->boot_tables, 0,
                     "boot tables"))
         return -1;
     memory_add_extra(&vm->mem, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info);
@@ -425,7 +426,9 @@ static int device_create(struct vm *vm, const struct device_ops *ops, unsigned i
         }
         dev->window_gpa = vm->next_window;
         dev->window = map_anonymous(size);
-        if (!dev->window || vm_add_slot(vm, dev->window_gpa, size, dev->window, false, dev->name))
+        dev->window_slot = vm->slot_count;
+        if (!dev->window || vm_add_slot(vm, dev->window_gpa, size, dev->window,
+                                        ops->window_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0, dev->name))
             return -1;
         vm->next_window += size;
     }

@@ -64,6 +64,8 @@
                                   * such CPU, real or compatibility mode, misaligned stack),
                                   * EBUSY (the CPU already runs, or is the caller), EFAULT (the
                                   * stack is not mapped RAM). A failed call changes nothing.  */
+#define SLATE_HC_SCREENSHOT 5    /* () -> 0: writes the --screenshot PNG now; SLATE_EINVAL when
+                                  * slate has no --screenshot path or no display             */
 #define SLATE_HC_DEBUG_BREAK 4   /* () -> 1 if a debugger (--gdb) is attached: the machine stops
                                   * right after this instruction, as at a breakpoint; 0 when no
                                   * debugger is attached (nothing happens). Bochs' magic break. */
@@ -147,6 +149,54 @@
 #define SLATE_NET_FRAME_MAX 1514
 #define SLATE_NET_OK 0
 #define SLATE_NET_BAD_LENGTH 1
+
+/* ---- Display (type 2) --------------------------------------------------------------------- */
+/* The window holds the screen. Text mode (the default): 80x25 cells of two bytes, the character
+ * (ISO 8859-1: ASCII plus Latin-1) and its colours (low nibble foreground, high nibble background,
+ * the 16 VGA colours), rendered by slate with an 8x16 font, so the screen is 640x400 pixels.
+ * Graphics mode: WIDTH x HEIGHT pixels of 32 bits, 0x00RRGGBB as a little-endian word (bytes
+ * blue, green, red, unused in memory), rows PITCH bytes apart. To change mode, write WIDTH and
+ * HEIGHT, then MODE; a size of 0 or above MAX_WIDTH x MAX_HEIGHT sets ERROR in STATUS and leaves
+ * the mode as it was. slate notices which pages the guest wrote and sends only those. */
+#define SLATE_DISPLAY_MODE 0x00       /* rw: SLATE_DISPLAY_TEXT or SLATE_DISPLAY_GRAPHICS       */
+#define SLATE_DISPLAY_WIDTH 0x04      /* rw: pixels (graphics); r: columns (text)               */
+#define SLATE_DISPLAY_HEIGHT 0x08     /* rw: pixels (graphics); r: rows (text)                  */
+#define SLATE_DISPLAY_PITCH 0x0C      /* r: bytes from one row (of pixels or cells) to the next */
+#define SLATE_DISPLAY_MAX_WIDTH 0x10  /* r: 1920                                                */
+#define SLATE_DISPLAY_MAX_HEIGHT 0x14 /* r: 1080                                                */
+#define SLATE_DISPLAY_STATUS 0x18     /* r: SLATE_DISPLAY_ERROR if the last MODE write failed   */
+#define SLATE_DISPLAY_CURSOR 0x1C     /* rw: text cursor, column | row << 16; 0xFFFFFFFF hides  */
+#define SLATE_DISPLAY_TEXT 0
+#define SLATE_DISPLAY_GRAPHICS 1
+#define SLATE_DISPLAY_ERROR 0x1
+#define SLATE_DISPLAY_TEXT_COLUMNS 80
+#define SLATE_DISPLAY_TEXT_ROWS 25
+
+/* ---- Keyboard (type 5) ---------------------------------------------------------------------- */
+/* A queue of key events. Read EVENT to take the oldest (0 when empty): the key's USB HID usage
+ * code (page 7: 0x04 = A ... 0x28 = Enter, 0x29 = Escape, 0x2C = Space, 0x4F..0x52 arrows,
+ * 0xE0..0xE7 modifiers), whether it went down, and the modifier state. CHAR then gives the
+ * Unicode character that event types, if any (0 for keys like Shift or the arrows), so a shell
+ * needs no keymap. The queue holds 64 events; when it is full, new ones are dropped and counted. */
+#define SLATE_KEYBOARD_EVENT 0x00      /* r: usage | PRESSED | modifiers << 24; 0: empty        */
+#define SLATE_KEYBOARD_CHAR 0x04       /* r: the Unicode character of the event last taken      */
+#define SLATE_KEYBOARD_PENDING 0x08    /* r: events waiting                                     */
+#define SLATE_KEYBOARD_OVERFLOWS 0x0C  /* r: events dropped because the queue was full          */
+#define SLATE_KEYBOARD_IRQ_STATUS 0x10 /* r: bit 0 = events waiting; w: 1s acknowledge          */
+#define SLATE_KEYBOARD_IRQ_REG 0x18    /* IRQ_VECTOR at 0x18, IRQ_CPU at 0x1C                   */
+#define SLATE_KEYBOARD_PRESSED 0x10000
+#define SLATE_KEY_MOD_CTRL 0x1         /* modifiers: left or right                              */
+#define SLATE_KEY_MOD_SHIFT 0x2
+#define SLATE_KEY_MOD_ALT 0x4
+
+/* ---- Pointer (type 6) ----------------------------------------------------------------------- */
+/* An absolute pointer in screen pixels. The interrupt says something changed. */
+#define SLATE_POINTER_X 0x00           /* r                                                     */
+#define SLATE_POINTER_Y 0x04           /* r                                                     */
+#define SLATE_POINTER_BUTTONS 0x08     /* r: bit 0 left, bit 1 middle, bit 2 right              */
+#define SLATE_POINTER_WHEEL 0x0C       /* r: wheel steps since the last read (signed; + is up)  */
+#define SLATE_POINTER_IRQ_STATUS 0x10  /* r: bit 0 = changed; w: 1s acknowledge                 */
+#define SLATE_POINTER_IRQ_REG 0x18     /* IRQ_VECTOR at 0x18, IRQ_CPU at 0x1C                   */
 
 /* ---- Timer and clock (type 4) -------------------------------------------------------------- */
 /* Two clocks and SLATE_TIMER_COUNT timers. Time is in nanoseconds. 64-bit values are two 32-bit

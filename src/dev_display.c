@@ -1,0 +1,391 @@
+/* dev_display.c - the display (type 2): a text mode slate renders with an 8x16 font, and a linear
+ * 32-bit framebuffer, both in the device's window. A refresh thread asks KVM which pages of the
+ * window the guest wrote (KVM_GET_DIRTY_LOG) and tells libvncserver only about those rows, so a
+ * small change costs a small update. PNG screenshots go through libpng. */
+#include "input.h"
+#include "vm.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <png.h>
+#include <rfb/rfb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_W 1920
+#define MAX_H 1080
+#define WINDOW_BYTES ((uint64_t)MAX_W * MAX_H * 4)
+#define TEXT_W (SLATE_DISPLAY_TEXT_COLUMNS * 8)
+#define TEXT_H (SLATE_DISPLAY_TEXT_ROWS * 16)
+#define REFRESH_NS 16000000 /* about 60 updates a second at most */
+
+extern const uint8_t font8x16[256][16];
+
+static const uint32_t vga_palette[16] = {
+    0x000000, 0x0000AA, 0x00AA00, 0x00AAAA, 0xAA0000, 0xAA00AA, 0xAA5500, 0xAAAAAA,
+    0x555555, 0x5555FF, 0x55FF55, 0x55FFFF, 0xFF5555, 0xFF55FF, 0xFFFF55, 0xFFFFFF,
+};
+
+struct display {
+    struct device *dev;
+    pthread_mutex_t lock; /* guards the mode, the text shadow and the VNC framebuffer switch */
+    uint32_t mode, width, height; /* what the screen shows now */
+    uint32_t req_width, req_height;
+    bool error;
+    uint32_t cursor;
+    uint32_t shown_cursor;
+    uint8_t *text_fb;   /* TEXT_W x TEXT_H x 4, rendered text */
+    uint16_t shadow[SLATE_DISPLAY_TEXT_COLUMNS * SLATE_DISPLAY_TEXT_ROWS];
+    bool shadow_valid;
+    rfbScreenInfoPtr vnc;
+    pthread_t thread;
+    bool thread_started;
+    _Atomic bool stop;
+    unsigned long *dirty; /* the dirty-log bitmap */
+};
+
+static struct display *the_display; /* for the screenshot hypercall */
+
+/* ---- rendering ------------------------------------------------------------------------------ */
+
+static void render_cell(struct display *d, unsigned col, unsigned row, uint16_t cell, bool cursor)
+{
+    const uint8_t *glyph = font8x16[cell & 0xFF];
+    uint32_t fg = vga_palette[(cell >> 8) & 15], bg = vga_palette[(cell >> 12) & 15];
+    /* The cursor is an underline in the cell's colour, or light grey where that is invisible. */
+    uint32_t cursor_colour = fg != bg ? fg : vga_palette[7];
+    for (unsigned y = 0; y < 16; y++) {
+        uint8_t bits = glyph[y];
+        uint32_t *px = (uint32_t *)(d->text_fb + ((row * 16 + y) * TEXT_W + col * 8) * 4);
+        for (unsigned x = 0; x < 8; x++)
+            px[x] = cursor && y >= 14 ? cursor_colour : (bits & (0x80 >> x)) ? fg : bg;
+    }
+}
+
+static uint32_t cursor_index(uint32_t cursor)
+{
+    uint32_t col = cursor & 0xFFFF, row = cursor >> 16;
+    return col < SLATE_DISPLAY_TEXT_COLUMNS && row < SLATE_DISPLAY_TEXT_ROWS
+               ? row * SLATE_DISPLAY_TEXT_COLUMNS + col
+               : UINT32_MAX;
+}
+
+/* Renders the cells that changed since the last look; marks them for VNC. Lock held. */
+static void refresh_text(struct display *d)
+{
+    const uint16_t *cells = d->dev->window;
+    uint32_t cur = cursor_index(d->cursor), old_cur = cursor_index(d->shown_cursor);
+    for (uint32_t i = 0; i < SLATE_DISPLAY_TEXT_COLUMNS * SLATE_DISPLAY_TEXT_ROWS; i++) {
+        uint16_t cell = __atomic_load_n(&cells[i], __ATOMIC_RELAXED);
+        if (d->shadow_valid && cell == d->shadow[i] && i != cur && i != old_cur)
+            continue;
+        d->shadow[i] = cell;
+        unsigned col = i % SLATE_DISPLAY_TEXT_COLUMNS, row = i / SLATE_DISPLAY_TEXT_COLUMNS;
+        render_cell(d, col, row, cell, i == cur);
+        if (d->vnc)
+            rfbMarkRectAsModified(d->vnc, (int)col * 8, (int)row * 16, (int)col * 8 + 8, (int)row * 16 + 16);
+    }
+    d->shadow_valid = true;
+    d->shown_cursor = d->cursor;
+}
+
+/* The rows of the framebuffer on pages KVM says the guest wrote. Lock held. */
+static void refresh_graphics(struct display *d)
+{
+    struct vm *vm = d->dev->vm;
+    uint64_t pages = WINDOW_BYTES / 4096;
+    struct kvm_dirty_log log = {.slot = d->dev->window_slot, .dirty_bitmap = d->dirty};
+    memset(d->dirty, 0, pages / 8);
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 || !d->vnc)
+        return;
+    uint64_t pitch = (uint64_t)d->width * 4, bits = 8 * sizeof(unsigned long);
+    for (uint64_t p = 0; p < pages; p++) {
+        if (!(d->dirty[p / bits] & (1UL << (p % bits))))
+            continue;
+        uint64_t first = p;
+        while (p + 1 < pages && (d->dirty[(p + 1) / bits] & (1UL << ((p + 1) % bits))))
+            p++;
+        uint64_t y0 = first * 4096 / pitch, y1 = ((p + 1) * 4096 + pitch - 1) / pitch;
+        if (y0 >= d->height)
+            break;
+        if (y1 > d->height)
+            y1 = d->height;
+        rfbMarkRectAsModified(d->vnc, 0, (int)y0, (int)d->width, (int)y1);
+    }
+}
+
+/* Points VNC at what the current mode shows. Lock held. */
+static void switch_framebuffer(struct display *d)
+{
+    d->shadow_valid = false;
+    if (!d->vnc)
+        return;
+    char *fb = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : (char *)d->text_fb;
+    rfbNewFramebuffer(d->vnc, fb, (int)d->width, (int)d->height, 8, 3, 4);
+    d->vnc->serverFormat.redShift = 16; /* 0x00RRGGBB, as the guest writes it */
+    d->vnc->serverFormat.greenShift = 8;
+    d->vnc->serverFormat.blueShift = 0;
+    rfbMarkRectAsModified(d->vnc, 0, 0, (int)d->width, (int)d->height);
+}
+
+static void *refresh_thread(void *arg)
+{
+    struct display *d = arg;
+    while (!atomic_load(&d->stop)) {
+        pthread_mutex_lock(&d->lock);
+        if (d->mode == SLATE_DISPLAY_TEXT)
+            refresh_text(d);
+        else
+            refresh_graphics(d);
+        pthread_mutex_unlock(&d->lock);
+        struct timespec pause = {0, REFRESH_NS};
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+/* ---- screenshots ----------------------------------------------------------------------------- */
+
+int display_screenshot(const char *path)
+{
+    struct display *d = the_display;
+    if (!d || !path)
+        return -1;
+    pthread_mutex_lock(&d->lock);
+    if (d->mode == SLATE_DISPLAY_TEXT)
+        refresh_text(d);
+    const uint8_t *src = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : d->text_fb;
+    uint32_t w = d->width, h = d->height;
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (rgb) {
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            uint32_t px;
+            memcpy(&px, src + i * 4, 4);
+            rgb[i * 3] = (uint8_t)(px >> 16), rgb[i * 3 + 1] = (uint8_t)(px >> 8), rgb[i * 3 + 2] = (uint8_t)px;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!rgb)
+        return -1;
+    /* Written beside the target and renamed, so a reader never sees half a file. */
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.part", path);
+    FILE *f = fopen(tmp, "wb");
+    png_structp png = f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    int rc = -1;
+    if (info && !setjmp(png_jmpbuf(png))) {
+        png_init_io(png, f);
+        png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_write_info(png, info);
+        for (uint32_t y = 0; y < h; y++)
+            png_write_row(png, rgb + (size_t)y * w * 3);
+        png_write_end(png, NULL);
+        rc = 0;
+    }
+    if (png)
+        png_destroy_write_struct(&png, info ? &info : NULL);
+    if (f && fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -1;
+    if (rc)
+        log_warn("--screenshot %s: %s", path, strerror(errno));
+    unlink(tmp);
+    free(rgb);
+    return rc;
+}
+
+/* ---- VNC --------------------------------------------------------------------------------------- */
+
+static void vnc_key(rfbBool down, rfbKeySym keysym, rfbClientPtr client)
+{
+    input_key(client->screen->screenData, (uint32_t)keysym, down);
+}
+
+static void vnc_pointer(int mask, int x, int y, rfbClientPtr client)
+{
+    input_pointer(client->screen->screenData, x, y, (uint32_t)mask);
+}
+
+static void vnc_quiet(const char *format, ...)
+{
+    (void)format; /* libvncserver's chatter would drown the guest's console */
+}
+
+static char *vnc_passwords[2];
+
+static int vnc_start(struct display *d)
+{
+    const struct slate_config *cfg = d->dev->vm->cfg;
+    rfbLog = vnc_quiet;
+    rfbErr = vnc_quiet;
+    int argc = 0;
+    d->vnc = rfbGetScreen(&argc, NULL, (int)d->width, (int)d->height, 8, 3, 4);
+    if (!d->vnc) {
+        log_error("VNC: cannot create the server");
+        return -1;
+    }
+    d->vnc->desktopName = "slate";
+    d->vnc->frameBuffer = (char *)d->text_fb;
+    d->vnc->alwaysShared = TRUE;
+    d->vnc->cursor = NULL; /* no arrow painted over the guest's pixels: the guest draws its own */
+    d->vnc->autoPort = FALSE;
+    d->vnc->port = cfg->vnc_port;
+    d->vnc->ipv6port = 0;
+    d->vnc->listen6Interface = NULL;
+    d->vnc->screenData = d->dev->vm;
+    d->vnc->kbdAddEvent = vnc_key;
+    d->vnc->ptrAddEvent = vnc_pointer;
+    if (inet_pton(AF_INET, cfg->vnc_host, &d->vnc->listenInterface) != 1) {
+        log_error("--vnc %s: not an IPv4 address", cfg->vnc_host);
+        return -1;
+    }
+    if (cfg->vnc_password_file) {
+        FILE *f = fopen(cfg->vnc_password_file, "r");
+        char line[128] = "";
+        if (!f || !fgets(line, sizeof(line), f)) {
+            log_error("--vnc-password %s: %s", cfg->vnc_password_file, f ? "empty file" : strerror(errno));
+            if (f)
+                fclose(f);
+            return -1;
+        }
+        fclose(f);
+        line[strcspn(line, "\r\n")] = 0;
+        vnc_passwords[0] = strdup(line);
+        d->vnc->authPasswdData = vnc_passwords;
+        d->vnc->passwordCheck = rfbCheckPasswordByList;
+    }
+    switch_framebuffer(d);
+    rfbInitServer(d->vnc);
+    if (d->vnc->listenSock == RFB_INVALID_SOCKET) {
+        log_error("--vnc %s:%d: cannot listen (in use?)", cfg->vnc_host, cfg->vnc_port);
+        return -1;
+    }
+    rfbRunEventLoop(d->vnc, 20000, TRUE);
+    return 0;
+}
+
+/* ---- registers --------------------------------------------------------------------------------- */
+
+static void set_mode(struct display *d, uint32_t mode)
+{
+    if (mode == SLATE_DISPLAY_TEXT) {
+        d->mode = mode, d->width = TEXT_W, d->height = TEXT_H, d->error = false;
+    } else if (mode == SLATE_DISPLAY_GRAPHICS && d->req_width >= 1 && d->req_width <= MAX_W &&
+               d->req_height >= 1 && d->req_height <= MAX_H) {
+        d->mode = mode, d->width = d->req_width, d->height = d->req_height, d->error = false;
+    } else {
+        log_warn_limited(&d->dev->vm->guest_limit, "%s: mode %u at %ux%u refused (1..%dx1..%d)",
+                         d->dev->name, mode, d->req_width, d->req_height, MAX_W, MAX_H);
+        d->error = true;
+        return;
+    }
+    switch_framebuffer(d);
+}
+
+static void display_pio(struct device *dev, struct bus_io *io)
+{
+    struct display *d = dev->state;
+    uint32_t v = (uint32_t)io->value;
+    pthread_mutex_lock(&d->lock);
+    bool text = d->mode == SLATE_DISPLAY_TEXT;
+    if (io->is_write) {
+        switch (io->offset) {
+        case SLATE_DISPLAY_MODE: set_mode(d, v); break;
+        case SLATE_DISPLAY_WIDTH: d->req_width = v; break;
+        case SLATE_DISPLAY_HEIGHT: d->req_height = v; break;
+        case SLATE_DISPLAY_CURSOR: d->cursor = v; break;
+        }
+    } else {
+        switch (io->offset) {
+        case SLATE_DISPLAY_MODE: io->value = d->mode; break;
+        case SLATE_DISPLAY_WIDTH: io->value = text ? SLATE_DISPLAY_TEXT_COLUMNS : d->width; break;
+        case SLATE_DISPLAY_HEIGHT: io->value = text ? SLATE_DISPLAY_TEXT_ROWS : d->height; break;
+        case SLATE_DISPLAY_PITCH: io->value = text ? SLATE_DISPLAY_TEXT_COLUMNS * 2 : d->width * 4; break;
+        case SLATE_DISPLAY_MAX_WIDTH: io->value = MAX_W; break;
+        case SLATE_DISPLAY_MAX_HEIGHT: io->value = MAX_H; break;
+        case SLATE_DISPLAY_STATUS: io->value = d->error ? SLATE_DISPLAY_ERROR : 0; break;
+        case SLATE_DISPLAY_CURSOR: io->value = d->cursor; break;
+        default: io->value = 0;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+static unsigned display_instances(const struct slate_config *cfg) { return cfg->display ? 1 : 0; }
+
+static int display_setup(struct device *dev, unsigned index)
+{
+    (void)index;
+    struct display *d = calloc(1, sizeof(*d));
+    if (!d) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    dev->state = d;
+    d->dev = dev;
+    pthread_mutex_init(&d->lock, NULL);
+    d->mode = SLATE_DISPLAY_TEXT, d->width = TEXT_W, d->height = TEXT_H;
+    d->cursor = 0;
+    d->text_fb = calloc(TEXT_W * TEXT_H, 4);
+    d->dirty = calloc(WINDOW_BYTES / 4096 / 8, 1);
+    if (!d->text_fb || !d->dirty) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    the_display = d;
+    if (dev->vm->cfg->vnc_host[0] && vnc_start(d))
+        return -EIO;
+    int rc = pthread_create(&d->thread, NULL, refresh_thread, d);
+    if (rc) {
+        log_error("%s: cannot start its refresh thread: %s", dev->name, strerror(rc));
+        return -EIO;
+    }
+    d->thread_started = true;
+    return 0;
+}
+
+static void display_teardown(struct device *dev)
+{
+    struct display *d = dev->state;
+    if (!d)
+        return;
+    if (d->thread_started) {
+        atomic_store(&d->stop, true);
+        pthread_join(d->thread, NULL);
+    }
+    const char *shot = dev->vm->cfg->screenshot;
+    if (shot && atomic_load(&dev->vm->status) != VM_STATUS_RESET)
+        display_screenshot(shot);
+    if (d->vnc) {
+        rfbShutdownServer(d->vnc, TRUE);
+        rfbScreenCleanup(d->vnc);
+    }
+    the_display = NULL;
+    free(vnc_passwords[0]);
+    vnc_passwords[0] = NULL;
+    free(d->text_fb);
+    free(d->dirty);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+    dev->state = NULL;
+}
+
+const struct device_ops display_device = {
+    .name = "display",
+    .type = SLATE_DEV_DISPLAY,
+    .version = 1,
+    .port_count = 0x20,
+    .window_size = WINDOW_BYTES,
+    .window_dirty_log = true,
+    .instances = display_instances,
+    .setup = display_setup,
+    .pio = display_pio,
+    .teardown = display_teardown,
+};

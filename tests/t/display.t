@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The display, keyboard and pointer, seen and driven through real VNC clients (libvncclient in
+# tests/tools/vnctool.c, and Debian's vncsnapshot), and --screenshot's PNG.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+plan 22
+DISPLAY_GUEST=$GUEST/display.elf
+VNCTOOL=$BUILD/tools/vnctool
+PORT=$((5950 + $$ % 40))
+
+# start_display MODE ARGS...: slate with VNC on $PORT in the background, once the guest has drawn.
+start_display() {
+    local mode=$1
+    shift
+    timeout -s KILL 60 "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$@" --append "$mode" "$DISPLAY_GUEST" \
+        >"$TMP/out" 2>"$TMP/err" </dev/null &
+    PID=$!
+    for _ in $(seq 100); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
+}
+finish() { wait "$PID"; RC=$?; OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err"); }
+
+start_display graphics --screenshot "$TMP/graphics.png"
+V=$("$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 10 10 pixel 300 10 pixel 10 190 pixel 300 190 pixel 160 100)
+is "$(grep '^size' <<<"$V")" "size 320 200" "graphics: a VNC client sees the 320x200 mode the guest set"
+is "$(grep '^pixel' <<<"$V" | cut -d' ' -f4 | tr '\n' ' ')" "ff0000 00ff00 0000ff ffffff ffffff " \
+    "graphics: the client sees red, green, blue and white quadrants, exactly"
+if command -v vncsnapshot >/dev/null && command -v djpeg >/dev/null; then
+    vncsnapshot -quality 100 "127.0.0.1::$PORT" "$TMP/snap.jpg" >/dev/null 2>&1
+    SNAP=$(djpeg -pnm "$TMP/snap.jpg" | perl -e 'local $/; my $d = <STDIN>; $d =~ s/^P6\s+(\d+)\s+(\d+)\s+255\s//s or exit 1;
+        my $w = $1; for ([10,10],[300,10],[10,190],[300,190]) { my @c = unpack("C3", substr($d, ($_->[1] * $w + $_->[0]) * 3, 3));
+        print join("", map { $_ > 0xE0 ? "F" : $_ < 0x20 ? "0" : "?" } @c), " " }')
+    is "$SNAP" "F00 0F0 00F FFF " "graphics: vncsnapshot's capture shows the same quadrants"
+else
+    test_number=$((test_number + 1)); echo "ok $test_number # SKIP vncsnapshot or djpeg is not installed"
+fi
+E=$("$VNCTOOL" vnc "127.0.0.1:$PORT" pointer 50 60 1 wait 400 pointer 51 61 0 pointer 51 61 8 pointer 51 61 0 key 0x41 key 0xffe1 key 0x71)
+finish
+has "$OUT" '^pointer x=50 y=60 buttons=1 ' "pointer: position and button from VNC reach the guest"
+has "$OUT" '^pointer x=51 y=61 buttons=0 wheel=1$' "pointer: a wheel step up arrives"
+has "$OUT" '^key usage=0x4 char=65 ' "keyboard: 'A' arrives as HID usage 0x04 with its character"
+has "$OUT" '^key usage=0xe1 char=0 ' "keyboard: Shift arrives with no character"
+has "$OUT" '^key usage=0x14 char=113 ' "keyboard: 'q' arrives, and the guest ends"
+is "$RC" 0 "graphics: the guest exits cleanly"
+P=$("$VNCTOOL" png "$TMP/graphics.png" 10 10 300 10 10 190 300 190)
+is "$(grep '^size' <<<"$P")" "size 320 200" "--screenshot: a PNG of the screen's size"
+is "$(grep '^pixel' <<<"$P" | cut -d' ' -f4 | tr '\n' ' ')" "ff0000 00ff00 0000ff ffffff " "--screenshot: pixel for pixel the quadrants"
+has "$OUT" 'screenshot taken' "the screenshot hypercall succeeds with --screenshot"
+
+start_display text --screenshot "$TMP/text.png"
+V=$("$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 1 1 pixel 1 5 pixel 43 47 key 0x71)
+finish
+is "$(grep '^size' <<<"$V")" "size 640 400" "text: 80x25 cells of 8x16 pixels"
+has "$V" '^pixel 1 1 0000aa$' "text: the cell background is VGA blue"
+has "$V" '^pixel 1 5 ffffff$' "text: the 'H' is drawn in white by slate's font"
+has "$V" '^pixel 43 47 aaaaaa$' "text: the cursor is an underline at column 5, row 2"
+is "$("$VNCTOOL" png "$TMP/text.png" 1 1 1 5 | grep '^pixel' | cut -d' ' -f4 | tr '\n' ' ')" "0000aa ffffff " \
+    "text: the screenshot shows the same pixels"
+
+run_slate --screenshot "$TMP/modes.png" --append modes "$DISPLAY_GUEST"
+is "$RC/$OUT" "0/modes ok" "bad sizes and modes set ERROR and keep the mode; good ones clear it"
+has "$ERR" 'refused' "a refused mode is reported"
+
+# Clients connecting and leaving while the guest draws.
+start_display graphics
+for _ in $(seq 20); do "$VNCTOOL" vnc "127.0.0.1:$PORT" >/dev/null 2>&1; done
+V=$("$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 300 190 key 0x71)
+finish
+has "$V" '^pixel 300 190 ffffff$' "after 20 clients came and went, the next still sees the screen"
+is "$RC" 0 "and the guest ends cleanly"
+
+run_slate --display vnc --vnc 127.0.0.1:70000 "$DISPLAY_GUEST"
+has "$RC $ERR" '^125 slate: --vnc 127.0.0.1:70000: expected \[HOST:\]PORT or none' "a bad --vnc is refused"
