@@ -100,10 +100,10 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/unit
 	  $(PKG_LIBS) $$($(PKG_CONFIG) --libs cmocka) $(LDLIBS)
 unit: $(UNIT_BINS)
 
-# ---- test tools ----------------------------------------------------------------------------
+# ---- test tools (never sanitized: they are the clients, not what is tested) ------------------
 $(BUILD)/tools/vnctool: tests/tools/vnctool.c
 	@mkdir -p $(BUILD)/tools
-	$(CC) $(HOST_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $$($(PKG_CONFIG) --libs libvncclient libpng)
+	$(CC) $(HOST_CFLAGS) -O2 -g -Wno-missing-prototypes -o $@ $< $$($(PKG_CONFIG) --libs libvncclient libpng)
 TEST_TOOLS := $(BUILD)/tools/vnctool
 
 # ---- benchmarks ----------------------------------------------------------------------------

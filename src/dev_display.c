@@ -22,6 +22,9 @@
 #define TEXT_W (SLATE_DISPLAY_TEXT_COLUMNS * 8)
 #define TEXT_H (SLATE_DISPLAY_TEXT_ROWS * 16)
 #define REFRESH_NS 16000000 /* about 60 updates a second at most */
+/* The window's KVM slot is rounded up to 1 MiB, and KVM writes its dirty bitmap in longs. */
+#define SLOT_PAGES (((WINDOW_BYTES + 0xFFFFF) & ~0xFFFFFULL) / 4096)
+#define BITMAP_BYTES (((SLOT_PAGES + 63) / 64) * 8)
 
 extern const uint8_t font8x16[256][16];
 
@@ -99,7 +102,7 @@ static void refresh_graphics(struct display *d)
     struct vm *vm = d->dev->vm;
     uint64_t pages = WINDOW_BYTES / 4096;
     struct kvm_dirty_log log = {.slot = d->dev->window_slot, .dirty_bitmap = d->dirty};
-    memset(d->dirty, 0, pages / 8);
+    memset(d->dirty, 0, BITMAP_BYTES);
     if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 || !d->vnc)
         return;
     uint64_t pitch = (uint64_t)d->width * 4, bits = 8 * sizeof(unsigned long);
@@ -334,7 +337,7 @@ static int display_setup(struct device *dev, unsigned index)
     d->mode = SLATE_DISPLAY_TEXT, d->width = TEXT_W, d->height = TEXT_H;
     d->cursor = 0;
     d->text_fb = calloc(TEXT_W * TEXT_H, 4);
-    d->dirty = calloc(WINDOW_BYTES / 4096 / 8, 1);
+    d->dirty = calloc(BITMAP_BYTES, 1);
     if (!d->text_fb || !d->dirty) {
         log_error("out of memory");
         return -ENOMEM;

@@ -33,6 +33,8 @@ static int png_pixels(int argc, char **argv)
         unsigned char *p = buf + (y * image.width + x) * 3;
         printf("pixel %u %u %02x%02x%02x\n", x, y, p[0], p[1], p[2]);
     }
+    free(buf);
+    fclose(f);
     return 0;
 }
 
@@ -56,6 +58,7 @@ int main(int argc, char **argv)
     if (!colon)
         return 2;
     *colon = 0;
+    free(client->serverHost);
     client->serverHost = strdup(host);
     client->serverPort = atoi(colon + 1);
     int fake_argc = 0;
@@ -102,6 +105,7 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
     usleep(100000); /* let the last events leave before the socket closes */
+    free(client->frameBuffer);
     rfbClientCleanup(client);
     return 0;
 }
