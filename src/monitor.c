@@ -4,6 +4,7 @@
  * machine for the moment they need, unless it is stopped already. */
 #include "monitor.h"
 
+#include "input.h"
 #include "inspect.h"
 #include "vm.h"
 #include "x86.h"
@@ -276,8 +277,14 @@ static void execute(struct monitor *m, char *line, FILE *out)
         fprintf(out, "running\n");
     } else if (!strcmp(cmd, "step"))
         cmd_step(m, out, arg);
-    else if (!strcmp(cmd, "screendump"))
-        fprintf(out, "error: this machine has no display device\n");
+    else if (!strcmp(cmd, "screendump")) {
+        if (!m->vm->cfg->display)
+            fprintf(out, "error: this machine has no display device\n");
+        else if (!*arg)
+            fprintf(out, "error: usage: screendump PATH.png\n");
+        else
+            fprintf(out, display_screenshot(arg) == 0 ? "saved %s\n" : "error: cannot write %s\n", arg);
+    }
     else if (!strcmp(cmd, "quit")) {
         fprintf(out, "bye\n");
         vm_request_stop(m->vm, 0);

@@ -3,7 +3,7 @@
 # tests/tools/vnctool.c, and Debian's vncsnapshot), and --screenshot's PNG.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 22
+plan 24
 DISPLAY_GUEST=$GUEST/display.elf
 VNCTOOL=$BUILD/tools/vnctool
 PORT=$((5950 + $$ % 40))
@@ -67,6 +67,16 @@ V=$("$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 300 190 key 0x71)
 finish
 has "$V" '^pixel 300 190 ffffff$' "after 20 clients came and went, the next still sees the screen"
 is "$RC" 0 "and the guest ends cleanly"
+
+# The monitor's screendump
+rm -f "$TMP/mon.sock"
+timeout -s KILL 60 "$SLATE" --screenshot "$TMP/x.png" --monitor "unix:$TMP/mon.sock" --append text "$DISPLAY_GUEST" \
+    >/dev/null 2>&1 </dev/null &
+PID=$!
+M=$(timeout 30 perl tests/tools/monitor-client.pl "$TMP/mon.sock" "screendump $TMP/mon.png" "quit")
+wait "$PID"
+has "$M" "^saved $TMP/mon.png\$" "the monitor's screendump saves the screen"
+is "$("$VNCTOOL" png "$TMP/mon.png" 1 5 | grep '^pixel')" "pixel 1 5 ffffff" "and the PNG shows the text"
 
 run_slate --display vnc --vnc 127.0.0.1:70000 "$DISPLAY_GUEST"
 has "$RC $ERR" '^125 slate: --vnc 127.0.0.1:70000: expected \[HOST:\]PORT or none' "a bad --vnc is refused"
