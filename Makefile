@@ -116,7 +116,7 @@ $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
 	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/bench/$*.o
 BENCH_GUESTS := $(patsubst bench/%.S,$(BUILD)/bench/%.bin,$(wildcard bench/*.S))
 
-bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS) guests
+bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS) guests $(TEST_TOOLS)
 	bench/run.sh $(BUILD)
 
 # ---- everything ----------------------------------------------------------------------------

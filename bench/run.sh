@@ -169,6 +169,21 @@ else
     echo "network: cannot create a network namespace (needs root): no TAP benchmark"
 fi
 
+# Display: updates a VNC client sees per second, and how many pixels each carries, for a guest
+# that keeps redrawing the whole 640x480 screen and for one that changes a 32x32 square.
+echo
+printf '%-44s %10s %14s\n' "display over VNC (3 s each)" "updates/s" "pixels/update"
+vport=$((5960 + $$ % 30))
+for mode in animate-full animate-small; do
+    "$SLATE" --display vnc --vnc "127.0.0.1:$vport" --append "$mode" "$GUESTS/display.elf" >/dev/null 2>&1 &
+    vpid=$!
+    sleep 1
+    w=$("$BUILD/tools/vnctool" vnc "127.0.0.1:$vport" watch 3000 | sed -n 's/^updates [0-9]* per_second \([0-9.]*\) pixels_per_update \([0-9]*\)$/\1 \2/p')
+    kill "$vpid" 2>/dev/null
+    wait "$vpid" 2>/dev/null
+    printf '%-44s %10s %14s\n' "$mode (of 307200 pixels)" "${w% *}" "${w#* }"
+done
+
 if [ -n "$QEMU" ]; then
     boot_bios=$(make_bios "$BOOT")
     hc_bios=$(make_bios "$HCALL")

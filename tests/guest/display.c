@@ -111,6 +111,24 @@ static void echo_events(void)
     }
 }
 
+/* For the benchmark: keep changing the whole 640x480 screen ("animate-full") or one 32x32
+ * square of it ("animate-small") until the machine is stopped. */
+static void animate(bool full)
+{
+    set(SLATE_DISPLAY_WIDTH, 640);
+    set(SLATE_DISPLAY_HEIGHT, 480);
+    set(SLATE_DISPLAY_MODE, SLATE_DISPLAY_GRAPHICS);
+    volatile uint64_t *fb = (volatile uint64_t *)display->window_base; /* two pixels at a time */
+    puts_hc("drawn\n");
+    for (uint32_t frame = 0;; frame++) {
+        uint64_t colour = (uint64_t)(frame * 0x010203u & 0xFFFFFF) * 0x100000001ULL;
+        uint32_t w = full ? 640 : 32, h = full ? 480 : 32;
+        for (uint32_t y = 0; y < h; y++)
+            for (uint32_t x = 0; x < w / 2; x++)
+                fb[y * 320 + x] = colour;
+    }
+}
+
 KMAIN kmain(const struct slate_info *info)
 {
     display = find_device(info, SLATE_DEV_DISPLAY);
@@ -129,6 +147,8 @@ KMAIN kmain(const struct slate_info *info)
         check_modes();
         guest_exit(0);
     }
+    if (str_starts(mode, "animate"))
+        animate(str_eq(mode, "animate-full"));
     if (str_eq(mode, "graphics"))
         draw_graphics();
     else

@@ -8,12 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void quiet(const char *format, ...) { (void)format; }
 
 static volatile int updates;
+static uint64_t area;
 static void update_done(rfbClient *client) { (void)client; updates++; }
+static void got_rect(rfbClient *client, int x, int y, int w, int h)
+{
+    (void)client, (void)x, (void)y;
+    area += (uint64_t)w * (uint64_t)h;
+}
 
 static int png_pixels(int argc, char **argv)
 {
@@ -51,6 +58,7 @@ int main(int argc, char **argv)
     rfbClientErr = quiet;
     rfbClient *client = rfbGetClient(8, 3, 4);
     client->FinishedFrameBufferUpdate = update_done;
+    client->GotFrameBufferUpdate = got_rect;
     client->appData.useRemoteCursor = FALSE; /* the pixels as the guest drew them, no cursor */
     char host[256];
     snprintf(host, sizeof(host), "%s", argv[2]);
@@ -98,6 +106,26 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "pointer") && i + 3 < argc) {
             SendPointerEvent(client, atoi(argv[i + 1]), atoi(argv[i + 2]), atoi(argv[i + 3]));
             i += 3;
+        } else if (!strcmp(argv[i], "watch") && i + 1 < argc) {
+            /* Incremental updates for MS milliseconds: how many, and how many pixels they held. */
+            struct timespec t0, t;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            int start_updates = updates;
+            uint64_t start_area = area;
+            long ms = atol(argv[i + 1]);
+            for (;;) {
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+                    break;
+                SendFramebufferUpdateRequest(client, 0, 0, client->width, client->height, TRUE);
+                int n = WaitForMessage(client, 100000);
+                if (n < 0 || (n > 0 && !HandleRFBServerMessage(client)))
+                    break;
+            }
+            int got = updates - start_updates;
+            printf("updates %d per_second %.1f pixels_per_update %.0f\n", got, got * 1000.0 / ms,
+                   got ? (double)(area - start_area) / got : 0.0);
+            i += 1;
         } else if (!strcmp(argv[i], "wait") && i + 1 < argc) {
             usleep((useconds_t)atoi(argv[i + 1]) * 1000);
             i += 1;
