@@ -180,7 +180,7 @@ for mode in animate-full animate-small; do
     sleep 1
     w=$("$BUILD/tools/vnctool" vnc "127.0.0.1:$vport" watch 3000 | sed -n 's/^updates [0-9]* per_second \([0-9.]*\) pixels_per_update \([0-9]*\)$/\1 \2/p')
     kill "$vpid" 2>/dev/null
-    wait "$vpid" 2>/dev/null
+    wait "$vpid" 2>/dev/null || true
     printf '%-44s %10s %14s\n' "$mode (of 307200 pixels)" "${w% *}" "${w#* }"
 done
 

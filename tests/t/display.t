@@ -15,7 +15,7 @@ start_display() {
     timeout -s KILL 60 "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$@" --append "$mode" "$DISPLAY_GUEST" \
         >"$TMP/out" 2>"$TMP/err" </dev/null &
     PID=$!
-    for _ in $(seq 100); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
+    for _ in $(seq 200); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
 }
 finish() { wait "$PID"; RC=$?; OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err"); }
 
@@ -71,8 +71,10 @@ is "$RC" 0 "and the guest ends cleanly"
 # The monitor's screendump
 rm -f "$TMP/mon.sock"
 timeout -s KILL 60 "$SLATE" --screenshot "$TMP/x.png" --monitor "unix:$TMP/mon.sock" --append text "$DISPLAY_GUEST" \
-    >/dev/null 2>&1 </dev/null &
+    >"$TMP/out" 2>&1 </dev/null &
 PID=$!
+# The screendump must come after the guest has drawn, which it says on the serial console.
+for _ in $(seq 200); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
 M=$(timeout 30 perl tests/tools/monitor-client.pl "$TMP/mon.sock" "screendump $TMP/mon.png" "quit")
 wait "$PID"
 has "$M" "^saved $TMP/mon.png\$" "the monitor's screendump saves the screen"
