@@ -83,14 +83,34 @@ $(BUILD)/guest/prot%.elf: tests/guest/prot%.S include/slate/slate.h | $(BUILD)/g
 
 guests: $(GUEST_ELF64) $(GUEST_REAL) $(GUEST_PROT)
 
-# ---- the demo kernel -----------------------------------------------------------------------
-DEMO := $(BUILD)/guest/demo.elf
-$(DEMO): guest/demo.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h | $(BUILD)/guest
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+# ---- the demo OS (guest/): a flat image that boots from real mode -------------------------
+DEMO_SRCS := guest/boot.S $(wildcard guest/*.c)
+DEMO_OBJS := $(patsubst guest/%,$(BUILD)/demo/%.o,$(DEMO_SRCS))
+DEMO_ELF := $(BUILD)/guest/demo.elf
+DEMO := $(BUILD)/guest/demo.bin
+# gcc may turn a byte loop into a call to memcpy/memset: not inside memcpy and memset themselves.
+DEMO_CFLAGS := $(GUEST_CFLAGS) -m64 -fno-tree-loop-distribute-patterns
 
+$(BUILD)/demo/%.c.o: guest/%.c guest/kernel.h include/slate/slate.h
+	@mkdir -p $(BUILD)/demo
+	$(GUEST_CC) $(DEMO_CFLAGS) -c -o $@ $<
+$(BUILD)/demo/boot.S.o: guest/boot.S include/slate/slate.h
+	@mkdir -p $(BUILD)/demo
+	$(GUEST_CC) -m64 -Iinclude -c -o $@ $<
+$(DEMO_ELF): $(DEMO_OBJS) guest/kernel.ld | $(BUILD)/guest
+	$(GUEST_CC) $(GUEST_LDFLAGS) -m64 -T guest/kernel.ld -o $@ $(DEMO_OBJS)
+$(DEMO): $(DEMO_ELF)
+	objcopy -O binary $< $@
+
+# `make run`: the demo with two CPUs, a screen on VNC, user-mode networking and a scratch disk.
+RUN_DISK := $(BUILD)/scratch.img
+RUN_VNC ?= 127.0.0.1:5900
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slate $(DEMO)
-	$(BUILD)/slate -m 128M --append "hello from make run" $(DEMO)
+	@test -e $(RUN_DISK) || { truncate -s 16M $(RUN_DISK) && \
+	  echo "slate: created $(RUN_DISK), a 16 MiB scratch disk for the demo"; }
+	@echo "slate: the screen is at vnc://$(RUN_VNC) (e.g. vncviewer $(RUN_VNC)); Ctrl-A x quits"
+	$(BUILD)/slate --smp 2 -m 128M --display vnc --vnc $(RUN_VNC) --net user --disk $(RUN_DISK) $(DEMO)
 
 # ---- unit tests (cmocka) -------------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
