@@ -27,7 +27,7 @@ fail() {
     test_number=$((test_number + 1))
     echo "not ok $test_number - $1"
     shift
-    for line in "$@"; do echo "#   $line"; done
+    for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done   # every line a TAP comment
 }
 
 # run_slate ARGS...: runs slate with a safety timeout; sets RC, OUT (stdout), ERR (stderr).
