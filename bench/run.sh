@@ -170,9 +170,11 @@ else
 fi
 
 # Display: updates a VNC client sees per second, and how many pixels each carries, for a guest
-# that keeps redrawing the whole 640x480 screen and for one that changes a 32x32 square.
+# that keeps redrawing the whole 640x480 screen and for one that changes a 32x32 square. An update
+# should carry what changed: 1024 pixels for the square, whatever the guest managed to repaint
+# in one refresh for the full screen. "screens/s" is pixels per second over 307200.
 echo
-printf '%-44s %10s %14s\n' "display over VNC (3 s each)" "updates/s" "pixels/update"
+printf '%-44s %10s %14s %10s\n' "display over VNC (3 s each)" "updates/s" "pixels/update" "screens/s"
 vport=$((5960 + $$ % 30))
 for mode in animate-full animate-small; do
     "$SLATE" --display vnc --vnc "127.0.0.1:$vport" --append "$mode" "$GUESTS/display.elf" >/dev/null 2>&1 &
@@ -181,7 +183,8 @@ for mode in animate-full animate-small; do
     w=$("$BUILD/tools/vnctool" vnc "127.0.0.1:$vport" watch 3000 | sed -n 's/^updates [0-9]* per_second \([0-9.]*\) pixels_per_update \([0-9]*\)$/\1 \2/p')
     kill "$vpid" 2>/dev/null
     wait "$vpid" 2>/dev/null || true
-    printf '%-44s %10s %14s\n' "$mode (of 307200 pixels)" "${w% *}" "${w#* }"
+    printf '%-44s %10s %14s %10s\n' "$mode (of 307200 pixels)" "${w% *}" "${w#* }" \
+        "$(awk -v u="${w% *}" -v p="${w#* }" 'BEGIN { printf "%.2f", u * p / 307200 }')"
 done
 
 if [ -n "$QEMU" ]; then

@@ -1,7 +1,8 @@
 /* dev_display.c - the display (type 2): a text mode slate renders with an 8x16 font, and a linear
  * 32-bit framebuffer, both in the device's window. A refresh thread asks KVM which pages of the
- * window the guest wrote (KVM_GET_DIRTY_LOG) and tells libvncserver only about those rows, so a
- * small change costs a small update. PNG screenshots go through libpng. */
+ * window the guest wrote (KVM_GET_DIRTY_LOG), compares just those rows with a copy of what it
+ * last showed, and tells libvncserver the rectangle that really changed, so a small change costs a
+ * small update. PNG screenshots go through libpng. */
 #include "input.h"
 #include "vm.h"
 
@@ -49,6 +50,7 @@ struct display {
     bool thread_started;
     _Atomic bool stop;
     unsigned long *dirty; /* the dirty-log bitmap */
+    uint32_t *shown;      /* graphics: the pixels as last announced, to find what changed */
 };
 
 static struct display *the_display; /* for the screenshot hypercall */
@@ -96,6 +98,30 @@ static void refresh_text(struct display *d)
     d->shown_cursor = d->cursor;
 }
 
+/* Compares rows [y0, y1) with what was last shown, updates the copy, and marks the rectangle
+ * that bounds the pixels that changed. A page holds parts of one or two rows of a wide screen, so
+ * the dirty log alone would send whole rows; the comparison narrows it to the changed columns. */
+static void mark_changed(struct display *d, uint64_t y0, uint64_t y1)
+{
+    const uint32_t *fb = d->dev->window;
+    uint32_t w = d->width, left = w, right = 0, top = UINT32_MAX, bottom = 0;
+    for (uint64_t y = y0; y < y1; y++) {
+        const uint32_t *now = fb + y * w;
+        uint32_t *was = d->shown + y * w, x0 = 0, x1 = w;
+        while (x0 < w && now[x0] == was[x0])
+            x0++;
+        if (x0 == w)
+            continue;
+        while (x1 > x0 && now[x1 - 1] == was[x1 - 1])
+            x1--;
+        memcpy(was + x0, now + x0, (x1 - x0) * 4);
+        left = x0 < left ? x0 : left, right = x1 > right ? x1 : right;
+        top = top == UINT32_MAX ? (uint32_t)y : top, bottom = (uint32_t)y + 1;
+    }
+    if (top != UINT32_MAX)
+        rfbMarkRectAsModified(d->vnc, (int)left, (int)top, (int)right, (int)bottom);
+}
+
 /* The rows of the framebuffer on pages KVM says the guest wrote. Lock held. */
 static void refresh_graphics(struct display *d)
 {
@@ -115,9 +141,7 @@ static void refresh_graphics(struct display *d)
         uint64_t y0 = first * 4096 / pitch, y1 = ((p + 1) * 4096 + pitch - 1) / pitch;
         if (y0 >= d->height)
             break;
-        if (y1 > d->height)
-            y1 = d->height;
-        rfbMarkRectAsModified(d->vnc, 0, (int)y0, (int)d->width, (int)y1);
+        mark_changed(d, y0, y1 < d->height ? y1 : d->height);
     }
 }
 
@@ -128,6 +152,8 @@ static void switch_framebuffer(struct display *d)
     if (!d->vnc)
         return;
     char *fb = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : (char *)d->text_fb;
+    if (d->mode == SLATE_DISPLAY_GRAPHICS)
+        memcpy(d->shown, fb, (size_t)d->width * d->height * 4);
     rfbNewFramebuffer(d->vnc, fb, (int)d->width, (int)d->height, 8, 3, 4);
     d->vnc->serverFormat.redShift = 16; /* 0x00RRGGBB, as the guest writes it */
     d->vnc->serverFormat.greenShift = 8;
@@ -338,7 +364,8 @@ static int display_setup(struct device *dev, unsigned index)
     d->cursor = 0;
     d->text_fb = calloc(TEXT_W * TEXT_H, 4);
     d->dirty = calloc(BITMAP_BYTES, 1);
-    if (!d->text_fb || !d->dirty) {
+    d->shown = calloc(WINDOW_BYTES, 1); /* untouched pages cost nothing until a mode uses them */
+    if (!d->text_fb || !d->dirty || !d->shown) {
         log_error("out of memory");
         return -ENOMEM;
     }
@@ -375,6 +402,7 @@ static void display_teardown(struct device *dev)
     vnc_passwords[0] = NULL;
     free(d->text_fb);
     free(d->dirty);
+    free(d->shown);
     pthread_mutex_destroy(&d->lock);
     free(d);
     dev->state = NULL;

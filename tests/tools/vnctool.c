@@ -2,9 +2,12 @@
  *   vnctool vnc HOST:PORT [pixel X Y]... [key KEYSYM]... [pointer X Y MASK]... [wait MS]...
  *       connects, takes one full framebuffer update, prints "pixel X Y RRGGBB" for each pixel
  *       asked for, then sends the key presses (down and up) and pointer events in order.
+ *   vnctool vnc HOST:PORT quick
+ *       connects, takes the first update and leaves (for connect/disconnect churn).
  *   vnctool png FILE X Y...   prints "pixel X Y RRGGBB" from a PNG file (libpng). */
 #include <png.h>
 #include <rfb/rfbclient.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +84,10 @@ int main(int argc, char **argv)
         if (n < 0 || (n > 0 && !HandleRFBServerMessage(client)))
             break;
     }
-    /* Then until the server has nothing more to say for 300 ms: the rest of the screen. */
-    for (int i = 0; i < 100; i++) {
+    /* Then until the server has nothing more to say for 300 ms: the rest of the screen.
+     * "quick" as the only operation: connect, take the first update, leave. */
+    bool quick = argc == 4 && !strcmp(argv[3], "quick");
+    for (int i = 0; i < 100 && !quick; i++) {
         SendFramebufferUpdateRequest(client, 0, 0, client->width, client->height, TRUE);
         int n = WaitForMessage(client, 300000);
         if (n <= 0 || !HandleRFBServerMessage(client))
