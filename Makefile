@@ -11,8 +11,9 @@ VERSION := 0.1.0
 
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
-	libcapstone-dev libpng-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot
-PKG_MODULES := libelf libdw capstone slirp libvncserver libpng
+	libcapstone-dev libpng-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
+	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps
+PKG_MODULES := libelf libdw capstone slirp libvncserver libpng sdl2
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS ?= -O2 -g

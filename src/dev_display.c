@@ -3,6 +3,7 @@
  * window the guest wrote (KVM_GET_DIRTY_LOG), compares just those rows with a copy of what it
  * last showed, and tells libvncserver the rectangle that really changed, so a small change costs a
  * small update. PNG screenshots go through libpng. */
+#include "display_sdl.h"
 #include "input.h"
 #include "vm.h"
 
@@ -51,6 +52,10 @@ struct display {
     _Atomic bool stop;
     unsigned long *dirty; /* the dirty-log bitmap */
     uint32_t *shown;      /* graphics: the pixels as last announced, to find what changed */
+    bool changed;         /* something was redrawn since the SDL window last showed it */
+    struct sdl_window *sdl;
+    int sdl_result;       /* 1 once the window is open, -1 if it cannot be: setup waits for it */
+    pthread_cond_t sdl_opened;
 };
 
 static struct display *the_display; /* for the screenshot hypercall */
@@ -91,6 +96,7 @@ static void refresh_text(struct display *d)
         d->shadow[i] = cell;
         unsigned col = i % SLATE_DISPLAY_TEXT_COLUMNS, row = i / SLATE_DISPLAY_TEXT_COLUMNS;
         render_cell(d, col, row, cell, i == cur);
+        d->changed = true;
         if (d->vnc)
             rfbMarkRectAsModified(d->vnc, (int)col * 8, (int)row * 16, (int)col * 8 + 8, (int)row * 16 + 16);
     }
@@ -118,7 +124,10 @@ static void mark_changed(struct display *d, uint64_t y0, uint64_t y1)
         left = x0 < left ? x0 : left, right = x1 > right ? x1 : right;
         top = top == UINT32_MAX ? (uint32_t)y : top, bottom = (uint32_t)y + 1;
     }
-    if (top != UINT32_MAX)
+    if (top == UINT32_MAX)
+        return;
+    d->changed = true;
+    if (d->vnc)
         rfbMarkRectAsModified(d->vnc, (int)left, (int)top, (int)right, (int)bottom);
 }
 
@@ -129,7 +138,7 @@ static void refresh_graphics(struct display *d)
     uint64_t pages = WINDOW_BYTES / 4096;
     struct kvm_dirty_log log = {.slot = d->dev->window_slot, .dirty_bitmap = d->dirty};
     memset(d->dirty, 0, BITMAP_BYTES);
-    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 || !d->vnc)
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
         return;
     uint64_t pitch = (uint64_t)d->width * 4, bits = 8 * sizeof(unsigned long);
     for (uint64_t p = 0; p < pages; p++) {
@@ -149,11 +158,12 @@ static void refresh_graphics(struct display *d)
 static void switch_framebuffer(struct display *d)
 {
     d->shadow_valid = false;
-    if (!d->vnc)
-        return;
+    d->changed = true;
     char *fb = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : (char *)d->text_fb;
     if (d->mode == SLATE_DISPLAY_GRAPHICS)
         memcpy(d->shown, fb, (size_t)d->width * d->height * 4);
+    if (!d->vnc)
+        return;
     rfbNewFramebuffer(d->vnc, fb, (int)d->width, (int)d->height, 8, 3, 4);
     d->vnc->serverFormat.redShift = 16; /* 0x00RRGGBB, as the guest writes it */
     d->vnc->serverFormat.greenShift = 8;
@@ -161,19 +171,51 @@ static void switch_framebuffer(struct display *d)
     rfbMarkRectAsModified(d->vnc, 0, 0, (int)d->width, (int)d->height);
 }
 
+/* The SDL window belongs to this thread: SDL wants one thread to do all its work. */
+static bool open_sdl(struct display *d)
+{
+    struct sdl_window *w = sdl_open(d->dev->vm, d->width, d->height);
+    pthread_mutex_lock(&d->lock);
+    d->sdl = w;
+    d->sdl_result = w ? 1 : -1;
+    pthread_cond_signal(&d->sdl_opened);
+    pthread_mutex_unlock(&d->lock);
+    return w != NULL;
+}
+
+static void show_in_sdl(struct display *d)
+{
+    if (!d->sdl)
+        return;
+    if (d->changed) {
+        d->changed = false;
+        const void *fb = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : (void *)d->text_fb;
+        sdl_show(d->sdl, fb, d->width, d->height);
+    }
+    if (!sdl_poll(d->sdl)) {
+        log_info("the window was closed: stopping the machine");
+        vm_request_stop(d->dev->vm, 130);
+    }
+}
+
 static void *refresh_thread(void *arg)
 {
     struct display *d = arg;
+    if (d->dev->vm->cfg->sdl && !open_sdl(d))
+        return NULL;
     while (!atomic_load(&d->stop)) {
         pthread_mutex_lock(&d->lock);
         if (d->mode == SLATE_DISPLAY_TEXT)
             refresh_text(d);
         else
             refresh_graphics(d);
+        show_in_sdl(d);
         pthread_mutex_unlock(&d->lock);
         struct timespec pause = {0, REFRESH_NS};
         nanosleep(&pause, NULL);
     }
+    sdl_close(d->sdl);
+    d->sdl = NULL;
     return NULL;
 }
 
@@ -360,6 +402,7 @@ static int display_setup(struct device *dev, unsigned index)
     dev->state = d;
     d->dev = dev;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->sdl_opened, NULL);
     d->mode = SLATE_DISPLAY_TEXT, d->width = TEXT_W, d->height = TEXT_H;
     d->cursor = 0;
     d->text_fb = calloc(TEXT_W * TEXT_H, 4);
@@ -378,6 +421,14 @@ static int display_setup(struct device *dev, unsigned index)
         return -EIO;
     }
     d->thread_started = true;
+    if (dev->vm->cfg->sdl) {
+        pthread_mutex_lock(&d->lock);
+        while (!d->sdl_result)
+            pthread_cond_wait(&d->sdl_opened, &d->lock);
+        pthread_mutex_unlock(&d->lock);
+        if (d->sdl_result < 0)
+            return -EIO;
+    }
     return 0;
 }
 
@@ -403,6 +454,7 @@ static void display_teardown(struct device *dev)
     free(d->text_fb);
     free(d->dirty);
     free(d->shown);
+    pthread_cond_destroy(&d->sdl_opened);
     pthread_mutex_destroy(&d->lock);
     free(d);
     dev->state = NULL;

@@ -42,7 +42,8 @@ const char options_help[] =
     "  --net tap:IFNAME|user|socket:PATH[,mac=XX:XX:XX:XX:XX:XX]\n"
     "                         a network card (repeatable, up to 4); user mode takes\n"
     "                         ,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (repeatable)\n"
-    "  --display vnc|none     a display, keyboard and pointer, served over VNC\n"
+    "  --display vnc|sdl|none a display, keyboard and pointer, served over VNC or shown\n"
+    "                         in a local SDL window\n"
     "  --vnc [HOST:]PORT|none where VNC listens (default 127.0.0.1:5900 with --display vnc)\n"
     "  --vnc-password FILE    VNC clients must give the password on the file's first line\n"
     "  --screenshot PATH.png  write the screen as a PNG when the guest exits\n"
@@ -191,11 +192,12 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
     return 0;
 }
 
-/* --display vnc|none (sdl is not built yet). */
+/* --display vnc|sdl|none. sdl opens a local window; VNC stays off unless --vnc asks for it. */
 static int parse_display(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
     if (!strcmp(arg, "none")) {
         cfg->display = false;
+        cfg->sdl = false;
         cfg->vnc_host[0] = 0;
     } else if (!strcmp(arg, "vnc")) {
         cfg->display = true;
@@ -204,9 +206,10 @@ static int parse_display(const char *arg, struct slate_config *cfg, char *err, s
             cfg->vnc_port = 5900;
         }
     } else if (!strcmp(arg, "sdl")) {
-        return fail(err, errlen, "--display sdl: this build has no SDL window yet; use vnc");
+        cfg->display = true;
+        cfg->sdl = true;
     } else {
-        return fail(err, errlen, "--display %s: expected vnc or none", arg);
+        return fail(err, errlen, "--display %s: expected vnc, sdl or none", arg);
     }
     return 0;
 }

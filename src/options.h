@@ -73,6 +73,7 @@ struct slate_config {
     const char *gdb;  /* --gdb address, or NULL */
     const char *monitor; /* --monitor, or NULL */
     bool display;        /* a display, keyboard and pointer (--display, --vnc or --screenshot) */
+    bool sdl;            /* --display sdl: a window on this machine's screen */
     char vnc_host[64];   /* "" when VNC is off */
     int vnc_port;
     const char *vnc_password_file;

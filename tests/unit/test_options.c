@@ -205,6 +205,27 @@ static void disks(void **state)
     assert_contains(err, "at most 8 disks");
 }
 
+static void displays(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    assert_int_equal(PARSE(&cfg, "--display", "vnc", "k"), OPTIONS_RUN);
+    assert_true(cfg.display);
+    assert_false(cfg.sdl);
+    assert_string_equal(cfg.vnc_host, "127.0.0.1");
+    assert_int_equal(cfg.vnc_port, 5900);
+    assert_int_equal(PARSE(&cfg, "--display", "sdl", "k"), OPTIONS_RUN);
+    assert_true(cfg.display && cfg.sdl);
+    assert_string_equal(cfg.vnc_host, ""); /* a window alone: no VNC unless asked */
+    assert_int_equal(PARSE(&cfg, "--vnc", "5901", "--display", "sdl", "k"), OPTIONS_RUN);
+    assert_true(cfg.sdl);
+    assert_int_equal(cfg.vnc_port, 5901);
+    assert_int_equal(PARSE(&cfg, "--display", "sdl", "--display", "none", "k"), OPTIONS_RUN);
+    assert_false(cfg.display || cfg.sdl);
+    assert_int_equal(PARSE(&cfg, "--display", "gtk", "k"), OPTIONS_ERROR);
+    assert_string_equal(err, "--display gtk: expected vnc, sdl or none");
+}
+
 static void nics(void **state)
 {
     (void)state;
@@ -245,7 +266,7 @@ int main(void)
         cmocka_unit_test(every_option),  cmocka_unit_test(bad_input),
         cmocka_unit_test(kernel_arguments), cmocka_unit_test(too_many_loads),
         cmocka_unit_test(long_append),   cmocka_unit_test(disks),
-        cmocka_unit_test(nics),   cmocka_unit_test(help_names_exit_codes),
+        cmocka_unit_test(nics), cmocka_unit_test(displays),   cmocka_unit_test(help_names_exit_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
