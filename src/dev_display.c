@@ -53,6 +53,7 @@ struct display {
     unsigned long *dirty; /* the dirty-log bitmap */
     uint32_t *shown;      /* graphics: the pixels as last announced, to find what changed */
     bool changed;         /* something was redrawn since the SDL window last showed it */
+    bool vnc_running;     /* its event loop started: only then may it be shut down */
     struct sdl_window *sdl;
     int sdl_result;       /* 1 once the window is open, -1 if it cannot be: setup waits for it */
     pthread_cond_t sdl_opened;
@@ -339,6 +340,7 @@ static int vnc_start(struct display *d)
         return -1;
     }
     rfbRunEventLoop(d->vnc, 20000, TRUE);
+    d->vnc_running = true;
     return 0;
 }
 
@@ -432,6 +434,24 @@ static int display_setup(struct device *dev, unsigned index)
     return 0;
 }
 
+/* libvncserver frees a client twice if the server shuts down while that client's own thread is
+ * tearing it down (LibVNC/libvncserver#456, #211): give clients that are leaving up to half a
+ * second to be gone first. A client whose socket is closed is on its way out. */
+static void vnc_wait_for_departures(rfbScreenInfoPtr screen)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        bool leaving = false;
+        rfbClientIteratorPtr it = rfbGetClientIterator(screen);
+        for (rfbClientPtr cl; (cl = rfbClientIteratorNext(it));)
+            leaving |= cl->sock == RFB_INVALID_SOCKET;
+        rfbReleaseClientIterator(it);
+        if (!leaving)
+            return;
+        struct timespec pause = {0, 10000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static void display_teardown(struct device *dev)
 {
     struct display *d = dev->state;
@@ -445,7 +465,10 @@ static void display_teardown(struct device *dev)
     if (shot && atomic_load(&dev->vm->status) != VM_STATUS_RESET)
         display_screenshot(shot);
     if (d->vnc) {
-        rfbShutdownServer(d->vnc, TRUE);
+        if (d->vnc_running) {
+            vnc_wait_for_departures(d->vnc);
+            rfbShutdownServer(d->vnc, TRUE);
+        }
         rfbScreenCleanup(d->vnc);
     }
     the_display = NULL;

@@ -432,6 +432,7 @@ KMAIN kmain(const struct slate_info *info)
         put_dec(pongs);
         puts_hc("\n");
         send_udp(peer_mac, my_ip, peer_ip, 7, 7, "quit", 4);
+        WAIT_FOR(win->tx.tail == win->tx.head); /* powering off drops what the card has not sent */
         guest_exit(0);
     }
     puts_hc("ready ip=");

@@ -3,7 +3,7 @@
 # tests/tools/vnctool.c, and Debian's vncsnapshot), and --screenshot's PNG.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 26
+plan 27
 DISPLAY_GUEST=$GUEST/display.elf
 VNCTOOL=$BUILD/tools/vnctool
 PORT=$((5950 + $$ % 40))
@@ -93,3 +93,11 @@ is "$("$VNCTOOL" png "$TMP/mon.png" 1 5 | grep '^pixel')" "pixel 1 5 ffffff" "an
 
 run_slate --display vnc --vnc 127.0.0.1:70000 "$DISPLAY_GUEST"
 has "$RC $ERR" '^125 slate: --vnc 127.0.0.1:70000: expected \[HOST:\]PORT or none' "a bad --vnc is refused"
+
+# A VNC port that something else holds: one clear line and 125, never a crash.
+perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$ARGV[0]", Listen => 1, ReuseAddr => 1) or die; sleep 10' "$PORT" &
+HOLDER=$!
+sleep 0.3
+run_slate --display vnc --vnc "127.0.0.1:$PORT" "$DISPLAY_GUEST"
+kill "$HOLDER" 2>/dev/null
+is "$RC/$ERR" "125/slate: --vnc 127.0.0.1:$PORT: cannot listen (in use?)" "a VNC port in use is refused with status 125 and one line"
