@@ -53,9 +53,12 @@ static const struct slate_cpu *cpu_entry(unsigned i)
     return (const void *)((const uint8_t *)info + info->cpu_offset + i * info->cpu_entry_size);
 }
 
+/* The CPUs this kernel drives: all of them, up to MAX_CPUS. */
+static unsigned usable_cpus(void) { return info->cpu_count < MAX_CPUS ? info->cpu_count : MAX_CPUS; }
+
 void cpus_start_all(void)
 {
-    unsigned count = info->cpu_count < MAX_CPUS ? info->cpu_count : MAX_CPUS;
+    unsigned count = usable_cpus();
     for (unsigned i = 0; i < count; i++)
         cpus[i] = (struct percpu){&cpus[i], i, cpu_entry(i)->apic_id, 0, i == 0};
     set_this_cpu(&cpus[0]);
@@ -81,8 +84,7 @@ void cpus_start_all(void)
 void print_cpus(void)
 {
     kprintf("CPU  APIC ID  STATE    TICKS\n");
-    unsigned count = info->cpu_count < MAX_CPUS ? info->cpu_count : MAX_CPUS;
-    for (unsigned i = 0; i < count; i++)
+    for (unsigned i = 0, count = usable_cpus(); i < count; i++)
         kprintf("%-4u %-8u %-8s %lu\n", i, cpus[i].apic_id,
                 i == 0 ? "shell" : cpus[i].online ? "idle" : "offline", (uint64_t)cpus[i].ticks);
 }
