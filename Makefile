@@ -29,8 +29,9 @@ FONT_PSF ?= /usr/share/consolefonts/Lat15-VGA16.psf.gz
 FONT_OBJ := $(BUILD)/obj/font8x16.o
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps run check check-asan fuzz soak unit guests bench clean format
+.PHONY: all deps run check check-asan fuzz fuzz-build soak unit guests bench clean format
 all: $(BUILD)/slate
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
@@ -142,7 +143,7 @@ bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS
 
 # ---- everything ----------------------------------------------------------------------------
 # Unit tests speak TAP through cmocka; guest tests are shell scripts that boot real kernels.
-check: $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS)
+check: $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS) $(REPLAY_BINS)
 	BUILD=$(BUILD) CMOCKA_MESSAGE_OUTPUT=TAP prove --norc -f $(UNIT_BINS) tests/t/*.t
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer, in a build of its own.
@@ -156,19 +157,33 @@ SOAK_SECONDS ?= 600
 soak: $(BUILD)/slate guests
 	tests/soak.sh $(BUILD) $(SOAK_VMS) $(SOAK_SECONDS)
 
-# libFuzzer harnesses (clang), each run for FUZZ_SECONDS; crashes land in build-fuzz/ and should
-# become regression tests.
+# libFuzzer harnesses (clang), each run for FUZZ_SECONDS from the committed corpus
+# (tests/fuzz/corpus/, refreshed with -set_cover_merge=1); crashes land in build-fuzz/ and become
+# regression tests (tests/fuzz/regressions/, replayed by tests/t/fuzz.t). A harness that drives a
+# device's static functions includes that device's .c, which is then left out of the link.
 FUZZ_SECONDS ?= 30
 FUZZ_SRCS := $(filter-out src/main.c,$(SRCS)) $(BUILD)/gen/font8x16.c
 FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
-build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h)
+fuzz_included = $(shell sed -n 's|^\#include "\.\./\.\./\(src/[a-z_]*\.c\)"|\1|p' $(1))
+FUZZ_HARNESSES := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build-fuzz/%: tests/fuzz/%.c tests/fuzz/fake_machine.c tests/fuzz/fake_machine.h $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h)
 	@mkdir -p build-fuzz
-	clang $(HOST_CFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Wno-missing-prototypes -o $@ $< $(FUZZ_SRCS) $(PKG_LIBS) $(LDLIBS)
-fuzz: $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c)) guests
+	clang $(HOST_CFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Itests/fuzz -Wno-missing-prototypes -o $@ $< \
+	  tests/fuzz/fake_machine.c $(filter-out $(call fuzz_included,$<),$(FUZZ_SRCS)) $(PKG_LIBS) $(LDLIBS)
+fuzz-build: $(FUZZ_HARNESSES)
+# The same harnesses without libFuzzer, built by the project's compiler with its flags (and so with
+# the sanitizers under check-asan), to replay the committed corpus in `make check`.
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fake_machine.c tests/fuzz/replay.c tests/fuzz/fake_machine.h $(LIB_OBJS)
+	@mkdir -p $(BUILD)/fuzz
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(LDFLAGS) $(PKG_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/fake_machine.c \
+	  tests/fuzz/replay.c $(filter-out $(patsubst src/%.c,$(BUILD)/obj/%.o,$(call fuzz_included,$<)),$(LIB_OBJS)) \
+	  $(PKG_LIBS) $(LDLIBS)
+fuzz: $(FUZZ_HARNESSES) guests
 	@mkdir -p build-fuzz/corpus-fuzz_loader && cp $(BUILD)/guest/*.elf $(BUILD)/guest/*.bin build-fuzz/corpus-fuzz_loader/
-	@for f in $(filter build-fuzz/%,$^); do echo "== $$f for $(FUZZ_SECONDS) s"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/ build-fuzz/corpus-$$(basename $$f) \
-	    2>&1 | grep -E '^#[0-9]+ +DONE|ERROR|SUMMARY|Done' ; done
+	@for f in $(FUZZ_HARNESSES); do echo "== $$f for $(FUZZ_SECONDS) s"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build-fuzz/ \
+	    build-fuzz/corpus-$$(basename $$f) tests/fuzz/corpus/$$(basename $$f) 2>&1 \
+	    | grep -E 'DONE|ERROR|SUMMARY|Test unit written' ; done
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

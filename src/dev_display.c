@@ -132,15 +132,10 @@ static void mark_changed(struct display *d, uint64_t y0, uint64_t y1)
         rfbMarkRectAsModified(d->vnc, (int)left, (int)top, (int)right, (int)bottom);
 }
 
-/* The rows of the framebuffer on pages KVM says the guest wrote. Lock held. */
-static void refresh_graphics(struct display *d)
+/* The rows of the framebuffer on the pages marked in d->dirty. Lock held. */
+static void refresh_dirty_rows(struct display *d)
 {
-    struct vm *vm = d->dev->vm;
     uint64_t pages = WINDOW_BYTES / 4096;
-    struct kvm_dirty_log log = {.slot = d->dev->window_slot, .dirty_bitmap = d->dirty};
-    memset(d->dirty, 0, BITMAP_BYTES);
-    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-        return;
     uint64_t pitch = (uint64_t)d->width * 4, bits = 8 * sizeof(unsigned long);
     for (uint64_t p = 0; p < pages; p++) {
         if (!(d->dirty[p / bits] & (1UL << (p % bits))))
@@ -153,6 +148,15 @@ static void refresh_graphics(struct display *d)
             break;
         mark_changed(d, y0, y1 < d->height ? y1 : d->height);
     }
+}
+
+/* Asks KVM which pages of the window the guest wrote since the last look. Lock held. */
+static void refresh_graphics(struct display *d)
+{
+    struct kvm_dirty_log log = {.slot = d->dev->window_slot, .dirty_bitmap = d->dirty};
+    memset(d->dirty, 0, BITMAP_BYTES);
+    if (ioctl(d->dev->vm->vm_fd, KVM_GET_DIRTY_LOG, &log) == 0)
+        refresh_dirty_rows(d);
 }
 
 /* Points VNC at what the current mode shows. Lock held. */
@@ -393,14 +397,12 @@ static void display_pio(struct device *dev, struct bus_io *io)
 
 static unsigned display_instances(const struct slate_config *cfg) { return cfg->display ? 1 : 0; }
 
-static int display_setup(struct device *dev, unsigned index)
+/* The device's state in text mode, without VNC, SDL or the refresh thread. NULL if out of memory. */
+static struct display *display_new(struct device *dev)
 {
-    (void)index;
     struct display *d = calloc(1, sizeof(*d));
-    if (!d) {
-        log_error("out of memory");
-        return -ENOMEM;
-    }
+    if (!d)
+        return NULL;
     dev->state = d;
     d->dev = dev;
     pthread_mutex_init(&d->lock, NULL);
@@ -410,7 +412,14 @@ static int display_setup(struct device *dev, unsigned index)
     d->text_fb = calloc(TEXT_W * TEXT_H, 4);
     d->dirty = calloc(BITMAP_BYTES, 1);
     d->shown = calloc(WINDOW_BYTES, 1); /* untouched pages cost nothing until a mode uses them */
-    if (!d->text_fb || !d->dirty || !d->shown) {
+    return d->text_fb && d->dirty && d->shown ? d : NULL;
+}
+
+static int display_setup(struct device *dev, unsigned index)
+{
+    (void)index;
+    struct display *d = display_new(dev);
+    if (!d) {
         log_error("out of memory");
         return -ENOMEM;
     }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <rfb/keysym.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,8 +130,10 @@ void input_pointer(struct vm *vm, int x, int y, uint32_t mask)
     p->y = y < 0 ? 0 : (uint32_t)y;
     p->buttons = mask & 7;
     uint32_t pressed = mask & ~p->last_mask; /* wheel steps are presses of buttons 4 and 5 */
-    p->wheel += (pressed & 8) ? 1 : 0;
-    p->wheel -= (pressed & 16) ? 1 : 0;
+    if ((pressed & 8) && p->wheel < INT32_MAX) /* a client may send steps for ever; the */
+        p->wheel++;                            /* guest may never read them             */
+    if ((pressed & 16) && p->wheel > INT32_MIN)
+        p->wheel--;
     p->last_mask = mask;
     if (!(p->irq_status & 1)) {
         p->irq_status |= 1;

@@ -50,6 +50,10 @@ struct device {
     void *state;
 };
 
+/* A guest access to one of dev's ports (opaque is the device): the common IRQ_VECTOR/IRQ_CPU
+ * registers, then ops->pio. The port bus calls it; so do the fuzz harnesses. */
+void device_register_io(void *opaque, struct bus_io *io);
+
 /* Every device type slate knows, in the order they are created. */
 extern const struct device_ops *const device_types[];
 

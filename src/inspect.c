@@ -236,10 +236,15 @@ void crash_report(struct vcpu *cpu, const char *reason)
 struct mapping_run {
     uint64_t va, pa, size, flags;
     unsigned lines, max_lines, skipped;
+    unsigned tables_left; /* the walk's budget */
     FILE *out;
 };
 
 #define PTE_FLAGS (2ULL | 4ULL | (1ULL << 63)) /* writable, user, no-execute */
+/* Page tables are the guest's: every entry of every level may point at the same table, which
+ * would make a walk visit 512^4 entries. 8192 tables map 16 GiB in 4 KiB pages and take a few
+ * milliseconds; past that the listing says where it stopped. */
+#define MAX_TABLES_WALKED 8192
 
 static void run_flush(struct mapping_run *r)
 {
@@ -260,17 +265,19 @@ static void run_add(struct mapping_run *r, uint64_t va, uint64_t pa, uint64_t si
         return;
     }
     run_flush(r);
-    *r = (struct mapping_run){.va = va, .pa = pa, .size = size, .flags = flags, .lines = r->lines,
-                              .max_lines = r->max_lines, .skipped = r->skipped, .out = r->out};
+    r->va = va, r->pa = pa, r->size = size, r->flags = flags;
 }
 
-static void walk_table(struct vcpu *cpu, struct mapping_run *r, uint64_t table, int level, uint64_t va_base,
-                       uint64_t inherited)
+static void walk_table(const struct guest_memory *mem, struct mapping_run *r, uint64_t table,
+                       int level, uint64_t va_base, uint64_t inherited)
 {
-    const uint64_t *entries = memory_readable_ptr(&cpu->vm->mem, table, 4096);
+    if (r->tables_left == 0)
+        return;
+    r->tables_left--;
+    const uint64_t *entries = memory_readable_ptr(mem, table, 4096);
     if (!entries)
         return;
-    for (unsigned i = 0; i < 512; i++) {
+    for (unsigned i = 0; i < 512 && r->tables_left; i++) {
         uint64_t e = entries[i];
         if (!(e & 1))
             continue;
@@ -283,9 +290,32 @@ static void walk_table(struct vcpu *cpu, struct mapping_run *r, uint64_t table, 
             uint64_t size = 1ULL << (39 - 9 * level);
             run_add(r, va, frame & ~(size - 1), size, flags);
         } else if (level < 3) {
-            walk_table(cpu, r, frame, level + 1, va, flags);
+            walk_table(mem, r, frame, level + 1, va, flags);
         }
     }
+}
+
+void inspect_mappings_at(FILE *out, const struct guest_memory *mem, const struct kvm_sregs *s,
+                         unsigned max_lines)
+{
+    if (!(s->cr0 & X86_CR0_PG)) {
+        fprintf(out, "  paging is off: linear addresses are physical\n");
+        return;
+    }
+    if (!(s->efer & X86_EFER_LMA)) {
+        fprintf(out, "  32-bit paging: not listed\n");
+        return;
+    }
+    struct mapping_run r = {.max_lines = max_lines, .tables_left = MAX_TABLES_WALKED, .out = out};
+    walk_table(mem, &r, s->cr3 & 0x000FFFFFFFFFF000ULL, 0, 0, 6);
+    run_flush(&r);
+    if (r.skipped)
+        fprintf(out, "  ... and %u more runs\n", r.skipped);
+    if (!r.tables_left)
+        fprintf(out, "  ... the walk stopped after %d page tables (tables that point back at "
+                "themselves, or more than 16 GiB in 4 KiB pages)\n", MAX_TABLES_WALKED);
+    if (!r.lines)
+        fprintf(out, "  nothing is mapped\n");
 }
 
 void inspect_mappings(FILE *out, struct vcpu *cpu, unsigned max_lines)
@@ -295,19 +325,5 @@ void inspect_mappings(FILE *out, struct vcpu *cpu, unsigned max_lines)
         fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
         return;
     }
-    if (!(s.cr0 & X86_CR0_PG)) {
-        fprintf(out, "  paging is off: linear addresses are physical\n");
-        return;
-    }
-    if (!(s.efer & X86_EFER_LMA)) {
-        fprintf(out, "  32-bit paging: not listed\n");
-        return;
-    }
-    struct mapping_run r = {.max_lines = max_lines, .out = out};
-    walk_table(cpu, &r, s.cr3 & 0x000FFFFFFFFFF000ULL, 0, 0, 6);
-    run_flush(&r);
-    if (r.skipped)
-        fprintf(out, "  ... and %u more runs\n", r.skipped);
-    if (!r.lines)
-        fprintf(out, "  nothing is mapped\n");
+    inspect_mappings_at(out, &cpu->vm->mem, &s, max_lines);
 }

@@ -24,7 +24,13 @@ void inspect_disasm(FILE *out, struct vcpu *cpu, const struct kvm_sregs *s, uint
 void inspect_page_walk(FILE *out, struct vcpu *cpu, const struct kvm_sregs *s, const char *what,
                        uint64_t va);
 
-/* Every present mapping of the CPU's page tables (long mode), merged into runs. */
+/* Every present mapping of the CPU's page tables (long mode), merged into runs: at most
+ * max_lines lines, and a bounded walk however the guest's tables point. */
 void inspect_mappings(FILE *out, struct vcpu *cpu, unsigned max_lines);
+
+/* The same for the page tables that the control registers in s select in mem. */
+struct guest_memory;
+void inspect_mappings_at(FILE *out, const struct guest_memory *mem, const struct kvm_sregs *s,
+                         unsigned max_lines);
 
 #endif

@@ -2,17 +2,19 @@
 #include "log.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <time.h>
+
+FILE *log_output;
 
 static void log_line(const char *prefix, const char *fmt, va_list ap, uint32_t suppressed)
 {
     char text[1024];
+    FILE *out = log_output ? log_output : stderr;
     vsnprintf(text, sizeof(text), fmt, ap);
     if (suppressed)
-        fprintf(stderr, "slate: %s%s (%u similar warnings suppressed)\n", prefix, text, suppressed);
+        fprintf(out, "slate: %s%s (%u similar warnings suppressed)\n", prefix, text, suppressed);
     else
-        fprintf(stderr, "slate: %s%s\n", prefix, text);
+        fprintf(out, "slate: %s%s\n", prefix, text);
 }
 
 void log_error(const char *fmt, ...)

@@ -4,7 +4,11 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
+
+/* Where messages go; NULL (the default) is stderr. The fuzz harnesses point it at /dev/null. */
+extern FILE *log_output;
 
 #define SLATE_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 

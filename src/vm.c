@@ -368,7 +368,7 @@ static int vm_load_images(struct vm *vm)
 
 /* The common IRQ_VECTOR/IRQ_CPU registers, then the device's own. Registers are 32-bit at
  * 4-byte-aligned offsets; narrower accesses see the low bytes. */
-static void device_pio(void *opaque, struct bus_io *io)
+void device_register_io(void *opaque, struct bus_io *io)
 {
     struct device *dev = opaque;
     const struct device_ops *ops = dev->ops;
@@ -435,7 +435,7 @@ static int device_create(struct vm *vm, const struct device_ops *ops, unsigned i
     vm->device_count++; /* from here on, teardown covers it */
     if (ops->setup(dev, index))
         return -1;
-    int rc = bus_register(&vm->pio, dev->port_base, ops->port_count, dev->name, device_pio, dev);
+    int rc = bus_register(&vm->pio, dev->port_base, ops->port_count, dev->name, device_register_io, dev);
     if (rc) {
         log_error("%s: cannot claim ports %#x+%u: %s", dev->name, dev->port_base,
                   ops->port_count, strerror(-rc));

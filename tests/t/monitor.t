@@ -2,7 +2,7 @@
 # The monitor: a script sends commands over a Unix socket and checks the replies.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 19
+plan 22
 SOCK=$TMP/monitor.sock
 
 timeout -s KILL 60 "$SLATE" --smp 2 --monitor "unix:$SOCK" --append smp "$GUEST/debugme.elf" \
@@ -39,3 +39,15 @@ is "$RC" 0 "quit stops slate with status 0"
 
 run_slate --monitor stdio "$GUEST/debugme.elf"
 has "$RC $ERR" '^125 slate: --monitor stdio needs the serial console elsewhere' "--monitor stdio with the serial console on stdio is refused"
+
+# Page tables that point back at themselves: "info mem" answers with what it walked and says
+# where it stopped, instead of visiting 511^3 tables.
+timeout -s KILL 60 "$SLATE" --monitor "unix:$SOCK" "$GUEST/selfmap.elf" >"$TMP/out" 2>"$TMP/err" </dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q '^tables ready' "$TMP/out" && break; sleep 0.05; done
+R=$(timeout 30 perl tests/tools/monitor-client.pl "$SOCK" "stop" "info mem" "quit")
+wait "$pid"
+RC=$?
+has "$R" '^  0000000000000000-0000000100000000 -> 0000000000000000 rwx$' "info mem on self-referencing tables: the real mapping is listed"
+has "$R" '^  \.\.\. the walk stopped after 8192 page tables ' "... and the walk stops after 8192 tables, saying so"
+is "$RC" 0 "... and quit stops slate with status 0"

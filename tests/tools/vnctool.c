@@ -4,6 +4,9 @@
  *       asked for, then sends the key presses (down and up) and pointer events in order.
  *   vnctool vnc HOST:PORT quick
  *       connects, takes the first update and leaves (for connect/disconnect churn).
+ *   vnctool vnc HOST:PORT stall MS
+ *       connects, presses 'a', asks for 1000 updates and reads none of them for MS milliseconds
+ *       (a client whose connection is stuck), then leaves.
  *   vnctool png FILE X Y...   prints "pixel X Y RRGGBB" from a PNG file (libpng). */
 #include <png.h>
 #include <rfb/rfbclient.h>
@@ -76,6 +79,16 @@ int main(int argc, char **argv)
     if (!rfbInitClient(client, &fake_argc, NULL)) {
         fprintf(stderr, "vnctool: cannot connect to %s\n", argv[2]);
         return 1;
+    }
+    if (argc == 5 && !strcmp(argv[3], "stall")) {
+        SendKeyEvent(client, 'a', TRUE);
+        SendKeyEvent(client, 'a', FALSE);
+        for (int i = 0; i < 1000; i++)
+            SendFramebufferUpdateRequest(client, 0, 0, client->width, client->height, i > 0);
+        struct timespec stuck = {atol(argv[4]) / 1000, atol(argv[4]) % 1000 * 1000000};
+        nanosleep(&stuck, NULL);
+        printf("stalled\n");
+        return 0;
     }
     /* One full update: wait (up to 5 s) until the whole framebuffer has arrived. */
     SendFramebufferUpdateRequest(client, 0, 0, client->width, client->height, FALSE);
