@@ -3,14 +3,19 @@
 # hypervisor allocate or log (new unclaimed ports and addresses, unknown hypercalls, a receive
 # ring it never empties while provoking replies, disk requests with bad buffers, pixels while a
 # VNC client sits on a connection it never reads) must not grow slate's memory with the number of
-# rounds, and its warnings must stay rate-limited. Run with few and with 20 times as many rounds,
-# each started by the stalled VNC client's key press; peak RSS (GNU time's %M) is compared. ASan's quarantine is kept small here so
-# freed memory it holds back does not look like growth.
+# rounds, and its warnings must stay rate-limited. Run with some and with 5 times as many rounds,
+# each started by the stalled VNC client's key press; peak RSS (GNU time's %M) is compared. The
+# first run is long enough for slate's caches to warm up. A growth of 2 MiB over 12,000 extra
+# rounds (36,000 warnable actions) would be 58 bytes kept per action. Under ASan, whose allocator
+# keeps growing its per-thread caches for a while (measured: +0.9 MiB from 3,000 to 15,000 rounds,
+# against nothing without it), the bound is 4 MiB and the quarantine is kept small.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
 plan 9
-FEW=300
-MANY=6000
+FEW=3000
+MANY=15000
+BOUND=2048
+if grep -q __asan_init "$SLATE"; then BOUND=4096; fi
 PORT=$((5910 + $$ % 40))
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
 truncate -s 1M "$TMP/disk.img"
@@ -38,10 +43,10 @@ is "$RC" 0 "$MANY rounds: slate exits as the guest asks"
 has "$OUT" "^flood survived $MANY rounds" "$MANY rounds: the guest's heartbeat arrives after the last round"
 has "$(cat "$TMP/stall")" '^stalled' "a VNC client stalled on its connection while the guest drew"
 growth=$((PEAK - few_peak))
-if [ "$growth" -lt 2048 ]; then
-    pass "peak memory grows by less than 2 MiB for 20 times the rounds ($few_peak KiB -> $PEAK KiB)"
+if [ "$growth" -lt "$BOUND" ]; then
+    pass "peak memory grows by less than $BOUND KiB from $FEW to $MANY rounds ($few_peak KiB -> $PEAK KiB)"
 else
-    fail "peak memory grew by $growth KiB for 20 times the rounds" "$few_peak KiB -> $PEAK KiB"
+    fail "peak memory grew by $growth KiB from $FEW to $MANY rounds" "$few_peak KiB -> $PEAK KiB"
 fi
 drops=$(sed -n 's/.*rx drops \([0-9]*\).*/\1/p' <<<"$OUT")
 if [ "${drops:-0}" -gt "$MANY" ]; then
