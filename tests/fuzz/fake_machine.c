@@ -49,6 +49,7 @@ struct fake_machine *fake_machine(void)
     m.cpu = (struct vcpu){.vm = vm, .fd = -1, .run = &m.run};
     pthread_mutex_init(&m.cpu.lock, NULL);
     pthread_cond_init(&m.cpu.cond, NULL);
+    vm->parked = vm->vcpu_count; /* its vCPU never runs: a pause needs nothing to wait for */
     vm->boot_mono_ns = clock_now_ns();
     vm->next_window = SLATE_DEVICE_WINDOWS;
     return &m;
@@ -98,6 +99,8 @@ void fake_machine_reset(struct fake_machine *m)
             atomic_store(&dev->irq[i].vector, 0);
     }
     vm->routes->nr = 0;
+    vm->parked = vm->vcpu_count;
+    vm->pause_requested = false;
     atomic_store(&vm->status, -1);
     atomic_store(&vm->stopping, false);
     uint64_t drained;
