@@ -104,23 +104,10 @@ static void random_hypercall(const struct slate_info *info)
         hypercall_mmio(fn, hostile_address(info), len);
 }
 
-static uint64_t number_after(const char *cmd, const char *key, uint64_t fallback)
-{
-    for (const char *p = cmd; *p; p++) {
-        if ((p == cmd || p[-1] == ' ') && str_starts(p, key)) {
-            uint64_t v = 0;
-            for (p += str_len(key); *p >= '0' && *p <= '9'; p++)
-                v = v * 10 + (uint64_t)(*p - '0');
-            return v;
-        }
-    }
-    return fallback;
-}
-
 KMAIN kmain(const struct slate_info *info)
 {
     const char *cmd = cmdline(info);
-    uint64_t seed = number_after(cmd, "seed=", 1), ops = number_after(cmd, "ops=", 10000);
+    uint64_t seed = cmdline_number(cmd, "seed=", 1), ops = cmdline_number(cmd, "ops=", 10000);
     rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
     puts_hc("chaos seed ");
     put_dec((int64_t)seed);

@@ -29,19 +29,6 @@ __attribute__((interrupt)) static void on_key(struct interrupt_frame *f)
     lapic_eoi();
 }
 
-static uint64_t number_after(const char *cmd, const char *key, uint64_t fallback)
-{
-    for (const char *p = cmd; *p; p++) {
-        if ((p == cmd || p[-1] == ' ') && str_starts(p, key)) {
-            uint64_t v = 0;
-            for (p += str_len(key); *p >= '0' && *p <= '9'; p++)
-                v = v * 10 + (uint64_t)(*p - '0');
-            return v;
-        }
-    }
-    return fallback;
-}
-
 /* An ARP request for 10.0.2.2 from 10.0.2.15 (slirp answers each one), or a frame of an unused
  * EtherType that every backend drops. */
 static void make_frame(volatile struct slate_net_slot *slot, bool arp)
@@ -59,7 +46,7 @@ static void make_frame(volatile struct slate_net_slot *slot, bool arp)
 
 KMAIN kmain(const struct slate_info *info)
 {
-    uint64_t ops = number_after(cmdline(info), "ops=", 1000);
+    uint64_t ops = cmdline_number(cmdline(info), "ops=", 1000);
     const struct slate_device *net = find_device(info, SLATE_DEV_NET);
     const struct slate_device *disk = find_device(info, SLATE_DEV_BLOCK);
     const struct slate_device *display = find_device(info, SLATE_DEV_DISPLAY);

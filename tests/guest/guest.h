@@ -207,4 +207,18 @@ static inline bool str_starts(const char *s, const char *prefix)
     return true;
 }
 
+/* The decimal number after `key` ("ops=") in the command line, or fallback when it is absent. */
+static inline uint64_t cmdline_number(const char *cmd, const char *key, uint64_t fallback)
+{
+    for (const char *p = cmd; *p; p++) {
+        if ((p == cmd || p[-1] == ' ') && str_starts(p, key)) {
+            uint64_t v = 0;
+            for (p += str_len(key); *p >= '0' && *p <= '9'; p++)
+                v = v * 10 + (uint64_t)(*p - '0');
+            return v;
+        }
+    }
+    return fallback;
+}
+
 #endif
