@@ -31,7 +31,7 @@ OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps run check check-asan fuzz fuzz-build soak unit guests bench clean format
+.PHONY: all deps run check check-asan check-tsan fuzz fuzz-build soak unit guests bench clean format
 all: $(BUILD)/slate
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
@@ -151,6 +151,13 @@ ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-s
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" check
 
+# The whole suite under ThreadSanitizer (libvncserver's own threads suppressed: tests/tsan.supp).
+# A report makes slate exit with 66, which every test notices.
+TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+check-tsan:
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp report_thread_leaks=0 $(TSAN_OPTIONS)" \
+	  $(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="$(TSAN_FLAGS)" LDFLAGS="-fsanitize=thread" check
+
 # Many VMs with disk, network and timer traffic for a long time (SOAK_VMS, SOAK_SECONDS).
 SOAK_VMS ?= 20
 SOAK_SECONDS ?= 600
@@ -186,7 +193,7 @@ fuzz: $(FUZZ_HARNESSES) guests
 	    | grep -E 'DONE|ERROR|SUMMARY|Test unit written' ; done
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz
 
 format:
 	clang-format -i src/*.c src/*.h include/slate/*.h tests/unit/*.c bench/*.c

@@ -30,6 +30,10 @@ struct pointer {
     uint32_t last_mask;
 };
 
+/* The display's front ends deliver events on their own threads (a VNC client's, the SDL
+ * window's), which may start before these devices exist and outlive them at teardown: the lock
+ * makes setting up, tearing down and delivering take turns. */
+static pthread_mutex_t front_end_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct keyboard *the_keyboard;
 static struct pointer *the_pointer;
 
@@ -97,11 +101,16 @@ static uint32_t modifier_bit(uint32_t ks)
 
 void input_key(struct vm *vm, uint32_t keysym, bool down)
 {
-    struct keyboard *k = the_keyboard;
     (void)vm;
     uint32_t usage = hid_usage(keysym);
-    if (!k || !usage)
+    if (!usage)
         return;
+    pthread_mutex_lock(&front_end_lock);
+    struct keyboard *k = the_keyboard;
+    if (!k) {
+        pthread_mutex_unlock(&front_end_lock);
+        return;
+    }
     pthread_mutex_lock(&k->lock);
     uint32_t mod = modifier_bit(keysym);
     k->modifiers = down ? k->modifiers | mod : k->modifiers & ~mod;
@@ -117,14 +126,18 @@ void input_key(struct vm *vm, uint32_t keysym, bool down)
         }
     }
     pthread_mutex_unlock(&k->lock);
+    pthread_mutex_unlock(&front_end_lock);
 }
 
 void input_pointer(struct vm *vm, int x, int y, uint32_t mask)
 {
-    struct pointer *p = the_pointer;
     (void)vm;
-    if (!p)
+    pthread_mutex_lock(&front_end_lock);
+    struct pointer *p = the_pointer;
+    if (!p) {
+        pthread_mutex_unlock(&front_end_lock);
         return;
+    }
     pthread_mutex_lock(&p->lock);
     p->x = x < 0 ? 0 : (uint32_t)x;
     p->y = y < 0 ? 0 : (uint32_t)y;
@@ -140,6 +153,7 @@ void input_pointer(struct vm *vm, int x, int y, uint32_t mask)
         irq_line_raise(&p->dev->irq[0]);
     }
     pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&front_end_lock);
 }
 
 static void keyboard_pio(struct device *dev, struct bus_io *io)
@@ -221,7 +235,10 @@ static int keyboard_setup(struct device *dev, unsigned index)
         return -ENOMEM;
     k->dev = dev;
     pthread_mutex_init(&k->lock, NULL);
-    dev->state = the_keyboard = k;
+    dev->state = k;
+    pthread_mutex_lock(&front_end_lock);
+    the_keyboard = k;
+    pthread_mutex_unlock(&front_end_lock);
     return 0;
 }
 
@@ -233,7 +250,10 @@ static int pointer_setup(struct device *dev, unsigned index)
         return -ENOMEM;
     p->dev = dev;
     pthread_mutex_init(&p->lock, NULL);
-    dev->state = the_pointer = p;
+    dev->state = p;
+    pthread_mutex_lock(&front_end_lock);
+    the_pointer = p;
+    pthread_mutex_unlock(&front_end_lock);
     return 0;
 }
 
@@ -242,7 +262,9 @@ static void keyboard_teardown(struct device *dev)
     struct keyboard *k = dev->state;
     if (!k)
         return;
-    the_keyboard = NULL;
+    pthread_mutex_lock(&front_end_lock);
+    the_keyboard = NULL; /* from here on no front end can reach k */
+    pthread_mutex_unlock(&front_end_lock);
     pthread_mutex_destroy(&k->lock);
     free(k);
     dev->state = NULL;
@@ -253,7 +275,9 @@ static void pointer_teardown(struct device *dev)
     struct pointer *p = dev->state;
     if (!p)
         return;
+    pthread_mutex_lock(&front_end_lock);
     the_pointer = NULL;
+    pthread_mutex_unlock(&front_end_lock);
     pthread_mutex_destroy(&p->lock);
     free(p);
     dev->state = NULL;

@@ -626,14 +626,14 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
             vm_request_stop(vm, EXIT_FAILURE_SLATE);
             break;
         }
-        cpu->thread_started = true;
+        atomic_store(&cpu->thread_started, true);
     }
     int rc = event_loop_run(&vm->loop);
     if (rc)
         log_error("event loop: %s", strerror(-rc));
     vm_request_stop(vm, EXIT_FAILURE_SLATE); /* no-op if a status was already decided */
     for (unsigned i = 0; i < vm->vcpu_count; i++)
-        if (vm->vcpus[i].thread_started)
+        if (atomic_load(&vm->vcpus[i].thread_started))
             pthread_join(vm->vcpus[i].thread, NULL);
     if (vm->gdb)
         gdb_vm_end(vm->gdb, atomic_load(&vm->status));
@@ -650,7 +650,7 @@ void vcpu_kick(struct vcpu *cpu)
         return;
     /* immediate_exit covers the window before KVM_RUN; the signal covers KVM_RUN itself. */
     __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-    if (cpu->thread_started)
+    if (atomic_load(&cpu->thread_started))
         pthread_kill(cpu->thread, SIGUSR1);
 }
 

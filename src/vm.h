@@ -36,7 +36,9 @@ struct vcpu {
     int fd;
     struct kvm_run *run;
     pthread_t thread;
-    bool thread_started;
+    /* Set once pthread_create has filled in `thread`: other vCPUs may kick this one while the
+     * main thread is still starting it. */
+    _Atomic bool thread_started;
     /* Set once this CPU has run guest code (the boot CPU, a start hypercall, or INIT/SIPI
      * followed by its first exit); a start request for it is refused from then on. */
     _Atomic bool started;
