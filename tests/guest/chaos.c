@@ -1,13 +1,14 @@
 /* A hostile guest: random values to every register of every device (except the power device,
  * whose job is to end the machine), to the memory hole, to the devices' shared rings, random
- * hypercalls with hostile arguments, and CPUs started in random order. Interrupts stay off, so
- * whatever the devices raise cannot hurt the guest itself. The command line is "seed=N ops=M";
+ * hypercalls with hostile arguments, and CPUs started and stopped (INIT) in random order.
+ * Interrupts stay off, so whatever the devices raise cannot hurt the guest itself. The command line is "seed=N ops=M";
  * the seed is printed first, so any failure can be replayed. At the end: a heartbeat line. */
 #include "guest.h"
 
 static uint64_t rng_state;
 static uint8_t stacks[8][4096] __attribute__((aligned(16)));
 static volatile uint32_t started_cpus;
+static uint32_t stopped_cpus;
 
 static uint64_t rnd(void)
 {
@@ -53,6 +54,18 @@ static void poke_device(const struct slate_device *d)
     case 1: outb(port, (uint8_t)value); break;
     case 2: (void)inl(port); break;
     default: (void)inb(port); break;
+    }
+}
+
+/* Stops an application processor, started or not, with an INIT IPI: it waits for a SIPI that
+ * never comes (KVM_RUN blocks, or returns EAGAIN, on its thread). A start request for it is
+ * refused from then on, since it has run. */
+static void stop_cpu(const struct slate_info *info)
+{
+    if (info->cpu_count > 1) {
+        uint32_t cpu = 1 + (uint32_t)(rnd() % (info->cpu_count - 1));
+        lapic_send(cpu, 0x4500); /* INIT, level assert */
+        stopped_cpus++;
     }
 }
 
@@ -116,10 +129,11 @@ KMAIN kmain(const struct slate_info *info)
     for (uint64_t i = 0; i < ops; i++) {
         const struct slate_device *d =
             (const void *)(table + (rnd() % info->device_count) * info->device_entry_size);
-        switch (rnd() % 10) {
+        switch (rnd() % 11) {
         case 0: case 1: case 2: case 3: poke_device(d); break;
         case 4: case 5: scribble_window(d, info); break;
         case 6: case 7: poke_hole(); break;
+        case 8: stop_cpu(info); break;
         default: random_hypercall(info); break;
         }
     }
@@ -127,6 +141,8 @@ KMAIN kmain(const struct slate_info *info)
     put_dec((int64_t)ops);
     puts_hc(" operations, cpus started ");
     put_dec(started_cpus);
+    puts_hc(", INITs sent ");
+    put_dec(stopped_cpus);
     puts_hc("\n");
     guest_exit(0);
 }

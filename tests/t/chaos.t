@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Hostile guests with fixed seeds: random writes to every device register, the memory hole and the
-# shared rings, random hypercalls, CPUs started in random order. slate must stay alive and
-# responsive (the guest's final heartbeat arrives), exit as the guest asks, and leave a read-only
-# disk image untouched.
+# shared rings, random hypercalls, CPUs started and stopped (INIT IPIs) in random order. slate
+# must stay alive and responsive (the guest's final heartbeat arrives), exit as the guest asks,
+# and leave a read-only disk image untouched.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
 SEEDS="1 2 3 42 1234"
