@@ -31,10 +31,23 @@ OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps run check check-asan check-tsan fuzz fuzz-build soak unit guests bench clean format
+.PHONY: all deps libs run check check-asan check-tsan check-nokvm check-vm fuzz fuzz-build soak unit \
+	guests bench clean format need-kvm
 all: $(BUILD)/slate
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj
+# Before the first compile: every library slate builds against, or one line saying `make deps`.
+libs:
+	@missing=""; for m in $(PKG_MODULES); do $(PKG_CONFIG) --exists $$m 2>/dev/null || missing="$$missing $$m"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "slate: missing libraries:$$missing. Run \`make deps\` to install the Debian packages (needs root or sudo)." >&2; \
+	  exit 1; fi
+
+# soak and bench boot real guests: they stop at once, saying why, when KVM cannot be used.
+need-kvm: $(BUILD)/slate $(BUILD)/guest/power.elf
+	@$(BUILD)/slate --check $(BUILD)/guest/power.elf 2>&1 | sed -n 's/^kvm not usable here: /slate: /p' | \
+	  { read -r why && { echo "$$why" >&2; echo "slate: this target boots guests and needs KVM" >&2; exit 1; } || true; }
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj libs
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/gen/font8x16.c: tools/psf2c.pl
@@ -57,7 +70,12 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "slate: installing Debian packages:$$missing"; \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	  apt="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq"; \
+	  for try in 1 2 3 4 5 6 7 8 9 10; do \
+	    $$apt update && $$apt install -y $$missing && exit 0; \
+	    echo "slate: apt-get failed (another package manager holding the lock?); retrying in 30 s" >&2; \
+	    sleep 30; \
+	  done; exit 1; \
 	fi
 
 # ---- guest kernels (freestanding, built with the host gcc and ld whatever CC is) ------------
@@ -107,12 +125,16 @@ $(DEMO): $(DEMO_ELF)
 # `make run`: the demo with two CPUs, a screen on VNC, user-mode networking and a scratch disk.
 RUN_DISK := $(BUILD)/scratch.img
 RUN_VNC ?= 127.0.0.1:5900
+RUN_ARGS = --smp 2 -m 128M --display vnc --vnc $(RUN_VNC) --net user --disk $(RUN_DISK) $(DEMO)
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slate $(DEMO)
 	@test -e $(RUN_DISK) || { truncate -s 16M $(RUN_DISK) && \
 	  echo "slate: created $(RUN_DISK), a 16 MiB scratch disk for the demo"; }
+	@why=$$($(BUILD)/slate --check $(RUN_ARGS) | sed -n 's/^kvm not usable here: //p'); \
+	if [ -n "$$why" ]; then echo "slate: $$why" >&2; \
+	  echo "slate: the demo cannot boot on this machine (exit status 125)" >&2; exit 125; fi
 	@echo "slate: the screen is at vnc://$(RUN_VNC) (e.g. vncviewer $(RUN_VNC)); Ctrl-A x quits"
-	$(BUILD)/slate --smp 2 -m 128M --display vnc --vnc $(RUN_VNC) --net user --disk $(RUN_DISK) $(DEMO)
+	$(BUILD)/slate $(RUN_ARGS)
 
 # ---- unit tests (cmocka) -------------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -138,13 +160,13 @@ $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
 	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/bench/$*.o
 BENCH_GUESTS := $(patsubst bench/%.S,$(BUILD)/bench/%.bin,$(wildcard bench/*.S))
 
-bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS) guests $(TEST_TOOLS)
+bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS) guests $(TEST_TOOLS) need-kvm
 	bench/run.sh $(BUILD)
 
 # ---- everything ----------------------------------------------------------------------------
 # Unit tests speak TAP through cmocka; guest tests are shell scripts that boot real kernels.
 check: $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS) $(REPLAY_BINS)
-	BUILD=$(BUILD) CMOCKA_MESSAGE_OUTPUT=TAP prove --norc -f $(UNIT_BINS) tests/t/*.t
+	BUILD=$(BUILD) perl tests/run-suite.pl $(UNIT_BINS) $(sort $(wildcard tests/t/*.t))
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer, in a build of its own.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -161,7 +183,7 @@ check-tsan:
 # Many VMs with disk, network and timer traffic for a long time (SOAK_VMS, SOAK_SECONDS).
 SOAK_VMS ?= 20
 SOAK_SECONDS ?= 600
-soak: $(BUILD)/slate guests
+soak: $(BUILD)/slate guests need-kvm
 	tests/soak.sh $(BUILD) $(SOAK_VMS) $(SOAK_SECONDS)
 
 # libFuzzer harnesses (clang), each run for FUZZ_SECONDS from the committed corpus
@@ -185,12 +207,18 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fake_machine.c tests/fuzz/replay.c te
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(LDFLAGS) $(PKG_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/fake_machine.c \
 	  tests/fuzz/replay.c $(filter-out $(patsubst src/%.c,$(BUILD)/obj/%.o,$(call fuzz_included,$<)),$(LIB_OBJS)) \
 	  $(PKG_LIBS) $(LDLIBS)
+# Exits non-zero when any harness crashes, leaks, times out or cannot start (its log is kept in
+# build-fuzz/NAME.log).
 fuzz: $(FUZZ_HARNESSES) guests
 	@mkdir -p build-fuzz/corpus-fuzz_loader && cp $(BUILD)/guest/*.elf $(BUILD)/guest/*.bin build-fuzz/corpus-fuzz_loader/
-	@for f in $(FUZZ_HARNESSES); do echo "== $$f for $(FUZZ_SECONDS) s"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	@failed=""; for f in $(FUZZ_HARNESSES); do name=$$(basename $$f); echo "== $$name for $(FUZZ_SECONDS) s"; \
+	  mkdir -p build-fuzz/corpus-$$name; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build-fuzz/ \
-	    build-fuzz/corpus-$$(basename $$f) tests/fuzz/corpus/$$(basename $$f) 2>&1 \
-	    | grep -E 'DONE|ERROR|SUMMARY|Test unit written' ; done
+	    build-fuzz/corpus-$$name tests/fuzz/corpus/$$name >build-fuzz/$$name.log 2>&1; rc=$$?; \
+	  grep -E 'DONE|ERROR|SUMMARY|Test unit written' build-fuzz/$$name.log; \
+	  if [ $$rc -ne 0 ]; then echo "FAILED: $$name exited with $$rc (build-fuzz/$$name.log)"; failed="$$failed $$name"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi; echo "fuzz: every harness ran clean"
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -253,13 +253,14 @@ static void block_irq_enabled(struct device *dev, unsigned line)
 }
 
 /* Opens and locks the image, and finds its size. Logs "PATH: why" and returns -1 on failure. */
-static int disk_open(struct disk *d)
+static int disk_open(struct disk *d, bool warn)
 {
     const struct disk_spec *spec = d->spec;
     int flags = (spec->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
     d->fd = open(spec->path, flags | (spec->cache_none ? O_DIRECT : 0));
     if (d->fd < 0 && spec->cache_none && errno == EINVAL) {
-        log_warn("%s: the file system does not support O_DIRECT; cache=none falls back to the page "
+        if (warn)
+            log_warn("%s: the file system does not support O_DIRECT; cache=none falls back to the page "
                  "cache (flushes still reach stable storage)", spec->path);
         d->fd = open(spec->path, flags);
     } else {
@@ -294,7 +295,7 @@ static int disk_open(struct disk *d)
                   spec->path, spec->path);
         return -1;
     }
-    if (bytes % SECTOR)
+    if (bytes % SECTOR && warn)
         log_warn("%s: the last %" PRIu64 " bytes are not a whole sector; the guest cannot see them",
                  spec->path, bytes % SECTOR);
     return 0;
@@ -326,6 +327,16 @@ static int disk_start(struct disk *d)
 
 static unsigned block_instances(const struct slate_config *cfg) { return cfg->disk_count; }
 
+/* Before KVM: the image opens, locks (released again on close) and has at least one sector. */
+static int block_check(const struct slate_config *cfg, unsigned index)
+{
+    struct disk probe = {.spec = &cfg->disks[index], .fd = -1};
+    int rc = disk_open(&probe, false);
+    if (probe.fd >= 0)
+        close(probe.fd);
+    return rc;
+}
+
 static int block_setup(struct device *dev, unsigned index)
 {
     struct disk *d = calloc(1, sizeof(*d));
@@ -337,7 +348,7 @@ static int block_setup(struct device *dev, unsigned index)
     *d = (struct disk){.dev = dev, .spec = &dev->vm->cfg->disks[index], .index = index, .fd = -1,
                        .notify_fd = -1, .stop_fd = -1};
     pthread_mutex_init(&d->lock, NULL);
-    if (disk_open(d))
+    if (disk_open(d, true))
         return -EIO;
     if (d->direct && posix_memalign((void **)&d->bounce, DIRECT_ALIGN, MAX_BYTES)) {
         log_error("out of memory");
@@ -376,6 +387,7 @@ const struct device_ops block_device = {
     .irq_reg = SLATE_BLOCK_IRQ_REG,
     .irq_count = 1,
     .instances = block_instances,
+    .check = block_check,
     .setup = block_setup,
     .pio = block_pio,
     .irq_enabled = block_irq_enabled,

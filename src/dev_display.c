@@ -5,6 +5,7 @@
  * small update. PNG screenshots go through libpng. */
 #include "display_sdl.h"
 #include "input.h"
+#include "preflight.h"
 #include "vm.h"
 
 #include <arpa/inet.h>
@@ -397,6 +398,30 @@ static void display_pio(struct device *dev, struct bus_io *io)
 
 static unsigned display_instances(const struct slate_config *cfg) { return cfg->display ? 1 : 0; }
 
+/* Before KVM: the VNC address parses, the password file has a first line, the screenshot's
+ * directory is writable. */
+static int display_check(const struct slate_config *cfg, unsigned index)
+{
+    (void)index;
+    struct in_addr addr;
+    if (cfg->vnc_host[0] && inet_pton(AF_INET, cfg->vnc_host, &addr) != 1) {
+        log_error("--vnc %s: not an IPv4 address", cfg->vnc_host);
+        return -1;
+    }
+    if (cfg->vnc_password_file) {
+        FILE *f = fopen(cfg->vnc_password_file, "re");
+        char line[128] = "";
+        bool ok = f && fgets(line, sizeof(line), f);
+        if (!ok)
+            log_error("--vnc-password %s: %s", cfg->vnc_password_file, f ? "empty file" : strerror(errno));
+        if (f)
+            fclose(f);
+        if (!ok)
+            return -1;
+    }
+    return cfg->screenshot ? preflight_output_file("--screenshot", cfg->screenshot) : 0;
+}
+
 /* The device's state in text mode, without VNC, SDL or the refresh thread. NULL if out of memory. */
 static struct display *display_new(struct device *dev)
 {
@@ -500,6 +525,7 @@ const struct device_ops display_device = {
     .window_size = WINDOW_BYTES,
     .window_dirty_log = true,
     .instances = display_instances,
+    .check = display_check,
     .setup = display_setup,
     .pio = display_pio,
     .teardown = display_teardown,

@@ -25,6 +25,10 @@ struct device_ops {
     uint16_t irq_count;   /* interrupt lines */
     /* How many instances this configuration asks for (NULL: exactly one). */
     unsigned (*instances)(const struct slate_config *cfg);
+    /* Checks instance `index`'s configuration before KVM is opened (files exist, can be locked,
+     * addresses parse), acquiring nothing. Logs "OPTION or PATH: why" and returns -1 (may be
+     * NULL). */
+    int (*check)(const struct slate_config *cfg, unsigned index);
     /* Allocates dev->state and connects backends. Returns 0 or -errno after logging why. */
     int (*setup)(struct device *dev, unsigned index);
     /* Register access at io->offset, outside the IRQ registers (which the core serves). */
@@ -56,5 +60,21 @@ void device_register_io(void *opaque, struct bus_io *io);
 
 /* Every device type slate knows, in the order they are created. */
 extern const struct device_ops *const device_types[];
+
+#define DEVICE_MAX 32
+
+/* Where one device instance sits in the machine: the same for --check and the real run. */
+struct device_place {
+    const struct device_ops *ops;
+    unsigned index;         /* instance number: serial0, block1 */
+    uint16_t port_base;     /* 0x1000 + 0x100 per device, in creation order */
+    uint64_t window_gpa;    /* 0 without a window */
+    uint64_t window_bytes;  /* window_size rounded up to 1 MiB (KVM slots are whole pages) */
+};
+
+/* Lays out every device instance cfg asks for. Returns how many, or -1 with err set when there
+ * are more than DEVICE_MAX or their windows do not fit below SLATE_DEVICE_WINDOWS_END. */
+int device_plan(const struct slate_config *cfg, struct device_place places[DEVICE_MAX], char *err,
+                size_t errlen);
 
 #endif

@@ -8,6 +8,7 @@
  * they work from the first instruction, in real mode too; hardware breakpoints and watchpoints
  * use the four debug registers through KVM_SET_GUEST_DEBUG. */
 #include "gdb.h"
+#include "listen.h"
 
 #include "vm.h"
 #include "x86.h"
@@ -1182,63 +1183,19 @@ static void probe_kvm(struct gdb_server *g)
 
 /* ---- the listening socket ----------------------------------------------------------------------- */
 
-static int listen_unix(struct gdb_server *g, const char *path)
+static int gdb_listen(struct gdb_server *g, const char *spec)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        log_error("--gdb unix:%s: the path is too long", path);
-        return -1;
+    struct listen_addr addr;
+    char err[256];
+    int fd = -1;
+    if (listen_parse(spec, LISTEN_GDB, &addr, err, sizeof(err)) == 0 &&
+        (fd = listen_open(&addr, err, sizeof(err))) >= 0) {
+        if (addr.is_unix)
+            strcpy(g->unix_path, addr.un.sun_path);
+        return fd;
     }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-        log_error("--gdb unix:%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    strcpy(g->unix_path, path);
-    return fd;
-}
-
-static int listen_tcp(const char *spec)
-{
-    char host[64] = "127.0.0.1";
-    const char *colon = strrchr(spec, ':');
-    const char *port_text = colon ? colon + 1 : spec;
-    if (colon) {
-        size_t n = (size_t)(colon - spec);
-        if (n == 0 || n >= sizeof(host)) {
-            log_error("--gdb %s: expected [HOST:]PORT or unix:PATH", spec);
-            return -1;
-        }
-        memcpy(host, spec, n);
-        host[n] = 0;
-    }
-    char *end;
-    long port = strtol(port_text, &end, 10);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!*port_text || *end || port < 1 || port > 65535) {
-        log_error("--gdb %s: '%s' is not a port number (1-65535)", spec, port_text);
-        return -1;
-    }
-    if (!strcmp(host, "localhost"))
-        strcpy(host, "127.0.0.1");
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        log_error("--gdb %s: '%s' is not an IPv4 address", spec, host);
-        return -1;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-        log_error("--gdb %s: %s", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    log_error("--gdb %s: %s", spec, err);
+    return -1;
 }
 
 struct gdb_server *gdb_server_open(const char *spec, bool wait)
@@ -1251,7 +1208,7 @@ struct gdb_server *gdb_server_open(const char *spec, bool wait)
     g->client_fd = g->listen_fd = g->notify_fd = -1;
     g->wait_first = wait;
     pthread_mutex_init(&g->lock, NULL);
-    g->listen_fd = !strncmp(spec, "unix:", 5) ? listen_unix(g, spec + 5) : listen_tcp(spec);
+    g->listen_fd = gdb_listen(g, spec);
     g->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (g->listen_fd < 0 || g->notify_fd < 0) {
         gdb_server_close(g);

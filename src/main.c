@@ -5,6 +5,7 @@
 #include "monitor.h"
 #include "log.h"
 #include "options.h"
+#include "preflight.h"
 #include "vm.h"
 
 #include <signal.h>
@@ -33,6 +34,14 @@ int main(int argc, char **argv)
     case OPTIONS_EXIT_OK: return 0;
     case OPTIONS_ERROR: log_error("%s", err); return EXIT_FAILURE_SLATE;
     case OPTIONS_RUN: break;
+    }
+    /* Everything that can be wrong with the user's files and options is found before KVM. */
+    struct preflight pf;
+    if (preflight_check(&cfg, &pf))
+        return EXIT_FAILURE_SLATE;
+    if (cfg.check_only) {
+        preflight_report(stdout, &cfg, &pf);
+        return 0;
     }
     block_stop_signals();
     int64_t deadline = cfg.timeout_s > 0 ? clock_now_ns() + (int64_t)(cfg.timeout_s * 1e9) : 0;

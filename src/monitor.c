@@ -6,6 +6,7 @@
 
 #include "input.h"
 #include "inspect.h"
+#include "listen.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -204,7 +205,12 @@ static void cmd_step(struct monitor *m, FILE *out, const char *arg)
     }
     struct vcpu *cpu = selected(m);
     struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ};
-    if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
+    int rc = ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg);
+    if (rc < 0 && errno == EINVAL) { /* KVM before 5.15 has no BLOCKIRQ: step without it */
+        dbg.control &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ;
+        rc = ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg);
+    }
+    if (rc < 0) {
         fprintf(out, "error: KVM_SET_GUEST_DEBUG: %s\n", strerror(errno));
         return;
     }
@@ -403,43 +409,17 @@ void monitor_notify_stop(struct monitor *m)
 
 static int listen_on(struct monitor *m, const char *spec)
 {
-    if (!strncmp(spec, "unix:", 5)) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (strlen(spec + 5) >= sizeof(sa.sun_path)) {
-            log_error("--monitor %s: the path is too long", spec);
-            return -1;
-        }
-        strcpy(sa.sun_path, spec + 5);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-            log_error("--monitor %s: %s", spec, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return -1;
-        }
-        strcpy(m->unix_path, spec + 5);
+    struct listen_addr addr;
+    char err[256];
+    int fd = -1;
+    if (listen_parse(spec, LISTEN_MONITOR, &addr, err, sizeof(err)) == 0 &&
+        (fd = listen_open(&addr, err, sizeof(err))) >= 0) {
+        if (addr.is_unix)
+            strcpy(m->unix_path, addr.un.sun_path);
         return fd;
     }
-    char host[64];
-    int port;
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    if (sscanf(spec, "tcp:%63[^:]:%d", host, &port) != 2 || port < 1 || port > 65535 ||
-        inet_pton(AF_INET, !strcmp(host, "localhost") ? "127.0.0.1" : host, &sa.sin_addr) != 1) {
-        log_error("--monitor %s: expected stdio, unix:PATH or tcp:HOST:PORT", spec);
-        return -1;
-    }
-    sa.sin_port = htons((uint16_t)port);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-        log_error("--monitor %s: %s", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    log_error("--monitor %s: %s", spec, err);
+    return -1;
 }
 
 struct monitor *monitor_open(const char *spec, bool serial_on_stdio)

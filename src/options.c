@@ -20,13 +20,14 @@ const char options_help[] =
     "Runs KERNEL (a flat binary loaded at physical 0, or an ELF32/ELF64 file) on the slate\n"
     "machine. The machine is described in docs/machine.md.\n"
     "\n"
-    "  -m SIZE                RAM size with K, M or G suffix (no suffix: MiB); default 128M\n"
-    "  --smp N                number of CPUs; default 1\n"
+    "  -m SIZE                RAM size with a K, M or G suffix (binary: 1K = 1024 bytes; no\n"
+    "                         suffix: MiB), a multiple of 4K from 1M to 256G; default 128M\n"
+    "  --smp N                number of CPUs, 1 to 1024 (and at most what KVM allows); default 1\n"
     "  --entry MODE           real | protected | long; default real for a flat binary,\n"
     "                         protected for ELF32, long for ELF64\n"
-    "  --load FILE@ADDR       load FILE at guest-physical ADDR (repeatable); listed in the\n"
-    "                         info block\n"
-    "  --append STRING        the kernel command line, in the info block\n"
+    "  --load FILE@ADDR       load FILE at guest-physical ADDR (repeatable, up to 16); listed\n"
+    "                         in the info block\n"
+    "  --append STRING        the kernel command line (up to 4095 bytes), in the info block\n"
     "  --serial BACKEND       stdio | file:PATH | none; default stdio\n"
     "  --timeout SECONDS      stop the guest after SECONDS and exit with 124\n"
     "  --strict               stop on any access to an unclaimed port or address\n"
@@ -49,11 +50,16 @@ const char options_help[] =
     "  --screenshot PATH.png  write the screen as a PNG when the guest exits\n"
     "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
+    "  --check                check the kernel, images, disks and options without KVM, print\n"
+    "                         what would boot, and exit 0 (or 125 naming the problem)\n"
     "  -h, --help             print this text\n"
     "  -V, --version          print the version\n"
     "\n"
     "On a terminal the console is in raw mode: Ctrl-A x quits, Ctrl-A p pauses or resumes,\n"
     "Ctrl-A Ctrl-A sends Ctrl-A.\n"
+    "\n"
+    "Needs Linux 4.17 or later with /dev/kvm readable and writable (the kvm group), on x86-64.\n"
+    "Limits: 1M to 256G of RAM, 1024 CPUs, 8 disks, 4 network cards, 16 --load images.\n"
     "\n"
     "Exit status:\n"
     "  0-123  the guest's own exit code (power device or exit hypercall)\n"
@@ -82,6 +88,7 @@ enum {
     OPT_VNC,
     OPT_VNC_PASSWORD,
     OPT_SCREENSHOT,
+    OPT_CHECK,
 };
 
 static const struct option long_options[] = {
@@ -104,6 +111,7 @@ static const struct option long_options[] = {
     {"vnc", required_argument, NULL, OPT_VNC},
     {"vnc-password", required_argument, NULL, OPT_VNC_PASSWORD},
     {"screenshot", required_argument, NULL, OPT_SCREENSHOT},
+    {"check", no_argument, NULL, OPT_CHECK},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -161,7 +169,8 @@ static int parse_ram(const char *arg, struct slate_config *cfg, char *err, size_
 {
     uint64_t size;
     if (parse_size(arg, &size))
-        return fail(err, errlen, "-m %s: not a size (examples: 512M, 2G)", arg);
+        return fail(err, errlen, "-m %s: not a size (a number with K, M or G, binary units; no "
+                    "suffix means MiB; examples: 512M, 2G)", arg);
     if (size < RAM_MIN || size > RAM_MAX)
         return fail(err, errlen, "-m %s: RAM must be between 1M and 256G", arg);
     if (size & 0xFFF)
@@ -407,6 +416,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
         cfg->append = arg;
         return 0;
     case OPT_STRICT: cfg->strict = true; return 0;
+    case OPT_CHECK: cfg->check_only = true; return 0;
     case OPT_DISK: return parse_disk(arg, cfg, err, errlen);
     case OPT_GDB: cfg->gdb = arg; return 0;
     case OPT_GDB_WAIT: cfg->gdb_wait = true; return 0;

@@ -83,6 +83,7 @@ struct slate_config {
     bool stats;
     bool gdb_wait;
     bool strict;
+    bool check_only; /* --check: validate everything, print what would boot, never run */
 };
 
 enum options_result { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_ERROR };

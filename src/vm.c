@@ -5,6 +5,7 @@
 #include "gdb.h"
 #include "info.h"
 #include "monitor.h"
+#include "preflight.h"
 #include "x86.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@ static int kvm_check(int fd, unsigned long cap, const char *name)
 {
     int rc = ioctl(fd, KVM_CHECK_EXTENSION, cap);
     if (rc <= 0) {
-        log_error("KVM lacks %s, which slate needs (is the host kernel older than 5.4?)", name);
+        log_error("KVM lacks %s, which slate needs (slate needs Linux " SLATE_MIN_LINUX " or later)", name);
         return -1;
     }
     return rc;
@@ -40,13 +41,9 @@ static int kvm_check(int fd, unsigned long cap, const char *name)
 
 static int vm_open_kvm(struct vm *vm)
 {
-    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (vm->kvm_fd < 0) {
-        log_error("cannot open /dev/kvm: %s%s", strerror(errno),
-                  errno == ENOENT ? " (is KVM enabled? load kvm_intel or kvm_amd)"
-                  : errno == EACCES ? " (add yourself to the kvm group)" : "");
+    vm->kvm_fd = preflight_open_kvm();
+    if (vm->kvm_fd < 0)
         return -1;
-    }
     int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
     if (version != KVM_API_VERSION) {
         log_error("KVM_GET_API_VERSION: got %d, expected %d", version, KVM_API_VERSION);
@@ -401,39 +398,27 @@ void device_register_io(void *opaque, struct bus_io *io)
     ops->pio(dev, io);
 }
 
-static int device_create(struct vm *vm, const struct device_ops *ops, unsigned index)
+static int device_create(struct vm *vm, const struct device_place *place)
 {
-    if (vm->device_count == VM_MAX_DEVICES) {
-        log_error("too many devices (at most %d)", VM_MAX_DEVICES);
-        return -1;
-    }
+    const struct device_ops *ops = place->ops;
     struct device *dev = &vm->devices[vm->device_count];
-    *dev = (struct device){.ops = ops, .vm = vm};
-    snprintf(dev->name, sizeof(dev->name), "%s%u", ops->name, index);
-    /* Ports: 0x100 per device from 0x1000, in creation order (guests read them from the table). */
-    dev->port_base = (uint16_t)(0x1000 + 0x100 * vm->device_count);
+    *dev = (struct device){.ops = ops, .vm = vm, .port_base = place->port_base};
+    snprintf(dev->name, sizeof(dev->name), "%s%u", ops->name, place->index);
     for (unsigned i = 0; i < DEVICE_MAX_IRQS; i++)
         dev->irq[i].fd = -1;
     for (unsigned i = 0; i < ops->irq_count; i++)
         if (irq_line_init(vm, &dev->irq[i]))
             return -1;
-    if (ops->window_size) {
-        uint64_t size = (ops->window_size + 0xFFFFF) & ~0xFFFFFULL;
-        if (vm->next_window + size > SLATE_DEVICE_WINDOWS_END) {
-            log_error("%s: no room for its %llu-byte window", dev->name,
-                      (unsigned long long)size);
-            return -1;
-        }
-        dev->window_gpa = vm->next_window;
-        dev->window = map_anonymous(size);
+    if (place->window_bytes) {
+        dev->window_gpa = place->window_gpa;
+        dev->window = map_anonymous(place->window_bytes);
         dev->window_slot = vm->slot_count;
-        if (!dev->window || vm_add_slot(vm, dev->window_gpa, size, dev->window,
+        if (!dev->window || vm_add_slot(vm, dev->window_gpa, place->window_bytes, dev->window,
                                         ops->window_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0, dev->name))
             return -1;
-        vm->next_window += size;
     }
     vm->device_count++; /* from here on, teardown covers it */
-    if (ops->setup(dev, index))
+    if (ops->setup(dev, place->index))
         return -1;
     int rc = bus_register(&vm->pio, dev->port_base, ops->port_count, dev->name, device_register_io, dev);
     if (rc) {
@@ -446,13 +431,16 @@ static int device_create(struct vm *vm, const struct device_ops *ops, unsigned i
 
 static int vm_setup_devices(struct vm *vm)
 {
-    vm->next_window = SLATE_DEVICE_WINDOWS;
-    for (const struct device_ops *const *ops = device_types; *ops; ops++) {
-        unsigned n = (*ops)->instances ? (*ops)->instances(vm->cfg) : 1;
-        for (unsigned i = 0; i < n; i++)
-            if (device_create(vm, *ops, i))
-                return -1;
+    struct device_place places[DEVICE_MAX];
+    char err[256];
+    int count = device_plan(vm->cfg, places, err, sizeof(err));
+    if (count < 0) {
+        log_error("%s", err);
+        return -1;
     }
+    for (int i = 0; i < count; i++)
+        if (device_create(vm, &places[i]))
+            return -1;
     return 0;
 }
 
@@ -663,7 +651,7 @@ void vm_destroy(struct vm *vm)
         for (unsigned j = 0; j < dev->ops->irq_count; j++)
             irq_line_close(&dev->irq[j]);
         if (dev->window)
-            munmap(dev->window, (dev->ops->window_size + 0xFFFFF) & ~0xFFFFFULL);
+            munmap(dev->window, (dev->ops->window_size + 0xFFFFF) & ~0xFFFFFULL); /* as device_plan */
     }
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         if (vm->vcpus[i].run)

@@ -50,7 +50,7 @@ struct vcpu {
     struct vcpu_stats *stats; /* --stats only */
 };
 
-#define VM_MAX_DEVICES 32
+#define VM_MAX_DEVICES DEVICE_MAX
 #define VM_WARNED_MMIO 256
 
 struct gdb_server;
@@ -85,7 +85,6 @@ struct vm {
     struct bus mmio;
     struct device devices[VM_MAX_DEVICES];
     unsigned device_count;
-    uint64_t next_window; /* bump allocator for device windows */
 
     struct event_loop loop;
     struct event_source signal_source;

@@ -13,13 +13,50 @@ statuses=""
 
 plan() { echo "1..$1"; }
 
-# need_kvm: skips the whole script, loudly, when /dev/kvm cannot be used.
+# Guest tests' time limits scale by SLATE_TIME_SCALE (e.g. 10 under emulation): scaled SECONDS.
+scaled() { echo $(( $1 * ${SLATE_TIME_SCALE:-1} )); }
+
+kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+
+# record_skip COUNT REASON [file|tests]: notes skipped tests (a whole script's, or some of them,
+# each also reported as "ok N # SKIP") for the summary at the end of `make check`.
+record_skip() {
+    [ -n "${SLATE_SKIP_LOG:-}" ] &&
+        printf '%s\t%s\t%s\t%s\n' "$(basename "$0")" "$1" "${3:-file}" "$2" >>"$SLATE_SKIP_LOG"
+    return 0
+}
+
+# need_kvm [PLANNED]: skips the whole script, loudly, when /dev/kvm cannot be used.
 need_kvm() {
-    if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+    if ! kvm_usable; then
+        local planned=${1:-}
+        [ -n "$planned" ] || planned=$(sed -n 's/^plan \([0-9]*\).*/\1/p' "$0" | head -1)
         echo "SKIP: /dev/kvm is missing or not accessible; guest tests in $0 did not run" >&2
         echo "1..0 # SKIP /dev/kvm is missing or not accessible"
+        record_skip "${planned:-0}" "/dev/kvm is missing or not accessible"
         exit 0
     fi
+}
+
+# skip_without_kvm LAST: in a script that ran its first tests without KVM, reports tests
+# test_number+1..LAST as skipped (and exits) when /dev/kvm cannot be used.
+skip_without_kvm() {
+    kvm_usable && return 0
+    local n=$((test_number + 1)) left=$(($1 - test_number))
+    echo "SKIP: /dev/kvm is missing or not accessible; $left guest tests in $0 did not run" >&2
+    for ((; n <= $1; n++)); do echo "ok $n # SKIP /dev/kvm is missing or not accessible"; done
+    record_skip "$left" "/dev/kvm is missing or not accessible" tests
+    exit 0
+}
+
+# skip_here REASON: skips this whole script (e.g. under emulation, for a reason of the emulator).
+skip_here() {
+    local planned
+    planned=$(sed -n 's/^plan \([0-9]*\).*/\1/p' "$0" | head -1)
+    echo "SKIP: $1; $0 did not run" >&2
+    echo "1..0 # SKIP $1"
+    record_skip "${planned:-0}" "$1"
+    exit 0
 }
 
 pass() { test_number=$((test_number + 1)); echo "ok $test_number - $1"; }

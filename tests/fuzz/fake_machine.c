@@ -51,7 +51,6 @@ struct fake_machine *fake_machine(void)
     pthread_cond_init(&m.cpu.cond, NULL);
     vm->parked = vm->vcpu_count; /* its vCPU never runs: a pause needs nothing to wait for */
     vm->boot_mono_ns = clock_now_ns();
-    vm->next_window = SLATE_DEVICE_WINDOWS;
     return &m;
 }
 
@@ -71,11 +70,13 @@ struct device *fake_device_add(struct fake_machine *m, const struct device_ops *
     }
     if (ops->window_size) {
         uint64_t size = (ops->window_size + 0xFFFFF) & ~0xFFFFFULL;
-        dev->window_gpa = vm->next_window;
+        uint64_t next_window = SLATE_DEVICE_WINDOWS;
+        for (unsigned d = 0; d + 1 < vm->device_count; d++)
+            next_window += vm->devices[d].window ? (vm->devices[d].ops->window_size + 0xFFFFF) & ~0xFFFFFULL : 0;
+        dev->window_gpa = next_window;
         dev->window = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (dev->window == MAP_FAILED)
             die("mmap");
-        vm->next_window += size;
     }
     if (run_setup && ops->setup(dev, 0))
         die(ops->name);

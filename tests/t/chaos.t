@@ -4,9 +4,9 @@
 # must stay alive and responsive (the guest's final heartbeat arrives), exit as the guest asks,
 # and leave a read-only disk image untouched.
 . "$(dirname "$0")/../lib.sh"
-need_kvm
 SEEDS="1 2 3 42 1234"
 OPS=20000
+need_kvm $((4 * $(wc -w <<<"$SEEDS")))
 plan $((4 * $(wc -w <<<"$SEEDS")))
 truncate -s 1M "$TMP/ro.img" "$TMP/rw.img"
 printf 'precious' | dd of="$TMP/ro.img" conv=notrunc status=none

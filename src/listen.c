@@ -1,0 +1,109 @@
+/* listen.c - see listen.h. */
+#include "listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int parse_port(const char *text, uint16_t *port)
+{
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (!*text || *end || errno || value < 1 || value > 65535)
+        return -1;
+    *port = (uint16_t)value;
+    return 0;
+}
+
+static int parse_ipv4(const char *host, struct in_addr *out)
+{
+    return inet_pton(AF_INET, !strcmp(host, "localhost") ? "127.0.0.1" : host, out) == 1 ? 0 : -1;
+}
+
+static int parse_tcp(const char *spec, const char *hostport, bool host_required,
+                     struct sockaddr_in *in, char *err, size_t errlen)
+{
+    char host[64] = "127.0.0.1";
+    const char *colon = strrchr(hostport, ':');
+    const char *port_text = colon ? colon + 1 : hostport;
+    if (colon) {
+        size_t n = (size_t)(colon - hostport);
+        if (n == 0 || n >= sizeof(host))
+            goto usage;
+        memcpy(host, hostport, n);
+        host[n] = 0;
+    } else if (host_required) {
+        goto usage;
+    }
+    uint16_t port;
+    if (parse_port(port_text, &port)) {
+        snprintf(err, errlen, "'%s' is not a port number (1-65535)", port_text);
+        return -1;
+    }
+    *in = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port)};
+    if (parse_ipv4(host, &in->sin_addr)) {
+        snprintf(err, errlen, "'%s' is not an IPv4 address", host);
+        return -1;
+    }
+    return 0;
+usage:
+    (void)spec;
+    snprintf(err, errlen, host_required ? "expected stdio, unix:PATH or tcp:HOST:PORT"
+                                        : "expected [HOST:]PORT or unix:PATH");
+    return -1;
+}
+
+int listen_parse(const char *spec, enum listen_style style, struct listen_addr *out, char *err,
+                 size_t errlen)
+{
+    *out = (struct listen_addr){0};
+    if (!strncmp(spec, "unix:", 5)) {
+        const char *path = spec + 5;
+        if (!*path || strlen(path) >= sizeof(out->un.sun_path)) {
+            snprintf(err, errlen, "the socket path is empty or longer than %zu bytes",
+                     sizeof(out->un.sun_path) - 1);
+            return -1;
+        }
+        out->is_unix = true;
+        out->un.sun_family = AF_UNIX;
+        strcpy(out->un.sun_path, path);
+        return 0;
+    }
+    if (style == LISTEN_MONITOR) {
+        if (strncmp(spec, "tcp:", 4)) {
+            snprintf(err, errlen, "expected stdio, unix:PATH or tcp:HOST:PORT");
+            return -1;
+        }
+        return parse_tcp(spec, spec + 4, true, &out->in, err, errlen);
+    }
+    return parse_tcp(spec, spec, false, &out->in, err, errlen);
+}
+
+int listen_open(const struct listen_addr *addr, char *err, size_t errlen)
+{
+    int fd = socket(addr->is_unix ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    if (!addr->is_unix && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+        snprintf(err, errlen, "SO_REUSEADDR: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    const struct sockaddr *sa = addr->is_unix ? (const struct sockaddr *)&addr->un
+                                              : (const struct sockaddr *)&addr->in;
+    socklen_t len = addr->is_unix ? sizeof(addr->un) : sizeof(addr->in);
+    if (bind(fd, sa, len) < 0 || listen(fd, 1) < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}

@@ -1,0 +1,29 @@
+/* listen.h - the listening sockets of slate's front ends (gdb stub, monitor): one parser for
+ * their addresses, so they are checked before KVM is opened, and one way to open them. */
+#ifndef SLATE_LISTEN_H
+#define SLATE_LISTEN_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/un.h>
+
+enum listen_style {
+    LISTEN_GDB,     /* [HOST:]PORT or unix:PATH; HOST defaults to 127.0.0.1 */
+    LISTEN_MONITOR, /* tcp:HOST:PORT or unix:PATH */
+};
+
+struct listen_addr {
+    bool is_unix;
+    struct sockaddr_un un;
+    struct sockaddr_in in;
+};
+
+/* Parses spec. Returns 0, or -1 with the reason in err (without the option's name). */
+int listen_parse(const char *spec, enum listen_style style, struct listen_addr *out, char *err,
+                 size_t errlen);
+
+/* Binds and listens (backlog 1). Returns the fd, or -1 with strerror in err. */
+int listen_open(const struct listen_addr *addr, char *err, size_t errlen);
+
+#endif
