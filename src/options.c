@@ -20,7 +20,7 @@ const char options_help[] =
     "Runs KERNEL (a flat binary loaded at physical 0, or an ELF32/ELF64 file) on the slate\n"
     "machine. The machine is described in docs/machine.md.\n"
     "\n"
-    "  -m SIZE                RAM size with a K, M or G suffix (binary: 1K = 1024 bytes; no\n"
+    "  -m SIZE                RAM size with a K, M, G or T suffix (binary: 1K = 1024; no\n"
     "                         suffix: MiB), a multiple of 4K from 1M to 256G; default 128M\n"
     "  --smp N                number of CPUs, 1 to 1024 (and at most what KVM allows); default 1\n"
     "  --entry MODE           real | protected | long; default real for a flat binary,\n"
@@ -142,6 +142,7 @@ int parse_size(const char *text, uint64_t *out)
     case 'K': case 'k': shift = 10; break;
     case 'M': case 'm': case '\0': shift = 20; break;
     case 'G': case 'g': shift = 30; break;
+    case 'T': case 't': shift = 40; break;
     default: return -1;
     }
     if (*end && end[1] != '\0')
@@ -169,7 +170,7 @@ static int parse_ram(const char *arg, struct slate_config *cfg, char *err, size_
 {
     uint64_t size;
     if (parse_size(arg, &size))
-        return fail(err, errlen, "-m %s: not a size (a number with K, M or G, binary units; no "
+        return fail(err, errlen, "-m %s: not a size (a number with K, M, G or T, binary units; no "
                     "suffix means MiB; examples: 512M, 2G)", arg);
     if (size < RAM_MIN || size > RAM_MAX)
         return fail(err, errlen, "-m %s: RAM must be between 1M and 256G", arg);

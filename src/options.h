@@ -93,7 +93,7 @@ enum options_result { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_ERROR };
 enum options_result options_parse(int argc, char **argv, struct slate_config *cfg, char *err,
                                   size_t errlen);
 
-/* "128M", "1G", "4096K", "64" (MiB when there is no suffix). 0 on success. */
+/* "128M", "1G", "4096K", "1T", "64" (binary units; MiB when there is no suffix). 0 on success. */
 int parse_size(const char *text, uint64_t *out);
 
 /* The --help text. */

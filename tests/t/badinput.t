@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad kernels, images and options: one clear line naming the problem, status 125, nothing written.
 . "$(dirname "$0")/../lib.sh"
-plan 39
+plan 67
 
 # expect_error DESCRIPTION PATTERN ARGS...: slate must refuse with 125 and a matching message.
 expect_error() {
@@ -49,3 +49,37 @@ expect_error "bad --timeout" "--timeout -1: expected a number of seconds" --time
 
 run_slate --serial "file:$TMP/serial.log" "$TMP/missing.elf"
 if [ -e "$TMP/serial.log" ]; then fail "a refused kernel leaves no --serial file behind"; else pass "a refused kernel leaves no --serial file behind"; fi
+
+# Everything about the user's files and options is checked before KVM is opened, so these
+# messages are the same on a machine without /dev/kvm (tests/t/nokvm.t checks that).
+expect_error "--disk of a missing file" "nodisk.img: No such file or directory" --disk "$TMP/nodisk.img" "$good"
+truncate -s 1M "$TMP/locked.img"
+exec {lock_fd}>>"$TMP/locked.img"
+flock -x "$lock_fd"
+expect_error "--disk in use by another process" "locked.img: in use by another process" --disk "$TMP/locked.img" "$good"
+exec {lock_fd}>&-
+expect_error "--serial file: in a missing directory" "--serial file: $TMP/nodir/serial.log: the directory $TMP/nodir does not exist" --serial "file:$TMP/nodir/serial.log" "$good"
+expect_error "--trace-file that is a directory" "--trace-file $TMP: is a directory" --trace io --trace-file "$TMP" "$good"
+expect_error "bad --gdb address" "--gdb 127.0.0.1:99999: '99999' is not a port number" --gdb 127.0.0.1:99999 "$good"
+expect_error "bad --monitor address" "--monitor tcp:nowhere:1: 'nowhere' is not an IPv4 address" --monitor tcp:nowhere:1 "$good"
+expect_error "missing --vnc-password file" "--vnc-password $TMP/nopass: No such file or directory" --display vnc --vnc-password "$TMP/nopass" "$good"
+expect_error "--screenshot in a missing directory" "--screenshot $TMP/nodir/shot.png: the directory" --screenshot "$TMP/nodir/shot.png" "$good"
+run_slate -m 99T "$good"
+has "$ERR" "^slate: -m 99T: RAM must be between 1M and 256G" "-m 99T names the largest size"
+run_slate -m 12X "$good"
+has "$ERR" "^slate: -m 12X: not a size \(a number with K, M, G or T, binary units" "-m 12X names the suffixes"
+
+# slate --check: what would boot, without KVM, and nothing written.
+printf 'INITRD' >"$TMP/initrd.img"
+truncate -s 1M "$TMP/disk.img"
+run_slate --check --smp 2 -m 5G --load "$TMP/initrd.img@0x400000" --disk "$TMP/disk.img" \
+    --serial "file:$TMP/check-serial.log" "$good"
+is "$RC" 0 "--check: a good configuration exits 0"
+has "$OUT" "^kernel $good: long mode entry at 0x100000$" "--check: names the entry mode and point"
+has "$OUT" "^image initrd.img \[0x400000, 0x400006\)$" "--check: lists each --load image's range"
+has "$OUT" "^ram \[0x100000000, 0x180000000\) 2048 MiB$" "--check: the RAM map (above 4 GiB)"
+has "$OUT" "^device disk0 ports 0x1300\+64 irqs 1 window 0xd0000000\+" "--check: the devices with ports and windows"
+has "$OUT" "^kvm (/dev/kvm is usable|not usable here: cannot open /dev/kvm)" "--check: says whether KVM is usable"
+has "$OUT" "^check: ok$" "--check: ends with check: ok"
+if [ -e "$TMP/check-serial.log" ]; then fail "--check creates no --serial file"; else pass "--check creates no --serial file"; fi
+expect_error "--check of a bad kernel" "arm.elf: ELF64 file for machine 183" --check "$TMP/arm.elf"

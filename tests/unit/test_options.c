@@ -29,6 +29,8 @@ static void sizes(void **state)
     assert_int_equal(v, 64ULL << 20);
     assert_int_equal(parse_size("1g", &v), 0);
     assert_int_equal(v, 1ULL << 30);
+    assert_int_equal(parse_size("1T", &v), 0);
+    assert_int_equal(v, 1ULL << 40);
     assert_int_not_equal(parse_size("", &v), 0);
     assert_int_not_equal(parse_size("M", &v), 0);
     assert_int_not_equal(parse_size("12Q", &v), 0);
@@ -51,6 +53,7 @@ static void defaults(void **state)
     assert_int_equal(cfg.serial, SERIAL_STDIO);
     assert_true(cfg.timeout_s == 0);
     assert_false(cfg.strict);
+    assert_false(cfg.check_only);
 }
 
 static void every_option(void **state)
@@ -59,7 +62,7 @@ static void every_option(void **state)
     struct slate_config cfg;
     assert_int_equal(PARSE(&cfg, "-m", "5G", "--smp", "4", "--entry", "protected", "--load",
                            "initrd.img@0x400000", "--load", "b@4096", "--append", "quiet debug",
-                           "--serial", "file:/tmp/out.txt", "--timeout", "2.5", "--strict", "k"),
+                           "--serial", "file:/tmp/out.txt", "--timeout", "2.5", "--strict", "--check", "k"),
                      OPTIONS_RUN);
     assert_int_equal(cfg.ram_size, 5ULL << 30);
     assert_int_equal(cfg.smp, 4);
@@ -74,6 +77,7 @@ static void every_option(void **state)
     assert_string_equal(cfg.serial_path, "/tmp/out.txt");
     assert_true(cfg.timeout_s == 2.5);
     assert_true(cfg.strict);
+    assert_true(cfg.check_only);
     assert_string_equal(cfg.kernel, "k");
 
     assert_int_equal(PARSE(&cfg, "--serial", "none", "--entry", "long", "k"), OPTIONS_RUN);
@@ -175,6 +179,8 @@ static void help_names_exit_codes(void **state)
     assert_contains(options_help, "125");
     assert_contains(options_help, "126");
     assert_contains(options_help, "--strict");
+    assert_contains(options_help, "--check");
+    assert_contains(options_help, "Linux 4.17");
 }
 
 static void disks(void **state)
