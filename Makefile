@@ -212,9 +212,9 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fake_machine.c tests/fuzz/replay.c te
 fuzz: $(FUZZ_HARNESSES) guests
 	@mkdir -p build-fuzz/corpus-fuzz_loader && cp $(BUILD)/guest/*.elf $(BUILD)/guest/*.bin build-fuzz/corpus-fuzz_loader/
 	@failed=""; for f in $(FUZZ_HARNESSES); do name=$$(basename $$f); echo "== $$name for $(FUZZ_SECONDS) s"; \
-	  mkdir -p build-fuzz/corpus-$$name; \
+	  mkdir -p build-fuzz/corpus-$$name; seeds=tests/fuzz/corpus/$$name; [ -d $$seeds ] || seeds=; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build-fuzz/ \
-	    build-fuzz/corpus-$$name tests/fuzz/corpus/$$name >build-fuzz/$$name.log 2>&1; rc=$$?; \
+	    build-fuzz/corpus-$$name $$seeds >build-fuzz/$$name.log 2>&1; rc=$$?; \
 	  grep -E 'DONE|ERROR|SUMMARY|Test unit written' build-fuzz/$$name.log; \
 	  if [ $$rc -ne 0 ]; then echo "FAILED: $$name exited with $$rc (build-fuzz/$$name.log)"; failed="$$failed $$name"; fi; \
 	done; \

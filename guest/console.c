@@ -38,12 +38,12 @@ __attribute__((interrupt)) static void on_serial(struct interrupt_frame *frame)
     (void)frame;
     uint16_t base = serial->port_base;
     uint32_t pending = inl(base + SLATE_SERIAL_IRQ_STATUS);
+    outl(base + SLATE_SERIAL_IRQ_STATUS, pending); /* first: input after the drain raises it again */
     uint32_t byte;
     while (input_head - input_tail < INPUT_RING && (byte = inl(base + SLATE_SERIAL_DATA)) != 0xFFFFFFFF)
         console_put_input((char)byte);
     if (pending & SLATE_SERIAL_IRQ_CLOSED)
         serial_closed = true;
-    outl(base + SLATE_SERIAL_IRQ_STATUS, pending); /* raised again if input is still waiting */
     lapic_eoi();
 }
 

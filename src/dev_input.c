@@ -161,13 +161,10 @@ static void keyboard_pio(struct device *dev, struct bus_io *io)
     struct keyboard *k = dev->state;
     pthread_mutex_lock(&k->lock);
     if (io->is_write) {
-        if (io->offset == SLATE_KEYBOARD_IRQ_STATUS) {
+        /* Only a new event raises the line again, never the acknowledge itself: a handler that
+         * acknowledges and leaves the queue to its main loop must not be interrupted forever. */
+        if (io->offset == SLATE_KEYBOARD_IRQ_STATUS)
             k->irq_status &= ~(uint32_t)io->value;
-            if (k->count && !(k->irq_status & 1)) { /* still events waiting: raise again */
-                k->irq_status |= 1;
-                irq_line_raise(&dev->irq[0]);
-            }
-        }
     } else {
         switch (io->offset) {
         case SLATE_KEYBOARD_EVENT:

@@ -22,7 +22,10 @@ struct serial {
     bool paused; /* by Ctrl-A p; only the event thread touches it */
 };
 
-/* Called with s->lock held: raises the RX interrupt on a 0 -> 1 edge of its status bit. */
+/* Called with s->lock held when input arrived: raises the RX interrupt on a 0 -> 1 edge of its
+ * status bit. Never called on an acknowledge (the rule for every device: only a new event
+ * raises a line), so a handler that acknowledges and leaves the reading to its main loop gets
+ * no storm of interrupts. */
 static void serial_update_irq(struct serial *s)
 {
     if (s->rx_count && !(s->irq_status & SLATE_SERIAL_IRQ_RX)) {
@@ -37,6 +40,7 @@ static enum console_command serial_fill(struct serial *s)
 {
     struct vm *vm = s->dev->vm;
     enum console_command last = CONSOLE_NONE;
+    unsigned before = s->rx_count;
     while (!s->input_done && s->rx_count < SERIAL_RX_SIZE) {
         unsigned tail = (s->rx_head + s->rx_count) % SERIAL_RX_SIZE;
         unsigned room = tail >= s->rx_head ? SERIAL_RX_SIZE - tail : s->rx_head - tail;
@@ -62,7 +66,8 @@ static enum console_command serial_fill(struct serial *s)
         event_modify(&vm->loop, &s->input, 0); /* full: the guest must read first */
         s->watching = false;
     }
-    serial_update_irq(s);
+    if (s->rx_count > before)
+        serial_update_irq(s); /* new input only */
     return last;
 }
 
@@ -130,8 +135,7 @@ static void serial_pio(struct device *dev, struct bus_io *io)
     }
     pthread_mutex_lock(&s->lock);
     if (io->is_write && io->offset == SLATE_SERIAL_IRQ_STATUS) {
-        s->irq_status &= ~(uint32_t)io->value;
-        serial_update_irq(s); /* still pending after the acknowledge: raise again */
+        s->irq_status &= ~(uint32_t)io->value; /* only new input raises it again */
     } else if (!io->is_write && io->offset == SLATE_SERIAL_DATA) {
         io->value = serial_read_data(s);
     } else if (!io->is_write && io->offset == SLATE_SERIAL_STATUS) {

@@ -178,7 +178,8 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
 }
 
 /* The host's supported set, with slate's hypervisor leaves and this CPU's APIC ID. */
-static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t tsc_khz)
+static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t tsc_khz,
+                           bool tsc_deadline)
 {
     unsigned out = 0;
     for (unsigned i = 0; i < cpuid->nent; i++) {
@@ -188,6 +189,8 @@ static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t ts
         if (e->function == 1) {
             e->ebx = (e->ebx & 0x00FFFFFF) | (index << 24);
             e->ecx |= 1u << 31; /* running under a hypervisor */
+            if (tsc_deadline) /* KVM emulates it even where the host CPU lacks it (as QEMU sets) */
+                e->ecx |= 1u << 24;
         }
         if (e->function == 0xB || e->function == 0x1F)
             e->edx = index; /* x2APIC ID */
@@ -197,7 +200,7 @@ static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t ts
      * VMware and Linux use for that. The LAPIC timer in KVM counts at 1 GHz. */
     cpuid->entries[out++] = (struct kvm_cpuid_entry2){
         .function = 0x40000000, .eax = 0x40000010,
-        .ebx = 0x74616c53 /* "Slat" */, .ecx = 0x614d6365 /* "eMac" */,
+        .ebx = 0x74616c53 /* "Slat" */, .ecx = 0x63614d65 /* "eMac" */,
         .edx = 0x656e6968 /* "hine" */};
     cpuid->entries[out++] = (struct kvm_cpuid_entry2){
         .function = 0x40000010, .eax = (uint32_t)tsc_khz, .ebx = 1000000};
@@ -242,7 +245,7 @@ static int vcpu_set_cpuid(struct vm *vm, struct vcpu *cpu)
         return -1;
     }
     memcpy(cpuid, base, sizeof(*base) + base->nent * sizeof(base->entries[0]));
-    cpuid_for_vcpu(cpuid, cpu->index, vm->tsc_khz);
+    cpuid_for_vcpu(cpuid, cpu->index, vm->tsc_khz, vm->tsc_deadline);
     int rc = ioctl(cpu->fd, KVM_SET_CPUID2, cpuid);
     free(cpuid);
     if (rc < 0) {
@@ -345,6 +348,7 @@ static int vm_setup_vcpus(struct vm *vm)
         return -1;
     }
     vm->tsc_khz = (uint64_t)khz;
+    vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     if (vm_set_clock_base(vm))
         return -1;
     for (unsigned i = 0; i < vm->vcpu_count; i++)

@@ -69,7 +69,7 @@ fail() {
 
 # run_slate ARGS...: runs slate with a safety timeout; sets RC, OUT (stdout), ERR (stderr).
 run_slate() {
-    timeout -s KILL 60 "$SLATE" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+    timeout -s KILL "$(scaled 60)" "$SLATE" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
     RC=$?
     OUT=$(cat "$TMP/out")
     ERR=$(cat "$TMP/err")

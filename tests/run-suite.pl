@@ -33,7 +33,8 @@ while (<$log>) {
 }
 print "\n";
 if (!%files) {
-    print "check: nothing was skipped: every guest test ran on KVM.\n";
+    print "check: nothing was skipped: every guest test ran on KVM",
+        ($ENV{SLATE_UNDER_EMULATION} ? " (inside a VM under emulation)" : ""), ".\n";
 }
 for my $reason (sort keys %files) {
     print "SKIPPED: $tests{$reason} tests in $files{$reason} test files did not run: $reason.\n";

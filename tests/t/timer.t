@@ -2,7 +2,7 @@
 # The timer and clock device, and the LAPIC timer with the frequency CPUID gives.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 14
+plan 18
 TIMER=$GUEST/timer.elf
 
 run_slate --append periodic "$TIMER"
@@ -39,3 +39,11 @@ run_slate --append lapic "$TIMER"
 is "$RC" 0 "the LAPIC timer (one-shot and TSC-deadline) fires on time with CPUID's frequencies, no calibration"
 has "$OUT" '^lapic one-shot 10 ms took us: ' "LAPIC one-shot measured"
 has "$OUT" '^tsc-deadline 10 ms took us: ' "TSC-deadline measured"
+
+run_slate --append cpuid "$TIMER"
+is "$RC" 0 "CPUID 0x40000000's 12 signature bytes are \"SlateMachine\", 0x40000010 the frequencies"
+has "$OUT" '^cpuid signature: SlateMachine$' "the guest reads the signature in order"
+has "$OUT" '^tsc-deadline yes$' "CPUID.1:ECX[24] says TSC-deadline (KVM emulates it whatever the host CPU)"
+
+run_slate --append drift "$TIMER"
+is "$RC" 0 "drift: over 3 s the rdtsc clock and the CLOCK register agree within 0.01% ($(sed -n 's/^clock drift over ms: //p' <<<"$OUT") ppm)"
