@@ -31,7 +31,7 @@ OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps libs run check check-asan check-tsan check-nokvm check-vm fuzz fuzz-build soak unit \
+.PHONY: all deps deps-vm libs run check check-asan check-tsan check-nokvm check-vm fuzz fuzz-build soak unit \
 	guests bench clean format need-kvm
 all: $(BUILD)/slate
 
@@ -167,6 +167,19 @@ bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS
 # Unit tests speak TAP through cmocka; guest tests are shell scripts that boot real kernels.
 check: $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS) $(REPLAY_BINS)
 	BUILD=$(BUILD) perl tests/run-suite.pl $(UNIT_BINS) $(sort $(wildcard tests/t/*.t))
+
+# The guest suite inside a Linux VM under QEMU's emulation (TCG, an emulated AMD SVM CPU), for
+# machines without /dev/kvm: Debian's qemu-system-x86, busybox-static and kernel package only
+# (tests/vm/check-vm.sh; CHECK_VM_TESTS picks test files). Slow: see docs/testing.md.
+VM_PACKAGES := qemu-system-x86 busybox-static
+deps-vm:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(VM_PACKAGES)"
+check-vm: deps-vm $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS) $(REPLAY_BINS)
+	tests/vm/check-vm.sh $(BUILD) $(CHECK_VM_TESTS)
+
+# make check as a machine without /dev/kvm sees it (a private mount namespace hides it; root).
+check-nokvm: $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS) $(REPLAY_BINS)
+	tools/without-kvm env BUILD=$(BUILD) perl tests/run-suite.pl $(UNIT_BINS) $(sort $(wildcard tests/t/*.t))
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer, in a build of its own.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

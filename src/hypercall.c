@@ -75,7 +75,9 @@ static void hypercall(struct vcpu *cpu, uint64_t function)
     case SLATE_HC_CONSOLE_WRITE: result = hc_console_write(cpu, regs->rdi, regs->rsi); break;
     case SLATE_HC_DEBUG_BREAK: result = gdb_break_hypercall(cpu); break;
     case SLATE_HC_SCREENSHOT:
-        result = cpu->vm->cfg->screenshot && display_screenshot(cpu->vm->cfg->screenshot) == 0 ? 0 : SLATE_EINVAL;
+        result = !cpu->vm->cfg->screenshot                       ? SLATE_EINVAL
+                 : display_screenshot(cpu->vm->cfg->screenshot) == 0 ? 0
+                                                                     : SLATE_EIO;
         break;
     case SLATE_HC_START_CPU:
         result = smp_start_cpu(cpu, regs->rdi, regs->rsi, regs->rcx, regs->rbx);

@@ -27,20 +27,71 @@
 #define SLATE_LAPIC_ADDR 0xFEE00000ULL    /* KVM's in-kernel local APIC (xAPIC MMIO)          */
 #define SLATE_HOLE_END 0x100000000ULL
 
-/* The initial stack for protected and long entry: the top 64 KiB of low RAM. ESP/RSP start at the
- * top of low RAM (16-byte aligned). Nothing is loaded there; move off it before using that RAM. */
+/* The boot stack for protected and long entry: the top 64 KiB of low RAM, whose top (the end of
+ * low RAM, 16-byte aligned) is info->boot_stack_top. The entry's call frame sits just below it:
+ * RSP = boot_stack_top - 8 (long: [RSP] is a return address) or ESP = boot_stack_top - 20
+ * (protected: [ESP] return address, [ESP+4] the info block's address). Nothing is loaded there;
+ * move off it before using that RAM. */
 #define SLATE_BOOT_STACK_SIZE 0x10000ULL
 
-/* Selectors in the boot GDT (at SLATE_BOOT_TABLES) that protected and long entry load. */
+/* Selectors in the boot GDT (at SLATE_BOOT_TABLES) that protected and long entry load. A real-mode
+ * trampoline may load the same GDT: `lgdtl` of {limit SLATE_BOOT_GDT_LIMIT, base
+ * SLATE_BOOT_TABLES}. Use the 32-bit form (lgdtl): a 16-bit lgdt keeps only 24 bits of the base,
+ * which would cut 0xC0100000 to 0x100000. */
 #define SLATE_SEL_CODE32 0x08 /* flat 4 GiB, 32-bit code                                    */
 #define SLATE_SEL_DATA 0x10   /* flat 4 GiB, writable data (DS, ES, FS, GS, SS)              */
 #define SLATE_SEL_CODE64 0x18 /* 64-bit code (long entry's CS)                               */
+#define SLATE_BOOT_GDT_LIMIT 31 /* four 8-byte descriptors: null, CODE32, DATA, CODE64       */
+#define SLATE_BOOT_CR3 0xC0101000ULL /* long entry's page tables (2 MiB pages, identity, WB) */
+
+/* ---- CPUID leaves and MSRs a slate kernel uses ------------------------------------------------ */
+#define SLATE_CPUID_SIGNATURE 0x40000000   /* EAX = 0x40000010 (highest hypervisor leaf);
+                                            * EBX, ECX, EDX = "Slat" "eMac" "hine": the 12 bytes
+                                            * in that order spell "SlateMachine"                */
+#define SLATE_CPUID_FREQUENCIES 0x40000010 /* EAX = TSC kHz (= info->tsc_khz); EBX = LAPIC timer
+                                            * kHz (1000000: it counts at 1 GHz, divide by 1)     */
+#define SLATE_CPUID1_ECX_TSC_DEADLINE (1u << 24) /* CPUID.1:ECX: the TSC-deadline LAPIC timer */
+#define SLATE_CPUID1_ECX_HYPERVISOR (1u << 31)   /* CPUID.1:ECX: always set on slate         */
+#define SLATE_MSR_APIC_BASE 0x1B     /* IA32_APIC_BASE: 0xFEE00000 | enable (bit 11), BSP bit 8 */
+#define SLATE_MSR_EFER 0xC0000080    /* IA32_EFER: LME bit 8, LMA bit 10, NXE bit 11           */
+#define SLATE_MSR_FS_BASE 0xC0000100
+#define SLATE_MSR_GS_BASE 0xC0000101
+#define SLATE_MSR_KERNEL_GS_BASE 0xC0000102
+#define SLATE_MSR_TSC_DEADLINE 0x6E0 /* IA32_TSC_DEADLINE: the TSC value at which the timer fires */
+#define SLATE_MSR_X2APIC_BASE 0x800  /* x2APIC registers: MSR 0x800 + (xAPIC offset >> 4)      */
+
+/* ---- The local APIC (xAPIC MMIO at SLATE_LAPIC_ADDR; KVM's in-kernel LAPIC) ---------------------
+ * At the first instruction every CPU's APIC is globally enabled in xAPIC mode (IA32_APIC_BASE =
+ * 0xFEE00900 on CPU 0, 0xFEE00800 on the others) but software-disabled (SVR = 0xFF): set
+ * SLATE_LAPIC_SVR_ENABLE before taking interrupts. TPR is 0, every LVT is masked, the timer is
+ * stopped. Offsets (32-bit registers, 16-byte aligned): */
+#define SLATE_LAPIC_ID 0x020         /* bits 31:24: the APIC ID (= the CPU index)                */
+#define SLATE_LAPIC_TPR 0x080        /* task priority                                          */
+#define SLATE_LAPIC_EOI 0x0B0        /* write 0: end of interrupt                               */
+#define SLATE_LAPIC_SVR 0x0F0        /* spurious vector | SLATE_LAPIC_SVR_ENABLE                */
+#define SLATE_LAPIC_ISR 0x100        /* in-service bits, 8 registers 0x10 apart                 */
+#define SLATE_LAPIC_IRR 0x200        /* requested bits, 8 registers 0x10 apart                  */
+#define SLATE_LAPIC_ICR_LO 0x300     /* vector | delivery mode; writing it sends the IPI        */
+#define SLATE_LAPIC_ICR_HI 0x310     /* bits 31:24: destination APIC ID (write before ICR_LO)   */
+#define SLATE_LAPIC_LVT_TIMER 0x320  /* vector | mode (0 one-shot, 1 << 17 periodic, 2 << 17
+                                      * TSC-deadline) | masked (1 << 16)                        */
+#define SLATE_LAPIC_TIMER_INIT 0x380 /* initial count: writing it starts the timer              */
+#define SLATE_LAPIC_TIMER_CURRENT 0x390
+#define SLATE_LAPIC_TIMER_DIVIDE 0x3E0 /* 0xB: divide by 1 (then it counts at CPUID's EBX kHz) */
+#define SLATE_LAPIC_SVR_ENABLE 0x100
+#define SLATE_LAPIC_ICR_FIXED 0x0000  /* ICR_LO delivery modes, | vector                       */
+#define SLATE_LAPIC_ICR_INIT 0x4500   /* INIT, level assert                                    */
+#define SLATE_LAPIC_ICR_STARTUP 0x4600 /* start-up IPI: | (trampoline physical address >> 12)  */
+#define SLATE_LAPIC_ICR_PENDING 0x1000 /* ICR_LO bit 12: delivery pending                      */
+#define SLATE_LAPIC_TIMER_PERIODIC (1u << 17)
+#define SLATE_LAPIC_TIMER_TSC_DEADLINE (2u << 17)
 
 /* ---- Hypercalls ---------------------------------------------------------------------------- */
 
 /* Port hypercall: `mov $FUNC, %eax; out %eax, %dx` with DX = SLATE_HYPERCALL_PORT. Arguments in
  * RDI, RSI, RCX, RBX (EDI, ESI, ECX, EBX in 32-bit code; not RDX, which holds the port),
- * result in RAX. Other registers are preserved.
+ * result in RAX (so RAX is both input and output: "+a" in an asm statement). Every other
+ * register, the arguments included, is preserved.
  * MMIO hypercall: a 32-bit write of FUNC to SLATE_HYPERCALL_PAGE + 0 (`movl %eax, (addr)` with the
  * page mapped uncached or not), same arguments and result. Both cost one exit to the VMM. */
 #define SLATE_HYPERCALL_PORT 0xFFFF
@@ -51,10 +102,16 @@
 #define SLATE_HC_EXIT 1          /* (code) -> does not return; code 0..123 is slate's status  */
 #define SLATE_HC_CONSOLE_WRITE 2 /* (vaddr, len) -> bytes written. vaddr is a linear address as
                                   * the calling CPU sees it (paging applies; in real mode use
-                                  * segment*16+offset); len <= SLATE_CONSOLE_WRITE_MAX.        */
+                                  * segment*16+offset); len <= SLATE_CONSOLE_WRITE_MAX. One
+                                  * write is never interleaved with another CPU's output; it
+                                  * goes to the same stream as the serial device and port 0xE9,
+                                  * byte for byte (no translation of "\n").                   */
 #define SLATE_CONSOLE_WRITE_MAX 65536
 #define SLATE_HC_START_CPU 3     /* (cpu index, entry, stack, arg) -> 0: RDI, RSI, RCX, RBX. Starts a CPU that has
-                                  * never run, in the caller's mode (64-bit or 32-bit protected:
+                                  * never run (one that ran and parked gets EBUSY: restart it
+                                  * with INIT and a start-up IPI). entry and stack are linear
+                                  * addresses in the caller's address space, which the new CPU
+                                  * shares. It starts in the caller's mode (64-bit or 32-bit protected:
                                   * the caller's CR0/CR3/CR4/EFER, GDT, IDT and segments), at
                                   * `entry` with interrupts off and RDI = arg. `stack` (16-byte
                                   * aligned) gets a call frame as if entry(arg) had been called:
@@ -65,7 +122,8 @@
                                   * EBUSY (the CPU already runs, or is the caller), EFAULT (the
                                   * stack is not mapped RAM). A failed call changes nothing.  */
 #define SLATE_HC_SCREENSHOT 5    /* () -> 0: writes the --screenshot PNG now; SLATE_EINVAL when
-                                  * slate has no --screenshot path or no display             */
+                                  * slate has no --screenshot path (so no display); SLATE_EIO
+                                  * when the file could not be written                         */
 #define SLATE_HC_DEBUG_BREAK 4   /* () -> 1 if a debugger (--gdb) is attached: the machine stops
                                   * right after this instruction, as at a breakpoint; 0 when no
                                   * debugger is attached (nothing happens). Bochs' magic break. */
@@ -74,6 +132,7 @@
 #define SLATE_EINVAL (-2) /* an argument is out of range                                       */
 #define SLATE_EFAULT (-3) /* an address is not mapped, not RAM, or the range is too long      */
 #define SLATE_EBUSY (-4)  /* the resource is already in use                                     */
+#define SLATE_EIO (-5)    /* the host failed to do it (e.g. the screenshot file could not be written) */
 
 /* ---- Devices: common ------------------------------------------------------------------------ */
 
@@ -91,10 +150,13 @@
  * with irq_count > 0 has, for each line k, two registers at port offset irq_reg + 8*k:
  *   +0 IRQ_VECTOR (rw): the vector, 32..255; 0 (the reset value) disables the line.
  *   +4 IRQ_CPU    (rw): the destination CPU index (as in struct slate_cpu); bad index -> CPU 0.
- * The device raises the line when a bit in its IRQ_STATUS register goes from 0 to 1; the guest
- * acknowledges by writing 1s to IRQ_STATUS. If the condition still holds after the acknowledge,
- * the line is raised again, so no event is lost between the acknowledge and the next read. End
- * the handler with an EOI to the local APIC as usual. */
+ * The rule, the same for every device: a NEW event (input arrived, a request completed, a timer
+ * expired...) sets its bit in IRQ_STATUS; if the bit was clear, the line is raised. Writing 1s
+ * to IRQ_STATUS acknowledges (clears) bits and never raises the line by itself, even when
+ * events are still queued. So acknowledge FIRST, then drain the device's queue completely (in
+ * the handler or in a main loop): an event that arrives after the acknowledge sets the bit
+ * again and raises the line, so none is missed. If a bit is already set when IRQ_VECTOR is
+ * written, the line is raised at once. End the handler with an EOI to the local APIC. */
 #define SLATE_IRQ_VECTOR 0x0
 #define SLATE_IRQ_CPU 0x4
 #define SLATE_IRQ_STRIDE 0x8
@@ -108,8 +170,8 @@
 #define SLATE_SERIAL_TX_READY 0x2    /* always set: output never blocks the guest               */
 #define SLATE_SERIAL_RX_CLOSED 0x4   /* the host's input ended (e.g. stdin was a file) and every
                                       * byte has been read: no more input will ever come        */
-#define SLATE_SERIAL_IRQ_RX 0x1      /* input is waiting; raised again after the acknowledge
-                                      * while unread input remains                              */
+#define SLATE_SERIAL_IRQ_RX 0x1      /* new input arrived (acknowledge, then read until DATA
+                                      * reads 0xFFFFFFFF)                                       */
 #define SLATE_SERIAL_IRQ_CLOSED 0x2  /* the host's input ended; raised once                     */
 
 /* ---- Network card (type 1) --------------------------------------------------------------- */
@@ -154,6 +216,10 @@
 /* The window holds the screen. Text mode (the default): 80x25 cells of two bytes, the character
  * (ISO 8859-1: ASCII plus Latin-1) and its colours (low nibble foreground, high nibble background,
  * the 16 VGA colours), rendered by slate with an 8x16 font, so the screen is 640x400 pixels.
+ * Cells are row by row from the window's start: row r, column c is the 16-bit word at byte
+ * (r * 80 + c) * 2 (character in the low byte), PITCH = 160. At boot the window is all zero
+ * (character 0 on black: a black screen). MODE changes only how slate reads the window, never
+ * its contents: switching mode clears nothing.
  * Graphics mode: WIDTH x HEIGHT pixels of 32 bits, 0x00RRGGBB as a little-endian word (bytes
  * blue, green, red, unused in memory), rows PITCH bytes apart. To change mode, write WIDTH and
  * HEIGHT, then MODE; a size of 0 or above MAX_WIDTH x MAX_HEIGHT sets ERROR in STATUS and leaves
@@ -182,7 +248,7 @@
 #define SLATE_KEYBOARD_CHAR 0x04       /* r: the Unicode character of the event last taken      */
 #define SLATE_KEYBOARD_PENDING 0x08    /* r: events waiting                                     */
 #define SLATE_KEYBOARD_OVERFLOWS 0x0C  /* r: events dropped because the queue was full          */
-#define SLATE_KEYBOARD_IRQ_STATUS 0x10 /* r: bit 0 = events waiting; w: 1s acknowledge          */
+#define SLATE_KEYBOARD_IRQ_STATUS 0x10 /* r: bit 0 = new events; w: 1s acknowledge, then drain   */
 #define SLATE_KEYBOARD_IRQ_REG 0x18    /* IRQ_VECTOR at 0x18, IRQ_CPU at 0x1C                   */
 #define SLATE_KEYBOARD_PRESSED 0x10000
 #define SLATE_KEY_MOD_CTRL 0x1         /* modifiers: left or right                              */
@@ -205,7 +271,7 @@
  * Both can also be read with no exit at all, from rdtsc and the info block:
  *     delta = rdtsc() - info->boot_tsc;
  *     ns    = delta / info->tsc_khz * 1000000 + delta % info->tsc_khz * 1000000 / info->tsc_khz;
- *     unix  = info->boot_unix_ns + ns;
+ *     unix_ns = info->boot_unix_ns + ns;
  * Each timer has its own interrupt line (line n = timer n, so each CPU can have its own timer)
  * and bit n in IRQ_STATUS. A timer counts from when it is started; a periodic timer that fires
  * again before the guest acknowledges is coalesced into one interrupt (EXPIRATIONS still counts
@@ -220,9 +286,15 @@
 #define SLATE_TIMER_IRQ_REG 0x20     /* IRQ_VECTOR/IRQ_CPU of line n at 0x20 + 8n              */
 #define SLATE_TIMER_COUNT 4
 #define SLATE_TIMER_BANK(n) (0x40 + 0x20 * (n)) /* timer n's registers, n < SLATE_TIMER_COUNT.
-                                  * Banks for n >= COUNT (up to 0xFF) read 0xFFFFFFFF.         */
+                                  * Banks for n >= COUNT (0xC0..0xFF) are timers that do not
+                                  * exist: they read 0xFFFFFFFF, as a probe for "no timer n"
+                                  * expects, and ignore writes with a warning (the one exception
+                                  * to "reserved registers read 0").                          */
 #define SLATE_TIMER_DELAY_LO 0x00    /* rw: ns until the first expiry (or the absolute deadline
-                                      * on the monotonic clock with SLATE_TIMER_ABSOLUTE)      */
+                                      * on the monotonic clock with SLATE_TIMER_ABSOLUTE).
+                                      * Writes need no latch: LO and HI (and PERIOD) are plain
+                                      * registers, written in any order, used only when CTRL is
+                                      * written                                                 */
 #define SLATE_TIMER_DELAY_HI 0x04
 #define SLATE_TIMER_PERIOD_LO 0x08   /* rw: ns between expiries after the first; 0: one-shot    */
 #define SLATE_TIMER_PERIOD_HI 0x0C
@@ -274,8 +346,10 @@
 
 /* ---- Power (type 8) ------------------------------------------------------------------------- */
 #define SLATE_POWER_EXIT 0x00  /* w: stop the machine; slate exits with this code (0..123)     */
-#define SLATE_POWER_RESET 0x04 /* w: any value: reset. RAM is cleared, images are reloaded and
-                                * every CPU starts again at the entry point.                    */
+#define SLATE_POWER_RESET 0x04 /* w: any value: reset. RAM is cleared, images are reloaded, the
+                                * info block and every device are as at boot, and CPU 0 starts
+                                * again at the entry point; the other CPUs wait to be started,
+                                * as at boot.                                                   */
 
 #ifndef __ASSEMBLER__
 
@@ -305,7 +379,8 @@ struct slate_info {
     uint32_t cpu_count;        /* number of CPUs (entries in the CPU table)                 */
     uint64_t tsc_khz;          /* TSC frequency in kHz (constant and invariant)             */
     uint64_t ram_total;        /* bytes of RAM in all regions                               */
-    uint64_t boot_stack_top;   /* initial ESP/RSP for protected/long entry (0 for real)     */
+    uint64_t boot_stack_top;   /* top of the boot stack for protected/long entry (0 for real);
+                                * the entry frame is below it (SLATE_BOOT_STACK_SIZE)       */
     uint32_t ram_offset;       /* table of struct slate_ram_region                          */
     uint32_t ram_count;
     uint32_t ram_entry_size;
@@ -343,7 +418,8 @@ struct slate_cpu {
 
 struct slate_image {
     uint64_t base;              /* guest-physical load address                                 */
-    uint64_t size;              /* bytes occupied in RAM (for an ELF: lowest to highest byte)  */
+    uint64_t size;              /* bytes occupied in RAM (an ELF: lowest to highest byte of its
+                                 * segments in memory, bss included)                          */
     uint32_t flags;             /* SLATE_IMAGE_*                                                */
     uint32_t reserved;
     char name[SLATE_NAME_MAX];  /* file name without directories, NUL-terminated, truncated   */

@@ -86,6 +86,17 @@ KMAIN kmain(const struct slate_info *info)
     GUEST_ASSERT(info->tsc_khz > 100000);      /* a real TSC frequency, above 100 MHz */
     GUEST_ASSERT(info->boot_stack_top % 16 == 0);
     GUEST_ASSERT(rsp < info->boot_stack_top && rsp > info->boot_stack_top - SLATE_BOOT_STACK_SIZE);
+    /* The entry frame: RSP = boot_stack_top - 8 held the return address, into the boot tables. */
+    uint64_t ret = *(const uint64_t *)(info->boot_stack_top - 8);
+    GUEST_ASSERT(ret >= SLATE_BOOT_TABLES && ret < SLATE_BOOT_TABLES + SLATE_BOOT_TABLES_SIZE);
+    /* CPU 0's local APIC as docs/machine.md describes it at the first instruction. */
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(SLATE_MSR_APIC_BASE));
+    GUEST_ASSERT(lo == 0xFEE00900 && hi == 0);      /* xAPIC, globally enabled, BSP */
+    GUEST_ASSERT(mmio_read32(SLATE_LAPIC_ADDR + SLATE_LAPIC_SVR) == 0xFF); /* software-disabled */
+    GUEST_ASSERT(mmio_read32(SLATE_LAPIC_ADDR + SLATE_LAPIC_TPR) == 0);
+    GUEST_ASSERT(mmio_read32(SLATE_LAPIC_ADDR + SLATE_LAPIC_LVT_TIMER) & (1u << 16)); /* masked */
+    GUEST_ASSERT(mmio_read32(SLATE_LAPIC_ADDR + SLATE_LAPIC_ID) >> 24 == 0);
     /* Writes to the info block are ignored. */
     volatile uint32_t *version = (volatile uint32_t *)&info->version;
     *version = 77;

@@ -148,7 +148,7 @@ __asm__(".pushsection .rodata\n"
         "trampoline_end:\n"
         ".popsection\n");
 
-static void sipi_all(unsigned n)
+static void copy_trampoline(void)
 {
     uint8_t *dst = (uint8_t *)TRAMPOLINE;
     for (const uint8_t *p = trampoline_start; p < trampoline_end; p++)
@@ -158,6 +158,11 @@ static void sipi_all(unsigned n)
     *(uint64_t *)TRAMP(trampoline_cr3) = cr3;
     *(uint64_t *)TRAMP(trampoline_stacks) = (uint64_t)stacks;
     *(uint64_t *)TRAMP(trampoline_entry) = (uint64_t)sipi_main;
+}
+
+static void sipi_all(unsigned n)
+{
+    copy_trampoline();
     for (unsigned i = 1; i < n; i++) {
         lapic_send(i, 0x4500);                      /* INIT, level assert */
         lapic_send(i, 0x4600 | (TRAMPOLINE >> 12)); /* SIPI, twice as the MP spec says */
@@ -166,6 +171,22 @@ static void sipi_all(unsigned n)
     WAIT_FOR(arrived == n - 1);
     if (n >= 2) /* a CPU started by SIPI is running: the hypercall must refuse it */
         GUEST_ASSERT(start_cpu(1, ap_main, stack_top(1), 1) == SLATE_EBUSY);
+}
+
+/* A CPU that ran and parked: the hypercall refuses it, INIT and one start-up IPI restart it. */
+static void restart(unsigned n)
+{
+    GUEST_ASSERT(n >= 3);
+    GUEST_ASSERT(start_cpu(2, ap_main, stack_top(2), 2) == 0);
+    WAIT_FOR(arrived == 1); /* ap_main returns after reporting: CPU 2 parks */
+    GUEST_ASSERT(start_cpu(2, ap_main, stack_top(2), 2) == SLATE_EBUSY);
+    copy_trampoline();
+    lapic_send(2, 0x4500);
+    lapic_send(2, 0x4600 | (TRAMPOLINE >> 12));
+    WAIT_FOR(arrived == 2);
+    GUEST_ASSERT(seen[2] == 2);
+    puts_hc("parked cpu 2 restarted by INIT-SIPI\n");
+    guest_exit(0);
 }
 
 static void ping_pong(void)
@@ -203,6 +224,8 @@ KMAIN kmain(const struct slate_info *info)
         sipi_all(n);
     else if (str_eq(mode, "ipi"))
         ping_pong();
+    else if (str_eq(mode, "restart"))
+        restart(n);
     else if (str_eq(mode, "halt")) { /* every CPU halted with interrupts off: only a stop ends it */
         start_all(n);
         puts_hc("all halted\n");

@@ -3,7 +3,7 @@
 # whose CPUs are all halted.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 17
+plan 19
 SMP=$GUEST/smp.elf
 
 for n in 1 2 4 8; do
@@ -16,6 +16,10 @@ for n in 2 4; do
     run_slate --smp "$n" --append sipi "$SMP"
     is "$RC/$OUT" "0/cpus running: $n" "INIT-SIPI-SIPI with a real-mode trampoline, --smp $n: every AP reached long mode"
 done
+
+run_slate --smp 3 --append restart "$SMP"
+is "$RC" 0 "a CPU that ran and parked: START_CPU says EBUSY, INIT and one start-up IPI restart it"
+has "$OUT" '^parked cpu 2 restarted by INIT-SIPI$' "the restarted CPU reports in a second time"
 
 run_slate --smp 2 --append ipi "$SMP"
 is "$RC" 0 "IPI ping-pong between CPU 0 and CPU 1 completes"

@@ -72,7 +72,7 @@ TESTS=${CHECK_VM_TESTS:-$(cd "$ROOT" && ls tests/t/*.t | tr '\n' ' ')}
 [ $# -gt 0 ] && TESTS="$*"
 rm -f "$VM/status" "$VM/suite.log"
 cat >"$VM/job.sh" <<EOF
-#!/bin/sh
+#!/bin/bash
 # Written by tests/vm/check-vm.sh; run by the VM's init as root, in this checkout.
 cd "$ROOT"
 export BUILD="$BUILD" SLATE_TIME_SCALE="$SCALE" SLATE_UNDER_EMULATION=1 TMPDIR=/tmp HOME=/root
@@ -81,7 +81,9 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # the tests' VMs does not patch kernel text each time (int3 patching races under TCG).
 "$BUILD/slate" --serial none "$BUILD/guest/halt_forever.elf" >/dev/null 2>&1 &
 keeper=\$!
-perl tests/run-suite.pl $TESTS >"$VM/suite.log" 2>&1
+# The suite's output goes to the console too (the host sees console.log grow as tests finish).
+set -o pipefail
+perl tests/run-suite.pl $TESTS 2>&1 | tee "$VM/suite.log" >/dev/console
 echo \$? >"$VM/status"
 kill \$keeper 2>/dev/null
 EOF
