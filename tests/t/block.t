@@ -56,7 +56,7 @@ truncate -s 4M "$TMP/c.img"
 # (no timeout(1) wrapper: SIGKILL must reach slate itself)
 "$SLATE" --disk "$TMP/c.img" --append crash "$BLOCK" >"$TMP/crash.out" 2>&1 </dev/null &
 pid=$!
-for _ in $(seq 200); do [ "$(grep -c '^flushed' "$TMP/crash.out")" -ge 50 ] && break; sleep 0.02; done
+for _ in $(seq "$(scaled 200)"); do [ "$(grep -c '^flushed' "$TMP/crash.out")" -ge 50 ] && break; sleep 0.02; done
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 read -r flushed bad <<<"$(flushed_blocks_intact "$TMP/c.img" "$TMP/crash.out")"
@@ -67,9 +67,9 @@ else
 fi
 
 truncate -s 0 "$TMP/c.img"; truncate -s 4M "$TMP/c.img"
-timeout -s KILL 60 "$SLATE" --disk "$TMP/c.img" --append crash "$BLOCK" >"$TMP/term.out" 2>&1 </dev/null &
+timeout -s KILL "$(scaled 60)" "$SLATE" --disk "$TMP/c.img" --append crash "$BLOCK" >"$TMP/term.out" 2>&1 </dev/null &
 pid=$!
-for _ in $(seq 200); do [ "$(grep -c '^flushed' "$TMP/term.out")" -ge 20 ] && break; sleep 0.02; done
+for _ in $(seq "$(scaled 200)"); do [ "$(grep -c '^flushed' "$TMP/term.out")" -ge 20 ] && break; sleep 0.02; done
 kill -TERM "$pid"
 wait "$pid"
 is "$?" 143 "SIGTERM mid-write: slate exits with 143"
@@ -77,9 +77,9 @@ read -r flushed bad <<<"$(flushed_blocks_intact "$TMP/c.img" "$TMP/term.out")"
 if [ "$flushed" -ge 20 ] && [ "$bad" = 0 ]; then pass "SIGTERM: all $flushed flushed blocks are intact"; else fail "SIGTERM: flushed blocks intact" "flushed: $flushed, damaged: $bad"; fi
 
 # Locking: a second VM on the same image is refused; two read-only users may share it.
-timeout -s KILL 60 "$SLATE" --smp 2 --disk "$IMG" --append halt "$GUEST/smp.elf" >"$TMP/first.out" 2>&1 </dev/null &
+timeout -s KILL "$(scaled 60)" "$SLATE" --smp 2 --disk "$IMG" --append halt "$GUEST/smp.elf" >"$TMP/first.out" 2>&1 </dev/null &
 pid=$!
-for _ in $(seq 100); do grep -q 'all halted' "$TMP/first.out" && break; sleep 0.05; done
+for _ in $(seq "$(scaled 100)"); do grep -q 'all halted' "$TMP/first.out" && break; sleep 0.05; done
 run_slate --disk "$IMG" --append read "$BLOCK"
 is "$RC" 125 "a second slate on an image in use is refused (125)"
 has "$ERR" "^slate: $IMG: in use by another process" "and says the image is locked"

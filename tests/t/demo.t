@@ -23,7 +23,7 @@ disk read 5
 frobnicate
 poweroff 7
 IN
-timeout -s KILL 60 "$SLATE" --smp 4 -m 128M --disk "$TMP/disk.img" --net user --display vnc --vnc "127.0.0.1:$PORT" \
+timeout -s KILL "$(scaled 60)" "$SLATE" --smp 4 -m 128M --disk "$TMP/disk.img" --net user --display vnc --vnc "127.0.0.1:$PORT" \
     --screenshot "$TMP/end.png" "$DEMO" <"$TMP/typed" >"$TMP/out" 2>"$TMP/err"
 RC=$?
 OUT=$(tr -d '\r' <"$TMP/out")
@@ -49,11 +49,11 @@ is "$("$VNCTOOL" png "$TMP/end.png" 2 2 | grep '^pixel')" "pixel 2 2 0000aa" "th
 
 # ---- the graphics demo, seen in a screenshot and painted through a VNC client ----
 mkfifo "$TMP/in"
-timeout -s KILL 60 "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --screenshot "$TMP/draw.png" "$DEMO" \
+timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --screenshot "$TMP/draw.png" "$DEMO" \
     <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
 PID=$!
 exec 3>"$TMP/in"
-wait_for() { for _ in $(seq 200); do grep -q "$1" "$TMP/out" && return 0; sleep 0.05; done; return 1; }
+wait_for() { for _ in $(seq "$(scaled 200)"); do grep -q "$1" "$TMP/out" && return 0; sleep 0.05; done; return 1; }
 wait_for '^slate> '
 echo draw >&3
 wait_for 'screenshot taken'
@@ -81,7 +81,7 @@ has "$OUT" '^draw: back to text$' "the console comes back after drawing"
 
 # ---- the end of input, and reboot ----
 printf 'reboot\n' >"$TMP/typed"
-timeout -s KILL 60 "$SLATE" "$DEMO" <"$TMP/typed" >"$TMP/out" 2>"$TMP/err"
+timeout -s KILL "$(scaled 60)" "$SLATE" "$DEMO" <"$TMP/typed" >"$TMP/out" 2>"$TMP/err"
 RC=$?
 OUT=$(tr -d '\r' <"$TMP/out")
 is "$(count "$OUT" '^slate demo OS:')/$RC" "2/0" "reboot starts the kernel again; then the end of serial input powers it off"
@@ -91,7 +91,7 @@ NS=slate-demo-$$
 if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 mode tap &&
     ip netns exec "$NS" ip addr add 10.78.0.1/24 dev tap0 && ip netns exec "$NS" ip link set tap0 up; then
     rm -f "$TMP/in" && mkfifo "$TMP/in"
-    ip netns exec "$NS" timeout -s KILL 60 "$SLATE" --smp 2 --net tap:tap0 --append "ip=10.78.0.2/24" "$DEMO" \
+    ip netns exec "$NS" timeout -s KILL "$(scaled 60)" "$SLATE" --smp 2 --net tap:tap0 --append "ip=10.78.0.2/24" "$DEMO" \
         <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
     PID=$!
     exec 3>"$TMP/in"

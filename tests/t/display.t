@@ -12,10 +12,10 @@ PORT=$((5950 + $$ % 40))
 start_display() {
     local mode=$1
     shift
-    timeout -s KILL 60 "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$@" --append "$mode" "$DISPLAY_GUEST" \
+    timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$@" --append "$mode" "$DISPLAY_GUEST" \
         >"$TMP/out" 2>"$TMP/err" </dev/null &
     PID=$!
-    for _ in $(seq 200); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
+    for _ in $(seq "$(scaled 200)"); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
 }
 finish() { wait "$PID"; RC=$?; OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err"); }
 
@@ -81,12 +81,12 @@ is "$([ "${PPU:-0}" -gt 0 ] && [ "${PPU:-0}" -le 1024 ] && echo yes)" yes \
 
 # The monitor's screendump
 rm -f "$TMP/mon.sock"
-timeout -s KILL 60 "$SLATE" --screenshot "$TMP/x.png" --monitor "unix:$TMP/mon.sock" --append text "$DISPLAY_GUEST" \
+timeout -s KILL "$(scaled 60)" "$SLATE" --screenshot "$TMP/x.png" --monitor "unix:$TMP/mon.sock" --append text "$DISPLAY_GUEST" \
     >"$TMP/out" 2>&1 </dev/null &
 PID=$!
 # The screendump must come after the guest has drawn, which it says on the serial console.
-for _ in $(seq 200); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
-M=$(timeout 30 perl tests/tools/monitor-client.pl "$TMP/mon.sock" "screendump $TMP/mon.png" "quit")
+for _ in $(seq "$(scaled 200)"); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
+M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$TMP/mon.sock" "screendump $TMP/mon.png" "quit")
 wait "$PID"
 has "$M" "^saved $TMP/mon.png\$" "the monitor's screendump saves the screen"
 is "$("$VNCTOOL" png "$TMP/mon.png" 1 5 | grep '^pixel')" "pixel 1 5 ffffff" "and the PNG shows the text"

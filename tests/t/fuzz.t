@@ -17,7 +17,7 @@ for h in $HARNESSES; do
     for dir in "${inputs[@]}"; do
         expected=$((expected + $(find "$dir" -maxdepth 1 -type f ! -name '.*' | wc -l)))
     done
-    out=$(timeout 60 "$BUILD/fuzz/$h" "${inputs[@]}" 2>&1)
+    out=$(timeout "$(scaled 60)" "$BUILD/fuzz/$h" "${inputs[@]}" 2>&1)
     rc=$?
     is "$rc" 0 "$h: replaying its corpus and regressions ends cleanly"
     if [ "$expected" -gt 0 ] && grep -qx "ok $expected inputs" <<<"$out"; then

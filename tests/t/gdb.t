@@ -13,9 +13,9 @@ SOCK=$TMP/gdb.sock
 # start_slate ARGS...: slate in the background with its gdb stub on $SOCK; sets PID.
 start_slate() {
     rm -f "$SOCK"
-    timeout -s KILL 60 "$SLATE" --gdb "unix:$SOCK" "$@" >"$TMP/slate.out" 2>"$TMP/slate.err" </dev/null &
+    timeout -s KILL "$(scaled 60)" "$SLATE" --gdb "unix:$SOCK" "$@" >"$TMP/slate.out" 2>"$TMP/slate.err" </dev/null &
     PID=$!
-    for _ in $(seq 100); do [ -S "$SOCK" ] && return; sleep 0.02; done
+    for _ in $(seq "$(scaled 100)"); do [ -S "$SOCK" ] && return; sleep 0.02; done
 }
 # finish_slate: waits for slate; sets RC, OUT, ERR.
 finish_slate() {
@@ -29,7 +29,7 @@ gdb_batch() {
     local file=$1 args=()
     shift
     for c in "$@"; do args+=(-ex "$c"); done
-    GDB=$(timeout -s KILL 60 gdb -batch -nx ${file:+"$file"} -ex "target remote $SOCK" "${args[@]}" 2>&1)
+    GDB=$(timeout -s KILL "$(scaled 60)" gdb -batch -nx ${file:+"$file"} -ex "target remote $SOCK" "${args[@]}" 2>&1)
 }
 
 start_slate --gdb-wait --append run "$DEBUGME"

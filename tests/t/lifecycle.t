@@ -14,7 +14,7 @@ if [ "$elapsed_ms" -lt 10000 ]; then pass "--timeout stops a halted guest (took 
 for sig in TERM INT HUP; do
     "$SLATE" "$GUEST/halt_forever.elf" >"$TMP/out" 2>&1 </dev/null &
     pid=$!
-    for _ in $(seq 50); do grep -q halting "$TMP/out" && break; sleep 0.1; done
+    for _ in $(seq "$(scaled 50)"); do grep -q halting "$TMP/out" && break; sleep 0.1; done
     kill -s "$sig" "$pid"
     wait "$pid"
     statuses="$statuses $?"

@@ -25,7 +25,7 @@ flood() { # flood ROUNDS: runs the guest; sets RC, OUT, ERR, PEAK (KiB)
         --display vnc --vnc "127.0.0.1:$PORT" --timeout 300 --append "ops=$1" "$GUEST/flood.elf" \
         >"$TMP/out" 2>"$TMP/err" </dev/null &
     local pid=$!
-    for _ in $(seq 200); do grep -q '^waiting for a key' "$TMP/out" && break; sleep 0.05; done
+    for _ in $(seq "$(scaled 200)"); do grep -q '^waiting for a key' "$TMP/out" && break; sleep 0.05; done
     # A client that presses the key that starts the flood, asks for updates and never reads them.
     "$BUILD/tools/vnctool" vnc "127.0.0.1:$PORT" stall 2000 >"$TMP/stall" 2>&1
     wait "$pid"

@@ -5,15 +5,15 @@ need_kvm
 plan 22
 SOCK=$TMP/monitor.sock
 
-timeout -s KILL 60 "$SLATE" --smp 2 --monitor "unix:$SOCK" --append smp "$GUEST/debugme.elf" \
+timeout -s KILL "$(scaled 60)" "$SLATE" --smp 2 --monitor "unix:$SOCK" --append smp "$GUEST/debugme.elf" \
     >"$TMP/out" 2>"$TMP/err" </dev/null &
 pid=$!
 # Wait until both CPUs have reached their spin loops, so the checks below see a steady machine.
 for _ in $(seq 50); do
-    timeout 30 perl tests/tools/monitor-client.pl "$SOCK" "info cpus" | grep -q 'cpu 1: running.*ap_spin' && break
+    timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info cpus" | grep -q 'cpu 1: running.*ap_spin' && break
     sleep 0.1
 done
-R=$(timeout 30 perl tests/tools/monitor-client.pl "$SOCK" "info cpus" "stop" "info registers 1" \
+R=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info cpus" "stop" "info registers 1" \
     "x/4i 0x100300" "x/4x 0xc0000000" "cpu 1" "step 2" "info mem" "info devices" \
     "x/2g 0x7000000000" "x/9z 0" "cpu 7" "cont" "screendump $TMP/s.png" "bogus" "quit")
 wait "$pid"
@@ -42,10 +42,10 @@ has "$RC $ERR" '^125 slate: --monitor stdio needs the serial console elsewhere' 
 
 # Page tables that point back at themselves: "info mem" answers with what it walked and says
 # where it stopped, instead of visiting 511^3 tables.
-timeout -s KILL 60 "$SLATE" --monitor "unix:$SOCK" "$GUEST/selfmap.elf" >"$TMP/out" 2>"$TMP/err" </dev/null &
+timeout -s KILL "$(scaled 60)" "$SLATE" --monitor "unix:$SOCK" "$GUEST/selfmap.elf" >"$TMP/out" 2>"$TMP/err" </dev/null &
 pid=$!
-for _ in $(seq 100); do grep -q '^tables ready' "$TMP/out" && break; sleep 0.05; done
-R=$(timeout 30 perl tests/tools/monitor-client.pl "$SOCK" "stop" "info mem" "quit")
+for _ in $(seq "$(scaled 100)"); do grep -q '^tables ready' "$TMP/out" && break; sleep 0.05; done
+R=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "stop" "info mem" "quit")
 wait "$pid"
 RC=$?
 has "$R" '^  0000000000000000-0000000100000000 -> 0000000000000000 rwx$' "info mem on self-referencing tables: the real mapping is listed"

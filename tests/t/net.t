@@ -20,10 +20,10 @@ if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 
         if (select($r, undef, undef, 20)) { $s->recv(my $b, 100); print "host got: $b\n" }' >"$TMP/udp.out" 2>&1 &
     listener=$!
     sleep 0.2
-    ip netns exec "$NS" timeout -s KILL 60 "$SLATE" --net tap:tap0 --append "ip=10.77.0.2 peer=10.77.0.1 mode=hello" \
+    ip netns exec "$NS" timeout -s KILL "$(scaled 60)" "$SLATE" --net tap:tap0 --append "ip=10.77.0.2 peer=10.77.0.1 mode=hello" \
         "$NET" >"$TMP/tap.out" 2>"$TMP/tap.err" </dev/null &
     guest=$!
-    for _ in $(seq 100); do grep -q '^ready' "$TMP/tap.out" && break; sleep 0.05; done
+    for _ in $(seq "$(scaled 100)"); do grep -q '^ready' "$TMP/tap.out" && break; sleep 0.05; done
     PING=$(ip netns exec "$NS" ping -c 100 -i 0.01 -W 2 -q 10.77.0.2 2>&1)
     has "$PING" '^100 packets transmitted, 100 received, 0% packet loss' "TAP: the host's ping gets 100 answers of 100 from the guest"
     ECHO=$(ip netns exec "$NS" perl -MIO::Socket::INET -e '
@@ -48,10 +48,10 @@ fi
 
 # ---- user mode (libslirp) ----
 port=$((20000 + $$ % 20000))
-timeout -s KILL 60 "$SLATE" --net "user,hostfwd=udp:127.0.0.1:$port-:7" --append "dhcp mode=serve" "$NET" \
+timeout -s KILL "$(scaled 60)" "$SLATE" --net "user,hostfwd=udp:127.0.0.1:$port-:7" --append "dhcp mode=serve" "$NET" \
     >"$TMP/user.out" 2>"$TMP/user.err" </dev/null &
 guest=$!
-for _ in $(seq 100); do grep -q '^ready' "$TMP/user.out" && break; sleep 0.05; done
+for _ in $(seq "$(scaled 100)"); do grep -q '^ready' "$TMP/user.out" && break; sleep 0.05; done
 ECHO=$(perl -MIO::Socket::INET -e '
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]", Proto => "udp") or die;
     $s->send("through slirp"); my $r = ""; vec($r, fileno($s), 1) = 1;
@@ -66,10 +66,10 @@ is "$RC" 0 "user: the guest ends when told to"
 
 # ---- two guests on a socket ----
 rm -f "$TMP/lan.0" "$TMP/lan.1"
-timeout -s KILL 60 "$SLATE" --net "socket:$TMP/lan" --append "ip=10.9.0.2 mode=serve" "$NET" \
+timeout -s KILL "$(scaled 60)" "$SLATE" --net "socket:$TMP/lan" --append "ip=10.9.0.2 mode=serve" "$NET" \
     >"$TMP/a.out" 2>&1 </dev/null &
 a=$!
-for _ in $(seq 100); do grep -q '^ready' "$TMP/a.out" && break; sleep 0.05; done
+for _ in $(seq "$(scaled 100)"); do grep -q '^ready' "$TMP/a.out" && break; sleep 0.05; done
 run_slate --net "socket:$TMP/lan" --append "ip=10.9.0.1 peer=10.9.0.2 mode=ping" "$NET"
 wait "$a"
 is "$RC/$OUT" "0/pings answered: 10" "socket: one guest pings another 10 times, all answered"

@@ -7,7 +7,7 @@ plan 12
 if ! tools/without-kvm true 2>/dev/null; then
     skip_here "cannot make a mount namespace here (needs root or user namespaces)"
 fi
-nokvm() { timeout -s KILL 60 tools/without-kvm "$@" >"$TMP/out" 2>"$TMP/err" </dev/null; RC=$?;
+nokvm() { timeout -s KILL "$(scaled 60)" tools/without-kvm "$@" >"$TMP/out" 2>"$TMP/err" </dev/null; RC=$?;
           OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err"); }
 good="$GUEST/info.elf"
 

@@ -13,12 +13,14 @@ plan 6
 on_tty() {
     local input=$1
     shift
-    { eval "$input"; } | timeout -s KILL 60 script -qec "$SLATE $*" /dev/null >"$TMP/out" 2>&1
+    { eval "$input"; } | timeout -s KILL "$(scaled 60)" script -qec "$SLATE $*" /dev/null >"$TMP/out" 2>&1
     RC=$?
     OUT=$(tr -d '\r' <"$TMP/out")
 }
 
-on_tty "sleep 0.4; printf '\001p'; sleep 0.8; printf '\001p'; sleep 2" --append ticker "$GUEST/timer.elf"
+# The keys are typed once the guest has printed its first line: slate's terminal is raw by then.
+wait_out() { for _ in $(seq "$(scaled 400)"); do grep -q "$1" "$TMP/out" 2>/dev/null && return; sleep 0.01; done; }
+on_tty "wait_out ticking; printf '\001p'; sleep 0.8; printf '\001p'; sleep $(scaled 2)" --append ticker "$GUEST/timer.elf"
 is "$RC" 0 "paused and resumed, the guest runs to its end"
 has "$OUT" '^slate: paused: every CPU is stopped' "Ctrl-A p says the machine is paused"
 has "$OUT" '^slate: resumed$' "a second Ctrl-A p resumes it"
@@ -29,6 +31,6 @@ else
     fail "the guest saw a gap of at least 500 ms while paused" "got: '$gap'"
 fi
 
-on_tty "sleep 0.4; printf '\001x'; sleep 2" --smp 4 --append halt "$GUEST/smp.elf"
+on_tty "wait_out 'all halted'; printf '\001x'; sleep $(scaled 2)" --smp 4 --append halt "$GUEST/smp.elf"
 is "$RC" 130 "Ctrl-A x stops a machine whose CPUs are halted (130)"
 has "$OUT" '^all halted$' "the CPUs were running before"

@@ -29,7 +29,7 @@ Xvfb ":$n" -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
 XVFB=$!
 trap 'kill $XVFB 2>/dev/null; rm -rf "$TMP"' EXIT
 export DISPLAY=":$n"
-for _ in $(seq 100); do xdpyinfo >/dev/null 2>&1 && break; [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.05; done
+for _ in $(seq "$(scaled 100)"); do xdpyinfo >/dev/null 2>&1 && break; [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.05; done
 sleep 0.2
 
 # start MODE ARGS...: slate in an SDL window, in the background, once the guest has drawn; W is
@@ -37,10 +37,16 @@ sleep 0.2
 start() {
     local mode=$1
     shift
-    timeout -s KILL 60 "$SLATE" --display sdl "$@" --append "$mode" "$DISPLAY_GUEST" </dev/null >"$TMP/out" 2>"$TMP/err" &
+    timeout -s KILL "$(scaled 60)" "$SLATE" --display sdl "$@" --append "$mode" "$DISPLAY_GUEST" </dev/null >"$TMP/out" 2>"$TMP/err" &
     PID=$!
-    for _ in $(seq 200); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
-    W=$(xdotool search --sync --name '^slate$' 2>/dev/null | head -1)
+    for _ in $(seq "$(scaled 200)"); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
+    W=""  # xdotool's --sync has no timeout: poll with a deadline instead
+    for _ in $(seq "$(scaled 200)"); do
+        W=$(xdotool search --name '^slate$' 2>/dev/null | head -1)
+        [ -n "$W" ] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.05
+    done
     sleep 0.2 # one refresh (16 ms) after drawing, with room to spare
 }
 
@@ -54,7 +60,7 @@ is "$(grep '^pixel' <<<"$X" | cut -d' ' -f4 | tr '\n' ' ')" "ff0000 00ff00 0000f
 V=$("$BUILD/tools/vnctool" vnc "127.0.0.1:$PORT" pixel 300 10)
 has "$V" '^pixel 300 10 00ff00$' "with --vnc as well, a VNC client sees the same screen"
 xdotool mousemove --window "$W" 50 60 mousedown 1 sleep 0.3 mouseup 1
-xdotool windowfocus --sync "$W" 2>/dev/null
+timeout "$(scaled 10)" xdotool windowfocus --sync "$W" 2>/dev/null
 xdotool key --delay 100 a shift+b q
 wait "$PID"
 RC=$?
@@ -69,7 +75,7 @@ has "$P" '^pixel 10 10 ff0000$' "--screenshot works with the SDL window too"
 start text
 xwd -id "$W" -silent >"$TMP/text.xwd"
 T=$($XWDPIXEL "$TMP/text.xwd" 1 1 1 5)
-xdotool windowfocus --sync "$W" 2>/dev/null
+timeout "$(scaled 10)" xdotool windowfocus --sync "$W" 2>/dev/null
 xdotool key q
 wait "$PID"
 is "$(grep '^size' <<<"$T")" "size 640 400" "text mode: the window is 80x25 cells of 8x16"

@@ -35,16 +35,16 @@ skip_without_kvm 11   # the rest boots the kernels
 
 for step in step1 step2 step3 ktest; do
     # ~/slate/build/slate in the page is this build's slate.
-    sed -i "s|~/slate/build/slate|timeout -s KILL 30 $ROOT/$SLATE|g" "$DIR/$step.sh"
+    sed -i "s|~/slate/build/slate|timeout -s KILL $(scaled 30) $ROOT/$SLATE|g" "$DIR/$step.sh"
     GOT=$(cd "$DIR" && bash "$step.sh" 2>&1 </dev/null | tr -d '\r')
     is "$GOT" "$(cat "$DIR/$step.want")" "$step: the session on the page is what happens"
 done
 
 # Step 3 from a VNC viewer's keyboard instead of the terminal.
 PORT=$((5930 + $$ % 40))
-timeout -s KILL 30 "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$DIR/step3.elf" </dev/null >"$TMP/out" 2>"$TMP/vncerr" &
+timeout -s KILL "$(scaled 30)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$DIR/step3.elf" </dev/null >"$TMP/out" 2>"$TMP/vncerr" &
 PID=$!
-for _ in $(seq 200); do grep -q 'Press a key' "$TMP/out" && break; sleep 0.05; done
+for _ in $(seq "$(scaled 200)"); do grep -q 'Press a key' "$TMP/out" && break; sleep 0.05; done
 "$BUILD/tools/vnctool" vnc "127.0.0.1:$PORT" key 0x6a >/dev/null
 wait "$PID"
 RC=$?
@@ -54,7 +54,7 @@ has "$(tr -d '\r' <"$TMP/out")" "^You pressed 'j'\.$" "and it names the key"
 
 run_slate --gdb-wait --gdb "unix:$TMP/gdb.sock" --timeout 20 "$DIR/step2.elf" &
 sleep 0.3
-G=$(timeout 30 gdb -q -batch -nx "$DIR/step2.elf" -ex "target remote $TMP/gdb.sock" -ex "break on_timer" \
+G=$(timeout "$(scaled 30)" gdb -q -batch -nx "$DIR/step2.elf" -ex "target remote $TMP/gdb.sock" -ex "break on_timer" \
     -ex continue -ex "print ticks" -ex kill 2>&1)
 wait
 has "$G" '^\$1 = 0$' "the tutorial's kernel can be debugged with gdb: stopped in on_timer before the first tick counts"
