@@ -127,25 +127,27 @@ static void *nic_thread(void *arg)
 {
     struct net_dev *nd = arg;
     struct nic *nic = &nd->nic;
-    struct pollfd fds[NET_POLL_MAX];
+    struct poll_set set = {0};
     for (;;) {
         int timeout = -1;
-        fds[0] = (struct pollfd){.fd = nd->tx_notify_fd, .events = POLLIN};
-        fds[1] = (struct pollfd){.fd = nd->stop_fd, .events = POLLIN};
-        int extra = nic->backend->poll_fill(nic, fds + 2, NET_POLL_MAX - 2, &timeout);
-        if (poll(fds, (nfds_t)(2 + extra), timeout) < 0 && errno != EINTR)
+        set.count = 0;
+        if (poll_set_add(&set, nd->tx_notify_fd, POLLIN) != 0 || poll_set_add(&set, nd->stop_fd, POLLIN) != 1)
+            break; /* out of memory for two fds: nothing can work */
+        nic->backend->poll_fill(nic, &set, &timeout);
+        if (poll(set.fds, (nfds_t)set.count, timeout) < 0 && errno != EINTR)
             break;
-        if (fds[1].revents & POLLIN)
+        if (set.fds[1].revents & POLLIN)
             break;
-        if (fds[0].revents & POLLIN) {
+        if (set.fds[0].revents & POLLIN) {
             eventfd_t ignored;
             eventfd_read(nd->tx_notify_fd, &ignored);
             if (atomic_exchange(&nd->reset_requested, false))
                 reset_rings(nd);
             drain_tx(nd);
         }
-        nic->backend->poll_done(nic, fds + 2, extra);
+        nic->backend->poll_done(nic, &set);
     }
+    free(set.fds);
     return NULL;
 }
 

@@ -12,17 +12,27 @@
 
 struct nic;
 
-#define NET_POLL_MAX 64
+/* The fds a NIC's thread waits on: grows as a backend asks (libslirp has one per guest
+ * connection), up to NET_POLL_MAX. */
+#define NET_POLL_MAX 4096
+struct poll_set {
+    struct pollfd *fds;
+    int count, cap;
+};
+
+/* Adds fd; returns its index, or -1 when the set cannot grow (the fd is then not polled this
+ * round, which the caller reports). */
+int poll_set_add(struct poll_set *set, int fd, short events);
 
 struct net_backend_ops {
     /* Opens the backend; logs "why" and returns -1 on failure. */
     int (*open)(struct nic *nic);
     /* One frame from the guest. Failures are counted by the caller. Returns 0 or -1. */
     int (*send)(struct nic *nic, const uint8_t *frame, size_t len);
-    /* Adds the fds to wait on after `first`; returns how many; may lower *timeout_ms. */
-    int (*poll_fill)(struct nic *nic, struct pollfd *fds, int max, int *timeout_ms);
-    /* After poll: reads what is ready and hands frames to nic_receive. */
-    void (*poll_done)(struct nic *nic, struct pollfd *fds, int count);
+    /* Adds the fds to wait on to `set`; may lower *timeout_ms. */
+    void (*poll_fill)(struct nic *nic, struct poll_set *set, int *timeout_ms);
+    /* After poll: reads what is ready and hands frames to nic_receive. `set` is as filled. */
+    void (*poll_done)(struct nic *nic, struct poll_set *set);
     void (*close)(struct nic *nic);
 };
 

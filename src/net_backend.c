@@ -38,12 +38,29 @@ static void read_frames(struct nic *nic, int fd)
     }
 }
 
-static int single_fd_fill(int fd, struct pollfd *fds, int max)
+int poll_set_add(struct poll_set *set, int fd, short events)
 {
-    if (max < 1)
-        return 0;
-    fds[0] = (struct pollfd){.fd = fd, .events = POLLIN};
-    return 1;
+    if (set->count == set->cap) {
+        int cap = set->cap ? set->cap * 2 : 16;
+        struct pollfd *grown = cap <= NET_POLL_MAX ? realloc(set->fds, (size_t)cap * sizeof(*grown)) : NULL;
+        if (!grown) {
+            log_warn_limited(&backend_limit, "network: more than %d sockets to wait on; some wait "
+                             "a round", set->cap);
+            return -1;
+        }
+        set->fds = grown, set->cap = cap;
+    }
+    set->fds[set->count] = (struct pollfd){.fd = fd, .events = events};
+    return set->count++;
+}
+
+/* For backends with one fd: it is the first after the NIC's own two. */
+static int backend_fd_index(struct poll_set *set, int fd)
+{
+    for (int i = set->count - 1; i >= 0; i--)
+        if (set->fds[i].fd == fd)
+            return i;
+    return -1;
 }
 
 /* ---- TAP ------------------------------------------------------------------------------------ */
@@ -82,16 +99,17 @@ static int tap_send(struct nic *nic, const uint8_t *frame, size_t len)
     return write(t->fd, frame, len) == (ssize_t)len ? 0 : -1;
 }
 
-static int tap_poll_fill(struct nic *nic, struct pollfd *fds, int max, int *timeout_ms)
+static void tap_poll_fill(struct nic *nic, struct poll_set *set, int *timeout_ms)
 {
     (void)timeout_ms;
-    return single_fd_fill(((struct tap *)nic->backend_state)->fd, fds, max);
+    poll_set_add(set, ((struct tap *)nic->backend_state)->fd, POLLIN);
 }
 
-static void tap_poll_done(struct nic *nic, struct pollfd *fds, int count)
+static void tap_poll_done(struct nic *nic, struct poll_set *set)
 {
-    if (count > 0 && (fds[0].revents & POLLIN))
-        read_frames(nic, ((struct tap *)nic->backend_state)->fd);
+    int fd = ((struct tap *)nic->backend_state)->fd, i = backend_fd_index(set, fd);
+    if (i >= 0 && (set->fds[i].revents & POLLIN))
+        read_frames(nic, fd);
 }
 
 static void tap_close(struct nic *nic)
@@ -169,16 +187,17 @@ static int dgram_send(struct nic *nic, const uint8_t *frame, size_t len)
     return n == (ssize_t)len || errno == ENOENT || errno == ECONNREFUSED || errno == EAGAIN ? 0 : -1;
 }
 
-static int dgram_poll_fill(struct nic *nic, struct pollfd *fds, int max, int *timeout_ms)
+static void dgram_poll_fill(struct nic *nic, struct poll_set *set, int *timeout_ms)
 {
     (void)timeout_ms;
-    return single_fd_fill(((struct dgram *)nic->backend_state)->fd, fds, max);
+    poll_set_add(set, ((struct dgram *)nic->backend_state)->fd, POLLIN);
 }
 
-static void dgram_poll_done(struct nic *nic, struct pollfd *fds, int count)
+static void dgram_poll_done(struct nic *nic, struct poll_set *set)
 {
-    if (count > 0 && (fds[0].revents & POLLIN))
-        read_frames(nic, ((struct dgram *)nic->backend_state)->fd);
+    int fd = ((struct dgram *)nic->backend_state)->fd, i = backend_fd_index(set, fd);
+    if (i >= 0 && (set->fds[i].revents & POLLIN))
+        read_frames(nic, fd);
 }
 
 static void dgram_close(struct nic *nic)
@@ -209,11 +228,18 @@ struct slirp_timer {
     void *cb_opaque;
 };
 
+/* A UDP flow a port forward opened: the host's port that sent to the guest's forwarded port. */
+#define UDP_FLOWS 64
+struct udp_flow {
+    uint16_t guest_port, host_port;
+};
+
 struct user_net {
     Slirp *slirp;
     struct nic *nic;
-    struct pollfd *fds; /* during a fill: where add_poll puts them */
-    int count, max;
+    struct udp_flow flows[UDP_FLOWS]; /* replaced round-robin */
+    unsigned next_flow;
+    struct poll_set *set; /* during a fill or a poll: the NIC's set */
     struct slirp_timer timers[SLIRP_TIMERS_MAX];
 };
 
@@ -224,9 +250,130 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* ---- keeping the host's loopback closed ------------------------------------------------------
+ * Through 10.0.2.2 the guest would reach every service on the host's 127.0.0.1: slate's own
+ * monitor, gdb stub and VNC server, other VMs' gdb stubs, whatever the user runs. Unless the user
+ * asks for it (loopback=on), a connection the guest opens to 10.0.2.2 is refused (slate answers
+ * its SYN with a reset) and its UDP datagrams to 10.0.2.2 are dropped, except replies within a
+ * flow a UDP port forward opened. Port forwards (hostfwd) work as before. */
+
+#define GATEWAY 0x0202000Au /* 10.0.2.2, as it sits in a frame (network order, read LE) */
+
+static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* Where a guest frame goes when it is IPv4 to the gateway: its protocol and the offset of its
+ * transport header, or 0 when it is something else. */
+static size_t gateway_ip(const uint8_t *f, size_t len, uint8_t *proto)
+{
+    if (len < 34 || be16(f + 12) != 0x0800 || (f[14] >> 4) != 4)
+        return 0;
+    size_t ihl = (size_t)(f[14] & 0xF) * 4;
+    uint32_t dst;
+    memcpy(&dst, f + 30, 4);
+    if (ihl < 20 || dst != GATEWAY)
+        return 0;
+    /* A fragment, or a header cut short, could hide its ports: proto 0, which is dropped. */
+    *proto = (be16(f + 20) & 0x3FFF) || len < 14 + ihl + 20 ? 0 : f[23];
+    return 14 + ihl;
+}
+
+static uint16_t fold_sum(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+static uint32_t add_words(uint32_t sum, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += be16(p + i);
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    return sum;
+}
+
+/* Answers a refused SYN with RST|ACK from the gateway, so the guest sees "connection refused". */
+static void refuse_syn(struct user_net *u, const uint8_t *f, size_t tcp)
+{
+    uint8_t r[60] = {0}; /* 54 bytes of headers, padded to Ethernet's minimum */
+    memcpy(r, f + 6, 6);       /* to the guest's MAC */
+    memcpy(r + 6, f, 6);       /* from the gateway's */
+    r[12] = 0x08;
+    uint8_t *ip = r + 14, *t = r + 34;
+    ip[0] = 0x45, ip[3] = 40, ip[8] = 64, ip[9] = 6;
+    memcpy(ip + 12, f + 30, 4); /* from 10.0.2.2 */
+    memcpy(ip + 16, f + 26, 4); /* to the guest */
+    uint16_t sum = fold_sum(add_words(0, ip, 20));
+    ip[10] = (uint8_t)(sum >> 8), ip[11] = (uint8_t)sum;
+    memcpy(t, f + tcp + 2, 2); /* ports swapped */
+    memcpy(t + 2, f + tcp, 2);
+    uint32_t ack = ((uint32_t)be16(f + tcp + 4) << 16 | be16(f + tcp + 6)) + 1;
+    t[8] = (uint8_t)(ack >> 24), t[9] = (uint8_t)(ack >> 16), t[10] = (uint8_t)(ack >> 8), t[11] = (uint8_t)ack;
+    t[12] = 5 << 4, t[13] = 0x14; /* RST|ACK */
+    uint32_t pseudo = add_words(0, ip + 12, 8) + 6 + 20;
+    sum = fold_sum(add_words(pseudo, t, 20));
+    t[16] = (uint8_t)(sum >> 8), t[17] = (uint8_t)sum;
+    nic_receive(u->nic, r, sizeof(r));
+}
+
+/* True when a guest frame may go to slirp. */
+static bool user_filter(struct user_net *u, const uint8_t *f, size_t len)
+{
+    uint8_t proto;
+    size_t l4 = u->nic->spec->host_loopback ? 0 : gateway_ip(f, len, &proto);
+    if (!l4)
+        return true;
+    if (proto == 6 && (f[l4 + 13] & 0x12) == 0x02) { /* a SYN without ACK: a new connection */
+        log_warn_limited(&backend_limit, "--net user: the guest's connection to 10.0.2.2:%u refused "
+                         "(the host's loopback; loopback=on allows it)", be16(f + l4 + 2));
+        refuse_syn(u, f, l4);
+        return false;
+    }
+    if (proto == 1 || proto == 6)
+        return true; /* ping 10.0.2.2, and TCP within a forwarded connection */
+    if (proto != 17) {
+        log_warn_limited(&backend_limit, "--net user: a fragmented or unknown packet to 10.0.2.2 "
+                         "dropped (the host's loopback; loopback=on allows it)");
+        return false;
+    }
+    uint16_t sport = be16(f + l4), dport = be16(f + l4 + 2);
+    for (unsigned i = 0; i < UDP_FLOWS; i++)
+        if (u->flows[i].guest_port == sport && u->flows[i].host_port == dport && sport)
+            return true;
+    log_warn_limited(&backend_limit, "--net user: the guest's UDP datagram to 10.0.2.2:%u dropped "
+                     "(the host's loopback; loopback=on allows it)", dport);
+    return false;
+}
+
+/* Slirp to guest: a UDP datagram from the gateway to a forwarded port opens a flow for replies. */
+static void note_udp_flow(struct user_net *u, const uint8_t *f, size_t len)
+{
+    if (len < 42 || be16(f + 12) != 0x0800 || f[23] != 17)
+        return;
+    uint32_t src;
+    memcpy(&src, f + 26, 4);
+    size_t l4 = 14 + (size_t)(f[14] & 0xF) * 4;
+    if (src != GATEWAY || len < l4 + 8)
+        return;
+    uint16_t host_port = be16(f + l4), guest_port = be16(f + l4 + 2);
+    const struct net_spec *spec = u->nic->spec;
+    for (unsigned i = 0; i < spec->fwd_count; i++) {
+        if (!spec->fwd[i].udp || spec->fwd[i].guest_port != guest_port)
+            continue;
+        for (unsigned j = 0; j < UDP_FLOWS; j++)
+            if (u->flows[j].guest_port == guest_port && u->flows[j].host_port == host_port)
+                return;
+        u->flows[u->next_flow++ % UDP_FLOWS] = (struct udp_flow){guest_port, host_port};
+        return;
+    }
+}
+
 static ssize_t user_send_packet(const void *buf, size_t len, void *opaque)
 {
     struct user_net *u = opaque;
+    if (!u->nic->spec->host_loopback)
+        note_udp_flow(u, buf, len);
     nic_receive(u->nic, buf, len);
     return (ssize_t)len;
 }
@@ -301,6 +448,8 @@ static int user_open(struct nic *nic)
         return -1;
     nic->backend_state = u;
     u->nic = nic;
+    /* libslirp's own disable_host_loopback would also drop the replies of UDP port forwards:
+     * user_filter below keeps the host's loopback closed instead. */
     SlirpConfig cfg = {.version = 3, .in_enabled = true};
     inet_pton(AF_INET, "10.0.2.0", &cfg.vnetwork);
     inet_pton(AF_INET, "255.255.255.0", &cfg.vnetmask);
@@ -330,36 +479,35 @@ static int user_open(struct nic *nic)
 
 static int user_send(struct nic *nic, const uint8_t *frame, size_t len)
 {
-    slirp_input(((struct user_net *)nic->backend_state)->slirp, frame, (int)len);
+    struct user_net *u = nic->backend_state;
+    if (user_filter(u, frame, len))
+        slirp_input(u->slirp, frame, (int)len);
     return 0;
 }
 
 static int user_add_poll(int fd, int events, void *opaque)
 {
     struct user_net *u = opaque;
-    if (u->count == u->max)
-        return -1;
     short ev = (short)(((events & SLIRP_POLL_IN) ? POLLIN : 0) | ((events & SLIRP_POLL_OUT) ? POLLOUT : 0) |
                        ((events & SLIRP_POLL_PRI) ? POLLPRI : 0));
-    u->fds[u->count] = (struct pollfd){.fd = fd, .events = ev};
-    return u->count++;
+    return poll_set_add(u->set, fd, ev);
 }
 
 static int user_get_revents(int idx, void *opaque)
 {
     struct user_net *u = opaque;
-    if (idx < 0 || idx >= u->count)
+    if (idx < 0 || idx >= u->set->count)
         return 0;
-    short r = u->fds[idx].revents;
+    short r = u->set->fds[idx].revents;
     return ((r & POLLIN) ? SLIRP_POLL_IN : 0) | ((r & POLLOUT) ? SLIRP_POLL_OUT : 0) |
            ((r & POLLPRI) ? SLIRP_POLL_PRI : 0) | ((r & POLLERR) ? SLIRP_POLL_ERR : 0) |
            ((r & POLLHUP) ? SLIRP_POLL_HUP : 0);
 }
 
-static int user_poll_fill(struct nic *nic, struct pollfd *fds, int max, int *timeout_ms)
+static void user_poll_fill(struct nic *nic, struct poll_set *set, int *timeout_ms)
 {
     struct user_net *u = nic->backend_state;
-    u->fds = fds, u->count = 0, u->max = max;
+    u->set = set;
     uint32_t timeout = *timeout_ms < 0 ? UINT32_MAX : (uint32_t)*timeout_ms;
     slirp_pollfds_fill(u->slirp, &timeout, user_add_poll, u);
     int64_t now_ms = now_ns() / 1000000;
@@ -372,13 +520,12 @@ static int user_poll_fill(struct nic *nic, struct pollfd *fds, int max, int *tim
         }
     }
     *timeout_ms = timeout == UINT32_MAX ? -1 : (int)timeout;
-    return u->count;
 }
 
-static void user_poll_done(struct nic *nic, struct pollfd *fds, int count)
+static void user_poll_done(struct nic *nic, struct poll_set *set)
 {
     struct user_net *u = nic->backend_state;
-    u->fds = fds, u->count = count;
+    u->set = set;
     int64_t now_ms = now_ns() / 1000000;
     for (int i = 0; i < SLIRP_TIMERS_MAX; i++) {
         struct slirp_timer *t = &u->timers[i];

@@ -43,6 +43,7 @@ const char options_help[] =
     "  --net tap:IFNAME|user|socket:PATH[,mac=XX:XX:XX:XX:XX:XX]\n"
     "                         a network card (repeatable, up to 4); user mode takes\n"
     "                         ,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (repeatable)\n"
+    "                         and ,loopback=on to let the guest reach the host's 127.0.0.1\n"
     "  --display vnc|sdl|none a display, keyboard and pointer, served over VNC or shown\n"
     "                         in a local SDL window\n"
     "  --vnc [HOST:]PORT|none where VNC listens (default 127.0.0.1:5900 with --display vnc)\n"
@@ -310,6 +311,10 @@ static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_
             if (net->mac[0] & 1)
                 return fail(err, errlen, "--net %s: the MAC address is a multicast address", arg);
             net->has_mac = true;
+        } else if (net->kind == NET_USER && n == 11 && !strncmp(opt, "loopback=on", 11)) {
+            net->host_loopback = true;
+        } else if (net->kind == NET_USER && n == 12 && !strncmp(opt, "loopback=off", 12)) {
+            net->host_loopback = false;
         } else if (net->kind == NET_USER && !strncmp(opt, "hostfwd=", 8)) {
             if (net->fwd_count == MAX_HOSTFWD)
                 return fail(err, errlen, "--net: at most %d hostfwd rules", MAX_HOSTFWD);

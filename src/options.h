@@ -47,6 +47,7 @@ struct net_spec {
     bool has_mac;
     struct hostfwd fwd[MAX_HOSTFWD];
     unsigned fwd_count;
+    bool host_loopback; /* user: loopback=on lets the guest reach the host's 127.0.0.1 */
 };
 
 struct disk_spec {

@@ -4,6 +4,8 @@
  *   hello     send "hello from slate" to peer:9999, then serve
  *   ping      ping the peer 10 times, print how many answered, tell it "quit", exit 0
  *   hostile   break the rings on purpose; the device must refuse and survive
+ *   knock     (with port=N) send a UDP datagram and a TCP SYN to peer:N, print the TCP answer
+ *             (SYN-ACK, RST) or the ICMP error, exit 0
  * Everything waits with HLT for the card's interrupt. */
 #include "guest.h"
 
@@ -47,7 +49,15 @@ struct __attribute__((packed)) dhcp {
     uint8_t options[64];
 };
 
+struct __attribute__((packed)) tcp {
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint8_t offset, flags;
+    uint16_t window, sum, urgent;
+};
+
 static const struct slate_device *nic;
+static volatile uint8_t tcp_answer, icmp_error;
 static volatile struct slate_net_window *win;
 static uint8_t my_mac[6], peer_mac[6];
 static uint32_t my_ip, peer_ip, offered_ip, dhcp_server;
@@ -140,6 +150,21 @@ static void send_udp(const uint8_t *dst_mac, uint32_t src, uint32_t dst, uint16_
     send_frame(frame, ip_packet(frame, dst_mac, src, dst, 17, payload, 8 + len));
 }
 
+/* A TCP SYN from port 4444, its checksum over the pseudo-header. */
+static void send_syn(const uint8_t *dst_mac, uint32_t dst, uint16_t dport)
+{
+    struct __attribute__((packed)) {
+        uint32_t src, dst;
+        uint8_t zero, proto;
+        uint16_t len;
+        struct tcp t;
+    } p = {my_ip, dst, 0, 6, htons(20), {htons(4444), htons(dport), htonl(1000), 0, 5 << 4, 0x02,
+                                         htons(8192), 0, 0}};
+    p.t.sum = checksum(&p, sizeof(p));
+    uint8_t frame[1514] = {0};
+    send_frame(frame, ip_packet(frame, dst_mac, my_ip, dst, 6, &p.t, sizeof(p.t)));
+}
+
 static void dhcp_send(uint8_t type)
 {
     static struct dhcp d;
@@ -221,6 +246,12 @@ static void handle_frame(const uint8_t *frame, unsigned len)
         return;
     if (ip->proto == 17) {
         handle_udp(e, ip, (const void *)(ip + 1), ip_len - 20);
+    } else if (ip->proto == 6 && ip->dst == my_ip && ip_len >= 40) {
+        const struct tcp *t = (const void *)(ip + 1);
+        if (t->dport == htons(4444))
+            tcp_answer = t->flags;
+    } else if (ip->proto == 1 && ip->dst == my_ip && ((const struct icmp *)(ip + 1))->type == 3) {
+        icmp_error = 1; /* destination unreachable */
     } else if (ip->proto == 1 && ip->dst == my_ip) {
         const struct icmp *ic = (const void *)(ip + 1);
         if (ic->type == 0) {
@@ -413,8 +444,17 @@ KMAIN kmain(const struct slate_info *info)
         puts_hc("\n");
     }
     GUEST_ASSERT(my_ip);
-    if (option(cmd, "mode=hello") || option(cmd, "mode=ping"))
+    if (option(cmd, "mode=hello") || option(cmd, "mode=ping") || option(cmd, "mode=knock"))
         resolve_peer();
+    if (option(cmd, "mode=knock")) {
+        uint16_t port = (uint16_t)cmdline_number(cmd, "port=", 0);
+        send_udp(peer_mac, my_ip, peer_ip, 5555, port, "knock", 5);
+        send_syn(peer_mac, peer_ip, port);
+        NET_WAIT(tcp_answer || icmp_error);
+        puts_hc(tcp_answer == 0x12 ? "tcp answer: syn-ack\n"
+                : tcp_answer ? "tcp answer: reset\n" : "tcp answer: unreachable\n");
+        guest_exit(0);
+    }
     if (option(cmd, "mode=hello")) {
         static const char hello[] = "hello from slate";
         send_udp(peer_mac, my_ip, peer_ip, 5555, 9999, hello, sizeof(hello) - 1);

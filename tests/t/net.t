@@ -4,7 +4,7 @@
 # forward, two guests on one Unix datagram socket, and a hostile guest.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 18
+plan 24
 NET=$GUEST/net.elf
 NS=slate-test-$$
 cleanup() { ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"; }
@@ -76,6 +76,37 @@ is "$RC/$OUT" "0/pings answered: 10" "socket: one guest pings another 10 times, 
 is "$?/$(cat "$TMP/a.out")" "0/ready ip=10.9.0.2
 quit received" "socket: the other guest answered and ended when told to"
 if [ -e "$TMP/lan.0" ] || [ -e "$TMP/lan.1" ]; then fail "socket files are removed at exit"; else pass "socket files are removed at exit"; fi
+
+# ---- the host's loopback: unreachable from user networking unless loopback=on ----
+# A listener on the host's 127.0.0.1 (TCP and UDP) and a guest that knocks on 10.0.2.2 at its port.
+knock() { # NET-OPTIONS: runs the guest against a fresh listener; sets OUT and HEARD
+    local port=$((20000 + ($$ + RANDOM) % 20000))
+    perl -MIO::Socket::INET -MIO::Select -e '
+        my ($port, $secs) = @ARGV; $| = 1;
+        my $t = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port", Listen => 5, ReuseAddr => 1) or die "tcp: $!";
+        my $u = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port", Proto => "udp") or die "udp: $!";
+        print "listening\n";
+        my $sel = IO::Select->new($t, $u); my $end = time + $secs;
+        while (time < $end) {
+            for my $s ($sel->can_read(0.1)) {
+                if ($s == $t) { my $c = $t->accept; print "tcp connection\n"; close $c }
+                else { $u->recv(my $b, 100); print "udp datagram: $b\n" }
+            }
+        }' "$port" "$(scaled 4)" >"$TMP/listener.out" 2>&1 &
+    local listener=$!
+    for _ in $(seq "$(scaled 100)"); do grep -q listening "$TMP/listener.out" && break; sleep 0.02; done
+    run_slate --timeout "$(scaled 10)" --net "user$1" --append "dhcp peer=10.0.2.2 mode=knock port=$port" "$NET"
+    wait "$listener"
+    HEARD=$(cat "$TMP/listener.out")
+}
+knock ""
+is "$RC/$(grep answer <<<"$OUT")" "0/tcp answer: reset" "user net: a TCP SYN to 10.0.2.2 is refused: it does not reach the host's 127.0.0.1"
+lacks "$HEARD" '^tcp connection' "user net: the host's loopback listener gets no TCP connection"
+lacks "$HEARD" '^udp datagram' "user net: nor a UDP datagram"
+knock ",loopback=on"
+is "$RC/$(grep answer <<<"$OUT")" "0/tcp answer: syn-ack" "user net, loopback=on: the guest's SYN is answered by the host's listener"
+has "$HEARD" '^tcp connection' "user net, loopback=on: the host's 127.0.0.1 listener accepts the connection"
+has "$HEARD" '^udp datagram: knock$' "user net, loopback=on: and gets the UDP datagram"
 
 # ---- a hostile guest ----
 run_slate --net user --append "mode=hostile" "$NET"

@@ -236,6 +236,10 @@ static void nics(void **state)
 {
     (void)state;
     struct slate_config cfg;
+    assert_int_equal(PARSE(&cfg, "--net", "user", "--net", "user,loopback=on", "k"), OPTIONS_RUN);
+    assert_false(cfg.nics[0].host_loopback); /* the host's loopback is closed by default */
+    assert_true(cfg.nics[1].host_loopback);
+    assert_int_equal(PARSE(&cfg, "--net", "tap:tap0,loopback=on", "k"), OPTIONS_ERROR);
     assert_int_equal(PARSE(&cfg, "--net", "tap:tap0,mac=52:54:00:ab:cd:ef", "--net",
                            "user,hostfwd=tcp::8080-:80,hostfwd=udp:10.1.2.3:53-:5353", "--net",
                            "socket:/tmp/lan", "k"),
