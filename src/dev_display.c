@@ -10,7 +10,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <png.h>
+#include <stdatomic.h>
 #include <rfb/rfb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,32 +229,34 @@ static void *refresh_thread(void *arg)
 
 /* ---- screenshots ----------------------------------------------------------------------------- */
 
-int display_screenshot(const char *path)
+/* The screen as RGB rows, taken under the lock. NULL when out of memory. */
+static uint8_t *screen_rgb(struct display *d, uint32_t *w, uint32_t *h)
 {
-    struct display *d = the_display;
-    if (!d || !path)
-        return -1;
     pthread_mutex_lock(&d->lock);
     if (d->mode == SLATE_DISPLAY_TEXT)
         refresh_text(d);
     const uint8_t *src = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : d->text_fb;
-    uint32_t w = d->width, h = d->height;
-    uint8_t *rgb = malloc((size_t)w * h * 3);
+    *w = d->width, *h = d->height;
+    uint8_t *rgb = malloc((size_t)*w * *h * 3);
     if (rgb) {
-        for (size_t i = 0; i < (size_t)w * h; i++) {
+        for (size_t i = 0; i < (size_t)*w * *h; i++) {
             uint32_t px;
             memcpy(&px, src + i * 4, 4);
             rgb[i * 3] = (uint8_t)(px >> 16), rgb[i * 3 + 1] = (uint8_t)(px >> 8), rgb[i * 3 + 2] = (uint8_t)px;
         }
     }
     pthread_mutex_unlock(&d->lock);
-    if (!rgb)
+    return rgb;
+}
+
+static int write_png(int fd, const uint8_t *rgb, uint32_t w, uint32_t h)
+{
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
         return -1;
-    /* Written beside the target and renamed, so a reader never sees half a file. */
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.part", path);
-    FILE *f = fopen(tmp, "wb");
-    png_structp png = f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     int rc = -1;
     if (info && !setjmp(png_jmpbuf(png))) {
@@ -267,14 +271,57 @@ int display_screenshot(const char *path)
     }
     if (png)
         png_destroy_write_struct(&png, info ? &info : NULL);
-    if (f && fclose(f) != 0)
+    if (fclose(f) != 0)
         rc = -1;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -1;
-    if (rc)
-        log_warn("--screenshot %s: %s", path, strerror(errno));
-    unlink(tmp);
+    return rc;
+}
+
+int display_screenshot_at(int dirfd, const char *name, bool replace)
+{
+    struct display *d = the_display;
+    if (!d || !name || !*name || strchr(name, '/'))
+        return -EINVAL;
+    uint32_t w, h;
+    uint8_t *rgb = screen_rgb(d, &w, &h);
+    if (!rgb)
+        return -ENOMEM;
+    /* A temporary file of slate's own beside the target (O_EXCL: never an existing file or a
+     * planted link), renamed into place, so a reader never sees half a PNG. */
+    static _Atomic unsigned serial;
+    char tmp[300];
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        snprintf(tmp, sizeof(tmp), ".%.200s.%d.%u.part", name, (int)getpid(), atomic_fetch_add(&serial, 1));
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    int rc = fd < 0 ? -errno : write_png(fd, rgb, w, h) < 0 ? -EIO : 0;
     free(rgb);
+    if (rc == 0 && (replace ? renameat(dirfd, tmp, dirfd, name)
+                            : renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE)) < 0)
+        rc = -errno;
+    if (fd >= 0 && rc < 0)
+        unlinkat(dirfd, tmp, 0);
+    return rc;
+}
+
+int display_screenshot(const char *path)
+{
+    char *copy = strdup(path ? path : "");
+    if (!copy)
+        return -ENOMEM;
+    const char *slash = strrchr(copy, '/');
+    const char *name = slash ? slash + 1 : copy;
+    if (slash)
+        copy[slash - copy] = 0;
+    int dirfd = open(slash ? (copy[0] ? copy : "/") : ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    int rc = dirfd < 0 ? -errno : display_screenshot_at(dirfd, name, true);
+    if (dirfd >= 0)
+        close(dirfd);
+    if (rc < 0)
+        log_warn("--screenshot %s: %s", path, strerror(-rc));
+    free(copy);
     return rc;
 }
 

@@ -15,7 +15,13 @@ void input_key(struct vm *vm, uint32_t keysym, bool down);
  * 4 wheel down. Any thread. */
 void input_pointer(struct vm *vm, int x, int y, uint32_t buttons);
 
-/* Writes the screen as a PNG. Returns 0, or -1 (logged). */
+/* Writes the screen as a PNG at path (replacing what is there, never following a link). Returns
+ * 0, or -errno (logged). */
 int display_screenshot(const char *path);
+
+/* Writes the screen as PNG file `name` (no '/') in directory dirfd, through a temporary file
+ * there (never following a link) renamed into place; an existing `name` is replaced only when
+ * `replace`. Returns 0 or -errno (-EEXIST: the file exists). */
+int display_screenshot_at(int dirfd, const char *name, bool replace);
 
 #endif

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     struct gdb_server *gdb = NULL; /* both outlive resets: their clients stay attached */
     struct monitor *monitor = NULL;
     if ((cfg.gdb && !(gdb = gdb_server_open(cfg.gdb, cfg.gdb_wait))) ||
-        (cfg.monitor && !(monitor = monitor_open(cfg.monitor, cfg.serial == SERIAL_STDIO)))) {
+        (cfg.monitor && !(monitor = monitor_open(cfg.monitor, cfg.serial == SERIAL_STDIO, cfg.dump_dir)))) {
         gdb_server_close(gdb);
         console_abandon(&console);
         console_close(&console);

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -41,6 +42,7 @@ struct monitor {
     bool syms_tried;
     char line[LINE_MAX_LEN];
     size_t line_len;
+    int dump_dir_fd; /* --dump-dir, opened at start (-1 without it) */
 };
 
 static void reply(struct monitor *m, const char *text, size_t len)
@@ -239,8 +241,45 @@ static const char help_text[] =
     "                       b (bytes), i (instructions, in the CPU's mode)\n"
     "  stop | cont          pause or resume every CPU\n"
     "  step [N]             single-step the selected CPU (machine stopped)\n"
-    "  screendump PATH.png  save the display\n"
+    "  screendump NAME.png [force]\n"
+    "                       save the display as NAME.png in --dump-dir (force: replace it)\n"
     "  quit                 stop the machine; slate exits with status 0\n";
+
+/* A file name a client may create in --dump-dir: one plain component, not hidden, so never a
+ * path elsewhere, "..", or a temporary file of slate's. */
+static bool plain_file_name(const char *name, const char *suffix)
+{
+    size_t len = strlen(name), slen = strlen(suffix);
+    return len > slen && len < 200 && name[0] != '.' && !strchr(name, '/') &&
+           !strcmp(name + len - slen, suffix);
+}
+
+/* screendump NAME.png [force]: files are written only in the directory the user named with
+ * --dump-dir, never through a link, and never over an existing file unless told. */
+static void cmd_screendump(struct monitor *m, FILE *out, char *arg)
+{
+    char *name = arg, *flag = arg + strcspn(arg, " ");
+    if (*flag)
+        *flag++ = 0;
+    flag += strspn(flag, " ");
+    bool force = !strcmp(flag, "force");
+    if (!m->vm->cfg->display)
+        fprintf(out, "error: this machine has no display device\n");
+    else if (m->dump_dir_fd < 0)
+        fprintf(out, "error: screendump writes files only in a directory named with --dump-dir DIR "
+                     "on slate's command line\n");
+    else if (!plain_file_name(name, ".png") || (*flag && !force))
+        fprintf(out, "error: usage: screendump NAME.png [force] (a plain file name in --dump-dir)\n");
+    else {
+        int rc = display_screenshot_at(m->dump_dir_fd, name, force);
+        if (rc == 0)
+            fprintf(out, "saved %s/%s\n", m->vm->cfg->dump_dir, name);
+        else if (rc == -EEXIST)
+            fprintf(out, "error: %s exists (screendump %s force replaces it)\n", name, name);
+        else
+            fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
+    }
+}
 
 static void execute(struct monitor *m, char *line, FILE *out)
 {
@@ -283,14 +322,8 @@ static void execute(struct monitor *m, char *line, FILE *out)
         fprintf(out, "running\n");
     } else if (!strcmp(cmd, "step"))
         cmd_step(m, out, arg);
-    else if (!strcmp(cmd, "screendump")) {
-        if (!m->vm->cfg->display)
-            fprintf(out, "error: this machine has no display device\n");
-        else if (!*arg)
-            fprintf(out, "error: usage: screendump PATH.png\n");
-        else
-            fprintf(out, display_screenshot(arg) == 0 ? "saved %s\n" : "error: cannot write %s\n", arg);
-    }
+    else if (!strcmp(cmd, "screendump"))
+        cmd_screendump(m, out, arg);
     else if (!strcmp(cmd, "quit")) {
         fprintf(out, "bye\n");
         vm_request_stop(m->vm, 0);
@@ -422,15 +455,20 @@ static int listen_on(struct monitor *m, const char *spec)
     return -1;
 }
 
-struct monitor *monitor_open(const char *spec, bool serial_on_stdio)
+struct monitor *monitor_open(const char *spec, bool serial_on_stdio, const char *dump_dir)
 {
     struct monitor *m = calloc(1, sizeof(*m));
     if (!m) {
         log_error("out of memory");
         return NULL;
     }
-    m->listen_fd = m->in_fd = m->out_fd = -1;
+    m->listen_fd = m->in_fd = m->out_fd = m->dump_dir_fd = -1;
     m->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (dump_dir && (m->dump_dir_fd = open(dump_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC)) < 0) {
+        log_error("--dump-dir %s: %s", dump_dir, strerror(errno));
+        monitor_close(m);
+        return NULL;
+    }
     if (!strcmp(spec, "stdio")) {
         if (serial_on_stdio) {
             log_error("--monitor stdio needs the serial console elsewhere (--serial file:PATH or none)");
@@ -464,6 +502,8 @@ void monitor_close(struct monitor *m)
         unlink(m->unix_path);
     if (m->notify_fd >= 0)
         close(m->notify_fd);
+    if (m->dump_dir_fd >= 0)
+        close(m->dump_dir_fd);
     symbols_close(m->syms);
     free(m);
 }

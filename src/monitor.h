@@ -9,7 +9,7 @@ struct monitor;
 struct vm;
 
 /* spec: "stdio", "unix:PATH" or "tcp:HOST:PORT". NULL after logging why. */
-struct monitor *monitor_open(const char *spec, bool serial_on_stdio);
+struct monitor *monitor_open(const char *spec, bool serial_on_stdio, const char *dump_dir);
 void monitor_close(struct monitor *m);
 
 int monitor_vm_start(struct monitor *m, struct vm *vm);

@@ -51,6 +51,8 @@ const char options_help[] =
     "  --screenshot PATH.png  write the screen as a PNG when the guest exits\n"
     "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
+    "  --dump-dir DIR         where monitor commands (screendump) may write files; without it\n"
+    "                         they write none\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
     "                         what would boot, and exit 0 (or 125 naming the problem)\n"
     "  -h, --help             print this text\n"
@@ -90,6 +92,7 @@ enum {
     OPT_VNC_PASSWORD,
     OPT_SCREENSHOT,
     OPT_CHECK,
+    OPT_DUMP_DIR,
 };
 
 static const struct option long_options[] = {
@@ -113,6 +116,7 @@ static const struct option long_options[] = {
     {"vnc-password", required_argument, NULL, OPT_VNC_PASSWORD},
     {"screenshot", required_argument, NULL, OPT_SCREENSHOT},
     {"check", no_argument, NULL, OPT_CHECK},
+    {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -423,6 +427,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
         return 0;
     case OPT_STRICT: cfg->strict = true; return 0;
     case OPT_CHECK: cfg->check_only = true; return 0;
+    case OPT_DUMP_DIR: cfg->dump_dir = arg; return 0;
     case OPT_DISK: return parse_disk(arg, cfg, err, errlen);
     case OPT_GDB: cfg->gdb = arg; return 0;
     case OPT_GDB_WAIT: cfg->gdb_wait = true; return 0;

@@ -79,6 +79,7 @@ struct slate_config {
     int vnc_port;
     const char *vnc_password_file;
     const char *screenshot; /* PNG written when the guest exits, or on the hypercall */
+    const char *dump_dir;   /* --dump-dir: the only directory monitor commands write files in */
     unsigned trace;   /* TRACE_* mask */
     const char *trace_file;
     bool stats;

@@ -18,6 +18,10 @@
 int preflight_output_file(const char *option, const char *path)
 {
     struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        log_error("%s %s: is a symbolic link (slate does not write through links)", option, path);
+        return -1;
+    }
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
             log_error("%s %s: is a directory", option, path);
@@ -116,6 +120,16 @@ int preflight_check(const struct slate_config *cfg, struct preflight *pf)
         return -1;
     if (cfg->trace_file && preflight_output_file("--trace-file", cfg->trace_file))
         return -1;
+    struct stat st;
+    if (cfg->dump_dir) {
+        const char *why = stat(cfg->dump_dir, &st) < 0 ? strerror(errno)
+                          : !S_ISDIR(st.st_mode)         ? "not a directory"
+                          : access(cfg->dump_dir, W_OK | X_OK) < 0 ? strerror(errno) : NULL;
+        if (why) {
+            log_error("--dump-dir %s: %s", cfg->dump_dir, why);
+            return -1;
+        }
+    }
     return 0;
 }
 

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(devnull >= 0 && !m->cfg.display);
     fake_machine_reset(m);
     struct monitor mon = {.listen_fd = -1, .in_fd = -1, .out_fd = devnull, .notify_fd = -1,
-                          .vm = &m->vm, .syms_tried = true};
+                          .dump_dir_fd = -1, .vm = &m->vm, .syms_tried = true};
     size_t pos = 0;
     while (pos < size) { /* in pieces, as reads from a socket deliver it */
         size_t chunk = 1 + data[pos] % 97, room = sizeof(mon.line) - mon.line_len;

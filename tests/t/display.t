@@ -3,7 +3,7 @@
 # tests/tools/vnctool.c, and Debian's vncsnapshot), and --screenshot's PNG.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 27
+plan 34
 DISPLAY_GUEST=$GUEST/display.elf
 VNCTOOL=$BUILD/tools/vnctool
 PORT=$((5950 + $$ % 40))
@@ -79,17 +79,35 @@ PPU=$(sed -n 's/.* pixels_per_update \([0-9]*\)$/\1/p' <<<"$W")
 is "$([ "${PPU:-0}" -gt 0 ] && [ "${PPU:-0}" -le 1024 ] && echo yes)" yes \
     "each update of a 32x32 square carries at most 32x32 pixels, not whole rows (got ${PPU:-none})"
 
-# The monitor's screendump
+# The monitor's screendump writes only in --dump-dir, never through a link, never over a file
+# unless told (a monitor can listen on a socket: no client may write elsewhere on the host).
 rm -f "$TMP/mon.sock"
-timeout -s KILL "$(scaled 60)" "$SLATE" --screenshot "$TMP/x.png" --monitor "unix:$TMP/mon.sock" --append text "$DISPLAY_GUEST" \
-    >"$TMP/out" 2>&1 </dev/null &
+mkdir -p "$TMP/dumps" "$TMP/elsewhere"
+echo precious >"$TMP/elsewhere/victim"
+ln -s "$TMP/elsewhere/victim" "$TMP/dumps/link.png"
+echo old >"$TMP/dumps/old.png"
+timeout -s KILL "$(scaled 60)" "$SLATE" --screenshot "$TMP/x.png" --monitor "unix:$TMP/mon.sock" --dump-dir "$TMP/dumps" \
+    --append text "$DISPLAY_GUEST" >"$TMP/out" 2>&1 </dev/null &
 PID=$!
 # The screendump must come after the guest has drawn, which it says on the serial console.
 for _ in $(seq "$(scaled 200)"); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
-M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$TMP/mon.sock" "screendump $TMP/mon.png" "quit")
+M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$TMP/mon.sock" "screendump mon.png" \
+    "screendump ../elsewhere/x.png" "screendump $TMP/abs.png" "screendump .hidden.png" "screendump old.png" \
+    "screendump link.png" "screendump link.png force" "quit")
 wait "$PID"
-has "$M" "^saved $TMP/mon.png\$" "the monitor's screendump saves the screen"
-is "$("$VNCTOOL" png "$TMP/mon.png" 1 5 | grep '^pixel')" "pixel 1 5 ffffff" "and the PNG shows the text"
+has "$M" "^saved $TMP/dumps/mon.png\$" "the monitor's screendump saves the screen in --dump-dir"
+is "$("$VNCTOOL" png "$TMP/dumps/mon.png" 1 5 | grep '^pixel')" "pixel 1 5 ffffff" "and the PNG shows the text"
+is "$(grep -c '^error: usage: screendump NAME.png' <<<"$M")" 3 "screendump refuses '..', an absolute path and a hidden name"
+has "$M" '^error: old.png exists \(screendump old.png force replaces it\)$' "screendump does not replace a file unless told"
+is "$(cat "$TMP/dumps/old.png")" "old" "the existing file is untouched"
+has "$M" '^error: link.png exists' "a link at the name counts as an existing file"
+is "$(cat "$TMP/elsewhere/victim")/$(ls "$TMP/elsewhere")" "precious/victim" "no screendump wrote through the link or outside --dump-dir"
+if [ -f "$TMP/dumps/link.png" ] && [ ! -L "$TMP/dumps/link.png" ]; then pass "force replaces the link itself with the PNG"
+else fail "force replaces the link itself with the PNG" "$(ls -l "$TMP/dumps")"; fi
+
+OUT=$(printf 'screendump a.png\nquit\n' | timeout -s KILL "$(scaled 30)" "$SLATE" --monitor stdio --serial none \
+    --screenshot "$TMP/y.png" --append text "$DISPLAY_GUEST" 2>&1)
+has "$OUT" '^error: screendump writes files only in a directory named with --dump-dir' "without --dump-dir, screendump writes nothing"
 
 run_slate --display vnc --vnc 127.0.0.1:70000 "$DISPLAY_GUEST"
 has "$RC $ERR" '^125 slate: --vnc 127.0.0.1:70000: expected \[HOST:\]PORT or none' "a bad --vnc is refused"

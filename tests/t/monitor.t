@@ -15,7 +15,7 @@ for _ in $(seq 50); do
 done
 R=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info cpus" "stop" "info registers 1" \
     "x/4i 0x100300" "x/4x 0xc0000000" "cpu 1" "step 2" "info mem" "info devices" \
-    "x/2g 0x7000000000" "x/9z 0" "cpu 7" "cont" "screendump $TMP/s.png" "bogus" "quit")
+    "x/2g 0x7000000000" "x/9z 0" "cpu 7" "cont" "screendump s.png" "bogus" "quit")
 wait "$pid"
 RC=$?
 has "$R" '^\* cpu 0: running, long mode, rip=0x[0-9a-f]+ spin\+0x[0-9a-f]+ \(tests/guest/debugme.c:[0-9]+\)$' "info cpus: CPU 0 runs in spin(), named with its source line"
