@@ -54,10 +54,11 @@ int console_open(struct console *c, const struct slate_config *cfg)
     pthread_mutex_init(&c->lock, NULL);
     if (cfg->serial == SERIAL_FILE) {
         c->path = cfg->serial_path;
+        /* Never through a link: O_EXCL for a new file, O_NOFOLLOW for an existing one. */
         c->out_fd = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         c->created = c->out_fd >= 0;
         if (c->out_fd < 0 && errno == EEXIST)
-            c->out_fd = open(c->path, O_WRONLY | O_CLOEXEC);
+            c->out_fd = open(c->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
         if (c->out_fd < 0) {
             log_error("--serial file:%s: %s", cfg->serial_path, strerror(errno));
             return -1;

@@ -35,9 +35,14 @@ struct disk {
     bool worker_started;
     uint32_t consumed;    /* requests taken from the ring; only the worker touches it */
     _Atomic uint32_t broken;
+    /* Failed writes, discards and flushes since the guest last cleared WRITE_ERRORS. While it is
+     * not 0, every FLUSH fails: Linux reports a writeback error once, then clears it, so a
+     * retried fdatasync would say OK about data that never reached the disk. */
+    _Atomic uint32_t write_errors;
     pthread_mutex_t lock; /* guards irq_status */
     uint32_t irq_status;
     uint8_t *bounce;      /* aligned buffer for O_DIRECT when the guest's is not */
+    struct ratelimit warn_limit; /* failed host I/O, which a guest can provoke at will */
 };
 
 /* Full-length positioned I/O; returns 0 or -errno. A read past the end of a file gives zeroes. */
@@ -96,8 +101,11 @@ static uint8_t do_rw(struct disk *d, const struct slate_block_request *req, bool
         return SLATE_BLOCK_READ_ONLY_ERR;
     int rc = disk_transfer(d, write, buf, len, req->sector * SECTOR);
     if (rc) {
-        log_warn("%s: %s of %u sectors at %" PRIu64 " failed: %s", d->dev->name,
-                 write ? "write" : "read", req->count, req->sector, strerror(-rc));
+        log_warn_limited(&d->warn_limit, "%s: %s of %u sectors at %" PRIu64 " failed: %s",
+                         d->dev->name, write ? "write" : "read", req->count, req->sector,
+                         strerror(-rc));
+        if (write)
+            atomic_fetch_add(&d->write_errors, 1);
         return SLATE_BLOCK_IO_ERROR;
     }
     return SLATE_BLOCK_OK;
@@ -108,10 +116,12 @@ static uint8_t do_flush(struct disk *d)
     if (d->spec->read_only)
         return SLATE_BLOCK_OK; /* nothing of ours to make durable */
     if (fdatasync(d->fd) < 0) {
-        log_warn("%s: fdatasync: %s", d->dev->name, strerror(errno));
+        log_warn_limited(&d->warn_limit, "%s: fdatasync: %s", d->dev->name, strerror(errno));
+        atomic_fetch_add(&d->write_errors, 1);
         return SLATE_BLOCK_IO_ERROR;
     }
-    return SLATE_BLOCK_OK;
+    /* Sticky: a write that failed earlier is lost whatever this fdatasync says. */
+    return atomic_load(&d->write_errors) ? SLATE_BLOCK_IO_ERROR : SLATE_BLOCK_OK;
 }
 
 static uint8_t do_discard(struct disk *d, const struct slate_block_request *req)
@@ -122,8 +132,12 @@ static uint8_t do_discard(struct disk *d, const struct slate_block_request *req)
     if (d->spec->read_only)
         return SLATE_BLOCK_READ_ONLY_ERR;
     if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(req->sector * SECTOR),
-                  (off_t)req->count * SECTOR) < 0)
-        return errno == EOPNOTSUPP || errno == ENODEV ? SLATE_BLOCK_UNSUPPORTED : SLATE_BLOCK_IO_ERROR;
+                  (off_t)req->count * SECTOR) < 0) {
+        if (errno == EOPNOTSUPP || errno == ENODEV)
+            return SLATE_BLOCK_UNSUPPORTED;
+        atomic_fetch_add(&d->write_errors, 1);
+        return SLATE_BLOCK_IO_ERROR;
+    }
     return SLATE_BLOCK_OK;
 }
 
@@ -226,6 +240,8 @@ static void block_pio(struct device *dev, struct bus_io *io)
             pthread_mutex_lock(&d->lock);
             d->irq_status &= ~(uint32_t)io->value;
             pthread_mutex_unlock(&d->lock);
+        } else if (io->offset == SLATE_BLOCK_WRITE_ERRORS) {
+            atomic_store(&d->write_errors, 0); /* the guest knows what was lost */
         }
         return;
     }
@@ -239,6 +255,7 @@ static void block_pio(struct device *dev, struct bus_io *io)
         pthread_mutex_unlock(&d->lock);
         break;
     case SLATE_BLOCK_ERROR: io->value = atomic_load(&d->broken); break;
+    case SLATE_BLOCK_WRITE_ERRORS: io->value = atomic_load(&d->write_errors); break;
     default: io->value = 0;
     }
 }
@@ -346,7 +363,7 @@ static int block_setup(struct device *dev, unsigned index)
     }
     dev->state = d;
     *d = (struct disk){.dev = dev, .spec = &dev->vm->cfg->disks[index], .index = index, .fd = -1,
-                       .notify_fd = -1, .stop_fd = -1};
+                       .notify_fd = -1, .stop_fd = -1, .warn_limit = RATELIMIT_INIT};
     pthread_mutex_init(&d->lock, NULL);
     if (disk_open(d, true))
         return -EIO;
@@ -366,8 +383,12 @@ static void block_teardown(struct device *dev)
         eventfd_write(d->stop_fd, 1);
         pthread_join(d->worker, NULL);
     }
-    if (d->fd >= 0)
-        close(d->fd); /* also drops the lock */
+    /* A last flush: what the guest wrote without flushing reaches the disk, and a failure is
+     * told, not lost in close(). */
+    if (d->fd >= 0 && !d->spec->read_only && fdatasync(d->fd) < 0)
+        log_warn("%s: %s: the final flush failed: %s", d->dev->name, d->spec->path, strerror(errno));
+    if (d->fd >= 0 && close(d->fd) < 0) /* also drops the lock */
+        log_warn("%s: %s: close: %s", d->dev->name, d->spec->path, strerror(errno));
     if (d->notify_fd >= 0)
         close(d->notify_fd);
     if (d->stop_fd >= 0)

@@ -70,6 +70,10 @@ int irq_line_configure(struct irq_line *line, uint32_t vector, uint32_t cpu)
     if (cpu >= vm->vcpu_count)
         cpu = 0;
     pthread_mutex_lock(&vm->irq_lock);
+    if (atomic_load(&line->vector) == vector && atomic_load(&line->cpu) == cpu) {
+        pthread_mutex_unlock(&vm->irq_lock); /* unchanged: KVM's table is already right */
+        return rc;
+    }
     struct kvm_irq_routing *routes = vm->routes;
     routes_remove(routes, line->gsi);
     if (vector) {
@@ -82,6 +86,7 @@ int irq_line_configure(struct irq_line *line, uint32_t vector, uint32_t cpu)
                       .data = vector},
         };
     }
+    atomic_fetch_add(&vm->routing_updates, 1);
     if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, routes) < 0) {
         log_warn("KVM_SET_GSI_ROUTING: %s", strerror(errno));
         rc = -errno;

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ static void block_stop_signals(void)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN); /* a closed stdout becomes EPIPE, handled by the console */
+    signal(SIGXFSZ, SIG_IGN); /* a write past ulimit -f is EFBIG: an I/O error for the guest */
 }
 
 int main(int argc, char **argv)
@@ -49,7 +51,11 @@ int main(int argc, char **argv)
     if (console_open(&console, &cfg))
         return EXIT_FAILURE_SLATE;
     FILE *trace_out = NULL;
-    if (cfg.trace_file && !(trace_out = fopen(cfg.trace_file, "we"))) {
+    int trace_fd = cfg.trace_file ? open(cfg.trace_file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+                                                               O_CLOEXEC, 0644) : -1;
+    if (cfg.trace_file && (trace_fd < 0 || !(trace_out = fdopen(trace_fd, "w")))) {
+        if (trace_fd >= 0)
+            close(trace_fd);
         log_error("--trace-file %s: %s", cfg.trace_file, strerror(errno));
         console_abandon(&console);
         console_close(&console);

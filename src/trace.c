@@ -108,4 +108,6 @@ void stats_print(struct vm *vm)
     print_ranges(vm, &sum, 1);
     if (sum.unclaimed)
         fprintf(stderr, "  %-36s %12" PRIu64 "\n", "unclaimed ports and addresses", sum.unclaimed);
+    fprintf(stderr, "  %-36s %12" PRIu64 "\n", "interrupt routing updates",
+            (uint64_t)atomic_load(&vm->routing_updates));
 }

@@ -70,6 +70,7 @@ struct vm {
     void *boot_tables; /* host mapping of SLATE_BOOT_TABLES */
     struct boot_plan plan;
     uint64_t tsc_khz;
+    _Atomic uint64_t routing_updates; /* KVM_SET_GSI_ROUTING calls, for --stats */
     bool tsc_deadline; /* KVM_CAP_TSC_DEADLINE_TIMER: CPUID.1:ECX[24] is set */
     /* The monotonic clock's zero: host CLOCK_MONOTONIC, the guest TSC and Unix time, read
      * together before the first instruction. */

@@ -324,6 +324,10 @@
 #define SLATE_BLOCK_IRQ_STATUS 0x10  /* r: bit 0 = requests completed; w: 1s acknowledge       */
 #define SLATE_BLOCK_ERROR 0x14       /* r: nonzero once the ring was found broken (submitted
                                       * ran more than a ring ahead); the device then stops     */
+#define SLATE_BLOCK_WRITE_ERRORS 0x18 /* r: writes, discards and flushes that failed since the
+                                      * guest last cleared it; while not 0, every FLUSH fails
+                                      * (data was lost, whatever a later fdatasync says).
+                                      * w: any value clears it                                 */
 #define SLATE_BLOCK_IRQ_REG 0x20     /* IRQ_VECTOR at 0x20, IRQ_CPU at 0x24 (one line)         */
 #define SLATE_BLOCK_READ_ONLY 0x1
 #define SLATE_BLOCK_SECTOR_SIZE 512

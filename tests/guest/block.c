@@ -4,6 +4,8 @@
  *   errors    every refusal: out of range, bad buffers, unknown op, read-only; then a broken ring
  *   crash     writes 4 KiB blocks one by one, flushing each and printing "flushed N"
  *   bench     sequential 1 MiB and random 4 KiB throughput as the guest sees it
+ *   failing   (the host limits the image to 1 MiB) a write past it fails; FLUSH keeps failing
+ *             until the guest clears WRITE_ERRORS
  * Completions arrive by interrupt; the CPU halts while it waits. */
 #include "guest.h"
 
@@ -219,7 +221,28 @@ KMAIN kmain(const struct slate_info *boot_info)
         errors();
     else if (str_eq(mode, "crash"))
         crash_loop();
-    else if (str_eq(mode, "bench"))
+    else if (str_eq(mode, "failing")) {
+        uint64_t buf = (uint64_t)buffer;
+        GUEST_ASSERT(request(SLATE_BLOCK_OP_WRITE, 0, 8, buf) == SLATE_BLOCK_OK);
+        GUEST_ASSERT(request(SLATE_BLOCK_OP_FLUSH, 0, 0, 0) == SLATE_BLOCK_OK);
+        uint8_t past = request(SLATE_BLOCK_OP_WRITE, 4096, 8, buf); /* at 2 MiB */
+        uint8_t flush1 = request(SLATE_BLOCK_OP_FLUSH, 0, 0, 0);
+        uint8_t flush2 = request(SLATE_BLOCK_OP_FLUSH, 0, 0, 0);
+        uint32_t lost = inl(disk->port_base + SLATE_BLOCK_WRITE_ERRORS);
+        outl(disk->port_base + SLATE_BLOCK_WRITE_ERRORS, 0);
+        uint8_t flush3 = request(SLATE_BLOCK_OP_FLUSH, 0, 0, 0);
+        puts_hc("write past the limit ");
+        put_dec(past);
+        puts_hc(", flushes ");
+        put_dec(flush1);
+        puts_hc(" ");
+        put_dec(flush2);
+        puts_hc(", write errors ");
+        put_dec(lost);
+        puts_hc(", flush after clearing ");
+        put_dec(flush3);
+        puts_hc("\n");
+    } else if (str_eq(mode, "bench"))
         bench();
     else if (str_eq(mode, "identify")) {
         puts_hc("serial ");

@@ -218,6 +218,12 @@ KMAIN kmain(const struct slate_info *boot_info)
         net();
     else if (str_eq(mode, "timer"))
         timer();
+    else if (str_eq(mode, "reroute")) { /* the same vector and CPU written again and again */
+        route(SLATE_DEV_SERIAL);
+        for (int i = 0; i < 100; i++)
+            route(SLATE_DEV_SERIAL);
+        report("reroute", 101);
+    }
     else
         GUEST_ASSERT(!"unknown mode");
     guest_exit(0);

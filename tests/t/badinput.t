@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad kernels, images and options: one clear line naming the problem, status 125, nothing written.
 . "$(dirname "$0")/../lib.sh"
-plan 67
+plan 74
 
 # expect_error DESCRIPTION PATTERN ARGS...: slate must refuse with 125 and a matching message.
 expect_error() {
@@ -83,3 +83,11 @@ has "$OUT" "^kvm (/dev/kvm is usable|not usable here: cannot open /dev/kvm)" "--
 has "$OUT" "^check: ok$" "--check: ends with check: ok"
 if [ -e "$TMP/check-serial.log" ]; then fail "--check creates no --serial file"; else pass "--check creates no --serial file"; fi
 expect_error "--check of a bad kernel" "arm.elf: ELF64 file for machine 183" --check "$TMP/arm.elf"
+
+# Output files are never written through a link (a link planted at the path is refused).
+echo precious >"$TMP/victim"
+ln -s "$TMP/victim" "$TMP/link"
+expect_error "--serial file: that is a link" "--serial file: $TMP/link: is a symbolic link" --serial "file:$TMP/link" "$good"
+expect_error "--trace-file that is a link" "--trace-file $TMP/link: is a symbolic link" --trace io --trace-file "$TMP/link" "$good"
+expect_error "--screenshot that is a link" "--screenshot $TMP/link: is a symbolic link" --screenshot "$TMP/link" "$good"
+is "$(cat "$TMP/victim")" precious "the file behind the link is untouched"

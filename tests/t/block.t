@@ -3,7 +3,7 @@
 # request is refused without touching the image, flushed data survives SIGKILL, images are locked.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 22
+plan 25
 BLOCK=$GUEST/block.elf
 IMG=$TMP/disk.img
 
@@ -98,3 +98,13 @@ run_slate --disk "$IMG,fast" "$BLOCK"
 has "$RC $ERR" "^125 slate: --disk .*unknown option 'fast'" "an unknown --disk option is refused"
 run_slate --disk "$IMG" --disk "$TMP/e.img" --append identify "$BLOCK"
 is "$RC/$OUT" "0/serial slate-disk-0" "IDENTIFY names the disk"
+
+# A host write that fails (here: past ulimit -f, which would also have killed slate with SIGXFSZ)
+# is an I/O error for the guest, and every FLUSH fails until the guest clears WRITE_ERRORS.
+truncate -s 4M "$TMP/limited.img"
+OUT=$(ulimit -f 1024; timeout -s KILL "$(scaled 60)" "$SLATE" --disk "$TMP/limited.img" --append failing "$BLOCK" 2>"$TMP/err" </dev/null)
+RC=$?
+is "$RC" 0 "a write past the file size limit does not kill slate (SIGXFSZ): the guest runs on"
+is "$OUT" "write past the limit 1, flushes 1 1, write errors 1, flush after clearing 0" \
+    "the write gets IO_ERROR, FLUSH fails twice (sticky), WRITE_ERRORS counts it, a flush after clearing is OK"
+has "$(cat "$TMP/err")" 'disk0: write of 8 sectors at 4096 failed: File too large' "the failed write is reported"

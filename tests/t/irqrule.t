@@ -5,7 +5,7 @@
 # must finish, with no more interrupts than new events.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 14
+plan 16
 K=$GUEST/irqrule.elf
 interrupts() { sed -n "s/^$1: main loop read [0-9]* with interrupts \([0-9]*\)$/\1/p" <<<"$OUT"; }
 at_most() { # DESCRIPTION GOT MAX
@@ -51,3 +51,7 @@ has "$OUT" '^acknowledged with events queued: status stays clear$' "keyboard: an
 vnc_guest pointer pointer 10 10 0 pointer 100 100 0 pointer 300 200 0
 is "$RC" 0 "pointer: the main loop sees the last position"
 at_most "pointer: no more interrupts than changes" "$(interrupts pointer)" 3
+
+run_slate --stats --append reroute "$K"
+is "$RC" 0 "reroute: a guest writes the same IRQ_VECTOR and IRQ_CPU 101 times"
+has "$ERR" '^  interrupt routing updates +1$' "only the first write that changes the route updates KVM's routing table"
