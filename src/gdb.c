@@ -83,6 +83,8 @@ struct gdb_server {
     enum hw_kind watch_kind;
     bool watch_hit;
 
+    struct ratelimit warn_limit; /* a client can send bad packets without end */
+    bool lost;         /* a send failed: the client left or stopped reading; detach it */
     bool running;      /* the client was told the machine runs; a stop reply is owed */
     bool no_ack;       /* QStartNoAckMode */
     unsigned cur_g;    /* thread for registers and memory */
@@ -282,7 +284,7 @@ static bool send_all(int fd, const char *buf, size_t len)
 
 static void send_packet(struct gdb_server *g, const char *data)
 {
-    if (g->client_fd < 0)
+    if (g->client_fd < 0 || g->lost)
         return;
     size_t len = strlen(data);
     char *frame = malloc(len + 5);
@@ -294,10 +296,8 @@ static void send_packet(struct gdb_server *g, const char *data)
     frame[0] = '$';
     memcpy(frame + 1, data, len);
     snprintf(frame + 1 + len, 4, "#%02x", sum);
-    if (!send_all(g->client_fd, frame, len + 4)) {
-        close(g->client_fd);
-        g->client_fd = -1;
-    }
+    if (!send_all(g->client_fd, frame, len + 4))
+        g->lost = true; /* it left or stopped reading: detached by the thread's loop */
     free(frame);
 }
 
@@ -351,10 +351,12 @@ static enum gdb_item next_item(struct gdb_server *g, char *out)
 {
     char ack;
     enum gdb_item item = gdb_take_item(g->rx, &g->rx_len, out, &ack);
-    if (ack && (!g->no_ack || ack == '-'))
-        send_all(g->client_fd, &ack, 1);
+    if (ack && (!g->no_ack || ack == '-') && !g->lost && !send_all(g->client_fd, &ack, 1))
+        g->lost = true;
+    if (g->lost)
+        return GDB_ITEM_NONE;
     if (ack == '-')
-        log_warn("gdb: dropped a packet with a bad checksum or length");
+        log_warn_limited(&g->warn_limit, "gdb: dropped a packet with a bad checksum or length");
     return item;
 }
 
@@ -982,6 +984,7 @@ static void attach_client(struct gdb_server *g)
         return;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly on unix */
+    listen_client_timeout(fd);
     g->client_fd = fd;
     g->rx_len = 0;
     g->no_ack = false;
@@ -1045,6 +1048,15 @@ static void serve_client_input(struct gdb_server *g)
     }
 }
 
+static void drop_if_lost(struct gdb_server *g)
+{
+    if (!g->lost)
+        return;
+    g->lost = false;
+    log_info("gdb: the client left or stopped reading; detached, the machine runs on");
+    detach(g);
+}
+
 static void *gdb_thread(void *arg)
 {
     struct gdb_server *g = arg;
@@ -1071,6 +1083,7 @@ static void *gdb_thread(void *arg)
                 break;
             if (g->running && g->stop_pending && vm_pause(g->vm))
                 handle_stop(g);
+            drop_if_lost(g);
         }
         if (!(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
@@ -1078,7 +1091,9 @@ static void *gdb_thread(void *arg)
             attach_client(g);
         else
             serve_client_input(g);
+        drop_if_lost(g);
     }
+    drop_if_lost(g);
     say_goodbye(g);
     return NULL;
 }
@@ -1206,6 +1221,7 @@ struct gdb_server *gdb_server_open(const char *spec, bool wait)
         return NULL;
     }
     g->client_fd = g->listen_fd = g->notify_fd = -1;
+    g->warn_limit = (struct ratelimit)RATELIMIT_INIT;
     g->wait_first = wait;
     pthread_mutex_init(&g->lock, NULL);
     g->listen_fd = gdb_listen(g, spec);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int parse_port(const char *text, uint16_t *port)
@@ -106,4 +107,10 @@ int listen_open(const struct listen_addr *addr, char *err, size_t errlen)
         return -1;
     }
     return fd;
+}
+
+void listen_client_timeout(int fd)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = LISTEN_SEND_TIMEOUT_MS * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* best effort: a pipe has none */
 }

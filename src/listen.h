@@ -26,4 +26,10 @@ int listen_parse(const char *spec, enum listen_style style, struct listen_addr *
 /* Binds and listens (backlog 1). Returns the fd, or -1 with strerror in err. */
 int listen_open(const struct listen_addr *addr, char *err, size_t errlen);
 
+/* For an accepted client: a send that waits more than LISTEN_SEND_TIMEOUT_MS fails (EAGAIN), so
+ * a client that stops reading is dropped instead of holding its thread, and with it the
+ * machine's shutdown, forever. */
+#define LISTEN_SEND_TIMEOUT_MS 500
+void listen_client_timeout(int fd);
+
 #endif

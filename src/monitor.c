@@ -43,16 +43,19 @@ struct monitor {
     char line[LINE_MAX_LEN];
     size_t line_len;
     int dump_dir_fd; /* --dump-dir, opened at start (-1 without it) */
+    bool gone;       /* a reply could not be sent: the client is dropped */
 };
 
 static void reply(struct monitor *m, const char *text, size_t len)
 {
-    while (len && m->out_fd >= 0) {
+    while (len && m->out_fd >= 0 && !m->gone) {
         ssize_t n = write(m->out_fd, text, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            m->gone = true; /* it stopped reading (or left): dropped after this batch of lines */
             return;
+        }
         text += n;
         len -= (size_t)n;
     }
@@ -363,6 +366,7 @@ static void close_client(struct monitor *m)
         close(m->in_fd);
     m->in_fd = m->out_fd = -1;
     m->line_len = 0;
+    m->gone = false;
     if (m->stopped && m->vm)
         vm_resume(m->vm); /* nobody is left to say `cont` */
     m->stopped = false;
@@ -388,6 +392,7 @@ static void *monitor_thread(void *arg)
         if (m->in_fd < 0) {
             int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd >= 0) {
+                listen_client_timeout(fd);
                 m->in_fd = m->out_fd = fd;
                 reply(m, "slate monitor (help for commands)\n(slate) ", 42);
             }
@@ -404,6 +409,12 @@ static void *monitor_thread(void *arg)
         }
         m->line_len += (size_t)n;
         serve_lines(m);
+        if (m->gone) {
+            log_info("monitor: a client stopped reading its replies; dropped it");
+            close_client(m);
+            if (m->stdio)
+                break;
+        }
     }
     return NULL;
 }

@@ -1,5 +1,6 @@
-/* Exits through the power device with the code given as "code=N" on the command line, or resets
- * the machine for "reset" (printing "boot" each time it starts). */
+/* Exits through the power device with the code given as "code=N" on the command line (after
+ * "wait=MS" milliseconds, if given), or resets the machine for "reset" (printing "boot" each time
+ * it starts). */
 #include "guest.h"
 
 KMAIN kmain(const struct slate_info *info)
@@ -14,6 +15,9 @@ KMAIN kmain(const struct slate_info *info)
     uint32_t code = 0;
     for (const char *p = cmd + 5; *p >= '0' && *p <= '9'; p++)
         code = code * 10 + (uint32_t)(*p - '0');
+    uint64_t wait_ms = cmdline_number(cmd, "wait=", 0);
+    for (uint64_t end = rdtsc() + wait_ms * info->tsc_khz; rdtsc() < end;)
+        __asm__ volatile("pause");
     outl(power->port_base + SLATE_POWER_EXIT, code);
     GUEST_ASSERT(!"power exit returned");
 }

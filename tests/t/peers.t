@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Hostile peers on slate's sockets: a gdb or monitor client that sends without end and never
+# reads its replies must not hold slate (it is dropped when a reply cannot be sent for 0.5 s),
+# SIGTERM still ends slate at once, and a guest's exit still returns its code. A flood of bad gdb
+# packets makes a rate-limited handful of warnings, not one line each.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+plan 8
+SOCK=$TMP/peer.sock
+
+# stuck_client KIND: connects to $SOCK, writes requests (gdb 'g' packets or monitor lines) until
+# the socket is full, then holds the connection for 30 s without reading a byte.
+stuck_client() {
+    perl -MIO::Socket::UNIX -MIO::Handle -e '
+        my ($path, $kind) = @ARGV;
+        my $s; for (1..200) { last if $s = IO::Socket::UNIX->new(Peer => $path); select(undef, undef, undef, 0.05) }
+        $s or die "connect: $!";
+        $s->blocking(0);
+        my $req = $kind eq "gdb" ? "\$g#67" : "info registers\n";
+        my $chunk = $req x 2000; my $full = 0;
+        for (1..2000) { my $n = syswrite($s, $chunk); if (!defined $n) { last if ++$full > 20; select(undef, undef, undef, 0.05) } }
+        print "stuck\n"; STDOUT->flush;
+        sleep 30;' "$SOCK" "$1" >"$TMP/client.out" 2>&1 &
+    CLIENT=$!
+    for _ in $(seq "$(scaled 200)"); do grep -q stuck "$TMP/client.out" && return; sleep 0.05; done
+}
+
+# start KIND GUEST-ARGS...: slate with its gdb stub or monitor on $SOCK, in the background.
+start() {
+    local kind=$1; shift
+    rm -f "$SOCK"
+    timeout -s KILL "$(scaled 60)" "$SLATE" "--$kind" "unix:$SOCK" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null &
+    PID=$!
+}
+
+for kind in gdb monitor; do
+    start "$kind" --append spin "$GUEST/debugme.elf"
+    stuck_client "$kind"
+    sleep 1 # longer than the 0.5 s send timeout: the client has been dropped by now
+    t0=$(date +%s%N)
+    kill -TERM "$PID"
+    wait "$PID"; RC=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    kill "$CLIENT" 2>/dev/null; wait "$CLIENT" 2>/dev/null
+    if [ "$RC" = 143 ] && [ "$ms" -lt "$(scaled 2000)" ]; then
+        pass "$kind: with a client that never reads, SIGTERM ends slate with 143 in ${ms} ms"
+    else
+        fail "$kind: with a client that never reads, SIGTERM ends slate with 143 in under 2 s" \
+            "status $RC after $ms ms" "$(cat "$TMP/err")"
+    fi
+done
+has "$(cat "$TMP/err")" 'monitor: a client stopped reading its replies; dropped it' "the monitor says it dropped the client"
+
+start gdb --append "code=7 wait=1500" "$GUEST/power.elf"
+stuck_client gdb
+wait "$PID"; RC=$?
+kill "$CLIENT" 2>/dev/null; wait "$CLIENT" 2>/dev/null
+is "$RC" 7 "gdb: a guest's exit code still comes back with a stuck client attached"
+has "$(cat "$TMP/err")" 'gdb: the client left or stopped reading; detached' "gdb says it detached the client"
+
+start monitor --append "code=9 wait=1500" "$GUEST/power.elf"
+stuck_client monitor
+wait "$PID"; RC=$?
+kill "$CLIENT" 2>/dev/null; wait "$CLIENT" 2>/dev/null
+is "$RC" 9 "monitor: a guest's exit code still comes back with a stuck client attached"
+
+# 5,000 packets with bad checksums: each gets '-', the warnings are rate-limited.
+start gdb --append spin "$GUEST/debugme.elf"
+perl -MIO::Socket::UNIX -e '
+    my $s; for (1..200) { last if $s = IO::Socket::UNIX->new(Peer => $ARGV[0]); select(undef, undef, undef, 0.05) }
+    for (1..5000) { print $s "\$g#00" } my $buf; $s->blocking(0);
+    select(undef, undef, undef, 0.5); while (sysread($s, $buf, 65536)) {} close $s;' "$SOCK"
+kill -TERM "$PID"; wait "$PID"; RC=$?
+lines=$(grep -c 'dropped a packet with a bad checksum' "$TMP/err")
+if [ "$lines" -ge 1 ] && [ "$lines" -le 12 ]; then pass "5,000 bad gdb packets make $lines warning lines (rate-limited)"
+else fail "5,000 bad gdb packets make a rate-limited handful of warnings" "got $lines lines"; fi
+is "$RC" 143 "and slate runs on until SIGTERM"
