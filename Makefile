@@ -40,7 +40,9 @@ libs:
 	@missing=""; for m in $(PKG_MODULES); do $(PKG_CONFIG) --exists $$m 2>/dev/null || missing="$$missing $$m"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "slate: missing libraries:$$missing. Run \`make deps\` to install the Debian packages (needs root or sudo)." >&2; \
-	  exit 1; fi
+	  exit 1; fi; \
+	$(PKG_CONFIG) --atleast-version=0.9.14 libvncserver || { \
+	  echo "slate: libvncserver $$($(PKG_CONFIG) --modversion libvncserver) is too old: 0.9.14 or later is needed (older ones can send heap bytes to a viewer on a mode switch)" >&2; exit 1; }
 
 # soak and bench boot real guests: they stop at once, saying why, when KVM cannot be used.
 need-kvm: $(BUILD)/slate $(BUILD)/guest/power.elf

@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +59,10 @@ struct display {
     unsigned long *dirty; /* the dirty-log bitmap */
     uint32_t *shown;      /* graphics: the pixels as last announced, to find what changed */
     bool changed;         /* something was redrawn since the SDL window last showed it */
-    bool vnc_running;     /* its event loop started: only then may it be shut down */
+    bool vnc_running;     /* its listener started: only then may it be shut down */
+    int vnc_listen_fd, vnc_stop_fd;
+    pthread_t vnc_thread;
+    _Atomic int vnc_starting; /* clients being set up by vnc_start_client threads */
     struct sdl_window *sdl;
     int sdl_result;       /* 1 once the window is open, -1 if it cannot be: setup waits for it */
     pthread_cond_t sdl_opened;
@@ -344,6 +350,150 @@ static void vnc_quiet(const char *format, ...)
 
 static char *vnc_passwords[2];
 
+/* ---- who may connect ---------------------------------------------------------------------------
+ * libvncserver gives every client a thread and a pipe, and polls with FD_SET, which aborts past
+ * 1024 descriptors: a few hundred idle connections would end slate. So at most VNC_MAX_CLIENTS
+ * are kept. When full, a newcomer takes the place of the oldest client that has not finished its
+ * handshake (an idle connection must not lock real viewers out); when all have, it is refused
+ * before the library allocates anything more for it. */
+#define VNC_MAX_CLIENTS 16
+#define VNC_AUTH_FAILURES 5     /* wrong passwords in a row ...          */
+#define VNC_AUTH_LOCKOUT_S 60   /* ... then every attempt fails for this long */
+
+static pthread_mutex_t vnc_auth_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t vnc_client_serial; /* order of arrival, in each client's clientData */
+#define VNC_EVICTED ((void *)UINTPTR_MAX) /* clientData of a client closed to make room */
+static unsigned vnc_auth_failures;
+static int64_t vnc_locked_until_ns;
+static struct ratelimit vnc_limit = RATELIMIT_INIT;
+
+/* Makes room for one more client: true when there is room, evicting the oldest client still in
+ * its handshake if need be. */
+static bool vnc_make_room(rfbScreenInfoPtr screen)
+{
+    unsigned count = 0;
+    rfbClientPtr oldest_waiting = NULL;
+    rfbClientIteratorPtr it = rfbGetClientIterator(screen);
+    for (rfbClientPtr cl; (cl = rfbClientIteratorNext(it));) {
+        if (cl->sock == RFB_INVALID_SOCKET || cl->clientData == VNC_EVICTED)
+            continue; /* leaving: its thread has yet to notice */
+        count++;
+        if (cl->state != RFB_NORMAL && cl->clientData && /* NULL: being set up right now */
+            (!oldest_waiting || (uintptr_t)cl->clientData < (uintptr_t)oldest_waiting->clientData))
+            oldest_waiting = cl;
+    }
+    rfbReleaseClientIterator(it);
+    if (count < VNC_MAX_CLIENTS)
+        return true;
+    if (oldest_waiting) {
+        oldest_waiting->clientData = VNC_EVICTED;
+        rfbCloseClient(oldest_waiting); /* its thread sees the closed socket and leaves */
+        return true;
+    }
+    log_warn_limited(&vnc_limit, "VNC: %u viewers are connected (the most slate keeps); refused "
+                     "another", count);
+    return false;
+}
+
+/* libvncserver's rfbNewClient waits up to 100 ms for a WebSocket greeting that an ordinary viewer
+ * never sends: done on the accept thread, 500 idle connections would keep a real viewer waiting
+ * for 50 s. So each new client is set up on a short-lived thread of its own, at most
+ * VNC_STARTERS at once; beyond that the accept loop waits and the kernel's backlog queues. */
+#define VNC_STARTERS 8
+
+struct vnc_start {
+    struct display *d;
+    int fd;
+};
+
+static void *vnc_start_client(void *arg)
+{
+    struct vnc_start start = *(struct vnc_start *)arg;
+    free(arg);
+    struct display *d = start.d;
+    pthread_mutex_lock(&vnc_auth_lock);
+    bool room = vnc_make_room(d->vnc);
+    pthread_mutex_unlock(&vnc_auth_lock);
+    rfbClientPtr cl = room ? rfbNewClient(d->vnc, start.fd) : NULL;
+    if (!room)
+        close(start.fd);
+    if (cl) {
+        pthread_mutex_lock(&vnc_auth_lock);
+        cl->clientData = (void *)(uintptr_t)++vnc_client_serial;
+        pthread_mutex_unlock(&vnc_auth_lock);
+        if (!cl->onHold)
+            rfbStartOnHoldClient(cl);
+    }
+    atomic_fetch_sub(&d->vnc_starting, 1);
+    return NULL;
+}
+
+/* slate's own accept loop instead of libvncserver's, so a connection beyond the limits is closed
+ * before the library allocates a client, a pipe and two threads for it. */
+static void *vnc_listener(void *arg)
+{
+    struct display *d = arg;
+    struct pollfd fds[2] = {{.fd = d->vnc_listen_fd, .events = POLLIN},
+                            {.fd = d->vnc_stop_fd, .events = POLLIN}};
+    pthread_attr_t detached;
+    pthread_attr_init(&detached);
+    pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
+    while (!(fds[1].revents & POLLIN)) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (!(fds[0].revents & POLLIN))
+            continue;
+        int fd = accept4(d->vnc_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        /* libvncserver waits with select(): a descriptor past FD_SETSIZE would overflow it. */
+        struct vnc_start *start = NULL;
+        if (fd >= FD_SETSIZE - 16 || !(start = malloc(sizeof(*start)))) {
+            log_warn_limited(&vnc_limit, "VNC: out of descriptors or memory; refused a viewer");
+            close(fd);
+            continue;
+        }
+        /* All starters busy: wait, and let the kernel's backlog hold (then refuse) the rest. */
+        while (atomic_load(&d->vnc_starting) >= VNC_STARTERS && !atomic_load(&d->stop))
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
+        *start = (struct vnc_start){d, fd};
+        pthread_t thread;
+        atomic_fetch_add(&d->vnc_starting, 1);
+        if (pthread_create(&thread, &detached, vnc_start_client, start)) {
+            atomic_fetch_sub(&d->vnc_starting, 1);
+            free(start);
+            close(fd);
+        }
+    }
+    pthread_attr_destroy(&detached);
+    /* No client may be half set up when the server shuts down. */
+    for (int i = 0; i < 500 && atomic_load(&d->vnc_starting); i++)
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    return NULL;
+}
+
+/* VNC authentication is DES with the password cut to 8 characters: weak, so guessing is limited
+ * to VNC_AUTH_FAILURES wrong answers, then a lockout during which every answer is wrong. */
+static rfbBool vnc_check_password(rfbClientPtr cl, const char *response, int len)
+{
+    pthread_mutex_lock(&vnc_auth_lock);
+    int64_t now = clock_now_ns();
+    bool locked = now < vnc_locked_until_ns;
+    pthread_mutex_unlock(&vnc_auth_lock);
+    rfbBool ok = !locked && rfbCheckPasswordByList(cl, response, len);
+    pthread_mutex_lock(&vnc_auth_lock);
+    if (ok) {
+        vnc_auth_failures = 0;
+    } else if (!locked && ++vnc_auth_failures >= VNC_AUTH_FAILURES) {
+        vnc_locked_until_ns = now + (int64_t)VNC_AUTH_LOCKOUT_S * 1000000000;
+        vnc_auth_failures = 0;
+        log_warn("VNC: %d wrong passwords; every attempt fails for the next %d s",
+                 VNC_AUTH_FAILURES, VNC_AUTH_LOCKOUT_S);
+    }
+    pthread_mutex_unlock(&vnc_auth_lock);
+    return ok;
+}
+
 static int vnc_start(struct display *d)
 {
     const struct slate_config *cfg = d->dev->vm->cfg;
@@ -365,6 +515,7 @@ static int vnc_start(struct display *d)
     d->vnc->listen6Interface = NULL;
     d->vnc->screenData = d->dev->vm;
     d->vnc->kbdAddEvent = vnc_key;
+    d->vnc->maxClientWait = 5000; /* a client silent mid-message for 5 s is dropped */
     d->vnc->ptrAddEvent = vnc_pointer;
     if (inet_pton(AF_INET, cfg->vnc_host, &d->vnc->listenInterface) != 1) {
         log_error("--vnc %s: not an IPv4 address", cfg->vnc_host);
@@ -383,15 +534,29 @@ static int vnc_start(struct display *d)
         line[strcspn(line, "\r\n")] = 0;
         vnc_passwords[0] = strdup(line);
         d->vnc->authPasswdData = vnc_passwords;
-        d->vnc->passwordCheck = rfbCheckPasswordByList;
+        d->vnc->passwordCheck = vnc_check_password;
     }
     switch_framebuffer(d);
+    d->vnc->socketState = RFB_SOCKET_READY; /* slate listens itself: vnc_listener */
     rfbInitServer(d->vnc);
-    if (d->vnc->listenSock == RFB_INVALID_SOCKET) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->vnc_port),
+                               .sin_addr.s_addr = d->vnc->listenInterface};
+    d->vnc_listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (d->vnc_listen_fd < 0 ||
+        setsockopt(d->vnc_listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(d->vnc_listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        listen(d->vnc_listen_fd, 32) < 0) {
         log_error("--vnc %s:%d: cannot listen (in use?)", cfg->vnc_host, cfg->vnc_port);
         return -1;
     }
-    rfbRunEventLoop(d->vnc, 20000, TRUE);
+    d->vnc_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    d->vnc->backgroundLoop = TRUE; /* each client gets its own threads, as with rfbRunEventLoop */
+    int rc = d->vnc_stop_fd < 0 ? errno : pthread_create(&d->vnc_thread, NULL, vnc_listener, d);
+    if (rc) {
+        log_error("VNC: cannot start the listener: %s", strerror(rc));
+        return -1;
+    }
     d->vnc_running = true;
     return 0;
 }
@@ -477,6 +642,7 @@ static struct display *display_new(struct device *dev)
         return NULL;
     dev->state = d;
     d->dev = dev;
+    d->vnc_listen_fd = d->vnc_stop_fd = -1;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->sdl_opened, NULL);
     d->mode = SLATE_DISPLAY_TEXT, d->width = TEXT_W, d->height = TEXT_H;
@@ -547,11 +713,17 @@ static void display_teardown(struct device *dev)
         display_screenshot(shot);
     if (d->vnc) {
         if (d->vnc_running) {
+            eventfd_write(d->vnc_stop_fd, 1);
+            pthread_join(d->vnc_thread, NULL); /* no new client from here on */
             vnc_wait_for_departures(d->vnc);
             rfbShutdownServer(d->vnc, TRUE);
         }
         rfbScreenCleanup(d->vnc);
     }
+    if (d->vnc_listen_fd >= 0)
+        close(d->vnc_listen_fd);
+    if (d->vnc_stop_fd >= 0)
+        close(d->vnc_stop_fd);
     the_display = NULL;
     free(vnc_passwords[0]);
     vnc_passwords[0] = NULL;

@@ -3,7 +3,7 @@
 # tests/tools/vnctool.c, and Debian's vncsnapshot), and --screenshot's PNG.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 34
+plan 41
 DISPLAY_GUEST=$GUEST/display.elf
 VNCTOOL=$BUILD/tools/vnctool
 PORT=$((5950 + $$ % 40))
@@ -119,3 +119,40 @@ sleep 0.3
 run_slate --display vnc --vnc "127.0.0.1:$PORT" "$DISPLAY_GUEST"
 kill "$HOLDER" 2>/dev/null
 is "$RC/$ERR" "125/slate: --vnc 127.0.0.1:$PORT: cannot listen (in use?)" "a VNC port in use is refused with status 125 and one line"
+
+# 500 connections that never say a word: slate keeps at most 16 clients and lets a newcomer take
+# an idle one's place, so it neither runs out of descriptors (libvncserver's select() aborts past
+# 1024) nor locks real viewers out.
+timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --append text \
+    "$DISPLAY_GUEST" >"$TMP/out" 2>"$TMP/err" </dev/null &
+PID=$!
+for _ in $(seq "$(scaled 200)"); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
+perl -MIO::Socket::INET -e '
+    $| = 1; my @held; for (1..500) { my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ARGV[0]", Timeout => 2); push @held, $c if $c }
+    print scalar(@held), " connected\n"; sleep $ARGV[1];' "$PORT" "$(scaled 4)" >"$TMP/flood.out" &
+FLOOD=$!
+for _ in $(seq "$(scaled 200)"); do grep -q connected "$TMP/flood.out" && break; sleep 0.05; done
+P=$("$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 1 5 2>&1)
+is "$(grep '^pixel' <<<"$P")" "pixel 1 5 ffffff" "500 idle connections held open: a real viewer still connects and sees the screen"
+threads=$(ls "/proc/$(pgrep -P "$PID" | head -1)/task" 2>/dev/null | wc -l) # slate, under timeout
+# Two threads per kept client, a few leaving and starting: far from one (or two) per connection.
+if [ "$threads" -gt 0 ] && [ "$threads" -lt 200 ]; then pass "slate keeps its threads bounded ($threads) with 500 connections held"
+else fail "slate keeps its threads bounded with 500 connections held" "threads: $threads"; fi
+wait "$FLOOD"
+kill -TERM "$PID"; wait "$PID"; RC=$?
+is "$RC" 143 "slate and the guest ran on until SIGTERM (no crash)"
+lacks "$(cat "$TMP/err")" 'buffer overflow|Segmentation|Aborted' "nothing went wrong on stderr"
+
+# VNC passwords: DES, so only the first 8 characters count; 5 wrong answers lock everyone out.
+printf 'secret12\n' >"$TMP/vncpass"
+timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --vnc-password "$TMP/vncpass" \
+    --timeout "$(scaled 10)" --append text "$DISPLAY_GUEST" >"$TMP/out" 2>"$TMP/err" </dev/null &
+PID=$!
+for _ in $(seq "$(scaled 200)"); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
+is "$(VNC_PASSWORD=secret12 "$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 1 5 2>&1 | grep '^pixel')" "pixel 1 5 ffffff" \
+    "the right password lets a viewer in"
+for _ in 1 2 3 4 5; do VNC_PASSWORD=wrong "$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 1 5 >/dev/null 2>&1; done
+is "$(VNC_PASSWORD=secret12 "$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 1 5 2>&1 | grep -c '^pixel')" 0 \
+    "after 5 wrong passwords even the right one is refused (locked out)"
+has "$(cat "$TMP/err")" 'VNC: 5 wrong passwords; every attempt fails for the next 60 s' "the lockout is reported"
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null

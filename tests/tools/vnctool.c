@@ -7,7 +7,8 @@
  *   vnctool vnc HOST:PORT stall MS
  *       connects, presses 'a', asks for 1000 updates and reads none of them for MS milliseconds
  *       (a client whose connection is stuck), then leaves.
- *   vnctool png FILE X Y...   prints "pixel X Y RRGGBB" from a PNG file (libpng). */
+ *   vnctool png FILE X Y...   prints "pixel X Y RRGGBB" from a PNG file (libpng).
+ * A server that asks for a password gets $VNC_PASSWORD. */
 #include <png.h>
 #include <rfb/rfbclient.h>
 #include <stdbool.h>
@@ -18,6 +19,14 @@
 #include <unistd.h>
 
 static void quiet(const char *format, ...) { (void)format; }
+
+/* The password for VNC authentication, from $VNC_PASSWORD. */
+static char *password_from_env(rfbClient *client)
+{
+    (void)client;
+    const char *p = getenv("VNC_PASSWORD");
+    return strdup(p ? p : "");
+}
 
 static volatile int updates;
 static uint64_t area;
@@ -66,6 +75,7 @@ int main(int argc, char **argv)
     client->FinishedFrameBufferUpdate = update_done;
     client->GotFrameBufferUpdate = got_rect;
     client->appData.useRemoteCursor = FALSE; /* the pixels as the guest drew them, no cursor */
+    client->GetPassword = password_from_env;
     char host[256];
     snprintf(host, sizeof(host), "%s", argv[2]);
     char *colon = strrchr(host, ':');
