@@ -68,11 +68,17 @@ int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint6
         return SLATE_EFAULT;
     }
     target->start = req;
+    atomic_store(&target->start_posted, true);
     vcpu_kick(target);
+    /* A parked target waits on the pause condition: wake it to serve the request. */
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
     while (!target->start.done && !atomic_load(&vm->stopping))
         pthread_cond_wait(&target->cond, &target->lock);
     int64_t result = target->start.done ? target->start.result : SLATE_EBUSY;
     target->start = (struct start_request){0};
+    atomic_store(&target->start_posted, false);
     pthread_mutex_unlock(&target->lock);
     return result;
 }
@@ -105,12 +111,17 @@ static int64_t apply_start(struct vcpu *cpu, const struct start_request *req)
     return 0;
 }
 
+/* Read with the pause lock held, so without cpu->lock: a requester holds cpu->lock while it
+ * takes the pause lock. */
+static bool start_waiting(struct vcpu *cpu) { return atomic_load(&cpu->start_posted); }
+
 static void service_start(struct vcpu *cpu)
 {
     pthread_mutex_lock(&cpu->lock);
     if (cpu->start.pending && !cpu->start.done) {
         cpu->start.result = apply_start(cpu, &cpu->start);
         cpu->start.done = true;
+        atomic_store(&cpu->start_posted, false);
         pthread_cond_broadcast(&cpu->cond);
     }
     pthread_mutex_unlock(&cpu->lock);
@@ -135,8 +146,17 @@ static void park_while_paused(struct vcpu *cpu)
         flush_sync_regs(cpu);
         vm->parked++;
         pthread_cond_broadcast(&vm->pause_cond);
-        while (vm->pause_requested && !cpu->step_release && !atomic_load(&vm->stopping))
+        while (vm->pause_requested && !cpu->step_release && !atomic_load(&vm->stopping)) {
+            /* A CPU that asked to start this one waits for the answer, and a pause waits for
+             * that CPU: serve the request while parked (the CPU runs once the pause ends). */
+            if (start_waiting(cpu)) {
+                pthread_mutex_unlock(&vm->pause_lock);
+                service_start(cpu);
+                pthread_mutex_lock(&vm->pause_lock);
+                continue;
+            }
             pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+        }
         if (!cpu->step_release)
             vm->parked--; /* (vm_release_one already counted it as running) */
         /* The kick that parked it is served: the next KVM_RUN must really run (a single step). */

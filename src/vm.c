@@ -212,6 +212,7 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
     cpu->vm = vm;
     cpu->index = index;
     pthread_mutex_init(&cpu->lock, NULL);
+    pthread_mutex_init(&cpu->kick_lock, NULL);
     pthread_cond_init(&cpu->cond, NULL);
     atomic_store(&cpu->started, index == 0); /* the boot CPU runs from the start */
     cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
@@ -619,14 +620,24 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
             break;
         }
         atomic_store(&cpu->thread_started, true);
+        pthread_mutex_lock(&cpu->kick_lock);
+        cpu->kickable = true;
+        pthread_mutex_unlock(&cpu->kick_lock);
     }
     int rc = event_loop_run(&vm->loop);
     if (rc)
         log_error("event loop: %s", strerror(-rc));
     vm_request_stop(vm, EXIT_FAILURE_SLATE); /* no-op if a status was already decided */
-    for (unsigned i = 0; i < vm->vcpu_count; i++)
-        if (atomic_load(&vm->vcpus[i].thread_started))
-            pthread_join(vm->vcpus[i].thread, NULL);
+    for (unsigned i = 0; i < vm->vcpu_count; i++) {
+        struct vcpu *cpu = &vm->vcpus[i];
+        if (!atomic_load(&cpu->thread_started))
+            continue;
+        /* The stop kicked it already; the monitor or gdb may still kick it, never after this. */
+        pthread_mutex_lock(&cpu->kick_lock);
+        cpu->kickable = false;
+        pthread_mutex_unlock(&cpu->kick_lock);
+        pthread_join(cpu->thread, NULL);
+    }
     if (vm->gdb)
         gdb_vm_end(vm->gdb, atomic_load(&vm->status));
     if (vm->monitor)
@@ -642,8 +653,10 @@ void vcpu_kick(struct vcpu *cpu)
         return;
     /* immediate_exit covers the window before KVM_RUN; the signal covers KVM_RUN itself. */
     __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-    if (atomic_load(&cpu->thread_started))
+    pthread_mutex_lock(&cpu->kick_lock);
+    if (cpu->kickable)
         pthread_kill(cpu->thread, SIGUSR1);
+    pthread_mutex_unlock(&cpu->kick_lock);
 }
 
 void vm_destroy(struct vm *vm)
@@ -662,6 +675,7 @@ void vm_destroy(struct vm *vm)
             munmap(vm->vcpus[i].run, vm->run_size);
         close(vm->vcpus[i].fd);
         pthread_mutex_destroy(&vm->vcpus[i].lock);
+        pthread_mutex_destroy(&vm->vcpus[i].kick_lock);
         free(vm->vcpus[i].stats);
         pthread_cond_destroy(&vm->vcpus[i].cond);
     }

@@ -39,12 +39,17 @@ struct vcpu {
     /* Set once pthread_create has filled in `thread`: other vCPUs may kick this one while the
      * main thread is still starting it. */
     _Atomic bool thread_started;
+    /* Guards pthread_kill of this vCPU's thread against its join: `kickable` is true from its
+     * start until just before the join, so no signal is ever sent to a joined thread. */
+    pthread_mutex_t kick_lock;
+    bool kickable;
     /* Set once this CPU has run guest code (the boot CPU, a start hypercall, or INIT/SIPI
      * followed by its first exit); a start request for it is refused from then on. */
     _Atomic bool started;
     pthread_mutex_t lock; /* guards start */
     pthread_cond_t cond;
     struct start_request start;
+    _Atomic bool start_posted; /* a start request waits in `start` (read without `lock`) */
     /* Set by the gdb stub to let this one CPU run (a single step) while the machine is paused. */
     bool step_release;
     struct vcpu_stats *stats; /* --stats only */

@@ -48,6 +48,7 @@ struct fake_machine *fake_machine(void)
         die("calloc");
     m.cpu = (struct vcpu){.vm = vm, .fd = -1, .run = &m.run};
     pthread_mutex_init(&m.cpu.lock, NULL);
+    pthread_mutex_init(&m.cpu.kick_lock, NULL);
     pthread_cond_init(&m.cpu.cond, NULL);
     vm->parked = vm->vcpu_count; /* its vCPU never runs: a pause needs nothing to wait for */
     vm->boot_mono_ns = clock_now_ns();

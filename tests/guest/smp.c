@@ -226,6 +226,14 @@ KMAIN kmain(const struct slate_info *info)
         ping_pong();
     else if (str_eq(mode, "restart"))
         restart(n);
+    else if (str_eq(mode, "startloop")) { /* every CPU started, one after another, then spin */
+        puts_hc("starting\n");
+        for (unsigned i = 1; i < n; i++)
+            GUEST_ASSERT(start_cpu(i, ap_main, stack_top(i), i) == 0);
+        puts_hc("all started\n");
+        for (;;)
+            GUEST_ASSERT(start_cpu(1, ap_main, stack_top(1), 1) == SLATE_EBUSY);
+    }
     else if (str_eq(mode, "halt")) { /* every CPU halted with interrupts off: only a stop ends it */
         start_all(n);
         puts_hc("all halted\n");

@@ -3,7 +3,7 @@
 # whose CPUs are all halted.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 19
+plan 22
 SMP=$GUEST/smp.elf
 
 for n in 1 2 4 8; do
@@ -46,3 +46,18 @@ is "$RC" 125 "--smp above the limit is refused"
 run_slate --smp 64 --append start "$SMP"
 is "$RC/$OUT" "0/cpus running: 64" "64 CPUs start and report in"
 has "$("$SLATE" --help)" 'smp' "--help documents --smp"
+
+# A pause/resume storm from the monitor while CPU 0 starts 63 CPUs one after another: a CPU
+# waiting for another to start must not deadlock a pause, and a pause must never signal a vCPU
+# thread that has been joined. The machine always ends by --timeout.
+for round in 1 2 3; do
+    rm -f "$TMP/mon.sock"
+    timeout -s KILL "$(scaled 60)" "$SLATE" --smp 64 --monitor "unix:$TMP/mon.sock" --timeout 4 --append startloop "$SMP" \
+        >"$TMP/out" 2>"$TMP/err" </dev/null &
+    pid=$!
+    perl tests/tools/monitor-toggle.pl "$TMP/mon.sock" "$(scaled 6)" >/dev/null 2>&1 &
+    toggler=$!
+    wait "$pid"; RC=$?
+    kill "$toggler" 2>/dev/null; wait "$toggler" 2>/dev/null
+    is "$RC" 124 "pause/resume storm while 63 CPUs start, round $round: the machine ends by --timeout (124)"
+done
