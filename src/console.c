@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,20 +102,53 @@ void console_close(struct console *c)
     c->out_fd = c->in_fd = -1;
 }
 
+static void wait_begin(struct console *c)
+{
+    if (c->wait_begin)
+        c->wait_begin(c->wait_opaque);
+}
+
+static void wait_end(struct console *c)
+{
+    if (c->wait_end)
+        c->wait_end(c->wait_opaque);
+}
+
+/* Waits until out_fd takes bytes; false when the machine stops first. Lock held. */
+static bool wait_writable(struct console *c)
+{
+    bool ok = false;
+    wait_begin(c);
+    while (!atomic_load(&c->stopping)) {
+        struct pollfd pfd = {.fd = c->out_fd, .events = POLLOUT};
+        if (poll(&pfd, 1, 100) > 0) { /* 100 ms: how often a stop is noticed */
+            ok = true;
+            break;
+        }
+    }
+    wait_end(c);
+    return ok;
+}
+
 void console_write(struct console *c, const void *buf, size_t len)
 {
     if (c->out_fd < 0)
         return;
-    pthread_mutex_lock(&c->lock);
+    if (pthread_mutex_trylock(&c->lock) != 0) { /* another CPU is writing, maybe stuck */
+        wait_begin(c);
+        pthread_mutex_lock(&c->lock);
+        wait_end(c);
+    }
     const uint8_t *p = buf;
     while (len && !c->out_broken) {
-        ssize_t n = write(c->out_fd, p, len);
-        if (n < 0 && errno == EINTR)
+        /* Never block in write(): a pipe that polls writable takes PIPE_BUF bytes at once. A
+         * full one (nobody reads our output) is waited for as a parked CPU. */
+        struct pollfd pfd = {.fd = c->out_fd, .events = POLLOUT};
+        if (poll(&pfd, 1, 0) == 0 && !wait_writable(c))
+            break; /* the machine is stopping: what is left is dropped */
+        ssize_t n = write(c->out_fd, p, len < PIPE_BUF ? len : PIPE_BUF);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (n < 0 && errno == EAGAIN) {
-            usleep(1000); /* someone made our stdout non-blocking; wait for the reader */
-            continue;
-        }
         if (n <= 0) {
             /* The reader went away (EPIPE) or the disk is full: the guest keeps running. */
             c->out_broken = true;

@@ -6,6 +6,7 @@
 #include "options.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,13 @@ struct console {
     const char *path; /* --serial file:PATH, truncated only once the machine starts */
     bool created;     /* console_open created PATH: removed again if the machine never starts */
     pthread_mutex_t lock; /* one writer at a time, so lines from several CPUs do not mix bytes */
+    /* While a writer waits (for the lock, or for a reader that stopped reading our stdout), it
+     * is not running guest code: wait_begin/wait_end let the machine count it as parked, so a
+     * pause or stop never waits for the reader. Set by the machine; may be NULL. */
+    void (*wait_begin)(void *opaque);
+    void (*wait_end)(void *opaque);
+    void *wait_opaque;
+    _Atomic bool stopping; /* the machine is stopping: a blocked write gives up */
 };
 
 /* Opens the backend chosen by cfg->serial. Logs one line and returns -1 on failure. */
@@ -33,7 +41,8 @@ void console_abandon(struct console *c);
 /* Restores the terminal and closes what console_open opened. */
 void console_close(struct console *c);
 
-/* Writes guest output; never blocks the caller for long and never fails the guest. */
+/* Writes guest output; never fails the guest. When the output cannot take it (a stalled pipe),
+ * waits as a parked CPU (wait_begin/wait_end), and gives up when the machine stops. */
 void console_write(struct console *c, const void *buf, size_t len);
 
 /* Reads up to cap input bytes meant for the guest. Returns the count (0: nothing now), or -1 at

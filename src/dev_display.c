@@ -60,6 +60,13 @@ struct display {
     uint32_t *shown;      /* graphics: the pixels as last announced, to find what changed */
     bool changed;         /* something was redrawn since the SDL window last showed it */
     bool vnc_running;     /* its listener started: only then may it be shut down */
+    /* What VNC must be told, queued under `lock` and told by the refresh thread after it lets
+     * go of it: libvncserver may block on a viewer that stopped reading, and neither a vCPU
+     * (a MODE write) nor anyone waiting for `lock` may wait with it. */
+    struct vnc_mark { int x0, y0, x1, y1; } marks[64];
+    unsigned mark_count;
+    bool mark_all;
+    bool fb_switch;       /* the mode changed: rfbNewFramebuffer with the current size */
     int vnc_listen_fd, vnc_stop_fd;
     pthread_t vnc_thread;
     _Atomic int vnc_starting; /* clients being set up by vnc_start_client threads */
@@ -94,6 +101,17 @@ static uint32_t cursor_index(uint32_t cursor)
                : UINT32_MAX;
 }
 
+/* Lock held. A rectangle for VNC to send; too many become the whole screen. */
+static void queue_mark(struct display *d, int x0, int y0, int x1, int y1)
+{
+    if (!d->vnc)
+        return;
+    if (d->mark_count == sizeof(d->marks) / sizeof(d->marks[0]))
+        d->mark_all = true;
+    else
+        d->marks[d->mark_count++] = (struct vnc_mark){x0, y0, x1, y1};
+}
+
 /* Renders the cells that changed since the last look; marks them for VNC. Lock held. */
 static void refresh_text(struct display *d)
 {
@@ -107,8 +125,7 @@ static void refresh_text(struct display *d)
         unsigned col = i % SLATE_DISPLAY_TEXT_COLUMNS, row = i / SLATE_DISPLAY_TEXT_COLUMNS;
         render_cell(d, col, row, cell, i == cur);
         d->changed = true;
-        if (d->vnc)
-            rfbMarkRectAsModified(d->vnc, (int)col * 8, (int)row * 16, (int)col * 8 + 8, (int)row * 16 + 16);
+        queue_mark(d, (int)col * 8, (int)row * 16, (int)col * 8 + 8, (int)row * 16 + 16);
     }
     d->shadow_valid = true;
     d->shown_cursor = d->cursor;
@@ -137,8 +154,7 @@ static void mark_changed(struct display *d, uint64_t y0, uint64_t y1)
     if (top == UINT32_MAX)
         return;
     d->changed = true;
-    if (d->vnc)
-        rfbMarkRectAsModified(d->vnc, (int)left, (int)top, (int)right, (int)bottom);
+    queue_mark(d, (int)left, (int)top, (int)right, (int)bottom);
 }
 
 /* The rows of the framebuffer on the pages marked in d->dirty. Lock held. */
@@ -168,21 +184,47 @@ static void refresh_graphics(struct display *d)
         refresh_dirty_rows(d);
 }
 
-/* Points VNC at what the current mode shows. Lock held. */
+/* Points VNC at a framebuffer. Never with `lock` held: it may wait for viewers. */
+static void vnc_show(struct display *d, char *fb, uint32_t width, uint32_t height)
+{
+    rfbNewFramebuffer(d->vnc, fb, (int)width, (int)height, 8, 3, 4);
+    d->vnc->serverFormat.redShift = 16; /* 0x00RRGGBB, as the guest writes it */
+    d->vnc->serverFormat.greenShift = 8;
+    d->vnc->serverFormat.blueShift = 0;
+    rfbMarkRectAsModified(d->vnc, 0, 0, (int)width, (int)height);
+}
+
+/* The current mode is what the screen shows now; VNC follows from the refresh thread. Lock
+ * held. */
 static void switch_framebuffer(struct display *d)
 {
     d->shadow_valid = false;
     d->changed = true;
-    char *fb = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : (char *)d->text_fb;
     if (d->mode == SLATE_DISPLAY_GRAPHICS)
-        memcpy(d->shown, fb, (size_t)d->width * d->height * 4);
-    if (!d->vnc)
-        return;
-    rfbNewFramebuffer(d->vnc, fb, (int)d->width, (int)d->height, 8, 3, 4);
-    d->vnc->serverFormat.redShift = 16; /* 0x00RRGGBB, as the guest writes it */
-    d->vnc->serverFormat.greenShift = 8;
-    d->vnc->serverFormat.blueShift = 0;
-    rfbMarkRectAsModified(d->vnc, 0, 0, (int)d->width, (int)d->height);
+        memcpy(d->shown, d->dev->window, (size_t)d->width * d->height * 4);
+    d->fb_switch = d->vnc != NULL;
+    d->mark_count = 0, d->mark_all = false; /* the switch sends everything */
+}
+
+/* Tells VNC what was queued under the lock, with the lock released. Refresh thread only. */
+static void tell_vnc(struct display *d)
+{
+    pthread_mutex_lock(&d->lock);
+    struct vnc_mark marks[sizeof(d->marks) / sizeof(d->marks[0])];
+    unsigned count = d->mark_count;
+    bool all = d->mark_all, fb_switch = d->fb_switch;
+    char *fb = d->mode == SLATE_DISPLAY_GRAPHICS ? d->dev->window : (char *)d->text_fb;
+    uint32_t width = d->width, height = d->height;
+    memcpy(marks, d->marks, count * sizeof(marks[0]));
+    d->mark_count = 0, d->mark_all = d->fb_switch = false;
+    pthread_mutex_unlock(&d->lock);
+    if (fb_switch)
+        vnc_show(d, fb, width, height);
+    else if (all)
+        rfbMarkRectAsModified(d->vnc, 0, 0, (int)width, (int)height);
+    else
+        for (unsigned i = 0; i < count; i++)
+            rfbMarkRectAsModified(d->vnc, marks[i].x0, marks[i].y0, marks[i].x1, marks[i].y1);
 }
 
 /* The SDL window belongs to this thread: SDL wants one thread to do all its work. */
@@ -225,6 +267,8 @@ static void *refresh_thread(void *arg)
             refresh_graphics(d);
         show_in_sdl(d);
         pthread_mutex_unlock(&d->lock);
+        if (d->vnc)
+            tell_vnc(d);
         struct timespec pause = {0, REFRESH_NS};
         nanosleep(&pause, NULL);
     }
@@ -536,7 +580,7 @@ static int vnc_start(struct display *d)
         d->vnc->authPasswdData = vnc_passwords;
         d->vnc->passwordCheck = vnc_check_password;
     }
-    switch_framebuffer(d);
+    vnc_show(d, (char *)d->text_fb, d->width, d->height); /* no viewer yet: safe here */
     d->vnc->socketState = RFB_SOCKET_READY; /* slate listens itself: vnc_listener */
     rfbInitServer(d->vnc);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->vnc_port),

@@ -185,6 +185,46 @@ void vm_release_one(struct vm *vm, struct vcpu *cpu)
     pthread_mutex_unlock(&vm->pause_lock);
 }
 
+/* The vCPU whose thread this is (NULL elsewhere): a console write blocked on a stalled reader
+ * parks it for as long as it waits. */
+static _Thread_local struct vcpu *current_vcpu;
+
+void vcpu_thread_init(struct vcpu *cpu) { current_vcpu = cpu; }
+
+static void console_wait_begin(void *opaque)
+{
+    struct vm *vm = opaque;
+    if (!current_vcpu)
+        return;
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->parked++;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void console_wait_end(void *opaque)
+{
+    struct vm *vm = opaque;
+    struct vcpu *cpu = current_vcpu;
+    if (!cpu)
+        return;
+    pthread_mutex_lock(&vm->pause_lock);
+    /* Counted as parked: it must not run on while the machine is paused. */
+    while (vm->pause_requested && !cpu->step_release && !atomic_load(&vm->stopping))
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    if (!cpu->step_release)
+        vm->parked--; /* (vm_release_one already counted it as running) */
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_attach_console(struct vm *vm, struct console *console)
+{
+    console->wait_begin = console_wait_begin;
+    console->wait_end = console_wait_end;
+    console->wait_opaque = vm;
+    atomic_store(&console->stopping, false);
+}
+
 void vcpu_service_requests(struct vcpu *cpu)
 {
     service_start(cpu);

@@ -125,6 +125,7 @@ void *vcpu_thread(void *arg)
     sigemptyset(&kick);
     sigaddset(&kick, SIGUSR1);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    vcpu_thread_init(cpu);
     while (!atomic_load(&vm->stopping)) {
         vcpu_service_requests(cpu);
         if (atomic_load(&vm->stopping))

@@ -555,6 +555,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     }
     vm->cfg = cfg;
     vm->console = console;
+    vm_attach_console(vm, console);
     vm->trace = cfg->trace;
     vm->kvm_fd = vm->vm_fd = -1;
     vm->loop.epoll_fd = vm->loop.stop_fd = -1;
@@ -580,6 +581,8 @@ void vm_request_stop(struct vm *vm, int status)
     int none = -1;
     atomic_compare_exchange_strong(&vm->status, &none, status);
     atomic_store(&vm->stopping, true);
+    if (vm->console)
+        atomic_store(&vm->console->stopping, true); /* a write waiting for a reader gives up */
     event_loop_stop(&vm->loop);
     gdb_notify_stop(vm->gdb);
     monitor_notify_stop(vm->monitor);

@@ -152,6 +152,10 @@ int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint6
 /* On a vCPU's own thread, outside KVM_RUN: applies a pending start request and parks while the
  * machine is paused. */
 void vcpu_service_requests(struct vcpu *cpu);
+/* On a vCPU's own thread, before it runs: lets the console park it while output waits. */
+void vcpu_thread_init(struct vcpu *cpu);
+/* Makes console writes from this machine's vCPUs count them as parked while they wait. */
+void vm_attach_console(struct vm *vm, struct console *console);
 
 /* Copies up to len bytes from linear address gva as `cpu` sees it; stops at the first page that
  * is unmapped or not memory. Returns the bytes copied. */

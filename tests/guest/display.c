@@ -147,6 +147,33 @@ KMAIN kmain(const struct slate_info *info)
         check_modes();
         guest_exit(0);
     }
+    if (str_eq(mode, "switches")) { /* after a key: 20 mode switches, the longest MODE write */
+        set(SLATE_DISPLAY_WIDTH, 1920); /* a full screen of pixels: updates far bigger than a */
+        set(SLATE_DISPLAY_HEIGHT, 1080); /* socket's buffer, so a viewer that stops reading  */
+        set(SLATE_DISPLAY_MODE, SLATE_DISPLAY_GRAPHICS); /* blocks whoever sends to it       */
+        volatile uint32_t *px = (volatile uint32_t *)display->window_base;
+        for (uint32_t i = 0; i < 1920 * 1080; i++)
+            px[i] = i * 2654435761u;
+        puts_hc("waiting for a key\n");
+        WAIT_FOR(key_waiting);
+        for (uint64_t end = rdtsc() + info->tsc_khz * 1000; rdtsc() < end;) /* 1 s: it is stuck */
+            __asm__ volatile("pause");
+        uint64_t longest = 0;
+        for (int i = 0; i < 20; i++) {
+            set(SLATE_DISPLAY_WIDTH, i & 1 ? 640 : 1920);
+            set(SLATE_DISPLAY_HEIGHT, i & 1 ? 480 : 1080);
+            uint64_t t0 = rdtsc();
+            set(SLATE_DISPLAY_MODE, i % 3 ? SLATE_DISPLAY_GRAPHICS : SLATE_DISPLAY_TEXT);
+            uint64_t took = rdtsc() - t0;
+            longest = took > longest ? took : longest;
+            for (uint64_t end = rdtsc() + info->tsc_khz * 30; rdtsc() < end;) /* 30 ms: a refresh */
+                __asm__ volatile("pause");
+        }
+        puts_hc("longest MODE write us: ");
+        put_dec((int64_t)(longest * 1000 / info->tsc_khz));
+        puts_hc("\n");
+        guest_exit(0);
+    }
     if (str_starts(mode, "animate"))
         animate(str_eq(mode, "animate-full"));
     if (str_eq(mode, "graphics"))

@@ -1,6 +1,6 @@
 /* Exits through the power device with the code given as "code=N" on the command line (after
  * "wait=MS" milliseconds, if given), or resets the machine for "reset" (printing "boot" each time
- * it starts). */
+ * it starts), or prints for ever for "spew". */
 #include "guest.h"
 
 KMAIN kmain(const struct slate_info *info)
@@ -9,6 +9,9 @@ KMAIN kmain(const struct slate_info *info)
     const struct slate_device *power = find_device(info, SLATE_DEV_POWER);
     GUEST_ASSERT(power);
     puts_hc("boot\n");
+    if (str_eq(cmd, "spew")) /* output for ever: for a reader that stops reading */
+        for (;;)
+            puts_hc("spew spew spew spew spew spew spew spew spew spew spew spew spew spew spew\n");
     if (str_eq(cmd, "reset"))
         outl(power->port_base + SLATE_POWER_RESET, 1);
     GUEST_ASSERT(cmd[0] == 'c' && cmd[4] == '=');

@@ -3,7 +3,7 @@
 # tests/tools/vnctool.c, and Debian's vncsnapshot), and --screenshot's PNG.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 41
+plan 43
 DISPLAY_GUEST=$GUEST/display.elf
 VNCTOOL=$BUILD/tools/vnctool
 PORT=$((5950 + $$ % 40))
@@ -156,3 +156,18 @@ is "$(VNC_PASSWORD=secret12 "$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 1 5 2>&1 | gr
     "after 5 wrong passwords even the right one is refused (locked out)"
 has "$(cat "$TMP/err")" 'VNC: 5 wrong passwords; every attempt fails for the next 60 s' "the lockout is reported"
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null
+
+# A viewer that stopped reading must not stall the guest: a MODE write switches the VNC
+# framebuffer off the vCPU (libvncserver may wait seconds for such a viewer).
+timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --append switches "$DISPLAY_GUEST" \
+    >"$TMP/out" 2>"$TMP/err" </dev/null &
+PID=$!
+for _ in $(seq "$(scaled 200)"); do grep -q '^waiting for a key' "$TMP/out" && break; sleep 0.05; done
+"$VNCTOOL" vnc "127.0.0.1:$PORT" stall "$(scaled 8000)" >/dev/null 2>&1 &
+STALL=$!
+wait "$PID"; RC=$?
+kill "$STALL" 2>/dev/null; wait "$STALL" 2>/dev/null
+is "$RC" 0 "20 mode switches with a stalled viewer connected: the guest runs to its end"
+us=$(sed -n 's/^longest MODE write us: //p' "$TMP/out")
+if [ -n "$us" ] && [ "$us" -lt "$(scaled 50000)" ]; then pass "the longest MODE write took ${us} us (under 50 ms)"
+else fail "the longest MODE write took under 50 ms with a stalled viewer" "got: '$us' us" "$(cat "$TMP/err")"; fi

@@ -5,7 +5,7 @@
 # packets makes a rate-limited handful of warnings, not one line each.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 8
+plan 10
 SOCK=$TMP/peer.sock
 
 # stuck_client KIND: connects to $SOCK, writes requests (gdb 'g' packets or monitor lines) until
@@ -75,3 +75,24 @@ lines=$(grep -c 'dropped a packet with a bad checksum' "$TMP/err")
 if [ "$lines" -ge 1 ] && [ "$lines" -le 12 ]; then pass "5,000 bad gdb packets make $lines warning lines (rate-limited)"
 else fail "5,000 bad gdb packets make a rate-limited handful of warnings" "got $lines lines"; fi
 is "$RC" 143 "and slate runs on until SIGTERM"
+
+# A reader that stops reading slate's stdout (a full pipe): the vCPU waiting to write counts as
+# parked, so the monitor still pauses the machine, and SIGTERM still ends slate at once.
+rm -f "$SOCK"
+{ timeout -s KILL "$(scaled 60)" "$SLATE" --monitor "unix:$SOCK" --append spew "$GUEST/power.elf" 2>"$TMP/err"; echo $? >"$TMP/rc"; } \
+    | { sleep "$(scaled 20)"; } &
+for _ in $(seq "$(scaled 200)"); do [ -S "$SOCK" ] && break; sleep 0.05; done
+sleep 1 # the 64 KiB pipe is full long before this
+R=$(timeout "$(scaled 10)" perl tests/tools/monitor-client.pl "$SOCK" "stop" "info cpus" "cont")
+has "$R" '^stopped$' "stdout is a full pipe: the monitor still pauses the machine"
+SPID=$(pgrep -f -- "--append spew $GUEST/power.elf" | grep -v "^$$\$" | tail -1)
+t0=$(date +%s%N)
+kill -TERM "$SPID"
+for _ in $(seq "$(scaled 200)"); do [ -s "$TMP/rc" ] && break; sleep 0.01; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$(cat "$TMP/rc" 2>/dev/null)" = 143 ] && [ "$ms" -lt "$(scaled 2000)" ]; then
+    pass "stdout is a full pipe: SIGTERM ends slate with 143 in ${ms} ms"
+else
+    fail "stdout is a full pipe: SIGTERM ends slate with 143 in under 2 s" "status '$(cat "$TMP/rc" 2>/dev/null)' after $ms ms"
+fi
+pkill -f "sleep $(scaled 20)" 2>/dev/null; wait 2>/dev/null
