@@ -31,7 +31,7 @@ OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps deps-vm libs run check check-asan check-tsan check-nokvm check-vm fuzz fuzz-build soak unit \
+.PHONY: print-ci-vm-tests all deps deps-vm libs run check check-asan check-tsan check-nokvm check-vm fuzz fuzz-build soak unit \
 	guests bench clean format need-kvm
 all: $(BUILD)/slate
 
@@ -178,6 +178,14 @@ deps-vm:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(VM_PACKAGES)"
 check-vm: deps-vm $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS) $(REPLAY_BINS)
 	tests/vm/check-vm.sh $(BUILD) $(CHECK_VM_TESTS)
+
+# What CI runs under emulation where there is no KVM: every device booted at least once (irqrule.t
+# drives serial, timer, disk, network card, keyboard and pointer; boot.t power and the info
+# block), every exit and crash path (boot, hypercalls, crash, lifecycle, unclaimed).
+CI_VM_TESTS := tests/t/boot.t tests/t/hypercalls.t tests/t/serial.t tests/t/irqrule.t \
+	tests/t/crash.t tests/t/lifecycle.t tests/t/unclaimed.t tests/t/docs.t
+print-ci-vm-tests:
+	@echo $(CI_VM_TESTS)
 
 # make check as a machine without /dev/kvm sees it (a private mount namespace hides it; root).
 check-nokvm: $(BUILD)/slate unit guests $(DEMO) $(TEST_TOOLS) $(REPLAY_BINS)

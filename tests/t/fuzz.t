@@ -12,7 +12,7 @@ for h in $HARNESSES; do
     for dir in tests/fuzz/corpus/$h tests/fuzz/regressions/$h; do
         [ -d "$dir" ] && inputs+=("$dir")
     done
-    [ "$h" = fuzz_loader ] && inputs+=("$GUEST")
+    [ "$h" = fuzz_loader ] || [ "$h" = fuzz_symbols ] && inputs+=("$GUEST")
     expected=0
     for dir in "${inputs[@]}"; do
         expected=$((expected + $(find "$dir" -maxdepth 1 -type f ! -name '.*' | wc -l)))
