@@ -23,9 +23,38 @@ static void map_alias(void)
     __asm__ volatile("mov %0, %%cr3" ::"r"(cr3) : "memory");
 }
 
+/* docs/machine.md: every register but RAX is preserved, the arguments included. */
+static void check_preserved(void)
+{
+    static const char msg[] = "registers kept\n";
+    uint64_t rax = SLATE_HC_CONSOLE_WRITE, rdi = (uint64_t)msg, rsi = sizeof(msg) - 1;
+    uint64_t rcx = 0xC0C0C0C0C0C0C0C0ULL, rbx = 0xB0B0B0B0B0B0B0B0ULL, rdx = SLATE_HYPERCALL_PORT;
+    register uint64_t r8 __asm__("r8") = 0x0808080808080808ULL;
+    register uint64_t r9 __asm__("r9") = 0x0909090909090909ULL;
+    register uint64_t r10 __asm__("r10") = 0x1010101010101010ULL;
+    register uint64_t r11 __asm__("r11") = 0x1111111111111111ULL;
+    register uint64_t r12 __asm__("r12") = 0x1212121212121212ULL;
+    register uint64_t r13 __asm__("r13") = 0x1313131313131313ULL;
+    register uint64_t r14 __asm__("r14") = 0x1414141414141414ULL;
+    register uint64_t r15 __asm__("r15") = 0x1515151515151515ULL;
+    __asm__ volatile("outl %%eax, %%dx"
+                     : "+a"(rax), "+D"(rdi), "+S"(rsi), "+c"(rcx), "+b"(rbx), "+d"(rdx), "+r"(r8),
+                       "+r"(r9), "+r"(r10), "+r"(r11), "+r"(r12), "+r"(r13), "+r"(r14), "+r"(r15)
+                     :
+                     : "memory");
+    GUEST_ASSERT(rax == sizeof(msg) - 1);
+    GUEST_ASSERT(rdi == (uint64_t)msg && rsi == sizeof(msg) - 1 && rcx == 0xC0C0C0C0C0C0C0C0ULL &&
+                 rbx == 0xB0B0B0B0B0B0B0B0ULL && rdx == SLATE_HYPERCALL_PORT);
+    GUEST_ASSERT(r8 == 0x0808080808080808ULL && r9 == 0x0909090909090909ULL &&
+                 r10 == 0x1010101010101010ULL && r11 == 0x1111111111111111ULL &&
+                 r12 == 0x1212121212121212ULL && r13 == 0x1313131313131313ULL &&
+                 r14 == 0x1414141414141414ULL && r15 == 0x1515151515151515ULL);
+}
+
 KMAIN kmain(const struct slate_info *info)
 {
     (void)info;
+    check_preserved();
     GUEST_ASSERT(hypercall(SLATE_HC_NOP, 0, 0, 0) == 0);
     GUEST_ASSERT(hypercall(12345, 0, 0, 0) == SLATE_ENOSYS);
     GUEST_ASSERT(hypercall_mmio(SLATE_HC_NOP, 0, 0) == 0);

@@ -173,6 +173,26 @@ static void sipi_all(unsigned n)
         GUEST_ASSERT(start_cpu(1, ap_main, stack_top(1), 1) == SLATE_EBUSY);
 }
 
+/* Every AP writes 100 lines at once with one CONSOLE_WRITE each: no line may be cut by another. */
+static void line_writer(uint64_t index)
+{
+    char line[80] = "cpu ?? line ??? xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+    line[4] = (char)('0' + index / 10), line[5] = (char)('0' + index % 10);
+    for (unsigned l = 0; l < 100; l++) {
+        line[12] = (char)('0' + l / 100), line[13] = (char)('0' + l / 10 % 10), line[14] = (char)('0' + l % 10);
+        hypercall(SLATE_HC_CONSOLE_WRITE, (uint64_t)line, str_len(line), 0);
+    }
+    report_in(index);
+}
+
+static void lines(unsigned n)
+{
+    for (unsigned i = 1; i < n; i++)
+        GUEST_ASSERT(start_cpu(i, line_writer, stack_top(i), i) == 0);
+    WAIT_FOR(arrived == n - 1);
+    guest_exit(0);
+}
+
 /* A CPU that ran and parked: the hypercall refuses it, INIT and one start-up IPI restart it. */
 static void restart(unsigned n)
 {
@@ -226,6 +246,8 @@ KMAIN kmain(const struct slate_info *info)
         ping_pong();
     else if (str_eq(mode, "restart"))
         restart(n);
+    else if (str_eq(mode, "lines"))
+        lines(n);
     else if (str_eq(mode, "startloop")) { /* every CPU started, one after another, then spin */
         puts_hc("starting\n");
         for (unsigned i = 1; i < n; i++)

@@ -144,6 +144,13 @@ is "$RC" 143 "slate and the guest ran on until SIGTERM (no crash)"
 lacks "$(cat "$TMP/err")" 'buffer overflow|Segmentation|Aborted' "nothing went wrong on stderr"
 
 # VNC passwords: DES, so only the first 8 characters count; 5 wrong answers lock everyone out.
+if [ -n "${SLATE_UNDER_EMULATION:-}" ]; then
+    # libvncclient's DES (through its crypto library) dies of SIGILL on QEMU's emulated CPU.
+    for t in "the right password" "the lockout" "the lockout report"; do
+        test_number=$((test_number + 1)); echo "ok $test_number # SKIP $t: the VNC client's DES crashes under emulation"
+    done
+    record_skip 3 "the VNC client's DES crashes under emulation (SIGILL)" tests
+else
 printf 'secret12\n' >"$TMP/vncpass"
 timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --vnc-password "$TMP/vncpass" \
     --timeout "$(scaled 10)" --append text "$DISPLAY_GUEST" >"$TMP/out" 2>"$TMP/err" </dev/null &
@@ -156,6 +163,7 @@ is "$(VNC_PASSWORD=secret12 "$VNCTOOL" vnc "127.0.0.1:$PORT" pixel 1 5 2>&1 | gr
     "after 5 wrong passwords even the right one is refused (locked out)"
 has "$(cat "$TMP/err")" 'VNC: 5 wrong passwords; every attempt fails for the next 60 s' "the lockout is reported"
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null
+fi
 
 # A viewer that stopped reading must not stall the guest: a MODE write switches the VNC
 # framebuffer off the vCPU (libvncserver may wait seconds for such a viewer).

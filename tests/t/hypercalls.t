@@ -2,9 +2,10 @@
 # Every hypercall through the port and the MMIO page; console writes translated page by page.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 9
+plan 10
 
 run_slate "$GUEST/hypercalls.elf"
+has "$OUT" '^registers kept$' "a hypercall preserves every register but RAX, the arguments included"
 is "$RC" 42 "exit hypercall through the MMIO page passes code 42"
 lacks "$OUT" 'ASSERT FAILED' "nop, unknown function, CPU index and debugcon results are as documented"
 has "$OUT" '^port console write$' "console write through the port"
@@ -12,5 +13,5 @@ has "$OUT" '^mmio console write$' "console write through the MMIO page"
 has "$OUT" '^debugcon write$' "bytes written to port 0xE9 reach the console"
 has "$OUT" '^\[split pages\]$' "console write from a virtual address spanning two remapped pages"
 has "$OUT" '^hypercalls ok$' "bad addresses and lengths return errors and print nothing"
-is "$(count "$OUT" '.')" 5 "nothing else was printed (failed writes are all-or-nothing)"
+is "$(count "$OUT" '.')" 6 "nothing else was printed (failed writes are all-or-nothing)"
 has "$ERR" 'unknown hypercall 12345' "an unknown hypercall is reported"

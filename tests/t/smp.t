@@ -3,7 +3,7 @@
 # whose CPUs are all halted.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 22
+plan 24
 SMP=$GUEST/smp.elf
 
 for n in 1 2 4 8; do
@@ -20,6 +20,10 @@ done
 run_slate --smp 3 --append restart "$SMP"
 is "$RC" 0 "a CPU that ran and parked: START_CPU says EBUSY, INIT and one start-up IPI restart it"
 has "$OUT" '^parked cpu 2 restarted by INIT-SIPI$' "the restarted CPU reports in a second time"
+
+run_slate --smp 4 --append lines "$SMP"
+is "$RC/$(count "$OUT" '.')" "0/300" "3 CPUs write 100 lines each at the same time: 300 lines"
+is "$(grep -cE '^cpu 0[1-3] line [0-9]{3} x{40}$' <<<"$OUT")" 300 "one CONSOLE_WRITE is never interleaved with another CPU's output"
 
 run_slate --smp 2 --append ipi "$SMP"
 is "$RC" 0 "IPI ping-pong between CPU 0 and CPU 1 completes"
