@@ -472,6 +472,15 @@ static void *vnc_start_client(void *arg)
     return NULL;
 }
 
+static void *vnc_shutdown_waiter(void *arg)
+{
+    rfbScreenInfoPtr screen = arg;
+    char byte;
+    while (read(screen->pipe_notify_listener_thread[0], &byte, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
 /* slate's own accept loop instead of libvncserver's, so a connection beyond the limits is closed
  * before the library allocates a client, a pipe and two threads for it. */
 static void *vnc_listener(void *arg)
@@ -596,6 +605,14 @@ static int vnc_start(struct display *d)
     }
     d->vnc_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     d->vnc->backgroundLoop = TRUE; /* each client gets its own threads, as with rfbRunEventLoop */
+    /* rfbShutdownServer wakes and joins the library's own listener thread: give it one that only
+     * waits for that (slate's listener is vnc_listener). */
+    if (pipe2(d->vnc->pipe_notify_listener_thread, O_CLOEXEC) < 0 ||
+        pthread_create(&d->vnc->listener_thread, NULL, vnc_shutdown_waiter, d->vnc) != 0) {
+        log_error("VNC: cannot start: %s", strerror(errno));
+        d->vnc->backgroundLoop = FALSE;
+        return -1;
+    }
     int rc = d->vnc_stop_fd < 0 ? errno : pthread_create(&d->vnc_thread, NULL, vnc_listener, d);
     if (rc) {
         log_error("VNC: cannot start the listener: %s", strerror(rc));
