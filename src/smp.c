@@ -189,7 +189,14 @@ void vm_release_one(struct vm *vm, struct vcpu *cpu)
  * parks it for as long as it waits. */
 static _Thread_local struct vcpu *current_vcpu;
 
-void vcpu_thread_init(struct vcpu *cpu) { current_vcpu = cpu; }
+void vcpu_thread_init(struct vcpu *cpu)
+{
+    current_vcpu = cpu;
+    pthread_mutex_lock(&cpu->kick_lock);
+    cpu->self = pthread_self();
+    cpu->kickable = true;
+    pthread_mutex_unlock(&cpu->kick_lock);
+}
 
 static void console_wait_begin(void *opaque)
 {

@@ -623,9 +623,6 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
             break;
         }
         atomic_store(&cpu->thread_started, true);
-        pthread_mutex_lock(&cpu->kick_lock);
-        cpu->kickable = true;
-        pthread_mutex_unlock(&cpu->kick_lock);
     }
     int rc = event_loop_run(&vm->loop);
     if (rc)
@@ -658,7 +655,7 @@ void vcpu_kick(struct vcpu *cpu)
     __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&cpu->kick_lock);
     if (cpu->kickable)
-        pthread_kill(cpu->thread, SIGUSR1);
+        pthread_kill(cpu->self, SIGUSR1);
     pthread_mutex_unlock(&cpu->kick_lock);
 }
 

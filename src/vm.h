@@ -39,10 +39,13 @@ struct vcpu {
     /* Set once pthread_create has filled in `thread`: other vCPUs may kick this one while the
      * main thread is still starting it. */
     _Atomic bool thread_started;
-    /* Guards pthread_kill of this vCPU's thread against its join: `kickable` is true from its
-     * start until just before the join, so no signal is ever sent to a joined thread. */
+    /* Guards pthread_kill of this vCPU's thread against its start and its join: the thread
+     * itself sets `kickable` (and `self`) before its first KVM_RUN, the main thread clears it
+     * just before the join, so a signal only ever goes to a live thread. A kick before that
+     * relies on immediate_exit alone, which the first KVM_RUN honours. */
     pthread_mutex_t kick_lock;
     bool kickable;
+    pthread_t self;
     /* Set once this CPU has run guest code (the boot CPU, a start hypercall, or INIT/SIPI
      * followed by its first exit); a start request for it is refused from then on. */
     _Atomic bool started;
