@@ -7,6 +7,8 @@ if ! command -v gdb >/dev/null; then
     exit 0
 fi
 plan 30
+[ -n "${SLATE_UNDER_EMULATION:-}" ] &&
+    skip_here "under emulation gdb's single steps and software watchpoints take over 10 minutes per session (see docs/testing.md)"
 DEBUGME=$GUEST/debugme.elf
 SOCK=$TMP/gdb.sock
 
