@@ -12,15 +12,15 @@ SOCK=$TMP/peer.sock
 # the socket is full, then holds the connection for 30 s without reading a byte.
 stuck_client() {
     perl -MIO::Socket::UNIX -MIO::Handle -e '
-        my ($path, $kind) = @ARGV;
-        my $s; for (1..200) { last if $s = IO::Socket::UNIX->new(Peer => $path); select(undef, undef, undef, 0.05) }
+        my ($path, $kind, $tries) = @ARGV;
+        my $s; for (1..$tries) { last if $s = IO::Socket::UNIX->new(Peer => $path); select(undef, undef, undef, 0.05) }
         $s or die "connect: $!";
         $s->blocking(0);
         my $req = $kind eq "gdb" ? "\$g#67" : "info registers\n";
         my $chunk = $req x 2000; my $full = 0;
         for (1..2000) { my $n = syswrite($s, $chunk); if (!defined $n) { last if ++$full > 20; select(undef, undef, undef, 0.05) } }
         print "stuck\n"; STDOUT->flush;
-        sleep 30;' "$SOCK" "$1" >"$TMP/client.out" 2>&1 &
+        sleep 30;' "$SOCK" "$1" "$(scaled 200)" >"$TMP/client.out" 2>&1 &
     CLIENT=$!
     for _ in $(seq "$(scaled 200)"); do grep -q stuck "$TMP/client.out" && return; sleep 0.05; done
 }
@@ -67,9 +67,9 @@ is "$RC" 9 "monitor: a guest's exit code still comes back with a stuck client at
 # 5,000 packets with bad checksums: each gets '-', the warnings are rate-limited.
 start gdb --append spin "$GUEST/debugme.elf"
 perl -MIO::Socket::UNIX -e '
-    my $s; for (1..200) { last if $s = IO::Socket::UNIX->new(Peer => $ARGV[0]); select(undef, undef, undef, 0.05) }
+    my $s; for (1..$ARGV[1]) { last if $s = IO::Socket::UNIX->new(Peer => $ARGV[0]); select(undef, undef, undef, 0.05) }
     for (1..5000) { print $s "\$g#00" } my $buf; $s->blocking(0);
-    select(undef, undef, undef, 0.5); while (sysread($s, $buf, 65536)) {} close $s;' "$SOCK"
+    select(undef, undef, undef, 0.5); while (sysread($s, $buf, 65536)) {} close $s;' "$SOCK" "$(scaled 200)"
 kill -TERM "$PID"; wait "$PID"; RC=$?
 lines=$(grep -c 'dropped a packet with a bad checksum' "$TMP/err")
 if [ "$lines" -ge 1 ] && [ "$lines" -le 12 ]; then pass "5,000 bad gdb packets make $lines warning lines (rate-limited)"
