@@ -17,8 +17,8 @@ stuck_client() {
         $s or die "connect: $!";
         $s->blocking(0);
         my $req = $kind eq "gdb" ? "\$g#67" : "info registers\n";
-        my $chunk = $req x 2000; my $full = 0;
-        for (1..2000) { my $n = syswrite($s, $chunk); if (!defined $n) { last if ++$full > 20; select(undef, undef, undef, 0.05) } }
+        my $chunk = $req x 2000; my $full = 0; my $end = time + $tries / 20;
+        while (time < $end) { my $n = syswrite($s, $chunk); if (!defined $n) { last if ++$full > 20; select(undef, undef, undef, 0.05) } }
         print "stuck\n"; STDOUT->flush;
         sleep 30;' "$SOCK" "$1" "$(scaled 200)" >"$TMP/client.out" 2>&1 &
     CLIENT=$!
