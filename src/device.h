@@ -49,6 +49,7 @@ struct device {
     uint16_t port_base;
     uint64_t window_gpa;
     void *window; /* host mapping of the window */
+    uint64_t window_bytes; /* its mapped size: window_size rounded up as device_plan does */
     unsigned window_slot; /* its KVM memory slot */
     struct irq_line irq[DEVICE_MAX_IRQS];
     void *state;

@@ -1199,21 +1199,6 @@ static void probe_kvm(struct gdb_server *g)
 
 /* ---- the listening socket ----------------------------------------------------------------------- */
 
-static int gdb_listen(struct gdb_server *g, const char *spec)
-{
-    struct listen_addr addr;
-    char err[256];
-    int fd = -1;
-    if (listen_parse(spec, LISTEN_GDB, &addr, err, sizeof(err)) == 0 &&
-        (fd = listen_open(&addr, err, sizeof(err))) >= 0) {
-        if (addr.is_unix)
-            strcpy(g->unix_path, addr.un.sun_path);
-        return fd;
-    }
-    log_error("--gdb %s: %s", spec, err);
-    return -1;
-}
-
 struct gdb_server *gdb_server_open(const char *spec, bool wait)
 {
     struct gdb_server *g = calloc(1, sizeof(*g));
@@ -1225,7 +1210,7 @@ struct gdb_server *gdb_server_open(const char *spec, bool wait)
     g->warn_limit = (struct ratelimit)RATELIMIT_INIT;
     g->wait_first = wait;
     pthread_mutex_init(&g->lock, NULL);
-    g->listen_fd = gdb_listen(g, spec);
+    g->listen_fd = listen_start(spec, LISTEN_GDB, "--gdb", g->unix_path);
     g->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (g->listen_fd < 0 || g->notify_fd < 0) {
         gdb_server_close(g);

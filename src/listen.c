@@ -1,6 +1,8 @@
 /* listen.c - see listen.h. */
 #include "listen.h"
 
+#include "log.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -113,4 +115,19 @@ void listen_client_timeout(int fd)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = LISTEN_SEND_TIMEOUT_MS * 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* best effort: a pipe has none */
+}
+
+int listen_start(const char *spec, enum listen_style style, const char *option, char *unix_path)
+{
+    struct listen_addr addr;
+    char err[256];
+    int fd = -1;
+    if (listen_parse(spec, style, &addr, err, sizeof(err)) == 0 &&
+        (fd = listen_open(&addr, err, sizeof(err))) >= 0) {
+        if (addr.is_unix)
+            strcpy(unix_path, addr.un.sun_path);
+        return fd;
+    }
+    log_error("%s %s: %s", option, spec, err);
+    return -1;
 }

@@ -26,6 +26,11 @@ int listen_parse(const char *spec, enum listen_style style, struct listen_addr *
 /* Binds and listens (backlog 1). Returns the fd, or -1 with strerror in err. */
 int listen_open(const struct listen_addr *addr, char *err, size_t errlen);
 
+/* Parses and opens `spec` for `option` ("--gdb"); logs "OPTION SPEC: why" and returns -1 on
+ * failure. A Unix socket's path goes to unix_path (sizeof(struct sockaddr_un.sun_path) bytes,
+ * left empty otherwise) so its owner can remove it. */
+int listen_start(const char *spec, enum listen_style style, const char *option, char *unix_path);
+
 /* For an accepted client: a send that waits more than LISTEN_SEND_TIMEOUT_MS fails (EAGAIN), so
  * a client that stops reading is dropped instead of holding its thread, and with it the
  * machine's shutdown, forever. */

@@ -451,21 +451,6 @@ void monitor_notify_stop(struct monitor *m)
         eventfd_write(m->notify_fd, 1);
 }
 
-static int listen_on(struct monitor *m, const char *spec)
-{
-    struct listen_addr addr;
-    char err[256];
-    int fd = -1;
-    if (listen_parse(spec, LISTEN_MONITOR, &addr, err, sizeof(err)) == 0 &&
-        (fd = listen_open(&addr, err, sizeof(err))) >= 0) {
-        if (addr.is_unix)
-            strcpy(m->unix_path, addr.un.sun_path);
-        return fd;
-    }
-    log_error("--monitor %s: %s", spec, err);
-    return -1;
-}
-
 struct monitor *monitor_open(const char *spec, bool serial_on_stdio, const char *dump_dir)
 {
     struct monitor *m = calloc(1, sizeof(*m));
@@ -489,7 +474,7 @@ struct monitor *monitor_open(const char *spec, bool serial_on_stdio, const char 
         m->stdio = true;
         m->in_fd = STDIN_FILENO;
         m->out_fd = STDOUT_FILENO;
-    } else if ((m->listen_fd = listen_on(m, spec)) < 0) {
+    } else if ((m->listen_fd = listen_start(spec, LISTEN_MONITOR, "--monitor", m->unix_path)) < 0) {
         monitor_close(m);
         return NULL;
     }

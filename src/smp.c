@@ -198,15 +198,18 @@ void vcpu_thread_init(struct vcpu *cpu)
     pthread_mutex_unlock(&cpu->kick_lock);
 }
 
-static void console_wait_begin(void *opaque)
+void vm_count_parked(struct vm *vm)
 {
-    struct vm *vm = opaque;
-    if (!current_vcpu)
-        return;
     pthread_mutex_lock(&vm->pause_lock);
     vm->parked++;
     pthread_cond_broadcast(&vm->pause_cond);
     pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void console_wait_begin(void *opaque)
+{
+    if (current_vcpu)
+        vm_count_parked(opaque);
 }
 
 static void console_wait_end(void *opaque)

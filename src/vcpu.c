@@ -148,11 +148,7 @@ void *vcpu_thread(void *arg)
         if (!go_on)
             break;
     }
-    /* A finished thread counts as parked, so a pause never waits for it. */
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->parked++;
-    pthread_cond_broadcast(&vm->pause_cond);
-    pthread_mutex_unlock(&vm->pause_lock);
+    vm_count_parked(vm); /* a finished thread counts as parked: a pause never waits for it */
     return NULL;
 }
 

@@ -416,6 +416,7 @@ static int device_create(struct vm *vm, const struct device_place *place)
             return -1;
     if (place->window_bytes) {
         dev->window_gpa = place->window_gpa;
+        dev->window_bytes = place->window_bytes;
         dev->window = map_anonymous(place->window_bytes);
         dev->window_slot = vm->slot_count;
         if (!dev->window || vm_add_slot(vm, dev->window_gpa, place->window_bytes, dev->window,
@@ -668,7 +669,7 @@ void vm_destroy(struct vm *vm)
         for (unsigned j = 0; j < dev->ops->irq_count; j++)
             irq_line_close(&dev->irq[j]);
         if (dev->window)
-            munmap(dev->window, (dev->ops->window_size + 0xFFFFF) & ~0xFFFFFULL); /* as device_plan */
+            munmap(dev->window, dev->window_bytes);
     }
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         if (vm->vcpus[i].run)

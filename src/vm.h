@@ -155,6 +155,9 @@ int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint6
 /* On a vCPU's own thread, outside KVM_RUN: applies a pending start request and parks while the
  * machine is paused. */
 void vcpu_service_requests(struct vcpu *cpu);
+/* This CPU no longer runs guest code (it finished, or waits outside KVM_RUN): a pause counts it
+ * as parked and wakes whoever waits for that. */
+void vm_count_parked(struct vm *vm);
 /* On a vCPU's own thread, before it runs: lets the console park it while output waits. */
 void vcpu_thread_init(struct vcpu *cpu);
 /* Makes console writes from this machine's vCPUs count them as parked while they wait. */

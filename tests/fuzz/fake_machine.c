@@ -73,8 +73,9 @@ struct device *fake_device_add(struct fake_machine *m, const struct device_ops *
         uint64_t size = (ops->window_size + 0xFFFFF) & ~0xFFFFFULL;
         uint64_t next_window = SLATE_DEVICE_WINDOWS;
         for (unsigned d = 0; d + 1 < vm->device_count; d++)
-            next_window += vm->devices[d].window ? (vm->devices[d].ops->window_size + 0xFFFFF) & ~0xFFFFFULL : 0;
+            next_window += vm->devices[d].window_bytes;
         dev->window_gpa = next_window;
+        dev->window_bytes = size;
         dev->window = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (dev->window == MAP_FAILED)
             die("mmap");
@@ -95,7 +96,7 @@ void fake_machine_reset(struct fake_machine *m)
     for (unsigned d = 0; d < vm->device_count; d++) {
         struct device *dev = &vm->devices[d];
         if (dev->window &&
-            madvise(dev->window, (dev->ops->window_size + 0xFFFFF) & ~0xFFFFFULL, MADV_DONTNEED))
+            madvise(dev->window, dev->window_bytes, MADV_DONTNEED))
             die("madvise");
         for (unsigned i = 0; i < dev->ops->irq_count; i++)
             atomic_store(&dev->irq[i].vector, 0);
