@@ -83,6 +83,13 @@ run_slate() {
     ERR=$(cat "$TMP/err")
 }
 
+# free_port [tcp|udp]: a port on 127.0.0.1 that nothing uses now, picked by the kernel: a fixed
+# or pid-derived port may be held by another program on a shared machine.
+free_port() {
+    perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:0", Proto => $ARGV[0],
+        $ARGV[0] eq "tcp" ? (Listen => 1) : ()) or die "free_port: $!\n"; print $s->sockport, "\n"' "${1:-tcp}"
+}
+
 # is GOT WANT DESCRIPTION
 is() {
     if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:  '$1'" "want: '$2'"; fi

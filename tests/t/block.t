@@ -77,6 +77,7 @@ read -r flushed bad <<<"$(flushed_blocks_intact "$TMP/c.img" "$TMP/term.out")"
 if [ "$flushed" -ge 20 ] && [ "$bad" = 0 ]; then pass "SIGTERM: all $flushed flushed blocks are intact"; else fail "SIGTERM: flushed blocks intact" "flushed: $flushed, damaged: $bad"; fi
 
 # Locking: a second VM on the same image is refused; two read-only users may share it.
+: >"$TMP/first.out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --smp 2 --disk "$IMG" --append halt "$GUEST/smp.elf" >"$TMP/first.out" 2>&1 </dev/null &
 pid=$!
 for _ in $(seq "$(scaled 100)"); do grep -q 'all halted' "$TMP/first.out" && break; sleep 0.05; done

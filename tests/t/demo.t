@@ -6,7 +6,7 @@ need_kvm
 plan 27
 DEMO=$BUILD/guest/demo.bin
 VNCTOOL=$BUILD/tools/vnctool
-PORT=$((5910 + $$ % 40))
+PORT=$(free_port)
 
 # ---- every device attached, a scripted session ----
 truncate -s 4M "$TMP/disk.img"
@@ -49,6 +49,7 @@ is "$("$VNCTOOL" png "$TMP/end.png" 2 2 | grep '^pixel')" "pixel 2 2 0000aa" "th
 
 # ---- the graphics demo, seen in a screenshot and painted through a VNC client ----
 mkfifo "$TMP/in"
+: >"$TMP/out" # emptied first: wait_for must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --screenshot "$TMP/draw.png" "$DEMO" \
     <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
 PID=$!
@@ -91,6 +92,7 @@ NS=slate-demo-$$
 if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 mode tap &&
     ip netns exec "$NS" ip addr add 10.78.0.1/24 dev tap0 && ip netns exec "$NS" ip link set tap0 up; then
     rm -f "$TMP/in" && mkfifo "$TMP/in"
+    : >"$TMP/out"
     ip netns exec "$NS" timeout -s KILL "$(scaled 60)" "$SLATE" --smp 2 --net tap:tap0 --append "ip=10.78.0.2/24" "$DEMO" \
         <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
     PID=$!

@@ -6,12 +6,13 @@ need_kvm
 plan 43
 DISPLAY_GUEST=$GUEST/display.elf
 VNCTOOL=$BUILD/tools/vnctool
-PORT=$((5950 + $$ % 40))
+PORT=$(free_port)
 
 # start_display MODE ARGS...: slate with VNC on $PORT in the background, once the guest has drawn.
 start_display() {
     local mode=$1
     shift
+    : >"$TMP/out" # emptied first: the wait below must not see the last run's lines
     timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$@" --append "$mode" "$DISPLAY_GUEST" \
         >"$TMP/out" 2>"$TMP/err" </dev/null &
     PID=$!
@@ -86,6 +87,7 @@ mkdir -p "$TMP/dumps" "$TMP/elsewhere"
 echo precious >"$TMP/elsewhere/victim"
 ln -s "$TMP/elsewhere/victim" "$TMP/dumps/link.png"
 echo old >"$TMP/dumps/old.png"
+: >"$TMP/out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --screenshot "$TMP/x.png" --monitor "unix:$TMP/mon.sock" --dump-dir "$TMP/dumps" \
     --append text "$DISPLAY_GUEST" >"$TMP/out" 2>&1 </dev/null &
 PID=$!
@@ -118,11 +120,12 @@ HOLDER=$!
 sleep 0.3
 run_slate --display vnc --vnc "127.0.0.1:$PORT" "$DISPLAY_GUEST"
 kill "$HOLDER" 2>/dev/null
-is "$RC/$ERR" "125/slate: --vnc 127.0.0.1:$PORT: cannot listen (in use?)" "a VNC port in use is refused with status 125 and one line"
+is "$RC/$ERR" "125/slate: --vnc 127.0.0.1:$PORT: cannot listen: Address already in use" "a VNC port in use is refused with status 125 and one line"
 
 # 500 connections that never say a word: slate keeps at most 16 clients and lets a newcomer take
 # an idle one's place, so it neither runs out of descriptors (libvncserver's select() aborts past
 # 1024) nor locks real viewers out.
+: >"$TMP/out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --append text \
     "$DISPLAY_GUEST" >"$TMP/out" 2>"$TMP/err" </dev/null &
 PID=$!
@@ -152,6 +155,7 @@ if [ -n "${SLATE_UNDER_EMULATION:-}" ]; then
     record_skip 3 "the VNC client's DES crashes under emulation (SIGILL)" tests
 else
 printf 'secret12\n' >"$TMP/vncpass"
+: >"$TMP/out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --vnc-password "$TMP/vncpass" \
     --timeout "$(scaled 10)" --append text "$DISPLAY_GUEST" >"$TMP/out" 2>"$TMP/err" </dev/null &
 PID=$!
@@ -167,6 +171,7 @@ fi
 
 # A viewer that stopped reading must not stall the guest: a MODE write switches the VNC
 # framebuffer off the vCPU (libvncserver may wait seconds for such a viewer).
+: >"$TMP/out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" --append switches "$DISPLAY_GUEST" \
     >"$TMP/out" 2>"$TMP/err" </dev/null &
 PID=$!

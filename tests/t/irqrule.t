@@ -36,7 +36,8 @@ at_most "net: one interrupt per event (sent, received)" "$(interrupts net)" 2
 # Keyboard and pointer: events from a real VNC client while the guest waits.
 vnc_guest() { # MODE VNCTOOL-ARGS...
     local mode=$1; shift
-    local port=$((5960 + $$ % 30))
+    local port=$(free_port)
+    : >"$TMP/out" # emptied first: the wait below must not see the last run's lines
     timeout -s KILL "$(scaled 60)" "$SLATE" --timeout "$(scaled 20)" --display vnc --vnc "127.0.0.1:$port" \
         --append "$mode" "$K" >"$TMP/out" 2>"$TMP/err" </dev/null &
     local pid=$!

@@ -12,6 +12,7 @@ has "$OUT" '^halting$' "--timeout: the guest ran before being stopped"
 if [ "$elapsed_ms" -lt 10000 ]; then pass "--timeout stops a halted guest (took ${elapsed_ms} ms)"; else fail "--timeout took ${elapsed_ms} ms"; fi
 
 for sig in TERM INT HUP; do
+    : >"$TMP/out" # emptied first: the wait below must not see the last run's lines
     "$SLATE" "$GUEST/halt_forever.elf" >"$TMP/out" 2>&1 </dev/null &
     pid=$!
     for _ in $(seq "$(scaled 50)"); do grep -q halting "$TMP/out" && break; sleep 0.1; done

@@ -18,11 +18,12 @@ FEW=3000
 MANY=15000
 BOUND=2048
 if grep -q __asan_init "$SLATE"; then BOUND=4096; fi
-PORT=$((5910 + $$ % 40))
+PORT=$(free_port)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
 truncate -s 1M "$TMP/disk.img"
 
 flood() { # flood ROUNDS: runs the guest; sets RC, OUT, ERR, PEAK (KiB)
+    : >"$TMP/out" # emptied first: the wait below must not see the last run's lines
     /usr/bin/time -o "$TMP/peak" -f '%M' "$SLATE" -m 64M --net user --disk "$TMP/disk.img" \
         --display vnc --vnc "127.0.0.1:$PORT" --timeout 300 --append "ops=$1" "$GUEST/flood.elf" \
         >"$TMP/out" 2>"$TMP/err" </dev/null &

@@ -42,6 +42,7 @@ has "$RC $ERR" '^125 slate: --monitor stdio needs the serial console elsewhere' 
 
 # Page tables that point back at themselves: "info mem" answers with what it walked and says
 # where it stopped, instead of visiting 511^3 tables.
+: >"$TMP/out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --monitor "unix:$SOCK" "$GUEST/selfmap.elf" >"$TMP/out" 2>"$TMP/err" </dev/null &
 pid=$!
 for _ in $(seq "$(scaled 100)"); do grep -q '^tables ready' "$TMP/out" && break; sleep 0.05; done

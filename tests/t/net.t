@@ -20,6 +20,7 @@ if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 
         if (select($r, undef, undef, 20)) { $s->recv(my $b, 100); print "host got: $b\n" }' >"$TMP/udp.out" 2>&1 &
     listener=$!
     sleep 0.2
+    : >"$TMP/tap.out" # emptied first: the wait below must not see the last run's lines
     ip netns exec "$NS" timeout -s KILL "$(scaled 60)" "$SLATE" --net tap:tap0 --append "ip=10.77.0.2 peer=10.77.0.1 mode=hello" \
         "$NET" >"$TMP/tap.out" 2>"$TMP/tap.err" </dev/null &
     guest=$!
@@ -47,7 +48,8 @@ else
 fi
 
 # ---- user mode (libslirp) ----
-port=$((20000 + $$ % 20000))
+port=$(free_port udp)
+: >"$TMP/user.out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --net "user,hostfwd=udp:127.0.0.1:$port-:7" --append "dhcp mode=serve" "$NET" \
     >"$TMP/user.out" 2>"$TMP/user.err" </dev/null &
 guest=$!
@@ -66,6 +68,7 @@ is "$RC" 0 "user: the guest ends when told to"
 
 # ---- two guests on a socket ----
 rm -f "$TMP/lan.0" "$TMP/lan.1"
+: >"$TMP/a.out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --net "socket:$TMP/lan" --append "ip=10.9.0.2 mode=serve" "$NET" \
     >"$TMP/a.out" 2>&1 </dev/null &
 a=$!

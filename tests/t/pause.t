@@ -13,6 +13,7 @@ plan 6
 on_tty() {
     local input=$1
     shift
+    : >"$TMP/out" # emptied first: the input's wait_out must not see the last run's lines
     { eval "$input"; } | timeout -s KILL "$(scaled 60)" script -qec "$SLATE $*" /dev/null >"$TMP/out" 2>&1
     RC=$?
     OUT=$(tr -d '\r' <"$TMP/out")

@@ -37,6 +37,7 @@ sleep 0.2
 start() {
     local mode=$1
     shift
+    : >"$TMP/out" # emptied first: the wait below must not see the last run's lines
     timeout -s KILL "$(scaled 60)" "$SLATE" --display sdl "$@" --append "$mode" "$DISPLAY_GUEST" </dev/null >"$TMP/out" 2>"$TMP/err" &
     PID=$!
     for _ in $(seq "$(scaled 200)"); do grep -q '^drawn' "$TMP/out" && break; sleep 0.05; done
@@ -50,7 +51,7 @@ start() {
     sleep 0.2 # one refresh (16 ms) after drawing, with room to spare
 }
 
-PORT=$((5990 + $$ % 9))
+PORT=$(free_port)
 start graphics --screenshot "$TMP/shot.png" --vnc "127.0.0.1:$PORT"
 xwd -id "$W" -silent >"$TMP/win.xwd"
 X=$($XWDPIXEL "$TMP/win.xwd" 10 10 300 10 10 190 300 190)

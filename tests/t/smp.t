@@ -36,6 +36,7 @@ run_slate --smp 8 --append halt --timeout 0.5 "$SMP"
 is "$RC" 124 "all 8 CPUs halted with interrupts off: --timeout still stops the machine (124)"
 has "$OUT" '^all halted$' "the CPUs really were all started and halted"
 
+: >"$TMP/out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 60)" "$SLATE" --smp 8 --append halt "$SMP" >"$TMP/out" 2>"$TMP/err" </dev/null &
 pid=$!
 for _ in $(seq "$(scaled 100)"); do grep -q 'all halted' "$TMP/out" && break; sleep 0.05; done

@@ -41,7 +41,8 @@ for step in step1 step2 step3 ktest; do
 done
 
 # Step 3 from a VNC viewer's keyboard instead of the terminal.
-PORT=$((5930 + $$ % 40))
+PORT=$(free_port)
+: >"$TMP/out" # emptied first: the wait below must not see the last run's lines
 timeout -s KILL "$(scaled 30)" "$SLATE" --display vnc --vnc "127.0.0.1:$PORT" "$DIR/step3.elf" </dev/null >"$TMP/out" 2>"$TMP/vncerr" &
 PID=$!
 for _ in $(seq "$(scaled 200)"); do grep -q 'Press a key' "$TMP/out" && break; sleep 0.05; done
