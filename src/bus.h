@@ -13,7 +13,8 @@ struct bus_io {
     unsigned width;   /* 1, 2, 4 or 8 bytes */
     bool is_write;
     uint64_t value;   /* in: the value written; out: the value read (low `width` bytes) */
-    struct vcpu *cpu; /* the accessing vCPU, or NULL from a test */
+    struct vcpu *cpu; /* the accessing vCPU (the core's), or NULL from a test */
+    unsigned cpu_index; /* its index: all a device may know of it */
 };
 
 typedef void (*bus_handler)(void *opaque, struct bus_io *io);

@@ -200,3 +200,9 @@ ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, enum console_c
         return n;
     return (ssize_t)filter_escapes(c, buf, (size_t)n, cmd);
 }
+
+void console_run_command(struct console *c, enum console_command cmd)
+{
+    if (cmd != CONSOLE_NONE && c->command)
+        c->command(c->command_opaque, cmd);
+}

@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Escapes the user types: Ctrl-A x quits, Ctrl-A p pauses or resumes the machine. */
+enum console_command { CONSOLE_NONE, CONSOLE_QUIT, CONSOLE_PAUSE_TOGGLE };
+
 struct console {
     int out_fd; /* -1: output discarded */
     bool close_out;
@@ -29,6 +32,9 @@ struct console {
     void (*wait_end)(void *opaque);
     void *wait_opaque;
     _Atomic bool stopping; /* the machine is stopping: a blocked write gives up */
+    /* Carries out an escape command: machine control sets it (vm_attach_console); may be NULL. */
+    void (*command)(void *opaque, enum console_command cmd);
+    void *command_opaque;
 };
 
 /* Opens the backend chosen by cfg->serial. Logs one line and returns -1 on failure. */
@@ -46,9 +52,9 @@ void console_close(struct console *c);
 void console_write(struct console *c, const void *buf, size_t len);
 
 /* Reads up to cap input bytes meant for the guest. Returns the count (0: nothing now), or -1 at
- * end of input. Sets *cmd when the user typed an escape: Ctrl-A x quits, Ctrl-A p pauses or
- * resumes the machine. */
-enum console_command { CONSOLE_NONE, CONSOLE_QUIT, CONSOLE_PAUSE_TOGGLE };
+ * end of input. Sets *cmd when the user typed an escape, for the reader to pass to
+ * console_run_command once it holds no lock (a pause waits for every vCPU). */
 ssize_t console_read(struct console *c, uint8_t *buf, size_t cap, enum console_command *cmd);
+void console_run_command(struct console *c, enum console_command cmd);
 
 #endif

@@ -2,7 +2,7 @@
  * shared memory. The guest's doorbell is a KVM ioeventfd, so submitting costs no exit to user
  * space; a worker thread per disk does the I/O off the vCPUs and completes through the irqfd. */
 #define _FILE_OFFSET_BITS 64
-#include "vm.h"
+#include "device.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -94,7 +94,7 @@ static uint8_t do_rw(struct disk *d, const struct slate_block_request *req, bool
     if (status)
         return status;
     size_t len = (size_t)req->count * SECTOR;
-    uint8_t *buf = memory_ram_ptr(&d->dev->vm->mem, req->buffer, len);
+    uint8_t *buf = device_ram(d->dev, req->buffer, len);
     if (!buf)
         return SLATE_BLOCK_BAD_BUFFER;
     if (write && d->spec->read_only)
@@ -143,7 +143,7 @@ static uint8_t do_discard(struct disk *d, const struct slate_block_request *req)
 
 static uint8_t do_identify(struct disk *d, const struct slate_block_request *req)
 {
-    struct slate_block_identity *id = memory_ram_ptr(&d->dev->vm->mem, req->buffer, sizeof(*id));
+    struct slate_block_identity *id = device_ram(d->dev, req->buffer, sizeof(*id));
     if (!id)
         return SLATE_BLOCK_BAD_BUFFER;
     struct slate_block_identity local = {
@@ -174,7 +174,7 @@ static void raise_completion(struct disk *d)
     pthread_mutex_lock(&d->lock);
     if (!(d->irq_status & 1)) {
         d->irq_status |= 1;
-        irq_line_raise(&d->dev->irq[0]);
+        device_raise(d->dev, 0);
     }
     pthread_mutex_unlock(&d->lock);
 }
@@ -189,7 +189,7 @@ static void process_ring(struct disk *d)
         if (submitted == d->consumed)
             return;
         if (submitted - d->consumed > SLATE_BLOCK_RING_SIZE) {
-            log_warn("%s: the guest submitted %u requests with %u outstanding (the ring holds %d); "
+            device_warn(d->dev, "%s: the guest submitted %u requests with %u outstanding (the ring holds %d); "
                      "the device stops (ERROR register set)", d->dev->name, submitted - d->consumed,
                      d->consumed - __atomic_load_n(&ring->completed, __ATOMIC_RELAXED),
                      SLATE_BLOCK_RING_SIZE);
@@ -265,7 +265,7 @@ static void block_irq_enabled(struct device *dev, unsigned line)
     struct disk *d = dev->state;
     pthread_mutex_lock(&d->lock);
     if (d->irq_status)
-        irq_line_raise(&dev->irq[line]);
+        device_raise(dev, line);
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -320,19 +320,14 @@ static int disk_open(struct disk *d, bool warn)
 
 static int disk_start(struct disk *d)
 {
-    struct vm *vm = d->dev->vm;
     d->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     d->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (d->notify_fd < 0 || d->stop_fd < 0) {
         log_error("%s: eventfd: %s", d->dev->name, strerror(errno));
         return -1;
     }
-    struct kvm_ioeventfd doorbell = {.addr = d->dev->port_base + SLATE_BLOCK_NOTIFY, .len = 4,
-                                     .fd = d->notify_fd, .flags = KVM_IOEVENTFD_FLAG_PIO};
-    if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &doorbell) < 0) {
-        log_error("%s: KVM_IOEVENTFD: %s", d->dev->name, strerror(errno));
+    if (device_doorbell(d->dev, SLATE_BLOCK_NOTIFY, d->notify_fd))
         return -1;
-    }
     int rc = pthread_create(&d->worker, NULL, disk_worker, d);
     if (rc) {
         log_error("%s: cannot start its I/O thread: %s", d->dev->name, strerror(rc));
@@ -362,7 +357,7 @@ static int block_setup(struct device *dev, unsigned index)
         return -ENOMEM;
     }
     dev->state = d;
-    *d = (struct disk){.dev = dev, .spec = &dev->vm->cfg->disks[index], .index = index, .fd = -1,
+    *d = (struct disk){.dev = dev, .spec = &device_config(dev)->disks[index], .index = index, .fd = -1,
                        .notify_fd = -1, .stop_fd = -1, .warn_limit = RATELIMIT_INIT};
     pthread_mutex_init(&d->lock, NULL);
     if (disk_open(d, true))

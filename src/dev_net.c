@@ -2,8 +2,11 @@
  * doorbell that is a KVM ioeventfd (no exit to user space), and one I/O thread per card that
  * drains the transmit ring into the backend and fills the receive ring from it. Interrupts are
  * coalesced: raised on a 0 -> 1 edge of IRQ_STATUS, so a burst costs one. */
+#include "device.h"
 #include "net.h"
-#include "vm.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 enum { C_RX_FRAMES, C_RX_BYTES, C_TX_FRAMES, C_TX_BYTES, C_RX_DROPS, C_TX_ERRORS, C_COUNT };
@@ -28,7 +30,6 @@ struct net_dev {
     _Atomic bool error;
     _Atomic bool reset_requested;
     uint32_t tx_tail, rx_head; /* the device's own indexes; only the I/O thread touches them */
-    struct ratelimit limit;
 };
 
 static struct net_dev *nd_of(struct nic *nic) { return (struct net_dev *)nic; }
@@ -39,7 +40,7 @@ static void raise_irq(struct net_dev *nd, uint32_t bit)
     pthread_mutex_lock(&nd->lock);
     if (!(nd->irq_status & bit)) {
         nd->irq_status |= bit;
-        irq_line_raise(&nd->nic.dev->irq[0]);
+        device_raise(nd->nic.dev, 0);
     }
     pthread_mutex_unlock(&nd->lock);
 }
@@ -52,7 +53,7 @@ void nic_receive(struct nic *nic, const uint8_t *frame, size_t len)
     uint32_t used = nd->rx_head - tail;
     if (used >= SLATE_NET_RING_SIZE || len < 14 || len > SLATE_NET_FRAME_MAX) {
         if (used > SLATE_NET_RING_SIZE)
-            log_warn_limited(&nd->limit, "%s: rx.tail %u is not within a ring of rx.head %u; "
+            device_warn(nd->nic.dev, "%s: rx.tail %u is not within a ring of rx.head %u; "
                              "dropping frames until the guest fixes it", nic->dev->name, tail,
                              nd->rx_head);
         atomic_fetch_add(&nd->counters[C_RX_DROPS], 1);
@@ -78,7 +79,7 @@ static void drain_tx(struct net_dev *nd)
         return;
     uint32_t head = __atomic_load_n(&w->tx.head, __ATOMIC_ACQUIRE);
     if (head - nd->tx_tail > SLATE_NET_RING_SIZE) {
-        log_warn_limited(&nd->limit, "%s: tx.head %u is more than a ring ahead of tx.tail %u; "
+        device_warn(nd->nic.dev, "%s: tx.head %u is more than a ring ahead of tx.tail %u; "
                          "transmit stops until the guest writes RESET", nic->dev->name, head, nd->tx_tail);
         atomic_store(&nd->error, true);
         return;
@@ -90,7 +91,7 @@ static void drain_tx(struct net_dev *nd)
         uint8_t frame[SLATE_NET_FRAME_MAX];
         uint16_t status = SLATE_NET_OK;
         if (len < 14 || len > SLATE_NET_FRAME_MAX) {
-            log_warn_limited(&nd->limit, "%s: transmit slot %u has a bad length %u (14..%d)",
+            device_warn(nd->nic.dev, "%s: transmit slot %u has a bad length %u (14..%d)",
                              nic->dev->name, nd->tx_tail % SLATE_NET_RING_SIZE, len, SLATE_NET_FRAME_MAX);
             status = SLATE_NET_BAD_LENGTH;
             atomic_fetch_add(&nd->counters[C_TX_ERRORS], 1);
@@ -199,7 +200,7 @@ static void net_irq_enabled(struct device *dev, unsigned line)
     struct net_dev *nd = dev->state;
     pthread_mutex_lock(&nd->lock);
     if (nd->irq_status)
-        irq_line_raise(&dev->irq[line]);
+        device_raise(dev, line);
     pthread_mutex_unlock(&nd->lock);
 }
 
@@ -219,36 +220,35 @@ static unsigned net_instances(const struct slate_config *cfg) { return cfg->nic_
 
 static int net_setup(struct device *dev, unsigned index)
 {
-    struct vm *vm = dev->vm;
+    const struct slate_config *cfg = device_config(dev);
     struct net_dev *nd = calloc(1, sizeof(*nd));
     if (!nd) {
         log_error("out of memory");
         return -ENOMEM;
     }
     dev->state = nd;
-    const struct net_spec *spec = &vm->cfg->nics[index];
+    const struct net_spec *spec = &cfg->nics[index];
     static const struct net_backend_ops *const backends[] = {
         [NET_TAP] = &net_tap_backend, [NET_USER] = &net_user_backend, [NET_SOCKET] = &net_socket_backend};
     nd->nic = (struct nic){.spec = spec, .backend = backends[spec->kind], .dev = dev};
     nd->tx_notify_fd = nd->stop_fd = -1;
-    nd->limit = (struct ratelimit)RATELIMIT_INIT;
     pthread_mutex_init(&nd->lock, NULL);
     if (spec->has_mac)
         memcpy(nd->nic.mac, spec->mac, 6);
     else
-        default_mac(nd, vm->cfg->kernel, index);
+        default_mac(nd, cfg->kernel, index);
     if (nd->nic.backend->open(&nd->nic))
         return -EIO;
     if (spec->has_mac)
         memcpy(nd->nic.mac, spec->mac, 6); /* a backend may vary the default, never a given one */
     nd->tx_notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     nd->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct kvm_ioeventfd doorbell = {.addr = dev->port_base + SLATE_NET_TX_NOTIFY, .len = 4,
-                                     .fd = nd->tx_notify_fd, .flags = KVM_IOEVENTFD_FLAG_PIO};
-    if (nd->tx_notify_fd < 0 || nd->stop_fd < 0 || ioctl(vm->vm_fd, KVM_IOEVENTFD, &doorbell) < 0) {
+    if (nd->tx_notify_fd < 0 || nd->stop_fd < 0) {
         log_error("%s: cannot set up its doorbell: %s", dev->name, strerror(errno));
         return -EIO;
     }
+    if (device_doorbell(dev, SLATE_NET_TX_NOTIFY, nd->tx_notify_fd))
+        return -EIO;
     int rc = pthread_create(&nd->thread, NULL, nic_thread, nd);
     if (rc) {
         log_error("%s: cannot start its I/O thread: %s", dev->name, strerror(rc));

@@ -1,11 +1,10 @@
 /* dev_power.c - the power device (type 8): exit with a code, or reset the machine. */
-#include "vm.h"
+#include "device.h"
 
 #include <inttypes.h>
 
 static void power_pio(struct device *dev, struct bus_io *io)
 {
-    struct vm *vm = dev->vm;
     if (!io->is_write) {
         io->value = 0;
         return;
@@ -17,9 +16,9 @@ static void power_pio(struct device *dev, struct bus_io *io)
                      dev->name, io->value, EXIT_GUEST_MAX, EXIT_GUEST_MAX);
             status = EXIT_GUEST_MAX;
         }
-        vm_request_stop(vm, status);
+        device_stop_machine(dev, status);
     } else if (io->offset == SLATE_POWER_RESET) {
-        vm_request_stop(vm, VM_STATUS_RESET);
+        device_stop_machine(dev, DEVICE_RESET);
     }
 }
 

@@ -1,6 +1,9 @@
 /* dev_serial.c - the serial console (type 3): output to the console backend, input buffered from
  * it with an interrupt when bytes arrive. */
-#include "vm.h"
+#include "console.h"
+#include "device.h"
+
+#include <pthread.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -19,7 +22,6 @@ struct serial {
     bool watching; /* input is in the event loop and not paused for a full buffer */
     bool pollable; /* false for a regular file or /dev/null: read on demand instead */
     bool input_done;
-    bool paused; /* by Ctrl-A p; only the event thread touches it */
 };
 
 /* Called with s->lock held when input arrived: raises the RX interrupt on a 0 -> 1 edge of its
@@ -30,7 +32,7 @@ static void serial_update_irq(struct serial *s)
 {
     if (s->rx_count && !(s->irq_status & SLATE_SERIAL_IRQ_RX)) {
         s->irq_status |= SLATE_SERIAL_IRQ_RX;
-        irq_line_raise(&s->dev->irq[0]);
+        device_raise(s->dev, 0);
     }
 }
 
@@ -38,22 +40,22 @@ static void serial_update_irq(struct serial *s)
  * command typed, for the caller to carry out once the lock is released. */
 static enum console_command serial_fill(struct serial *s)
 {
-    struct vm *vm = s->dev->vm;
+    struct device *dev = s->dev;
     enum console_command last = CONSOLE_NONE;
     unsigned before = s->rx_count;
     while (!s->input_done && s->rx_count < SERIAL_RX_SIZE) {
         unsigned tail = (s->rx_head + s->rx_count) % SERIAL_RX_SIZE;
         unsigned room = tail >= s->rx_head ? SERIAL_RX_SIZE - tail : s->rx_head - tail;
         enum console_command cmd;
-        ssize_t n = console_read(vm->console, s->rx + tail, room, &cmd);
+        ssize_t n = console_read(device_console(dev), s->rx + tail, room, &cmd);
         if (cmd != CONSOLE_NONE)
             last = cmd;
         if (n < 0) {
             s->input_done = true;
             s->irq_status |= SLATE_SERIAL_IRQ_CLOSED; /* reported once: it cannot happen again */
-            irq_line_raise(&s->dev->irq[0]);
+            device_raise(s->dev, 0);
             if (s->watching)
-                event_remove(&vm->loop, &s->input);
+                device_unwatch(dev, &s->input);
             s->watching = false;
         }
         if (n <= 0)
@@ -63,30 +65,12 @@ static enum console_command serial_fill(struct serial *s)
             break; /* one read per readiness event: the next read could block */
     }
     if (s->pollable && s->watching && s->rx_count == SERIAL_RX_SIZE) {
-        event_modify(&vm->loop, &s->input, 0); /* full: the guest must read first */
+        device_watch_modify(dev, &s->input, 0); /* full: the guest must read first */
         s->watching = false;
     }
     if (s->rx_count > before)
         serial_update_irq(s); /* new input only */
     return last;
-}
-
-/* Escapes act outside the serial lock: a pause waits for every vCPU, and one of them may be
- * waiting for this lock. */
-static void serial_command(struct serial *s, enum console_command cmd)
-{
-    struct vm *vm = s->dev->vm;
-    if (cmd == CONSOLE_QUIT) {
-        vm_request_stop(vm, 128 + 2); /* Ctrl-A x: as if interrupted */
-    } else if (cmd == CONSOLE_PAUSE_TOGGLE) {
-        s->paused = !s->paused;
-        if (!s->paused) {
-            vm_resume(vm);
-            log_info("resumed");
-        } else if (vm_pause(vm)) {
-            log_info("paused: every CPU is stopped (Ctrl-A p resumes)");
-        }
-    }
 }
 
 static void serial_on_input(void *opaque, uint32_t events)
@@ -96,7 +80,8 @@ static void serial_on_input(void *opaque, uint32_t events)
     pthread_mutex_lock(&s->lock);
     enum console_command cmd = serial_fill(s);
     pthread_mutex_unlock(&s->lock);
-    serial_command(s, cmd);
+    console_run_command(device_console(s->dev), cmd); /* outside the lock: a pause waits for
+                                                        * every vCPU, which may wait for it */
 }
 
 /* Lock held. Resumes reading once the guest has made room. */
@@ -108,7 +93,7 @@ static void serial_refill(struct serial *s)
         if (s->rx_count == 0)
             serial_fill(s);
     } else if (!s->watching && s->rx_count < SERIAL_RX_SIZE) {
-        if (event_modify(&s->dev->vm->loop, &s->input, EPOLLIN) == 0)
+        if (device_watch_modify(s->dev, &s->input, EPOLLIN) == 0)
             s->watching = true;
     }
 }
@@ -130,7 +115,7 @@ static void serial_pio(struct device *dev, struct bus_io *io)
     struct serial *s = dev->state;
     if (io->is_write && io->offset == SLATE_SERIAL_DATA) {
         uint8_t byte = (uint8_t)io->value;
-        console_write(dev->vm->console, &byte, 1);
+        console_write(device_console(dev), &byte, 1);
         return;
     }
     pthread_mutex_lock(&s->lock);
@@ -157,7 +142,7 @@ static void serial_irq_enabled(struct device *dev, unsigned line)
     pthread_mutex_lock(&s->lock);
     serial_refill(s); /* input from a file: read now, so its end is reported without polling */
     if (s->irq_status)
-        irq_line_raise(&dev->irq[0]);
+        device_raise(dev, 0);
     else
         serial_update_irq(s);
     pthread_mutex_unlock(&s->lock);
@@ -174,14 +159,14 @@ static int serial_setup(struct device *dev, unsigned index)
     s->dev = dev;
     dev->state = s;
     pthread_mutex_init(&s->lock, NULL);
-    struct vm *vm = dev->vm;
-    s->input = (struct event_source){.fd = vm->console->in_fd, .fn = serial_on_input, .opaque = s};
+    s->input = (struct event_source){.fd = device_console(dev)->in_fd, .fn = serial_on_input,
+                                     .opaque = s};
     if (s->input.fd < 0) {
         s->input_done = true;
         s->irq_status = SLATE_SERIAL_IRQ_CLOSED;
         return 0;
     }
-    int rc = event_add(&vm->loop, &s->input, EPOLLIN);
+    int rc = device_watch(dev, &s->input, EPOLLIN);
     if (rc == -EPERM) {
         s->pollable = false; /* a regular file: epoll refuses it, but reads never block */
         return 0;

@@ -1,7 +1,9 @@
 /* dev_timer.c - the timer and clock device (type 4): a monotonic and a wall clock, and
  * SLATE_TIMER_COUNT one-shot/periodic timers, each a timerfd in the event loop that raises its
  * own MSI line through an irqfd. */
-#include "vm.h"
+#include "device.h"
+
+#include <pthread.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -45,14 +47,14 @@ static void set_half(uint64_t *value, bool high, uint32_t half)
 /* Lock held. Arms or disarms the timerfd; returns false if the kernel refused. */
 static bool timer_program(struct timer_dev *td, struct timer *t, bool absolute)
 {
-    struct vm *vm = td->dev->vm;
+    struct device *dev = td->dev;
     struct itimerspec spec = {0};
     if (t->armed) {
         /* Deadlines past a century are clamped: they never fire either way, and cannot overflow. */
         const uint64_t far = 100ULL * 365 * 24 * 3600 * 1000000000;
         uint64_t delay = t->delay < far ? t->delay : far;
-        int64_t guest_deadline = absolute ? (int64_t)delay : vm_clock_ns(vm) + (int64_t)delay;
-        int64_t host = vm_host_time(vm, guest_deadline);
+        int64_t guest_deadline = absolute ? (int64_t)delay : device_clock_ns(dev) + (int64_t)delay;
+        int64_t host = device_host_time(dev, guest_deadline);
         if (host <= 0)
             host = 1; /* it_value 0 would disarm: a deadline in the past fires now */
         spec.it_value = (struct timespec){host / 1000000000, host % 1000000000};
@@ -72,13 +74,13 @@ static void timer_control(struct timer_dev *td, struct timer *t, uint32_t ctrl)
     struct device *dev = td->dev;
     t->error = false;
     if (ctrl & ~(uint32_t)(SLATE_TIMER_START | SLATE_TIMER_ABSOLUTE)) {
-        log_warn_limited(&dev->vm->guest_limit, "%s: timer %u: CTRL %#x has unknown bits; refused",
+        device_warn(dev, "%s: timer %u: CTRL %#x has unknown bits; refused",
                          dev->name, t->index, ctrl);
         t->error = true;
         return;
     }
     if ((ctrl & SLATE_TIMER_START) && t->period && t->period < TIMER_MIN_PERIOD_NS) {
-        log_warn_limited(&dev->vm->guest_limit, "%s: timer %u: period %llu ns is below the "
+        device_warn(dev, "%s: timer %u: period %llu ns is below the "
                          "minimum of %llu ns; refused", dev->name, t->index,
                          (unsigned long long)t->period, TIMER_MIN_PERIOD_NS);
         t->error = true;
@@ -107,7 +109,7 @@ static void timer_expired(void *opaque, uint32_t events)
         uint32_t bit = 1u << t->index;
         if (!(td->irq_status & bit)) {
             td->irq_status |= bit;
-            irq_line_raise(&td->dev->irq[t->index]);
+            device_raise(td->dev, t->index);
         }
     }
     pthread_mutex_unlock(&td->lock);
@@ -151,11 +153,11 @@ static void timer_bank_io(struct timer_dev *td, struct timer *t, unsigned reg, s
 /* The clock registers: LO reads latch HI for the reading CPU. */
 static void clock_io(struct timer_dev *td, struct bus_io *io)
 {
-    unsigned cpu = io->cpu ? io->cpu->index : 0;
+    unsigned cpu = io->cpu_index < device_cpu_count(td->dev) ? io->cpu_index : 0;
     uint64_t now;
     switch (io->offset) {
     case SLATE_TIMER_CLOCK_LO:
-        now = (uint64_t)vm_clock_ns(td->dev->vm);
+        now = (uint64_t)device_clock_ns(td->dev);
         td->clock_hi[cpu] = (uint32_t)(now >> 32);
         io->value = (uint32_t)now;
         break;
@@ -176,7 +178,7 @@ static void timer_pio(struct device *dev, struct bus_io *io)
     if (off >= SLATE_TIMER_BANK(0)) {
         unsigned n = (unsigned)((off - SLATE_TIMER_BANK(0)) / 0x20);
         if (n >= SLATE_TIMER_COUNT) {
-            log_warn_limited(&dev->vm->guest_limit, "%s: there is no timer %u (%d timers)",
+            device_warn(dev, "%s: there is no timer %u (%d timers)",
                              dev->name, n, SLATE_TIMER_COUNT);
             if (!io->is_write)
                 io->value = 0xFFFFFFFF;
@@ -216,14 +218,13 @@ static void timer_irq_enabled(struct device *dev, unsigned line)
     struct timer_dev *td = dev->state;
     pthread_mutex_lock(&td->lock);
     if (td->irq_status & (1u << line))
-        irq_line_raise(&dev->irq[line]);
+        device_raise(dev, line);
     pthread_mutex_unlock(&td->lock);
 }
 
 static int timer_setup(struct device *dev, unsigned index)
 {
     (void)index;
-    struct vm *vm = dev->vm;
     struct timer_dev *td = calloc(1, sizeof(*td));
     if (!td) {
         log_error("out of memory");
@@ -234,8 +235,8 @@ static int timer_setup(struct device *dev, unsigned index)
     pthread_mutex_init(&td->lock, NULL);
     for (unsigned i = 0; i < SLATE_TIMER_COUNT; i++)
         td->timers[i].source.fd = -1;
-    td->clock_hi = calloc(vm->vcpu_count, sizeof(uint32_t));
-    td->wall_hi = calloc(vm->vcpu_count, sizeof(uint32_t));
+    td->clock_hi = calloc(device_cpu_count(dev), sizeof(uint32_t));
+    td->wall_hi = calloc(device_cpu_count(dev), sizeof(uint32_t));
     if (!td->clock_hi || !td->wall_hi) {
         log_error("out of memory");
         return -ENOMEM;
@@ -247,7 +248,7 @@ static int timer_setup(struct device *dev, unsigned index)
         t->source = (struct event_source){
             .fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK),
             .fn = timer_expired, .opaque = t};
-        if (t->source.fd < 0 || event_add(&vm->loop, &t->source, EPOLLIN)) {
+        if (t->source.fd < 0 || device_watch(dev, &t->source, EPOLLIN)) {
             log_error("%s: timer %u: %s", dev->name, i, strerror(errno));
             return -EIO;
         }

@@ -5,14 +5,19 @@
 #define SLATE_DEVICE_H
 
 #include "bus.h"
+#include "event.h"
 #include "irq.h"
+#include "log.h"
 #include "options.h"
+#include "slate/slate.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-struct vm;
+struct vm; /* the machine: opaque here, reached only through the device_* functions below */
 struct device;
+struct console;
 
 struct device_ops {
     const char *name;     /* instance names are name + index: "serial0" */
@@ -44,20 +49,98 @@ struct device_ops {
 
 struct device {
     const struct device_ops *ops;
-    struct vm *vm;
+    struct vm *vm; /* the machine it belongs to (opaque: use the device_* functions) */
     char name[16];
     uint16_t port_base;
     uint64_t window_gpa;
     void *window; /* host mapping of the window */
     uint64_t window_bytes; /* its mapped size: window_size rounded up as device_plan does */
-    unsigned window_slot; /* its KVM memory slot */
-    struct irq_line irq[DEVICE_MAX_IRQS];
+    unsigned window_slot; /* its KVM memory slot (the core's business) */
+    struct irq_line irq[DEVICE_MAX_IRQS]; /* vector and cpu are what the guest programmed */
     void *state;
 };
 
+/* ---- What the machine offers a device ---------------------------------------------------------
+ * The whole device-facing API: device files include this header (and their backend's), never
+ * vm.h, and make no KVM ioctl. The core implements these functions (src/device_host.c); the unit
+ * tests' fake machine (tests/unit/fake_machine.c) implements them without KVM. */
+
+/* The parsed command line (a device reads its own options: cfg->disks[index] and so on). */
+const struct slate_config *device_config(const struct device *dev);
+
+/* A host pointer to guest RAM [gpa, gpa+len), or NULL if any of it is not RAM. The only way a
+ * device touches guest memory outside its window: everything the guest hands over is checked. */
+void *device_ram(struct device *dev, uint64_t gpa, uint64_t len);
+
+/* Sends interrupt `line` if the guest enabled it. Any thread. */
+void device_raise(struct device *dev, unsigned line);
+
+/* A doorbell: a 4-byte guest write to port_base+offset signals eventfd `fd` instead of exiting
+ * to slate (KVM_IOEVENTFD). 0, or -errno after logging why. */
+int device_doorbell(struct device *dev, uint16_t offset, int fd);
+
+/* Fds served by the machine's event thread: src->fn runs there. 0 or -errno (-EPERM: the fd
+ * cannot be polled, such as a regular file). */
+int device_watch(struct device *dev, struct event_source *src, uint32_t events);
+int device_watch_modify(struct device *dev, struct event_source *src, uint32_t events);
+void device_unwatch(struct device *dev, struct event_source *src);
+
+/* Which pages of the window the guest wrote since the last call (ops->window_dirty_log): one bit
+ * per 4 KiB page in `bitmap`, which holds window_bytes/4096 bits. False if unknown (treat all as
+ * written). */
+bool device_window_dirty(struct device *dev, unsigned long *bitmap);
+
+/* Ends the machine with exit status `status` (0..255), or resets it (DEVICE_RESET). The first
+ * request wins. Any thread. */
+#define DEVICE_RESET (-2)
+void device_stop_machine(struct device *dev, int status);
+/* The decided end of the machine: -1 while it runs, else the status given above. */
+int device_machine_status(const struct device *dev);
+
+/* The guest's monotonic clock in ns (zero at boot), and the host CLOCK_MONOTONIC time of a guest
+ * clock reading (for timerfds). */
+int64_t device_clock_ns(const struct device *dev);
+int64_t device_host_time(const struct device *dev, int64_t guest_ns);
+
+unsigned device_cpu_count(const struct device *dev);
+
+/* The serial console's backend (console.h). */
+struct console *device_console(struct device *dev);
+
+/* A warning about a guest mistake, rate-limited per machine so a guest cannot flood stderr. */
+void device_warn(struct device *dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A hypercall this device serves: `function` (SLATE_HC_*) with the caller's RDI, RSI, RCX, RBX
+ * in args; the result goes to the caller's RAX. Returns 0 or -EEXIST. */
+typedef int64_t (*device_hypercall_fn)(struct device *dev, const uint64_t args[4]);
+int device_add_hypercall(struct device *dev, uint64_t function, device_hypercall_fn fn);
+
+/* Input: the keyboard and pointer attach themselves as the machine's sinks (NULL detaches, after
+ * which no call reaches them); the display's front ends (VNC, SDL) feed them from any thread. */
+struct input_sink {
+    /* An X11 keysym (as VNC sends them) pressed or released. */
+    void (*key)(struct device *sink, uint32_t keysym, bool down);
+    /* The pointer at (x, y) with VNC's button mask: bit 0 left, 1 middle, 2 right, 3 wheel up,
+     * 4 wheel down. */
+    void (*pointer)(struct device *sink, int x, int y, uint32_t buttons);
+};
+void device_attach_input(struct device *dev, const struct input_sink *sink);
+void device_input_key(struct device *from, uint32_t keysym, bool down);
+void device_input_pointer(struct device *from, int x, int y, uint32_t buttons);
+
+/* The screen, offered by the display for the monitor's screendump: writes PNG `name` in dirfd
+ * (a temporary file renamed into place, never through a link; `replace`: over an existing
+ * file). 0 or -errno (-EEXIST: the file exists). */
+typedef int (*device_screenshot_fn)(struct device *dev, int dirfd, const char *name, bool replace);
+void device_offer_screenshot(struct device *dev, device_screenshot_fn fn);
+
 /* A guest access to one of dev's ports (opaque is the device): the common IRQ_VECTOR/IRQ_CPU
- * registers, then ops->pio. The port bus calls it; so do the fuzz harnesses. */
+ * registers, then ops->pio. The port bus calls it; so do the unit tests and fuzz harnesses. */
 void device_register_io(void *opaque, struct bus_io *io);
+
+/* Points interrupt `line` at (vector, cpu), both already checked (vector 0: disabled), and
+ * stores them in dev->irq[line]. Called by device_register_io; the machine implements it. */
+void device_route(struct device *dev, unsigned line, uint32_t vector, uint32_t cpu);
 
 /* Every device type slate knows, in the order they are created. */
 extern const struct device_ops *const device_types[];

@@ -3,6 +3,7 @@
 
 #include "slate/slate.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 extern const struct device_ops serial_device;
@@ -55,4 +56,45 @@ int device_plan(const struct slate_config *cfg, struct device_place places[DEVIC
         }
     }
     return (int)count;
+}
+
+/* The common IRQ_VECTOR/IRQ_CPU registers, then the device's own. Registers are 32-bit at
+ * 4-byte-aligned offsets; narrower accesses see the low bytes. */
+void device_register_io(void *opaque, struct bus_io *io)
+{
+    struct device *dev = opaque;
+    const struct device_ops *ops = dev->ops;
+    if (io->offset & 3) {
+        device_warn(dev, "%s: unaligned register access at offset %#llx", dev->name,
+                    (unsigned long long)io->offset);
+        if (!io->is_write)
+            io->value = ~0ULL;
+        return;
+    }
+    if (io->is_write)
+        io->value &= io->width >= 4 ? 0xFFFFFFFFULL : (1ULL << (8 * io->width)) - 1;
+    uint64_t irq_end = ops->irq_reg + (uint64_t)SLATE_IRQ_STRIDE * ops->irq_count;
+    if (ops->irq_count && io->offset >= ops->irq_reg && io->offset < irq_end) {
+        unsigned index = (unsigned)((io->offset - ops->irq_reg) / SLATE_IRQ_STRIDE);
+        struct irq_line *line = &dev->irq[index];
+        bool is_vector = (io->offset - ops->irq_reg) % SLATE_IRQ_STRIDE == SLATE_IRQ_VECTOR;
+        if (!io->is_write) {
+            io->value = is_vector ? atomic_load(&line->vector) : atomic_load(&line->cpu);
+            return;
+        }
+        uint32_t vector = is_vector ? (uint32_t)io->value : atomic_load(&line->vector);
+        uint32_t cpu = is_vector ? atomic_load(&line->cpu) : (uint32_t)io->value;
+        if (cpu >= device_cpu_count(dev))
+            cpu = 0; /* documented: a CPU that does not exist means CPU 0 */
+        if (vector > 255 || (vector != 0 && vector < 32)) {
+            device_warn(dev, "%s: IRQ vector %u is invalid (use 32..255)", dev->name, vector);
+            device_route(dev, index, 0, cpu); /* refused: the line is disabled */
+            return;
+        }
+        device_route(dev, index, vector, cpu);
+        if (vector && ops->irq_enabled)
+            ops->irq_enabled(dev, index); /* deliver what is pending */
+        return;
+    }
+    ops->pio(dev, io);
 }

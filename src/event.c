@@ -72,6 +72,23 @@ int event_loop_run(struct event_loop *loop)
     }
 }
 
+int event_loop_run_once(struct event_loop *loop, int timeout_ms)
+{
+    struct epoll_event events[16];
+    int n = epoll_wait(loop->epoll_fd, events, 16, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    int served = 0;
+    for (int i = 0; i < n; i++) {
+        struct event_source *src = events[i].data.ptr;
+        if (src) {
+            src->fn(src->opaque, events[i].events);
+            served++;
+        }
+    }
+    return served;
+}
+
 void event_loop_stop(struct event_loop *loop)
 {
     uint64_t one = 1;

@@ -24,5 +24,8 @@ void event_remove(struct event_loop *loop, struct event_source *src);
 /* Serves events until event_loop_stop is called (from any thread). 0 or -errno. */
 int event_loop_run(struct event_loop *loop);
 void event_loop_stop(struct event_loop *loop); /* async-signal-safe */
+/* One round: waits up to timeout_ms (-1: for ever) and serves what is ready. Returns how many
+ * sources it served, 0 on a timeout or a stop, or -errno. (Tests drive a loop by hand with it.) */
+int event_loop_run_once(struct event_loop *loop, int timeout_ms);
 
 #endif

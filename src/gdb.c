@@ -524,12 +524,10 @@ static void apply_debug(struct gdb_server *g, struct vcpu *step, bool enable)
         struct vcpu *cpu = &g->vm->vcpus[i];
         struct kvm_guest_debug d = dbg;
         if (cpu == step) /* interrupts stay pending during a step, as with QEMU's gdbstub */
-            d.control |= KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ;
-        if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &d) < 0 && (d.control & KVM_GUESTDBG_BLOCKIRQ)) {
-            d.control &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ; /* an older KVM */
-            if (ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &d) < 0)
-                log_warn("gdb: KVM_SET_GUEST_DEBUG on cpu %u: %s", i, strerror(errno));
-        }
+            d.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ;
+        int rc = vcpu_set_debug(cpu, DEBUG_GDB, &d); /* the arbiter keeps the monitor's wishes */
+        if (rc < 0)
+            log_warn("gdb: KVM_SET_GUEST_DEBUG on cpu %u: %s", i, strerror(-rc));
     }
 }
 
@@ -563,12 +561,17 @@ static void stop_reply(struct gdb_server *g)
     send_packet(g, buf);
 }
 
-void gdb_debug_exit(struct vcpu *cpu)
+/* The debug-exit hook: a breakpoint, a watchpoint or gdb's own step. A step someone else asked
+ * for (the monitor's) is not gdb's. */
+static bool gdb_debug_exit(void *opaque, struct vcpu *cpu)
 {
-    struct gdb_server *g = cpu->vm->gdb;
-    if (!g)
-        return;
+    struct gdb_server *g = opaque;
     struct kvm_debug_exit_arch *dbg = &cpu->run->debug.arch;
+    if (dbg->exception == 1 && !(dbg->dr6 & 0xF) &&
+        !vcpu_debug_wanted(cpu, DEBUG_GDB, KVM_GUESTDBG_SINGLESTEP))
+        return false;
+    if (dbg->exception == 3 && !vcpu_debug_wanted(cpu, DEBUG_GDB, KVM_GUESTDBG_USE_SW_BP))
+        return false;
     if (dbg->exception == 3) {
         bool ours = false;
         for (int i = 0; i < SW_BPS_MAX; i++)
@@ -597,25 +600,28 @@ void gdb_debug_exit(struct vcpu *cpu)
             }
         }
     }
-    vm_request_pause(cpu->vm);
+    vm_request_hold(cpu->vm, HOLD_GDB);
     eventfd_write(g->notify_fd, 1);
+    return true;
 }
 
-int64_t gdb_break_hypercall(struct vcpu *cpu)
+/* SLATE_HC_DEBUG_BREAK: stops here when a client is attached (1), else nothing happens (0). */
+static int64_t gdb_break_hypercall(void *opaque, struct vcpu *cpu, const uint64_t args[4])
 {
-    struct gdb_server *g = cpu->vm->gdb;
-    if (!g || g->client_fd < 0)
+    struct gdb_server *g = opaque;
+    (void)args;
+    if (g->client_fd < 0)
         return 0;
     record_stop(g, cpu, SIGTRAP_NUM);
-    vm_request_pause(cpu->vm);
+    vm_request_hold(cpu->vm, HOLD_GDB);
     eventfd_write(g->notify_fd, 1);
     return 1;
 }
 
-void gdb_notify_stop(struct gdb_server *g)
+static void gdb_notify_stop(void *opaque)
 {
-    if (g)
-        eventfd_write(g->notify_fd, 1);
+    struct gdb_server *g = opaque;
+    eventfd_write(g->notify_fd, 1);
 }
 
 /* ---- the packet handlers ------------------------------------------------------------------------ */
@@ -816,7 +822,7 @@ static void resume(struct gdb_server *g, struct vcpu *step)
     if (step)
         vm_release_one(g->vm, step);
     else
-        vm_resume(g->vm);
+        vm_release(g->vm, HOLD_GDB);
 }
 
 /* vCont;ACTION[:THREAD]...: a step for one thread steps it alone; otherwise all continue. */
@@ -853,7 +859,7 @@ static void detach(struct gdb_server *g)
     g->running = false;
     g->no_ack = false;
     g->rx_len = 0;
-    vm_resume(g->vm);
+    vm_release(g->vm, HOLD_GDB);
 }
 
 static void handle_query(struct gdb_server *g, const char *pkt)
@@ -989,7 +995,7 @@ static void attach_client(struct gdb_server *g)
     g->client_fd = fd;
     g->rx_len = 0;
     g->no_ack = false;
-    if (!vm_pause(g->vm))
+    if (!vm_hold(g->vm, HOLD_GDB))
         return;
     pthread_mutex_lock(&g->lock);
     g->stop_pending = false;
@@ -1031,7 +1037,7 @@ static void serve_client_input(struct gdb_server *g)
         if (item == GDB_ITEM_DROPPED)
             continue;
         if (item == GDB_ITEM_INTERRUPT) {
-            if (g->running && vm_pause(g->vm)) {
+            if (g->running && vm_hold(g->vm, HOLD_GDB)) {
                 pthread_mutex_lock(&g->lock);
                 if (!g->stop_pending) {
                     g->stop_pending = true;
@@ -1062,7 +1068,7 @@ static void *gdb_thread(void *arg)
 {
     struct gdb_server *g = arg;
     if (g->client_fd >= 0) { /* attached across a reset: breakpoints and debug state again */
-        if (vm_pause(g->vm)) {
+        if (vm_hold(g->vm, HOLD_GDB)) {
             for (int i = 0; i < SW_BPS_MAX; i++) {
                 if (!g->sw[i].used)
                     continue;
@@ -1082,7 +1088,7 @@ static void *gdb_thread(void *arg)
             eventfd_read(g->notify_fd, &ignored);
             if (vm_over(g))
                 break;
-            if (g->running && g->stop_pending && vm_pause(g->vm))
+            if (g->running && g->stop_pending && vm_hold(g->vm, HOLD_GDB))
                 handle_stop(g);
             drop_if_lost(g);
         }
@@ -1099,17 +1105,17 @@ static void *gdb_thread(void *arg)
     return NULL;
 }
 
-int gdb_vm_start(struct gdb_server *g, struct vm *vm)
+static int gdb_vm_start(void *opaque, struct vm *vm)
 {
+    struct gdb_server *g = opaque;
     g->vm = vm;
-    vm->gdb = g;
     pthread_mutex_lock(&g->lock);
     g->stop_pending = false;
     pthread_mutex_unlock(&g->lock);
     eventfd_t ignored;
     eventfd_read(g->notify_fd, &ignored);
     if (g->wait_first || g->client_fd >= 0) {
-        vm->pause_requested = true; /* the vCPUs park before their first instruction */
+        vm_request_hold(vm, HOLD_GDB); /* the vCPUs park before their first instruction */
         if (g->wait_first)
             log_info("waiting for gdb on the --gdb address before the first instruction");
     }
@@ -1123,8 +1129,9 @@ int gdb_vm_start(struct gdb_server *g, struct vm *vm)
     return 0;
 }
 
-void gdb_vm_end(struct gdb_server *g, int status)
+static void gdb_vm_end(void *opaque, int status)
 {
+    struct gdb_server *g = opaque;
     (void)status;
     if (g->thread_started) {
         eventfd_write(g->notify_fd, 1);
@@ -1132,6 +1139,19 @@ void gdb_vm_end(struct gdb_server *g, int status)
         g->thread_started = false;
     }
     g->vm = NULL;
+}
+
+int gdb_attach(struct gdb_server *g, struct vm *vm)
+{
+    if (vm_add_observer(vm, &(struct vm_observer){.start = gdb_vm_start, .stop = gdb_notify_stop,
+                                                   .end = gdb_vm_end, .opaque = g}) ||
+        vm_add_debug_hook(vm, gdb_debug_exit, g) ||
+        vm_add_hypercall(vm, &(struct hypercall){.function = SLATE_HC_DEBUG_BREAK,
+                                                 .fn = gdb_break_hypercall, .opaque = g})) {
+        log_error("internal: cannot attach the gdb server");
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- probing what KVM can do ---------------------------------------------------------------- */

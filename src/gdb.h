@@ -16,19 +16,10 @@ struct vcpu;
 struct gdb_server *gdb_server_open(const char *spec, bool wait);
 void gdb_server_close(struct gdb_server *gdb);
 
-/* Called by vm_run before the vCPU threads start, and after they have all been joined. */
-int gdb_vm_start(struct gdb_server *gdb, struct vm *vm);
-void gdb_vm_end(struct gdb_server *gdb, int status);
-
-/* The machine is stopping: wake the stub so it can tell the client. Any thread. */
-void gdb_notify_stop(struct gdb_server *gdb);
-
-/* On a vCPU thread: KVM_EXIT_DEBUG (breakpoint, step, watchpoint). */
-void gdb_debug_exit(struct vcpu *cpu);
-
-/* On a vCPU thread: the break-into-debugger hypercall. Stops there when a client is attached.
- * Returns 1 if it stopped, 0 if no debugger is attached. */
-int64_t gdb_break_hypercall(struct vcpu *cpu);
+/* Follows `vm`: observes its start, stop and end, takes its debug exits (breakpoints, steps,
+ * watchpoints) and serves SLATE_HC_DEBUG_BREAK. The machine never calls gdb by name. Once per
+ * machine, before vm_run; a reset's new machine is attached again. 0 or -1. */
+int gdb_attach(struct gdb_server *gdb, struct vm *vm);
 
 /* The packet framing, for the fuzzer: takes the next item out of a receive buffer. */
 enum gdb_item { GDB_ITEM_NONE, GDB_ITEM_PACKET, GDB_ITEM_INTERRUPT, GDB_ITEM_DROPPED };

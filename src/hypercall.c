@@ -1,10 +1,10 @@
 /* hypercall.c - the ports and hole ranges the core serves itself: the hypercall port and MMIO
- * page, the CPU-index port, the 0xE9 debug console, and writes to the read-only info block. */
+ * page, the CPU-index port, the 0xE9 debug console, and writes to the read-only info block. The
+ * core serves NOP, EXIT, CONSOLE_WRITE and START_CPU; every other hypercall is served by whoever
+ * registered it (the display's SCREENSHOT, gdb's DEBUG_BREAK). */
 #include "vm.h"
 
-#include "gdb.h"
-#include "input.h"
-
+#include <errno.h>
 #include <inttypes.h>
 #include <sys/ioctl.h>
 
@@ -64,28 +64,59 @@ static int64_t hc_console_write(struct vcpu *cpu, uint64_t gva, uint64_t len)
     return (int64_t)len;
 }
 
+static bool core_hypercall(uint64_t function)
+{
+    return function == SLATE_HC_NOP || function == SLATE_HC_EXIT ||
+           function == SLATE_HC_CONSOLE_WRITE || function == SLATE_HC_START_CPU;
+}
+
+int vm_add_hypercall(struct vm *vm, const struct hypercall *hc)
+{
+    if (core_hypercall(hc->function))
+        return -EEXIST;
+    for (unsigned i = 0; i < vm->hypercall_count; i++)
+        if (vm->hypercalls[i].function == hc->function)
+            return -EEXIST;
+    if (vm->hypercall_count == VM_MAX_HYPERCALLS)
+        return -1;
+    vm->hypercalls[vm->hypercall_count++] = *hc;
+    return 0;
+}
+
+/* A registered hypercall. With nobody to serve it, the ABI's answer for that case: a debug break
+ * without --gdb does nothing (0), a screenshot without --screenshot is SLATE_EINVAL, and any
+ * other number is SLATE_ENOSYS. */
+static int64_t registered_hypercall(struct vcpu *cpu, uint64_t function, const uint64_t args[4])
+{
+    struct vm *vm = cpu->vm;
+    for (unsigned i = 0; i < vm->hypercall_count; i++) {
+        const struct hypercall *hc = &vm->hypercalls[i];
+        if (hc->function != function)
+            continue;
+        return hc->device_fn ? hc->device_fn(hc->opaque, args) : hc->fn(hc->opaque, cpu, args);
+    }
+    if (function == SLATE_HC_DEBUG_BREAK)
+        return 0;
+    if (function == SLATE_HC_SCREENSHOT)
+        return SLATE_EINVAL;
+    log_warn_limited(&vm->guest_limit, "cpu %u: unknown hypercall %" PRIu64, cpu->index, function);
+    return SLATE_ENOSYS;
+}
+
 /* Runs hypercall `function` with the caller's RDI, RSI, RCX, RBX; the result goes to RAX. */
 static void hypercall(struct vcpu *cpu, uint64_t function)
 {
     struct kvm_regs *regs = &cpu->run->s.regs.regs;
+    const uint64_t args[4] = {regs->rdi, regs->rsi, regs->rcx, regs->rbx};
     int64_t result;
     switch (function) {
     case SLATE_HC_NOP: result = 0; break;
     case SLATE_HC_EXIT: result = hc_exit(cpu, regs->rdi); break;
     case SLATE_HC_CONSOLE_WRITE: result = hc_console_write(cpu, regs->rdi, regs->rsi); break;
-    case SLATE_HC_DEBUG_BREAK: result = gdb_break_hypercall(cpu); break;
-    case SLATE_HC_SCREENSHOT:
-        result = !cpu->vm->cfg->screenshot                       ? SLATE_EINVAL
-                 : display_screenshot(cpu->vm->cfg->screenshot) == 0 ? 0
-                                                                     : SLATE_EIO;
-        break;
     case SLATE_HC_START_CPU:
         result = smp_start_cpu(cpu, regs->rdi, regs->rsi, regs->rcx, regs->rbx);
         break;
-    default:
-        log_warn_limited(&cpu->vm->guest_limit, "cpu %u: unknown hypercall %" PRIu64, cpu->index,
-                         function);
-        result = SLATE_ENOSYS;
+    default: result = registered_hypercall(cpu, function, args);
     }
     if (cpu->vm->trace & TRACE_HYPERCALL)
         trace_event(cpu->vm, cpu, "hypercall %" PRIu64 "(%#llx, %#llx, %#llx, %#llx) = %" PRId64,

@@ -63,12 +63,6 @@ int irq_line_configure(struct irq_line *line, uint32_t vector, uint32_t cpu)
 {
     struct vm *vm = line->vm;
     int rc = 0;
-    if (vector > 255 || (vector != 0 && vector < 32)) {
-        vector = 0;
-        rc = -EINVAL;
-    }
-    if (cpu >= vm->vcpu_count)
-        cpu = 0;
     pthread_mutex_lock(&vm->irq_lock);
     if (atomic_load(&line->vector) == vector && atomic_load(&line->cpu) == cpu) {
         pthread_mutex_unlock(&vm->irq_lock); /* unchanged: KVM's table is already right */

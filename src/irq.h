@@ -21,8 +21,8 @@ struct irq_line {
 int irq_line_init(struct vm *vm, struct irq_line *line);
 void irq_line_close(struct irq_line *line);
 
-/* Points the line at (vector, cpu); vector 0 disables it. Vectors 1..31 are refused (disables,
- * returns -EINVAL) and a bad CPU index falls back to CPU 0, as documented. */
+/* Points the line at (vector, cpu); vector 0 disables it. The caller has checked both
+ * (device_register_io). 0, or -errno when KVM refused the routing table. */
 int irq_line_configure(struct irq_line *line, uint32_t vector, uint32_t cpu);
 
 /* Sends the interrupt if the line is enabled. Callable from any thread. */

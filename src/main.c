@@ -83,9 +83,12 @@ int main(int argc, char **argv)
         if (!started)
             console_begin(&console);
         started = true;
-        vm->gdb = gdb;
-        vm->monitor = monitor;
         vm->trace_out = trace_out;
+        if ((gdb && gdb_attach(gdb, vm)) || (monitor && monitor_attach(monitor, vm))) {
+            vm_destroy(vm);
+            status = EXIT_FAILURE_SLATE;
+            break;
+        }
         status = vm_run(vm, deadline);
         vm_destroy(vm);
     } while (status == VM_STATUS_RESET);

@@ -4,7 +4,6 @@
  * machine for the moment they need, unless it is stopped already. */
 #include "monitor.h"
 
-#include "input.h"
 #include "inspect.h"
 #include "listen.h"
 #include "vm.h"
@@ -72,19 +71,20 @@ static struct symbols *monitor_symbols(struct monitor *m)
     return m->syms;
 }
 
-/* Pauses for the length of a command that reads CPU state; returns whether it must resume. */
+/* Holds the machine for the length of a command that reads CPU state (its own hold: releasing
+ * it never lets the guest run while gdb or `stop` holds it); returns whether it must release. */
 static bool hold(struct monitor *m)
 {
     if (m->stopped)
         return false;
-    vm_pause(m->vm);
+    vm_hold(m->vm, HOLD_PEEK);
     return true;
 }
 
 static void release(struct monitor *m, bool held)
 {
     if (held)
-        vm_resume(m->vm);
+        vm_release(m->vm, HOLD_PEEK);
 }
 
 static bool parse_number(const char *text, uint64_t *v)
@@ -209,22 +209,18 @@ static void cmd_step(struct monitor *m, FILE *out, const char *arg)
         return;
     }
     struct vcpu *cpu = selected(m);
+    /* Through the arbiter: gdb's breakpoints on this CPU stay as they are. */
     struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ};
-    int rc = ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg);
-    if (rc < 0 && errno == EINVAL) { /* KVM before 5.15 has no BLOCKIRQ: step without it */
-        dbg.control &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ;
-        rc = ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg);
-    }
+    int rc = vcpu_set_debug(cpu, DEBUG_MONITOR, &dbg);
     if (rc < 0) {
-        fprintf(out, "error: KVM_SET_GUEST_DEBUG: %s\n", strerror(errno));
+        fprintf(out, "error: KVM_SET_GUEST_DEBUG: %s\n", strerror(-rc));
         return;
     }
     for (uint64_t i = 0; i < n && !atomic_load(&m->vm->stopping); i++) {
         vm_release_one(m->vm, cpu);
-        vm_pause(m->vm); /* returns once the stepping CPU has parked again */
+        vm_hold(m->vm, HOLD_MONITOR); /* returns once the stepping CPU has parked again */
     }
-    dbg.control = 0;
-    ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &dbg);
+    vcpu_set_debug(cpu, DEBUG_MONITOR, NULL);
     struct kvm_regs r;
     struct kvm_sregs s;
     if (ioctl(cpu->fd, KVM_GET_REGS, &r) == 0 && ioctl(cpu->fd, KVM_GET_SREGS, &s) == 0) {
@@ -274,7 +270,7 @@ static void cmd_screendump(struct monitor *m, FILE *out, char *arg)
     else if (!plain_file_name(name, ".png") || (*flag && !force))
         fprintf(out, "error: usage: screendump NAME.png [force] (a plain file name in --dump-dir)\n");
     else {
-        int rc = display_screenshot_at(m->dump_dir_fd, name, force);
+        int rc = vm_screenshot_at(m->vm, m->dump_dir_fd, name, force);
         if (rc == 0)
             fprintf(out, "saved %s/%s\n", m->vm->cfg->dump_dir, name);
         else if (rc == -EEXIST)
@@ -315,14 +311,16 @@ static void execute(struct monitor *m, char *line, FILE *out)
     } else if (cmd[0] == 'x' && (cmd[1] == 0 || cmd[1] == '/'))
         cmd_examine(m, out, cmd + 1, arg);
     else if (!strcmp(cmd, "stop")) {
-        if (!m->stopped && vm_pause(m->vm))
+        if (!m->stopped && vm_hold(m->vm, HOLD_MONITOR))
             m->stopped = true;
         fprintf(out, "stopped\n");
     } else if (!strcmp(cmd, "cont")) {
         if (m->stopped)
-            vm_resume(m->vm);
+            vm_release(m->vm, HOLD_MONITOR);
         m->stopped = false;
-        fprintf(out, "running\n");
+        fprintf(out, vm_held_by(m->vm, HOLD_GDB | HOLD_CONSOLE)
+                         ? "running (once gdb or Ctrl-A p lets the machine go too)\n"
+                         : "running\n");
     } else if (!strcmp(cmd, "step"))
         cmd_step(m, out, arg);
     else if (!strcmp(cmd, "screendump"))
@@ -368,7 +366,7 @@ static void close_client(struct monitor *m)
     m->line_len = 0;
     m->gone = false;
     if (m->stopped && m->vm)
-        vm_resume(m->vm); /* nobody is left to say `cont` */
+        vm_release(m->vm, HOLD_MONITOR); /* nobody is left to say `cont` */
     m->stopped = false;
 }
 
@@ -376,7 +374,7 @@ static void *monitor_thread(void *arg)
 {
     struct monitor *m = arg;
     if (m->stopped) /* stopped across a reset: the new machine starts stopped too */
-        vm_pause(m->vm);
+        vm_hold(m->vm, HOLD_MONITOR);
     while (!atomic_load(&m->vm->stopping)) {
         int waiting = m->in_fd >= 0 ? m->in_fd : m->listen_fd;
         struct pollfd fds[2] = {{.fd = m->notify_fd, .events = POLLIN}, {.fd = waiting, .events = POLLIN}};
@@ -419,8 +417,9 @@ static void *monitor_thread(void *arg)
     return NULL;
 }
 
-int monitor_vm_start(struct monitor *m, struct vm *vm)
+static int monitor_vm_start(void *opaque, struct vm *vm)
 {
+    struct monitor *m = opaque;
     m->vm = vm;
     if (m->cpu >= vm->vcpu_count)
         m->cpu = 0;
@@ -435,8 +434,10 @@ int monitor_vm_start(struct monitor *m, struct vm *vm)
     return 0;
 }
 
-void monitor_vm_end(struct monitor *m)
+static void monitor_vm_end(void *opaque, int status)
 {
+    struct monitor *m = opaque;
+    (void)status;
     if (m->thread_started) {
         eventfd_write(m->notify_fd, 1);
         pthread_join(m->thread, NULL);
@@ -445,10 +446,17 @@ void monitor_vm_end(struct monitor *m)
     m->vm = NULL;
 }
 
-void monitor_notify_stop(struct monitor *m)
+static void monitor_notify_stop(void *opaque)
 {
-    if (m)
-        eventfd_write(m->notify_fd, 1);
+    struct monitor *m = opaque;
+    eventfd_write(m->notify_fd, 1);
+}
+
+int monitor_attach(struct monitor *m, struct vm *vm)
+{
+    return vm_add_observer(vm, &(struct vm_observer){.start = monitor_vm_start,
+                                                      .stop = monitor_notify_stop,
+                                                      .end = monitor_vm_end, .opaque = m});
 }
 
 struct monitor *monitor_open(const char *spec, bool serial_on_stdio, const char *dump_dir)

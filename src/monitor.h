@@ -12,8 +12,8 @@ struct vm;
 struct monitor *monitor_open(const char *spec, bool serial_on_stdio, const char *dump_dir);
 void monitor_close(struct monitor *m);
 
-int monitor_vm_start(struct monitor *m, struct vm *vm);
-void monitor_vm_end(struct monitor *m);
-void monitor_notify_stop(struct monitor *m);
+/* Follows `vm` (an observer of its start, stop and end; the machine never calls the monitor by
+ * name). Once per machine, before vm_run; a reset's new machine is attached again. 0 or -1. */
+int monitor_attach(struct monitor *m, struct vm *vm);
 
 #endif

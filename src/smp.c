@@ -1,4 +1,4 @@
-/* smp.c - starting application processors with one hypercall, and pausing every vCPU.
+/* smp.c - starting application processors with one hypercall.
  *
  * The start hypercall runs on the caller's thread but must change another vCPU's registers. A
  * vCPU ioctl waits for that vCPU's KVM_RUN to return, so the caller posts a request, kicks the
@@ -111,11 +111,7 @@ static int64_t apply_start(struct vcpu *cpu, const struct start_request *req)
     return 0;
 }
 
-/* Read with the pause lock held, so without cpu->lock: a requester holds cpu->lock while it
- * takes the pause lock. */
-static bool start_waiting(struct vcpu *cpu) { return atomic_load(&cpu->start_posted); }
-
-static void service_start(struct vcpu *cpu)
+void smp_serve_start(struct vcpu *cpu)
 {
     pthread_mutex_lock(&cpu->lock);
     if (cpu->start.pending && !cpu->start.done) {
@@ -127,137 +123,3 @@ static void service_start(struct vcpu *cpu)
     pthread_mutex_unlock(&cpu->lock);
 }
 
-/* Registers changed through kvm_run (a hypercall's result) reach KVM only at the next KVM_RUN;
- * a paused CPU hands them over now, so a debugger reading them sees the truth. */
-static void flush_sync_regs(struct vcpu *cpu)
-{
-    if (!cpu->run->kvm_dirty_regs)
-        return;
-    if (ioctl(cpu->fd, KVM_SET_REGS, &cpu->run->s.regs.regs) < 0)
-        log_warn("cpu %u: KVM_SET_REGS: %s", cpu->index, strerror(errno));
-    cpu->run->kvm_dirty_regs = 0;
-}
-
-static void park_while_paused(struct vcpu *cpu)
-{
-    struct vm *vm = cpu->vm;
-    pthread_mutex_lock(&vm->pause_lock);
-    if (vm->pause_requested && !cpu->step_release) {
-        flush_sync_regs(cpu);
-        vm->parked++;
-        pthread_cond_broadcast(&vm->pause_cond);
-        while (vm->pause_requested && !cpu->step_release && !atomic_load(&vm->stopping)) {
-            /* A CPU that asked to start this one waits for the answer, and a pause waits for
-             * that CPU: serve the request while parked (the CPU runs once the pause ends). */
-            if (start_waiting(cpu)) {
-                pthread_mutex_unlock(&vm->pause_lock);
-                service_start(cpu);
-                pthread_mutex_lock(&vm->pause_lock);
-                continue;
-            }
-            pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-        }
-        if (!cpu->step_release)
-            vm->parked--; /* (vm_release_one already counted it as running) */
-        /* The kick that parked it is served: the next KVM_RUN must really run (a single step). */
-        __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-    }
-    cpu->step_release = false; /* one run, then it parks again */
-    pthread_mutex_unlock(&vm->pause_lock);
-}
-
-void vm_request_pause(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->pause_requested = true;
-    pthread_mutex_unlock(&vm->pause_lock);
-    for (unsigned i = 0; i < vm->vcpu_count; i++)
-        vcpu_kick(&vm->vcpus[i]);
-}
-
-void vm_release_one(struct vm *vm, struct vcpu *cpu)
-{
-    pthread_mutex_lock(&vm->pause_lock);
-    if (!cpu->step_release && vm->parked > 0)
-        vm->parked--; /* running from now on, so a vm_pause waits for it to park again */
-    cpu->step_release = true;
-    pthread_cond_broadcast(&vm->pause_cond);
-    pthread_mutex_unlock(&vm->pause_lock);
-}
-
-/* The vCPU whose thread this is (NULL elsewhere): a console write blocked on a stalled reader
- * parks it for as long as it waits. */
-static _Thread_local struct vcpu *current_vcpu;
-
-void vcpu_thread_init(struct vcpu *cpu)
-{
-    current_vcpu = cpu;
-    pthread_mutex_lock(&cpu->kick_lock);
-    cpu->self = pthread_self();
-    cpu->kickable = true;
-    pthread_mutex_unlock(&cpu->kick_lock);
-}
-
-void vm_count_parked(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->parked++;
-    pthread_cond_broadcast(&vm->pause_cond);
-    pthread_mutex_unlock(&vm->pause_lock);
-}
-
-static void console_wait_begin(void *opaque)
-{
-    if (current_vcpu)
-        vm_count_parked(opaque);
-}
-
-static void console_wait_end(void *opaque)
-{
-    struct vm *vm = opaque;
-    struct vcpu *cpu = current_vcpu;
-    if (!cpu)
-        return;
-    pthread_mutex_lock(&vm->pause_lock);
-    /* Counted as parked: it must not run on while the machine is paused. */
-    while (vm->pause_requested && !cpu->step_release && !atomic_load(&vm->stopping))
-        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-    if (!cpu->step_release)
-        vm->parked--; /* (vm_release_one already counted it as running) */
-    pthread_mutex_unlock(&vm->pause_lock);
-}
-
-void vm_attach_console(struct vm *vm, struct console *console)
-{
-    console->wait_begin = console_wait_begin;
-    console->wait_end = console_wait_end;
-    console->wait_opaque = vm;
-    atomic_store(&console->stopping, false);
-}
-
-void vcpu_service_requests(struct vcpu *cpu)
-{
-    service_start(cpu);
-    park_while_paused(cpu);
-}
-
-bool vm_pause(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->pause_requested = true;
-    for (unsigned i = 0; i < vm->vcpu_count; i++)
-        vcpu_kick(&vm->vcpus[i]);
-    while (vm->parked < vm->vcpu_count && !atomic_load(&vm->stopping))
-        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-    bool paused = !atomic_load(&vm->stopping);
-    pthread_mutex_unlock(&vm->pause_lock);
-    return paused;
-}
-
-void vm_resume(struct vm *vm)
-{
-    pthread_mutex_lock(&vm->pause_lock);
-    vm->pause_requested = false;
-    pthread_cond_broadcast(&vm->pause_cond);
-    pthread_mutex_unlock(&vm->pause_lock);
-}

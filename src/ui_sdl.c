@@ -1,8 +1,8 @@
-/* display_sdl.c - the display in a local SDL2 window. SDL key codes become the X11 keysyms the
+/* ui_sdl.c - the display in a local SDL2 window. SDL key codes become the X11 keysyms the
  * keyboard device takes from VNC too (US layout for shifted symbols), so both front ends type the
  * same characters. The window is the guest's size; closing it stops the machine like Ctrl-A x. */
-#include "display_sdl.h"
-#include "input.h"
+#include "ui_sdl.h"
+#include "device.h"
 #include "log.h"
 
 #include <SDL.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 struct sdl_window {
-    struct vm *vm;
+    struct device *display;
     SDL_Window *window;
     SDL_Renderer *renderer;
     SDL_Texture *texture;
@@ -28,7 +28,7 @@ static SDL_Texture *make_texture(struct sdl_window *w, uint32_t width, uint32_t 
     return t;
 }
 
-struct sdl_window *sdl_open(struct vm *vm, uint32_t width, uint32_t height)
+struct sdl_window *sdl_open(struct device *display, uint32_t width, uint32_t height)
 {
     /* With no X11 or Wayland display SDL would fall back to drawing nowhere; say so instead
      * (SDL_VIDEODRIVER still picks any driver on purpose, e.g. offscreen for tests). */
@@ -56,7 +56,7 @@ struct sdl_window *sdl_open(struct vm *vm, uint32_t width, uint32_t height)
         log_error("out of memory");
         return NULL;
     }
-    w->vm = vm;
+    w->display = display;
     w->window = SDL_CreateWindow("slate", SDL_WINDOWPOS_UNDEFINED, SDL_WINDOWPOS_UNDEFINED, (int)width,
                                  (int)height, 0);
     /* Software rendering: one texture copy per frame needs no GPU driver, works over ssh -X. */
@@ -130,7 +130,7 @@ static uint32_t button_bit(uint8_t button)
 
 static void send_pointer(struct sdl_window *w, int x, int y, uint32_t extra)
 {
-    input_pointer(w->vm, x, y, w->buttons | extra);
+    device_input_pointer(w->display, x, y, w->buttons | extra);
 }
 
 bool sdl_poll(struct sdl_window *w)
@@ -144,7 +144,7 @@ bool sdl_poll(struct sdl_window *w)
         case SDL_KEYUP: {
             uint32_t ks = keysym_of(e.key.keysym.sym, e.key.keysym.mod);
             if (ks)
-                input_key(w->vm, ks, e.type == SDL_KEYDOWN);
+                device_input_key(w->display, ks, e.type == SDL_KEYDOWN);
             break;
         }
         case SDL_MOUSEMOTION:

@@ -2,7 +2,6 @@
 #include "vm.h"
 
 #include "exits.h"
-#include "gdb.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,7 +24,8 @@ static void vcpu_pio(struct vcpu *cpu)
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool out = run->io.direction == KVM_EXIT_IO_OUT;
     for (uint32_t i = 0; i < run->io.count; i++, data += size) {
-        struct bus_io io = {.width = size, .is_write = out, .cpu = cpu};
+        struct bus_io io = {.width = size, .is_write = out, .cpu = cpu,
+                             .cpu_index = cpu->index};
         if (out)
             memcpy(&io.value, data, size);
         if (!bus_dispatch(&vm->pio, run->io.port, &io))
@@ -46,7 +46,8 @@ static void vcpu_mmio(struct vcpu *cpu)
         log_warn("cpu %u: malformed KVM_EXIT_MMIO (len %u); ignored", cpu->index, len);
         return;
     }
-    struct bus_io io = {.width = len, .is_write = run->mmio.is_write, .cpu = cpu};
+    struct bus_io io = {.width = len, .is_write = run->mmio.is_write, .cpu = cpu,
+                      .cpu_index = cpu->index};
     if (io.is_write)
         memcpy(&io.value, run->mmio.data, len);
     if (!bus_dispatch(&cpu->vm->mmio, run->mmio.phys_addr, &io))
@@ -100,6 +101,16 @@ static void vcpu_count_exit(struct vcpu *cpu, int64_t started)
     st->range_ns[kind][r - bus->ranges] += ns;
 }
 
+/* A breakpoint, watchpoint or step: the first debug hook that claims it handles it. A step of the
+ * monitor's is claimed by none: the CPU parks at its next look at the holds. */
+static void vcpu_debug_exit(struct vcpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    for (unsigned i = 0; i < vm->debug_hook_count; i++)
+        if (vm->debug_hooks[i].fn(vm->debug_hooks[i].opaque, cpu))
+            return;
+}
+
 /* Returns false when this vCPU should stop running. */
 static bool vcpu_handle_exit(struct vcpu *cpu)
 {
@@ -111,7 +122,7 @@ static bool vcpu_handle_exit(struct vcpu *cpu)
     case EXIT_ACTION_MSR: vcpu_msr(cpu); return true;
     case EXIT_ACTION_SHUTDOWN: vm_request_stop(cpu->vm, 0); return false;
     case EXIT_ACTION_RESET: vm_request_stop(cpu->vm, VM_STATUS_RESET); return false;
-    case EXIT_ACTION_DEBUG: gdb_debug_exit(cpu); return true;
+    case EXIT_ACTION_DEBUG: vcpu_debug_exit(cpu); return true;
     case EXIT_ACTION_CRASH: vcpu_crash(cpu, what); return false;
     }
     return false;

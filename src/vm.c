@@ -2,9 +2,7 @@
  * and takes it apart. */
 #include "vm.h"
 
-#include "gdb.h"
 #include "info.h"
-#include "monitor.h"
 #include "preflight.h"
 #include "x86.h"
 
@@ -213,6 +211,7 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
     cpu->index = index;
     pthread_mutex_init(&cpu->lock, NULL);
     pthread_mutex_init(&cpu->kick_lock, NULL);
+    pthread_mutex_init(&cpu->debug_lock, NULL);
     pthread_cond_init(&cpu->cond, NULL);
     atomic_store(&cpu->started, index == 0); /* the boot CPU runs from the start */
     cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
@@ -366,41 +365,6 @@ static int vm_load_images(struct vm *vm)
         return -1;
     }
     return 0;
-}
-
-/* The common IRQ_VECTOR/IRQ_CPU registers, then the device's own. Registers are 32-bit at
- * 4-byte-aligned offsets; narrower accesses see the low bytes. */
-void device_register_io(void *opaque, struct bus_io *io)
-{
-    struct device *dev = opaque;
-    const struct device_ops *ops = dev->ops;
-    if (io->offset & 3) {
-        log_warn_limited(&dev->vm->guest_limit, "%s: unaligned register access at offset %#llx",
-                         dev->name, (unsigned long long)io->offset);
-        if (!io->is_write)
-            io->value = ~0ULL;
-        return;
-    }
-    if (io->is_write)
-        io->value &= io->width >= 4 ? 0xFFFFFFFFULL : (1ULL << (8 * io->width)) - 1;
-    uint64_t irq_end = ops->irq_reg + (uint64_t)SLATE_IRQ_STRIDE * ops->irq_count;
-    if (ops->irq_count && io->offset >= ops->irq_reg && io->offset < irq_end) {
-        struct irq_line *line = &dev->irq[(io->offset - ops->irq_reg) / SLATE_IRQ_STRIDE];
-        bool is_vector = (io->offset - ops->irq_reg) % SLATE_IRQ_STRIDE == SLATE_IRQ_VECTOR;
-        if (!io->is_write) {
-            io->value = is_vector ? atomic_load(&line->vector) : atomic_load(&line->cpu);
-            return;
-        }
-        uint32_t vector = is_vector ? (uint32_t)io->value : atomic_load(&line->vector);
-        uint32_t cpu = is_vector ? atomic_load(&line->cpu) : (uint32_t)io->value;
-        if (irq_line_configure(line, vector, cpu) == -EINVAL)
-            log_warn_limited(&dev->vm->guest_limit, "%s: IRQ vector %u is invalid (use 32..255)",
-                             dev->name, vector);
-        else if (vector && ops->irq_enabled)
-            ops->irq_enabled(dev, (unsigned)(line - dev->irq)); /* deliver what is pending */
-        return;
-    }
-    ops->pio(dev, io);
 }
 
 static int device_create(struct vm *vm, const struct device_place *place)
@@ -566,6 +530,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     vm->guest_limit = (struct ratelimit)RATELIMIT_INIT;
     pthread_mutex_init(&vm->irq_lock, NULL);
     pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_mutex_init(&vm->input_lock, NULL);
     pthread_cond_init(&vm->pause_cond, NULL);
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
@@ -585,8 +550,9 @@ void vm_request_stop(struct vm *vm, int status)
     if (vm->console)
         atomic_store(&vm->console->stopping, true); /* a write waiting for a reader gives up */
     event_loop_stop(&vm->loop);
-    gdb_notify_stop(vm->gdb);
-    monitor_notify_stop(vm->monitor);
+    for (unsigned i = 0; i < vm->observer_count; i++)
+        if (vm->observers[i].stop)
+            vm->observers[i].stop(vm->observers[i].opaque);
     /* Wake whoever waits on a condition that now never comes: pausers, start-CPU callers. */
     pthread_mutex_lock(&vm->pause_lock);
     pthread_cond_broadcast(&vm->pause_cond);
@@ -611,10 +577,13 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
         return EXIT_FAILURE_SLATE;
     struct sigaction kick = {.sa_handler = kick_handler};
     sigaction(SIGUSR1, &kick, NULL);
-    if (vm->gdb && gdb_vm_start(vm->gdb, vm))
-        return EXIT_FAILURE_SLATE;
-    if (vm->monitor && monitor_vm_start(vm->monitor, vm))
-        return EXIT_FAILURE_SLATE;
+    for (unsigned i = 0; i < vm->observer_count; i++) {
+        const struct vm_observer *o = &vm->observers[i];
+        if (o->start && o->start(o->opaque, vm)) {
+            vm->observer_count = i; /* only those that started see the end */
+            return EXIT_FAILURE_SLATE;
+        }
+    }
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         struct vcpu *cpu = &vm->vcpus[i];
         int rc = pthread_create(&cpu->thread, NULL, vcpu_thread, cpu);
@@ -639,13 +608,36 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
         pthread_mutex_unlock(&cpu->kick_lock);
         pthread_join(cpu->thread, NULL);
     }
-    if (vm->gdb)
-        gdb_vm_end(vm->gdb, atomic_load(&vm->status));
-    if (vm->monitor)
-        monitor_vm_end(vm->monitor);
+    for (unsigned i = vm->observer_count; i-- > 0;)
+        if (vm->observers[i].end)
+            vm->observers[i].end(vm->observers[i].opaque, atomic_load(&vm->status));
     if (vm->cfg->stats)
         stats_print(vm);
     return atomic_load(&vm->status);
+}
+
+int vm_add_observer(struct vm *vm, const struct vm_observer *observer)
+{
+    if (vm->observer_count == VM_MAX_OBSERVERS)
+        return -1;
+    vm->observers[vm->observer_count++] = *observer;
+    return 0;
+}
+
+int vm_add_debug_hook(struct vm *vm, debug_hook_fn fn, void *opaque)
+{
+    if (vm->debug_hook_count == VM_MAX_DEBUG_HOOKS)
+        return -1;
+    vm->debug_hooks[vm->debug_hook_count].fn = fn;
+    vm->debug_hooks[vm->debug_hook_count++].opaque = opaque;
+    return 0;
+}
+
+int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace)
+{
+    if (!vm->screenshot)
+        return -ENODEV;
+    return vm->screenshot(vm->screen, dirfd, name, replace);
 }
 
 void vcpu_kick(struct vcpu *cpu)
@@ -677,6 +669,7 @@ void vm_destroy(struct vm *vm)
         close(vm->vcpus[i].fd);
         pthread_mutex_destroy(&vm->vcpus[i].lock);
         pthread_mutex_destroy(&vm->vcpus[i].kick_lock);
+        pthread_mutex_destroy(&vm->vcpus[i].debug_lock);
         free(vm->vcpus[i].stats);
         pthread_cond_destroy(&vm->vcpus[i].cond);
     }
@@ -699,6 +692,7 @@ void vm_destroy(struct vm *vm)
     free(vm->vcpus);
     pthread_mutex_destroy(&vm->irq_lock);
     pthread_mutex_destroy(&vm->pause_lock);
+    pthread_mutex_destroy(&vm->input_lock);
     pthread_cond_destroy(&vm->pause_cond);
     free(vm);
 }

@@ -20,6 +20,9 @@
 /* vm_run's result besides the process exit statuses 0..255. */
 #define VM_STATUS_RESET (-2)
 
+/* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
+enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_OWNERS };
+
 /* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
  * wait for KVM_RUN to return, so only the owner can change its registers promptly). */
 struct start_request {
@@ -53,20 +56,54 @@ struct vcpu {
     pthread_cond_t cond;
     struct start_request start;
     _Atomic bool start_posted; /* a start request waits in `start` (read without `lock`) */
-    /* Set by the gdb stub to let this one CPU run (a single step) while the machine is paused. */
+    /* Set by a debugger to let this one CPU run (a single step) while the machine is held. */
     bool step_release;
+    /* Each owner's wish for this CPU's guest-debug state, and what KVM was given (debug_lock). */
+    struct kvm_guest_debug debug_wish[DEBUG_OWNERS];
+    pthread_mutex_t debug_lock;
     struct vcpu_stats *stats; /* --stats only */
 };
 
 #define VM_MAX_DEVICES DEVICE_MAX
 #define VM_WARNED_MMIO 256
+#define VM_MAX_HYPERCALLS 16
+#define VM_MAX_OBSERVERS 8
+#define VM_MAX_DEBUG_HOOKS 4
 
-struct gdb_server;
+/* A hypercall served outside the core: by a front end (fn) or a device (device_fn, with the
+ * device as opaque). */
+typedef int64_t (*hypercall_fn)(void *opaque, struct vcpu *cpu, const uint64_t args[4]);
+struct hypercall {
+    uint64_t function; /* SLATE_HC_* */
+    hypercall_fn fn;
+    device_hypercall_fn device_fn;
+    void *opaque;
+};
+
+/* Someone who follows the machine's life (gdb, the monitor): each hook may be NULL. */
+struct vm_observer {
+    int (*start)(void *opaque, struct vm *vm); /* before the first instruction; -1 aborts */
+    void (*stop)(void *opaque);                /* a stop was requested (any thread) */
+    void (*end)(void *opaque, int status);     /* every vCPU has stopped */
+    void *opaque;
+};
+
+/* A KVM_EXIT_DEBUG on cpu's own thread; returns true if it was the hook's (its breakpoint or
+ * step). Hooks are asked in the order they were added. */
+typedef bool (*debug_hook_fn)(void *opaque, struct vcpu *cpu);
+
+/* Who holds the machine stopped. It runs when nobody does: each holder releases only its own
+ * hold, so the monitor's `cont` cannot let the guest run behind gdb's back. */
+enum vm_holder {
+    HOLD_CONSOLE = 1 << 0, /* Ctrl-A p */
+    HOLD_MONITOR = 1 << 1, /* the monitor's stop */
+    HOLD_GDB = 1 << 2,     /* gdb's stop */
+    HOLD_PEEK = 1 << 3,    /* a monitor command that reads the CPUs, for its duration */
+};
+
 
 struct vm {
     const struct slate_config *cfg;
-    struct gdb_server *gdb; /* NULL without --gdb */
-    struct monitor *monitor; /* NULL without --monitor */
     unsigned trace;         /* TRACE_* mask from --trace */
     FILE *trace_out;        /* --trace-file, or NULL for stderr */
     struct console *console;
@@ -106,10 +143,10 @@ struct vm {
     bool x2apic_ids; /* MSI routes carry 32-bit destination IDs */
 
     _Atomic bool stopping;
-    /* Pause: every vCPU thread parks outside KVM_RUN until resumed (vm_pause/vm_resume). */
+    /* Holds: every vCPU thread parks outside KVM_RUN while anyone holds the machine. */
     pthread_mutex_t pause_lock;
     pthread_cond_t pause_cond;
-    bool pause_requested;
+    unsigned holds;   /* enum vm_holder bits */
     unsigned parked;  /* vCPU threads parked or finished */
     _Atomic int status; /* -1 until the first stop request decides it */
 
@@ -118,7 +155,34 @@ struct vm {
     _Atomic uint64_t warned_mmio[VM_WARNED_MMIO];
     struct ratelimit unclaimed_limit;
     struct ratelimit guest_limit; /* for warnings about guest mistakes in general */
+
+    /* Registries: what the rooms outside the core plug in. The core never names them. */
+    struct hypercall hypercalls[VM_MAX_HYPERCALLS];
+    unsigned hypercall_count;
+    struct vm_observer observers[VM_MAX_OBSERVERS];
+    unsigned observer_count;
+    struct {
+        debug_hook_fn fn;
+        void *opaque;
+    } debug_hooks[VM_MAX_DEBUG_HOOKS];
+    unsigned debug_hook_count;
+
+    /* Input sinks and the screen, as devices offered them (device_host.c). */
+    pthread_mutex_t input_lock;
+    struct device *key_sink, *pointer_sink;
+    const struct input_sink *key_ops, *pointer_ops;
+    struct device *screen;
+    device_screenshot_fn screenshot;
 };
+
+/* Registries, filled before vm_run (not thread-safe). Each returns 0 or -1 when full (-EEXIST
+ * for a hypercall number already taken). */
+int vm_add_hypercall(struct vm *vm, const struct hypercall *hc);
+int vm_add_observer(struct vm *vm, const struct vm_observer *observer);
+int vm_add_debug_hook(struct vm *vm, debug_hook_fn fn, void *opaque);
+
+/* The screen as a PNG named `name` in dirfd (the monitor's screendump). -ENODEV without a display. */
+int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace);
 
 /* Builds the whole machine from cfg: KVM VM, RAM, images, info block, devices, vCPUs. On failure
  * logs one line and returns -1 (everything acquired is released). */
@@ -138,14 +202,26 @@ void vm_request_stop(struct vm *vm, int status);
 int64_t vm_clock_ns(const struct vm *vm);
 int64_t vm_host_time(const struct vm *vm, int64_t guest_ns);
 
-/* Stops every vCPU outside KVM_RUN and returns once all are parked (or the machine is stopping).
- * Any thread except a vCPU's own. vm_resume lets them run again. Returns false if it stopped. */
-bool vm_pause(struct vm *vm);
-void vm_resume(struct vm *vm);
-/* Asks every vCPU to park without waiting for it (from a vCPU thread, which cannot wait). */
-void vm_request_pause(struct vm *vm);
-/* While paused: lets `cpu` alone run until it parks again (the gdb stub's single step). */
+/* Adds `who`'s hold and returns once every vCPU is parked outside KVM_RUN (or the machine is
+ * stopping: then false). Any thread except a vCPU's own. vm_release drops only `who`'s hold; the
+ * vCPUs run again when no hold is left. */
+bool vm_hold(struct vm *vm, enum vm_holder who);
+void vm_release(struct vm *vm, enum vm_holder who);
+/* Adds `who`'s hold without waiting for the vCPUs to park (from a vCPU thread, which cannot). */
+void vm_request_hold(struct vm *vm, enum vm_holder who);
+bool vm_held_by(struct vm *vm, enum vm_holder who);
+/* While held: lets `cpu` alone run until it parks again (a debugger's single step). */
 void vm_release_one(struct vm *vm, struct vcpu *cpu);
+
+/* The guest-debug arbiter: records `owner`'s wish for cpu (NULL: none) and programs KVM with the
+ * union of every owner's (enables, breakpoints, single step; gdb's debug registers). Call with
+ * the machine held. 0 or -errno. */
+int vcpu_set_debug(struct vcpu *cpu, enum debug_owner owner, const struct kvm_guest_debug *wish);
+/* True if `owner` asked for every bit of `control` on cpu (e.g. its single step). */
+bool vcpu_debug_wanted(struct vcpu *cpu, enum debug_owner owner, uint32_t control);
+
+/* smp.c, on a vCPU's own thread: applies a start request posted to it, if any. */
+void smp_serve_start(struct vcpu *cpu);
 
 /* The start-CPU hypercall: starts CPU `index` at `entry` with stack `stack` and `arg` in RDI, in
  * the caller's mode. Returns 0 or a SLATE_E* code. Called on the caller's vCPU thread. */

@@ -42,6 +42,7 @@ struct fake_machine *fake_machine(void)
         die("event_loop_init");
     pthread_mutex_init(&vm->irq_lock, NULL);
     pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_mutex_init(&vm->input_lock, NULL);
     pthread_cond_init(&vm->pause_cond, NULL);
     vm->routes = calloc(1, sizeof(*vm->routes) + 256 * sizeof(vm->routes->entries[0]));
     if (!vm->routes)
@@ -49,6 +50,7 @@ struct fake_machine *fake_machine(void)
     m.cpu = (struct vcpu){.vm = vm, .fd = -1, .run = &m.run};
     pthread_mutex_init(&m.cpu.lock, NULL);
     pthread_mutex_init(&m.cpu.kick_lock, NULL);
+    pthread_mutex_init(&m.cpu.debug_lock, NULL);
     pthread_cond_init(&m.cpu.cond, NULL);
     vm->parked = vm->vcpu_count; /* its vCPU never runs: a pause needs nothing to wait for */
     vm->boot_mono_ns = clock_now_ns();
@@ -103,7 +105,7 @@ void fake_machine_reset(struct fake_machine *m)
     }
     vm->routes->nr = 0;
     vm->parked = vm->vcpu_count;
-    vm->pause_requested = false;
+    vm->holds = 0;
     atomic_store(&vm->status, -1);
     atomic_store(&vm->stopping, false);
     uint64_t drained;

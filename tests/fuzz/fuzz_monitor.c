@@ -4,7 +4,6 @@
  * they would for an unmapped address. An input whose first byte is odd has a display attached
  * and a --dump-dir (a fresh temporary directory): `screendump` then writes real files, and
  * must write them nowhere else. */
-#include "../../src/dev_display.c"
 #include "../../src/monitor.c"
 
 #include "fake_machine.h"
@@ -14,6 +13,7 @@
 #include <fcntl.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern const struct device_ops display_device;
 
 static char dump_path[64];
 static void remove_dump_dir(void) { rmdir(dump_path); }
@@ -21,12 +21,14 @@ static void remove_dump_dir(void) { rmdir(dump_path); }
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int devnull = -1;
-    static struct display *display;
+    static struct device *display;
+    static device_screenshot_fn screendump;
     static int dump_dir = -1;
     struct fake_machine *m = fake_machine();
     if (devnull < 0) {
         devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        display = display_new(fake_device_add(m, &display_device, false));
+        display = fake_device_add(m, &display_device, true); /* its setup offers the screen */
+        screendump = m->vm.screenshot;
         snprintf(dump_path, sizeof(dump_path), "/tmp/slate-fuzz-monitor-XXXXXX");
         assert(devnull >= 0 && display && mkdtemp(dump_path));
         dump_dir = open(dump_path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -37,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool with_display = size && (data[0] & 1);
     m->cfg.display = with_display;
     m->cfg.dump_dir = with_display ? dump_path : NULL;
-    the_display = with_display ? display : NULL;
+    m->vm.screen = with_display ? display : NULL;
+    m->vm.screenshot = with_display ? screendump : NULL;
     struct monitor mon = {.listen_fd = -1, .in_fd = -1, .out_fd = devnull, .notify_fd = -1,
                           .dump_dir_fd = with_display ? dump_dir : -1, .vm = &m->vm,
                           .syms_tried = true};

@@ -4,7 +4,6 @@
  * included), interleaved with what a VNC client can send (any keysym, any pointer position and
  * button mask). Checks that the keyboard queue never claims more than its 64 events. */
 #include "fake_machine.h"
-#include "input.h"
 
 #include <assert.h>
 
@@ -45,11 +44,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 2: {
             uint32_t keysym = fuzz_take(&in, 1) & 0x80 ? (uint32_t)fuzz_take(&in, 4)
                                                        : 0xFF00 | (uint32_t)fuzz_take(&in, 1);
-            input_key(&m->vm, keysym, fuzz_take(&in, 1) & 1);
+            device_input_key(devs[3], keysym, fuzz_take(&in, 1) & 1);
             break;
         }
         default:
-            input_pointer(&m->vm, (int)fuzz_take(&in, 4), (int)fuzz_take(&in, 4), (uint32_t)fuzz_take(&in, 1));
+            device_input_pointer(devs[4], (int)fuzz_take(&in, 4), (int)fuzz_take(&in, 4), (uint32_t)fuzz_take(&in, 1));
         }
         assert(read_register(devs[3], SLATE_KEYBOARD_PENDING) <= 64);
     }

@@ -1,0 +1,220 @@
+/* control.c - who may stop the machine, and who programs a vCPU's debug state.
+ *
+ * Holds: the serial console's Ctrl-A p, the monitor and gdb each hold the machine with their own
+ * bit; every vCPU parks outside KVM_RUN while any bit is set, and each holder clears only its own.
+ * A vCPU parks at its next exit (vm_hold kicks them all), between any two of its instructions.
+ *
+ * The debug arbiter: gdb (breakpoints, watchpoints, steps) and the monitor (steps) each state
+ * what they want of a vCPU's KVM_SET_GUEST_DEBUG; the vCPU gets the union, so one never clears
+ * the other's setup. */
+#include "vm.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+/* Registers changed through kvm_run (a hypercall's result) reach KVM only at the next KVM_RUN;
+ * a parked CPU hands them over now, so a debugger reading them sees the truth. */
+static void flush_sync_regs(struct vcpu *cpu)
+{
+    if (!cpu->run->kvm_dirty_regs)
+        return;
+    if (ioctl(cpu->fd, KVM_SET_REGS, &cpu->run->s.regs.regs) < 0)
+        log_warn("cpu %u: KVM_SET_REGS: %s", cpu->index, strerror(errno));
+    cpu->run->kvm_dirty_regs = 0;
+}
+
+static bool must_park(struct vm *vm, struct vcpu *cpu)
+{
+    return vm->holds && !cpu->step_release && !atomic_load(&vm->stopping);
+}
+
+static void park_while_held(struct vcpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    pthread_mutex_lock(&vm->pause_lock);
+    if (vm->holds && !cpu->step_release) {
+        flush_sync_regs(cpu);
+        vm->parked++;
+        pthread_cond_broadcast(&vm->pause_cond);
+        while (must_park(vm, cpu)) {
+            /* A CPU that asked to start this one waits for the answer, and a hold waits for
+             * that CPU: serve the request while parked (the CPU runs once the hold ends). Read
+             * without cpu->lock: a requester holds cpu->lock while it takes the pause lock. */
+            if (atomic_load(&cpu->start_posted)) {
+                pthread_mutex_unlock(&vm->pause_lock);
+                smp_serve_start(cpu);
+                pthread_mutex_lock(&vm->pause_lock);
+                continue;
+            }
+            pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+        }
+        if (!cpu->step_release)
+            vm->parked--; /* (vm_release_one already counted it as running) */
+        /* The kick that parked it is served: the next KVM_RUN must really run (a single step). */
+        __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    }
+    cpu->step_release = false; /* one run, then it parks again */
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vcpu_service_requests(struct vcpu *cpu)
+{
+    smp_serve_start(cpu);
+    park_while_held(cpu);
+}
+
+void vm_request_hold(struct vm *vm, enum vm_holder who)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->holds |= who;
+    pthread_mutex_unlock(&vm->pause_lock);
+    for (unsigned i = 0; i < vm->vcpu_count; i++)
+        vcpu_kick(&vm->vcpus[i]);
+}
+
+bool vm_hold(struct vm *vm, enum vm_holder who)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->holds |= who;
+    for (unsigned i = 0; i < vm->vcpu_count; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    while (vm->parked < vm->vcpu_count && !atomic_load(&vm->stopping))
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    bool held = !atomic_load(&vm->stopping);
+    pthread_mutex_unlock(&vm->pause_lock);
+    return held;
+}
+
+void vm_release(struct vm *vm, enum vm_holder who)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->holds &= ~(unsigned)who;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_held_by(struct vm *vm, enum vm_holder who)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    bool held = vm->holds & who;
+    pthread_mutex_unlock(&vm->pause_lock);
+    return held;
+}
+
+void vm_release_one(struct vm *vm, struct vcpu *cpu)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    if (!cpu->step_release && vm->parked > 0)
+        vm->parked--; /* running from now on, so a vm_hold waits for it to park again */
+    cpu->step_release = true;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+/* ---- vCPU threads and the console ---------------------------------------------------------- */
+
+/* The vCPU whose thread this is (NULL elsewhere): a console write blocked on a stalled reader
+ * parks it for as long as it waits. */
+static _Thread_local struct vcpu *current_vcpu;
+
+void vcpu_thread_init(struct vcpu *cpu)
+{
+    current_vcpu = cpu;
+    pthread_mutex_lock(&cpu->kick_lock);
+    cpu->self = pthread_self();
+    cpu->kickable = true;
+    pthread_mutex_unlock(&cpu->kick_lock);
+}
+
+void vm_count_parked(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->parked++;
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void console_wait_begin(void *opaque)
+{
+    if (current_vcpu)
+        vm_count_parked(opaque);
+}
+
+static void console_wait_end(void *opaque)
+{
+    struct vm *vm = opaque;
+    struct vcpu *cpu = current_vcpu;
+    if (!cpu)
+        return;
+    pthread_mutex_lock(&vm->pause_lock);
+    /* Counted as parked: it must not run on while the machine is held. */
+    while (must_park(vm, cpu))
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    if (!cpu->step_release)
+        vm->parked--; /* (vm_release_one already counted it as running) */
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+/* Ctrl-A commands typed on the console: handled here, by machine control, not by the serial
+ * device that happens to read the keys. Runs on the event thread. */
+static void console_command(void *opaque, enum console_command cmd)
+{
+    struct vm *vm = opaque;
+    if (cmd == CONSOLE_QUIT) {
+        vm_request_stop(vm, 128 + 2); /* Ctrl-A x: as if interrupted */
+    } else if (cmd == CONSOLE_PAUSE_TOGGLE) {
+        if (vm_held_by(vm, HOLD_CONSOLE)) {
+            vm_release(vm, HOLD_CONSOLE);
+            log_info(vm->holds ? "resumed here; the machine stays stopped by a debugger"
+                               : "resumed");
+        } else if (vm_hold(vm, HOLD_CONSOLE)) {
+            log_info("paused: every CPU is stopped (Ctrl-A p resumes)");
+        }
+    }
+}
+
+void vm_attach_console(struct vm *vm, struct console *console)
+{
+    console->wait_begin = console_wait_begin;
+    console->wait_end = console_wait_end;
+    console->wait_opaque = vm;
+    console->command = console_command;
+    console->command_opaque = vm;
+    atomic_store(&console->stopping, false);
+}
+
+/* ---- the guest-debug arbiter --------------------------------------------------------------- */
+
+int vcpu_set_debug(struct vcpu *cpu, enum debug_owner owner, const struct kvm_guest_debug *wish)
+{
+    pthread_mutex_lock(&cpu->debug_lock);
+    cpu->debug_wish[owner] = wish ? *wish : (struct kvm_guest_debug){0};
+    struct kvm_guest_debug all = {0};
+    for (int i = 0; i < DEBUG_OWNERS; i++) {
+        const struct kvm_guest_debug *w = &cpu->debug_wish[i];
+        if (!(w->control & KVM_GUESTDBG_ENABLE))
+            continue;
+        all.control |= w->control;
+        if (w->control & KVM_GUESTDBG_USE_HW_BP)
+            all.arch = w->arch; /* only gdb sets debug registers */
+    }
+    if (!(all.control & KVM_GUESTDBG_SINGLESTEP))
+        all.control &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ;
+    int rc = ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &all);
+    if (rc < 0 && errno == EINVAL && (all.control & KVM_GUESTDBG_BLOCKIRQ)) {
+        all.control &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ; /* KVM before 5.15: step without it */
+        rc = ioctl(cpu->fd, KVM_SET_GUEST_DEBUG, &all);
+    }
+    rc = rc < 0 ? -errno : 0;
+    pthread_mutex_unlock(&cpu->debug_lock);
+    return rc;
+}
+
+bool vcpu_debug_wanted(struct vcpu *cpu, enum debug_owner owner, uint32_t control)
+{
+    pthread_mutex_lock(&cpu->debug_lock);
+    bool wanted = (cpu->debug_wish[owner].control & control) == control;
+    pthread_mutex_unlock(&cpu->debug_lock);
+    return wanted;
+}

@@ -1,0 +1,140 @@
+/* device_host.c - the machine as devices see it: the core's side of device.h. Everything a device
+ * needs from KVM, the event loop or the other rooms goes through here, so a device file never
+ * includes vm.h and tests/unit/fake_machine.c can stand in for all of it. */
+#include "device.h"
+
+#include "vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+const struct slate_config *device_config(const struct device *dev) { return dev->vm->cfg; }
+
+void *device_ram(struct device *dev, uint64_t gpa, uint64_t len)
+{
+    return memory_ram_ptr(&dev->vm->mem, gpa, len);
+}
+
+void device_raise(struct device *dev, unsigned line)
+{
+    if (line < dev->ops->irq_count)
+        irq_line_raise(&dev->irq[line]);
+}
+
+void device_route(struct device *dev, unsigned line, uint32_t vector, uint32_t cpu)
+{
+    irq_line_configure(&dev->irq[line], vector, cpu);
+}
+
+int device_doorbell(struct device *dev, uint16_t offset, int fd)
+{
+    struct kvm_ioeventfd doorbell = {.addr = (uint64_t)dev->port_base + offset, .len = 4, .fd = fd,
+                                     .flags = KVM_IOEVENTFD_FLAG_PIO};
+    if (ioctl(dev->vm->vm_fd, KVM_IOEVENTFD, &doorbell) < 0) {
+        int err = -errno;
+        log_error("%s: KVM_IOEVENTFD at port %#x: %s", dev->name, dev->port_base + offset,
+                  strerror(errno));
+        return err;
+    }
+    return 0;
+}
+
+int device_watch(struct device *dev, struct event_source *src, uint32_t events)
+{
+    return event_add(&dev->vm->loop, src, events);
+}
+
+int device_watch_modify(struct device *dev, struct event_source *src, uint32_t events)
+{
+    return event_modify(&dev->vm->loop, src, events);
+}
+
+void device_unwatch(struct device *dev, struct event_source *src) { event_remove(&dev->vm->loop, src); }
+
+bool device_window_dirty(struct device *dev, unsigned long *bitmap)
+{
+    struct kvm_dirty_log log = {.slot = dev->window_slot, .dirty_bitmap = bitmap};
+    return ioctl(dev->vm->vm_fd, KVM_GET_DIRTY_LOG, &log) == 0;
+}
+
+void device_stop_machine(struct device *dev, int status)
+{
+    vm_request_stop(dev->vm, status == DEVICE_RESET ? VM_STATUS_RESET : status);
+}
+
+int device_machine_status(const struct device *dev)
+{
+    int status = atomic_load(&dev->vm->status);
+    return status == VM_STATUS_RESET ? DEVICE_RESET : status;
+}
+
+int64_t device_clock_ns(const struct device *dev) { return vm_clock_ns(dev->vm); }
+
+int64_t device_host_time(const struct device *dev, int64_t guest_ns)
+{
+    return vm_host_time(dev->vm, guest_ns);
+}
+
+unsigned device_cpu_count(const struct device *dev) { return dev->vm->vcpu_count; }
+
+struct console *device_console(struct device *dev) { return dev->vm->console; }
+
+void device_warn(struct device *dev, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    log_warn_limited(&dev->vm->guest_limit, "%s", text);
+}
+
+int device_add_hypercall(struct device *dev, uint64_t function, device_hypercall_fn fn)
+{
+    return vm_add_hypercall(dev->vm, &(struct hypercall){.function = function, .device_fn = fn,
+                                                          .opaque = dev});
+}
+
+/* Front ends call in on their own threads (a VNC client's, the SDL window's), which may outlive
+ * the sinks at teardown: the machine's input lock makes attaching, detaching and delivering take
+ * turns. */
+void device_attach_input(struct device *dev, const struct input_sink *sink)
+{
+    struct vm *vm = dev->vm;
+    pthread_mutex_lock(&vm->input_lock);
+    if (sink && sink->key)
+        vm->key_sink = dev, vm->key_ops = sink;
+    else if (sink && sink->pointer)
+        vm->pointer_sink = dev, vm->pointer_ops = sink;
+    if (!sink && vm->key_sink == dev)
+        vm->key_sink = NULL, vm->key_ops = NULL;
+    if (!sink && vm->pointer_sink == dev)
+        vm->pointer_sink = NULL, vm->pointer_ops = NULL;
+    pthread_mutex_unlock(&vm->input_lock);
+}
+
+void device_input_key(struct device *from, uint32_t keysym, bool down)
+{
+    struct vm *vm = from->vm;
+    pthread_mutex_lock(&vm->input_lock);
+    if (vm->key_sink)
+        vm->key_ops->key(vm->key_sink, keysym, down);
+    pthread_mutex_unlock(&vm->input_lock);
+}
+
+void device_input_pointer(struct device *from, int x, int y, uint32_t buttons)
+{
+    struct vm *vm = from->vm;
+    pthread_mutex_lock(&vm->input_lock);
+    if (vm->pointer_sink)
+        vm->pointer_ops->pointer(vm->pointer_sink, x, y, buttons);
+    pthread_mutex_unlock(&vm->input_lock);
+}
+
+void device_offer_screenshot(struct device *dev, device_screenshot_fn fn)
+{
+    dev->vm->screen = fn ? dev : NULL;
+    dev->vm->screenshot = fn;
+}

@@ -1,0 +1,74 @@
+/* display.h - the display room: the display device's surface (dev_display.c) and the front ends
+ * attached to it: the VNC server (ui_vnc.c), PNG screenshots (ui_png.c) and the SDL window
+ * (ui_sdl.c). Front ends reach the machine only through device.h. */
+#ifndef SLATE_DISPLAY_H
+#define SLATE_DISPLAY_H
+
+#include "device.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define DISPLAY_MAX_W 1920
+#define DISPLAY_MAX_H 1080
+
+struct vnc_front;
+struct sdl_window;
+
+/* A rectangle a front end must send again. */
+struct display_mark {
+    int x0, y0, x1, y1;
+};
+
+struct display {
+    struct device *dev;
+    pthread_mutex_t lock; /* guards the mode, the text shadow and the queued marks */
+    uint32_t mode, width, height; /* what the screen shows now */
+    uint32_t req_width, req_height;
+    bool error;
+    uint32_t cursor;
+    uint32_t shown_cursor;
+    uint8_t *text_fb;   /* text mode's pixels, rendered from the cells */
+    uint16_t shadow[SLATE_DISPLAY_TEXT_COLUMNS * SLATE_DISPLAY_TEXT_ROWS];
+    bool shadow_valid;
+    pthread_t thread;
+    bool thread_started;
+    _Atomic bool stop;
+    unsigned long *dirty; /* the dirty-log bitmap */
+    uint32_t *shown;      /* graphics: the pixels as last announced, to find what changed */
+    bool changed;         /* something was redrawn since the SDL window last showed it */
+    /* What VNC must be told, queued under `lock` and told by the refresh thread after it lets
+     * go of it: libvncserver may block on a viewer that stopped reading, and neither a vCPU
+     * (a MODE write) nor anyone waiting for `lock` may wait with it. */
+    struct display_mark marks[64];
+    unsigned mark_count;
+    bool mark_all;
+    bool fb_switch;       /* the mode changed: the front end takes the new size */
+    struct vnc_front *vnc; /* NULL without VNC */
+    struct sdl_window *sdl;
+    int sdl_result;       /* 1 once the window is open, -1 if it cannot be: setup waits for it */
+    pthread_cond_t sdl_opened;
+};
+
+/* The pixels the screen shows now (0x00RRGGBB), and their size. Lock held. */
+const void *display_pixels(struct display *d);
+
+/* The screen as RGB rows (taken under the lock). NULL when out of memory. */
+uint8_t *display_rgb(struct display *d, uint32_t *w, uint32_t *h);
+
+/* ui_vnc.c: a VNC server on cfg's --vnc address. 0, or -1 after logging why. */
+int vnc_front_start(struct display *d);
+/* From the refresh thread, without `lock`: sends what was queued (fb_switch, marks). */
+void vnc_front_tell(struct display *d);
+void vnc_front_stop(struct display *d);
+
+/* ui_png.c: writes the screen as PNG file `name` (no '/') in directory dirfd, through a
+ * temporary file there (never following a link) renamed into place; an existing `name` is
+ * replaced only when `replace`. Returns 0 or -errno (-EEXIST: the file exists). */
+int display_png_at(struct display *d, int dirfd, const char *name, bool replace);
+/* The same at a path (replacing what is there); a failure is logged. 0 or -errno. */
+int display_png(struct display *d, const char *path);
+
+#endif
