@@ -14,6 +14,8 @@ DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libd
 	libcapstone-dev libpng-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
 	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps
 PKG_MODULES := libelf libdw capstone slirp libvncserver libpng sdl2
+# slate itself links only these; the rest belong to modules (src/module.h) loaded when used.
+CORE_PKG_MODULES := libelf libdw slirp libpng
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS ?= -O2 -g
@@ -21,6 +23,7 @@ HOST_CFLAGS := -std=c17 $(WARN) -D_GNU_SOURCE -DSLATE_VERSION='"$(VERSION)"' -Ii
 	-fno-strict-aliasing $(EXTRA_CFLAGS)
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
+CORE_PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(CORE_PKG_MODULES) 2>/dev/null)
 LDLIBS := -pthread
 
 SRCS := $(wildcard src/*.c)
@@ -29,11 +32,24 @@ FONT_PSF ?= /usr/share/consolefonts/Lat15-VGA16.psf.gz
 FONT_OBJ := $(BUILD)/obj/font8x16.o
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+# Optional parts as shared objects beside slate (slate-NAME.so), each with its library: a boot
+# without a window, VNC or a disassembly loads none of SDL2, libvncserver or capstone. Tests and
+# fuzzers link the same code in directly (LIB_OBJS).
+MODULE_SRC_vnc := src/ui_vnc.c
+MODULE_LIB_vnc := libvncserver
+MODULE_SRC_sdl := src/ui_sdl.c
+MODULE_LIB_sdl := sdl2
+MODULE_SRC_disasm := src/disasm.c
+MODULE_LIB_disasm := capstone
+MODULE_NAMES := vnc sdl disasm
+MODULES := $(MODULE_NAMES:%=$(BUILD)/slate-%.so)
+MODULE_OBJS := $(foreach m,$(MODULE_NAMES),$(MODULE_SRC_$(m):src/%.c=$(BUILD)/obj/%.o))
+SLATE_OBJS := $(filter-out $(MODULE_OBJS),$(OBJS))
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: print-ci-vm-tests all deps deps-vm libs run check check-asan check-tsan check-nokvm check-vm fuzz fuzz-build soak unit \
 	guests bench clean format need-kvm
-all: $(BUILD)/slate
+all: $(BUILD)/slate $(MODULES)
 
 # Before the first compile: every library slate builds against, or one line saying `make deps`.
 libs:
@@ -58,8 +74,19 @@ $(BUILD)/gen/font8x16.c: tools/psf2c.pl
 $(FONT_OBJ): $(BUILD)/gen/font8x16.c | $(BUILD)/obj
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
-$(BUILD)/slate: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+# -rdynamic: the modules call back into slate (device.h, display.h, log.h).
+$(BUILD)/slate: $(SLATE_OBJS) | $(MODULES)
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(CORE_PKG_LIBS) $(LDLIBS) -ldl
+
+$(BUILD)/pic/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | libs
+	@mkdir -p $(BUILD)/pic
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -fPIC -c -o $@ $<
+.SECONDARY: # objects built on the way to a module or test are kept, not rebuilt next time
+define module_rule
+$(BUILD)/slate-$(1).so: $(MODULE_SRC_$(1):src/%.c=$(BUILD)/pic/%.o)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -shared -o $$@ $$^ $$$$($(PKG_CONFIG) --libs $(MODULE_LIB_$(1))) $$(LDLIBS)
+endef
+$(foreach m,$(MODULE_NAMES),$(eval $(call module_rule,$(m))))
 
 $(BUILD)/obj $(BUILD)/unit $(BUILD)/guest $(BUILD)/bench:
 	mkdir -p $@

@@ -4,7 +4,7 @@
  * last showed, and queues the rectangle that really changed for the front ends (ui_vnc.c, the SDL
  * window), so a small change costs a small update. Screenshots are ui_png.c's. */
 #include "display.h"
-#include "ui_sdl.h"
+#include "module.h"
 #include "preflight.h"
 
 #include <arpa/inet.h>
@@ -152,7 +152,7 @@ static void switch_framebuffer(struct display *d)
 /* The SDL window belongs to this thread: SDL wants one thread to do all its work. */
 static bool open_sdl(struct display *d)
 {
-    struct sdl_window *w = sdl_open(d->dev, d->width, d->height);
+    struct sdl_window *w = d->sdl_ops->open(d->dev, d->width, d->height);
     pthread_mutex_lock(&d->lock);
     d->sdl = w;
     d->sdl_result = w ? 1 : -1;
@@ -168,9 +168,9 @@ static void show_in_sdl(struct display *d)
     if (d->changed) {
         d->changed = false;
         const void *fb = display_pixels(d);
-        sdl_show(d->sdl, fb, d->width, d->height);
+        d->sdl_ops->show(d->sdl, fb, d->width, d->height);
     }
-    if (!sdl_poll(d->sdl)) {
+    if (!d->sdl_ops->poll(d->sdl)) {
         log_info("the window was closed: stopping the machine");
         device_stop_machine(d->dev, 130);
     }
@@ -190,11 +190,12 @@ static void *refresh_thread(void *arg)
         show_in_sdl(d);
         pthread_mutex_unlock(&d->lock);
         if (d->vnc)
-            vnc_front_tell(d);
+            d->vnc_ops->tell(d);
         struct timespec pause = {0, REFRESH_NS};
         nanosleep(&pause, NULL);
     }
-    sdl_close(d->sdl);
+    if (d->sdl)
+        d->sdl_ops->close(d->sdl);
     d->sdl = NULL;
     return NULL;
 }
@@ -344,7 +345,12 @@ static int display_setup(struct device *dev, unsigned index)
     if (device_add_hypercall(dev, SLATE_HC_SCREENSHOT, display_screenshot_call))
         return -EEXIST;
     device_offer_screenshot(dev, display_screendump);
-    if (cfg->vnc_host[0] && vnc_front_start(d))
+    if (cfg->vnc_host[0] &&
+        (!(d->vnc_ops = module_load("vnc", "slate_vnc_module", &slate_vnc_module, "--vnc")) ||
+         d->vnc_ops->start(d)))
+        return -EIO;
+    if (cfg->sdl &&
+        !(d->sdl_ops = module_load("sdl", "slate_sdl_module", &slate_sdl_module, "--display sdl")))
         return -EIO;
     int rc = pthread_create(&d->thread, NULL, refresh_thread, d);
     if (rc) {
@@ -376,7 +382,8 @@ static void display_teardown(struct device *dev)
     const char *shot = device_config(dev)->screenshot;
     if (shot && device_machine_status(dev) != DEVICE_RESET)
         display_png(d, shot);
-    vnc_front_stop(d);
+    if (d->vnc_ops)
+        d->vnc_ops->stop(d);
     free(d->text_fb);
     free(d->dirty);
     free(d->shown);

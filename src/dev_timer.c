@@ -44,6 +44,29 @@ static void set_half(uint64_t *value, bool high, uint32_t half)
         *value = (*value & ~0xFFFFFFFFULL) | half;
 }
 
+static void timer_expired(void *opaque, uint32_t events);
+
+/* Lock held. A timer's timerfd is made when it is first armed: most guests use one timer, and
+ * four timerfds cost a boot more than the rest of the device. */
+static bool timer_open(struct timer_dev *td, struct timer *t)
+{
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0) {
+        device_warn(td->dev, "%s: timer %u: timerfd_create: %s", td->dev->name, t->index, strerror(errno));
+        return false;
+    }
+    t->source = (struct event_source){.fd = fd, .fn = timer_expired, .opaque = t};
+    int rc = device_watch(td->dev, &t->source, EPOLLIN);
+    if (rc) {
+        device_warn(td->dev, "%s: timer %u: cannot watch its timerfd: %s", td->dev->name, t->index,
+                    strerror(-rc));
+        close(fd);
+        t->source.fd = -1;
+        return false;
+    }
+    return true;
+}
+
 /* Lock held. Arms or disarms the timerfd; returns false if the kernel refused. */
 static bool timer_program(struct timer_dev *td, struct timer *t, bool absolute)
 {
@@ -59,6 +82,12 @@ static bool timer_program(struct timer_dev *td, struct timer *t, bool absolute)
             host = 1; /* it_value 0 would disarm: a deadline in the past fires now */
         spec.it_value = (struct timespec){host / 1000000000, host % 1000000000};
         spec.it_interval = (struct timespec){(time_t)(t->period / 1000000000), (long)(t->period % 1000000000)};
+    }
+    if (t->source.fd < 0 && !t->armed)
+        return true; /* never armed: nothing to stop */
+    if (t->source.fd < 0 && !timer_open(td, t)) {
+        t->armed = false;
+        return false;
     }
     if (timerfd_settime(t->source.fd, TFD_TIMER_ABSTIME, &spec, NULL) < 0) {
         log_warn("%s: timer %u: timerfd_settime: %s", td->dev->name, t->index, strerror(errno));
@@ -242,16 +271,8 @@ static int timer_setup(struct device *dev, unsigned index)
         return -ENOMEM;
     }
     for (unsigned i = 0; i < SLATE_TIMER_COUNT; i++) {
-        struct timer *t = &td->timers[i];
-        t->owner = td;
-        t->index = i;
-        t->source = (struct event_source){
-            .fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK),
-            .fn = timer_expired, .opaque = t};
-        if (t->source.fd < 0 || device_watch(dev, &t->source, EPOLLIN)) {
-            log_error("%s: timer %u: %s", dev->name, i, strerror(errno));
-            return -EIO;
-        }
+        td->timers[i].owner = td;
+        td->timers[i].index = i;
     }
     return 0;
 }

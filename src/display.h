@@ -47,7 +47,9 @@ struct display {
     bool mark_all;
     bool fb_switch;       /* the mode changed: the front end takes the new size */
     struct vnc_front *vnc; /* NULL without VNC */
+    const struct vnc_module *vnc_ops;
     struct sdl_window *sdl;
+    const struct sdl_module *sdl_ops;
     int sdl_result;       /* 1 once the window is open, -1 if it cannot be: setup waits for it */
     pthread_cond_t sdl_opened;
 };
@@ -58,11 +60,29 @@ const void *display_pixels(struct display *d);
 /* The screen as RGB rows (taken under the lock). NULL when out of memory. */
 uint8_t *display_rgb(struct display *d, uint32_t *w, uint32_t *h);
 
-/* ui_vnc.c: a VNC server on cfg's --vnc address. 0, or -1 after logging why. */
-int vnc_front_start(struct display *d);
-/* From the refresh thread, without `lock`: sends what was queued (fb_switch, marks). */
-void vnc_front_tell(struct display *d);
-void vnc_front_stop(struct display *d);
+/* The front ends in modules (module.h): ui_vnc.c is slate-vnc.so, ui_sdl.c slate-sdl.so. */
+struct vnc_module {
+    /* A VNC server on cfg's --vnc address, in d->vnc. 0, or -1 after logging why. */
+    int (*start)(struct display *d);
+    /* From the refresh thread, without `lock`: sends what was queued (fb_switch, marks). */
+    void (*tell)(struct display *d);
+    void (*stop)(struct display *d); /* (d->vnc may be NULL or half set up) */
+};
+extern const struct vnc_module slate_vnc_module __attribute__((weak));
+
+/* The SDL window. Every call comes from the display's refresh thread, the only thread that
+ * touches SDL. */
+struct sdl_module {
+    /* Opens the window at width x height; input goes to the machine's sinks through `display`
+     * (device_input_key). NULL (logged, naming the cause) when there is no screen. */
+    struct sdl_window *(*open)(struct device *display, uint32_t width, uint32_t height);
+    /* Shows `pixels` (width x height, 0x00RRGGBB words, rows width * 4 bytes apart). */
+    void (*show)(struct sdl_window *w, const void *pixels, uint32_t width, uint32_t height);
+    /* Hands the window's pending input to the devices. Returns false when the user closed it. */
+    bool (*poll)(struct sdl_window *w);
+    void (*close)(struct sdl_window *w);
+};
+extern const struct sdl_module slate_sdl_module __attribute__((weak));
 
 /* ui_png.c: writes the screen as PNG file `name` (no '/') in directory dirfd, through a
  * temporary file there (never following a link) renamed into place; an existing `name` is

@@ -372,27 +372,10 @@ static bool read_memory(struct gdb_server *g, uint64_t addr, uint8_t *out, size_
     return vcpu_read_virtual(thread_cpu(g, g->cur_g), addr, out, len) == len;
 }
 
-/* All or nothing: every page is translated before any byte is written. */
-/* All or nothing: every page is translated once, up front, and written where that translation
- * said (the guest's other CPUs and the block worker may change page tables meanwhile; a second
- * walk could come out different, or unmapped). */
+/* All or nothing (vcpu_write_virtual translates every page first). */
 static bool write_memory(struct gdb_server *g, uint64_t addr, const uint8_t *in, size_t len)
 {
-    struct vcpu *cpu = thread_cpu(g, g->cur_g);
-    struct { uint8_t *host; size_t n; } pieces[PACKET_MAX / 0x1000 + 2];
-    unsigned count = 0;
-    for (uint64_t a = addr, left = len; left; count++) {
-        size_t n = 0x1000 - (a & 0xFFF);
-        if (n > left)
-            n = left;
-        if (count == sizeof(pieces) / sizeof(pieces[0]) || !(pieces[count].host = vcpu_gva_to_ram(cpu, a, n)))
-            return false;
-        pieces[count].n = n;
-        a += n, left -= n;
-    }
-    for (unsigned i = 0; i < count; in += pieces[i].n, i++)
-        memcpy(pieces[i].host, in, pieces[i].n);
-    return true;
+    return vcpu_write_virtual(thread_cpu(g, g->cur_g), addr, in, len);
 }
 
 static bool set_hw(struct gdb_server *g, bool insert, enum hw_kind kind, uint64_t addr, unsigned len);

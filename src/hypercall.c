@@ -43,24 +43,12 @@ static int64_t hc_console_write(struct vcpu *cpu, uint64_t gva, uint64_t len)
     }
     if (len > UINT64_MAX - gva)
         return SLATE_EFAULT;
-    struct {
-        const void *p;
-        uint64_t n;
-    } pieces[SLATE_CONSOLE_WRITE_MAX / PAGE_SIZE + 2];
-    unsigned count = 0;
-    for (uint64_t done = 0; done < len; count++) {
-        uint64_t addr = gva + done;
-        uint64_t n = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
-        if (n > len - done)
-            n = len - done;
-        pieces[count].p = vcpu_gva_to_host(cpu, addr, n);
-        pieces[count].n = n;
-        if (!pieces[count].p)
-            return SLATE_EFAULT;
-        done += n;
-    }
+    struct guest_piece pieces[SLATE_CONSOLE_WRITE_MAX / PAGE_SIZE + 2];
+    unsigned count;
+    if (vcpu_map_virtual(cpu, gva, len, false, pieces, sizeof(pieces) / sizeof(pieces[0]), &count) < len)
+        return SLATE_EFAULT;
     for (unsigned i = 0; i < count; i++)
-        console_write(cpu->vm->console, pieces[i].p, pieces[i].n);
+        console_write(cpu->vm->console, pieces[i].host, pieces[i].len);
     return (int64_t)len;
 }
 

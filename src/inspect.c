@@ -3,15 +3,18 @@
  * debugger. The monitor uses the same pieces. */
 #include "inspect.h"
 
+#include "disasm.h"
+#include "module.h"
+
 #include "vm.h"
 
 #include "symbols.h"
 #include "x86.h"
 
-#include <capstone/capstone.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -67,12 +70,12 @@ void inspect_disasm(FILE *out, struct vcpu *cpu, const struct kvm_sregs *s, uint
         fprintf(out, "  %#" PRIx64 ": not mapped to memory\n", mark);
         return;
     }
-    csh cs;
-    cs_mode mode = in_long_mode(s) ? CS_MODE_64 : s->cs.db ? CS_MODE_32 : CS_MODE_16;
-    if (cs_open(CS_ARCH_X86, mode, &cs) != CS_ERR_OK)
+    const struct disasm_module *dis =
+        module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly");
+    struct disasm_insn *insn = dis ? calloc(sizeof(code), sizeof(*insn)) : NULL;
+    if (!insn)
         return;
-    cs_insn *insn;
-    size_t count = cs_disasm(cs, code, len, from, 0, &insn);
+    size_t count = dis->decode(code, len, from, in_long_mode(s) ? 64 : s->cs.db ? 32 : 16, insn, sizeof(code));
     size_t at = 0;
     while (at < count && insn[at].address < mark)
         at++;
@@ -84,12 +87,11 @@ void inspect_disasm(FILE *out, struct vcpu *cpu, const struct kvm_sregs *s, uint
         if (symbols_lookup(syms, insn[i].address, &fn) && fn.offset == 0)
             fprintf(out, "  %016" PRIx64 " <%s>:\n", insn[i].address, fn.function);
         fprintf(out, "  %s %016" PRIx64 "  %-30s %s %s\n", insn[i].address == mark && before ? "=>" : "  ",
-                insn[i].address, hex, insn[i].mnemonic, insn[i].op_str);
+                insn[i].address, hex, insn[i].mnemonic, insn[i].operands);
     }
     if (at == count)
         fprintf(out, "     (no instruction starts at %#" PRIx64 ": the bytes are not code)\n", mark);
-    cs_free(insn, count);
-    cs_close(&cs);
+    free(insn);
 }
 
 /* Disassembles from the start of RIP's function when it is known and near (so instruction

@@ -1,5 +1,6 @@
 /* loader.c - loads flat binaries and ELF32/ELF64 kernels (elfutils libelf) into guest RAM. */
 #include "loader.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,16 +12,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static const char *base_name(const char *path)
 {
@@ -40,12 +31,12 @@ static int plan_add(struct boot_plan *plan, const char *name, uint64_t base, uin
     for (unsigned i = 0; i < plan->image_count; i++) {
         const struct loaded_image *o = &plan->images[i];
         if (size && ranges_overlap(base, size, o->base, o->size))
-            return fail(err, errlen, "[%#llx, %#llx) overlaps %s at [%#llx, %#llx)",
+            return error_text(err, errlen, "[%#llx, %#llx) overlaps %s at [%#llx, %#llx)",
                         (unsigned long long)base, (unsigned long long)(base + size), o->name,
                         (unsigned long long)o->base, (unsigned long long)(o->base + o->size));
     }
     if (plan->image_count == sizeof(plan->images) / sizeof(plan->images[0]))
-        return fail(err, errlen, "too many images");
+        return error_text(err, errlen, "too many images");
     struct loaded_image *img = &plan->images[plan->image_count++];
     *img = (struct loaded_image){.base = base, .size = size, .flags = flags};
     snprintf(img->name, sizeof(img->name), "%s", base_name(name));
@@ -56,14 +47,14 @@ static int describe_outside_ram(const struct guest_memory *mem, uint64_t gpa, ui
                                 const char *what, char *err, size_t errlen)
 {
     if (len > UINT64_MAX - gpa)
-        return fail(err, errlen, "%s at %#llx: size %#llx wraps around the address space", what,
+        return error_text(err, errlen, "%s at %#llx: size %#llx wraps around the address space", what,
                     (unsigned long long)gpa, (unsigned long long)len);
     bool starts_in_hole = gpa >= SLATE_HOLE_BASE && gpa < SLATE_HOLE_END;
     if (starts_in_hole || (ranges_overlap(gpa, len, SLATE_HOLE_BASE, SLATE_HOLE_END - SLATE_HOLE_BASE) &&
                            mem->ram_total > SLATE_LOW_RAM_MAX))
-        return fail(err, errlen, "%s [%#llx, %#llx) lies in the device hole [3 GiB, 4 GiB)",
+        return error_text(err, errlen, "%s [%#llx, %#llx) lies in the device hole [3 GiB, 4 GiB)",
                     what, (unsigned long long)gpa, (unsigned long long)(gpa + len));
-    return fail(err, errlen, "%s [%#llx, %#llx) does not fit in RAM (%llu MiB: see -m)", what,
+    return error_text(err, errlen, "%s [%#llx, %#llx) does not fit in RAM (%llu MiB: see -m)", what,
                 (unsigned long long)gpa, (unsigned long long)(gpa + len),
                 (unsigned long long)(mem->ram_total >> 20));
 }
@@ -84,7 +75,7 @@ static int load_flat(struct guest_memory *mem, const char *name, const void *dat
                      enum entry_mode requested, struct boot_plan *plan, char *err, size_t errlen)
 {
     if (size == 0)
-        return fail(err, errlen, "the kernel file is empty");
+        return error_text(err, errlen, "the kernel file is empty");
     void *dst = memory_ram_ptr(mem, 0, size);
     if (!dst)
         return describe_outside_ram(mem, 0, size, "flat image", err, errlen);
@@ -101,10 +92,10 @@ static int load_segment(struct guest_memory *mem, const GElf_Phdr *ph, const uin
                         size_t size, unsigned index, char *err, size_t errlen)
 {
     if (ph->p_filesz > ph->p_memsz)
-        return fail(err, errlen, "segment %u: file size %#llx exceeds memory size %#llx", index,
+        return error_text(err, errlen, "segment %u: file size %#llx exceeds memory size %#llx", index,
                     (unsigned long long)ph->p_filesz, (unsigned long long)ph->p_memsz);
     if (ph->p_offset > size || ph->p_filesz > size - ph->p_offset)
-        return fail(err, errlen, "segment %u: bytes [%#llx, +%#llx) lie past the end of the file "
+        return error_text(err, errlen, "segment %u: bytes [%#llx, +%#llx) lie past the end of the file "
                     "(%zu bytes): truncated?", index, (unsigned long long)ph->p_offset,
                     (unsigned long long)ph->p_filesz, size);
     uint8_t *dst = memory_ram_ptr(mem, ph->p_paddr, ph->p_memsz);
@@ -141,18 +132,18 @@ static int entry_to_physical(Elf *elf, size_t phnum, uint64_t entry, uint64_t *p
 static int check_elf_header(Elf *elf, GElf_Ehdr *eh, int *elf_class, char *err, size_t errlen)
 {
     if (!gelf_getehdr(elf, eh))
-        return fail(err, errlen, "bad ELF header: %s", elf_errmsg(-1));
+        return error_text(err, errlen, "bad ELF header: %s", elf_errmsg(-1));
     *elf_class = gelf_getclass(elf);
     if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
-        return fail(err, errlen, "big-endian ELF file: slate runs x86 kernels");
+        return error_text(err, errlen, "big-endian ELF file: slate runs x86 kernels");
     if (*elf_class == ELFCLASS32 && eh->e_machine != EM_386)
-        return fail(err, errlen, "ELF32 file for machine %u, expected i386 (3)", eh->e_machine);
+        return error_text(err, errlen, "ELF32 file for machine %u, expected i386 (3)", eh->e_machine);
     if (*elf_class == ELFCLASS64 && eh->e_machine != EM_X86_64)
-        return fail(err, errlen, "ELF64 file for machine %u, expected x86-64 (62)", eh->e_machine);
+        return error_text(err, errlen, "ELF64 file for machine %u, expected x86-64 (62)", eh->e_machine);
     if (*elf_class != ELFCLASS32 && *elf_class != ELFCLASS64)
-        return fail(err, errlen, "unknown ELF class %d", *elf_class);
+        return error_text(err, errlen, "unknown ELF class %d", *elf_class);
     if (eh->e_type != ET_EXEC)
-        return fail(err, errlen, "ELF type %u is not an executable (ET_EXEC): link the kernel "
+        return error_text(err, errlen, "ELF type %u is not an executable (ET_EXEC): link the kernel "
                     "with a fixed address", eh->e_type);
     return 0;
 }
@@ -165,7 +156,7 @@ static int load_elf_segments(struct guest_memory *mem, Elf *elf, const uint8_t *
     for (size_t i = 0; i < phnum; i++) {
         GElf_Phdr ph;
         if (!gelf_getphdr(elf, (int)i, &ph))
-            return fail(err, errlen, "program header %zu: %s", i, elf_errmsg(-1));
+            return error_text(err, errlen, "program header %zu: %s", i, elf_errmsg(-1));
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
         if (load_segment(mem, &ph, data, size, (unsigned)i, err, errlen))
@@ -174,7 +165,7 @@ static int load_elf_segments(struct guest_memory *mem, Elf *elf, const uint8_t *
             GElf_Phdr other;
             if (gelf_getphdr(elf, (int)j, &other) && other.p_type == PT_LOAD &&
                 ranges_overlap(ph.p_paddr, ph.p_memsz, other.p_paddr, other.p_memsz))
-                return fail(err, errlen, "segments %zu and %zu overlap in physical memory", j, i);
+                return error_text(err, errlen, "segments %zu and %zu overlap in physical memory", j, i);
         }
         if (ph.p_paddr < *lo)
             *lo = ph.p_paddr;
@@ -182,7 +173,7 @@ static int load_elf_segments(struct guest_memory *mem, Elf *elf, const uint8_t *
             *hi = ph.p_paddr + ph.p_memsz;
     }
     if (*lo == UINT64_MAX)
-        return fail(err, errlen, "no loadable segment (PT_LOAD) in the ELF file");
+        return error_text(err, errlen, "no loadable segment (PT_LOAD) in the ELF file");
     return 0;
 }
 
@@ -190,10 +181,10 @@ static int load_elf(struct guest_memory *mem, const char *name, const uint8_t *d
                     enum entry_mode requested, struct boot_plan *plan, char *err, size_t errlen)
 {
     if (elf_version(EV_CURRENT) == EV_NONE)
-        return fail(err, errlen, "libelf is out of date");
+        return error_text(err, errlen, "libelf is out of date");
     Elf *elf = elf_memory((char *)data, size);
     if (!elf)
-        return fail(err, errlen, "not a readable ELF file: %s", elf_errmsg(-1));
+        return error_text(err, errlen, "not a readable ELF file: %s", elf_errmsg(-1));
     int rc = -1, elf_class = ELFCLASSNONE;
     GElf_Ehdr eh;
     size_t phnum;
@@ -201,18 +192,18 @@ static int load_elf(struct guest_memory *mem, const char *name, const uint8_t *d
     if (check_elf_header(elf, &eh, &elf_class, err, errlen))
         goto out;
     if (elf_getphdrnum(elf, &phnum) || phnum > 4096) {
-        fail(err, errlen, "bad program header table: %s", elf_errmsg(-1));
+        error_text(err, errlen, "bad program header table: %s", elf_errmsg(-1));
         goto out;
     }
     /* libelf quietly reports no program headers when they are cut off: say what happened. */
     if (eh.e_phoff > size || (size_t)eh.e_phnum * eh.e_phentsize > size - eh.e_phoff) {
-        fail(err, errlen, "truncated: the program header table ends past the end of the file");
+        error_text(err, errlen, "truncated: the program header table ends past the end of the file");
         goto out;
     }
     if (load_elf_segments(mem, elf, data, size, phnum, &lo, &hi, err, errlen))
         goto out;
     if (entry_to_physical(elf, phnum, eh.e_entry, &entry)) {
-        fail(err, errlen, "entry point %#llx is outside every loadable segment",
+        error_text(err, errlen, "entry point %#llx is outside every loadable segment",
              (unsigned long long)eh.e_entry);
         goto out;
     }
@@ -220,12 +211,12 @@ static int load_elf(struct guest_memory *mem, const char *name, const uint8_t *d
                   : elf_class == ELFCLASS64  ? ENTRY_LONG
                                              : ENTRY_PROTECTED;
     if (plan->entry != ENTRY_LONG && entry > 0xFFFFFFFFULL) {
-        fail(err, errlen, "entry point %#llx is above 4 GiB: use --entry long",
+        error_text(err, errlen, "entry point %#llx is above 4 GiB: use --entry long",
              (unsigned long long)entry);
         goto out;
     }
     if (plan->entry == ENTRY_REAL && entry > 0xFFFF) {
-        fail(err, errlen, "entry point %#llx is beyond real mode's reach (CS:IP = 0:IP)",
+        error_text(err, errlen, "entry point %#llx is beyond real mode's reach (CS:IP = 0:IP)",
              (unsigned long long)entry);
         goto out;
     }
@@ -259,7 +250,7 @@ int loader_check_boot_stack(const struct guest_memory *mem, const struct boot_pl
     for (unsigned i = 0; i < plan->image_count; i++) {
         const struct loaded_image *img = &plan->images[i];
         if (ranges_overlap(img->base, img->size, base, SLATE_BOOT_STACK_SIZE))
-            return fail(err, errlen, "%s: [%#llx, %#llx) overlaps the boot stack [%#llx, %#llx) "
+            return error_text(err, errlen, "%s: [%#llx, %#llx) overlaps the boot stack [%#llx, %#llx) "
                         "at the top of low RAM: give more RAM (-m) or load it lower", img->name,
                         (unsigned long long)img->base,
                         (unsigned long long)(img->base + img->size), (unsigned long long)base,
@@ -273,15 +264,15 @@ static int map_file(const char *path, void **data, size_t *size, char *err, size
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return error_text(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        error_text(err, errlen, "%s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: %s", path,
+        error_text(err, errlen, "%s: %s", path,
              S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
         close(fd);
         return -1;
@@ -291,7 +282,7 @@ static int map_file(const char *path, void **data, size_t *size, char *err, size
     if (*size) {
         *data = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (*data == MAP_FAILED) {
-            fail(err, errlen, "%s: cannot map: %s", path, strerror(errno));
+            error_text(err, errlen, "%s: cannot map: %s", path, strerror(errno));
             close(fd);
             return -1;
         }
@@ -311,7 +302,7 @@ static int load_file(struct guest_memory *mem, const char *path, bool kernel, ui
     int rc = kernel ? loader_load_kernel(mem, path, data, size, requested, plan, why, sizeof(why))
                     : loader_load_raw(mem, path, data, size, addr, plan, why, sizeof(why));
     if (rc)
-        fail(err, errlen, "%s: %s", path, why);
+        error_text(err, errlen, "%s: %s", path, why);
     if (size)
         munmap(data, size);
     return rc;

@@ -75,3 +75,12 @@ void log_warn_limited(struct ratelimit *rl, const char *fmt, ...)
     log_line("warning: ", fmt, ap, atomic_exchange(&rl->suppressed, 0));
     va_end(ap);
 }
+
+int error_text(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}

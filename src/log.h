@@ -30,6 +30,9 @@ struct ratelimit {
 
 void log_warn_limited(struct ratelimit *rl, const char *fmt, ...) SLATE_PRINTF(2, 3);
 
+/* Formats a one-line error into err (errlen bytes) for the caller to report; returns -1. */
+int error_text(char *err, size_t errlen, const char *fmt, ...) SLATE_PRINTF(3, 4);
+
 /* Monotonic clock in nanoseconds. */
 int64_t clock_now_ns(void); /* CLOCK_MONOTONIC in ns */
 int64_t clock_read_ns(clockid_t clock);

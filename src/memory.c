@@ -81,11 +81,6 @@ const void *memory_readable_ptr(const struct guest_memory *mem, uint64_t gpa, ui
     return r && r->host ? r->host + (gpa - r->gpa) : NULL;
 }
 
-bool memory_is_ram(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
-{
-    return region_for(mem, gpa, len) != NULL;
-}
-
 void *memory_ram_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
 {
     const struct mem_region *r = region_for(mem, gpa, len);

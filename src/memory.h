@@ -47,7 +47,4 @@ const void *memory_readable_ptr(const struct guest_memory *mem, uint64_t gpa, ui
 /* Records a hole region for memory_readable_ptr. Returns 0, or -1 when the table is full. */
 int memory_add_extra(struct guest_memory *mem, uint64_t gpa, uint64_t size, void *host);
 
-/* True when [gpa, gpa+len) lies entirely in RAM. */
-bool memory_is_ram(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
-
 #endif

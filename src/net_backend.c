@@ -243,13 +243,6 @@ struct user_net {
     struct slirp_timer timers[SLIRP_TIMERS_MAX];
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- keeping the host's loopback closed ------------------------------------------------------
  * Through 10.0.2.2 the guest would reach every service on the host's 127.0.0.1: slate's own
  * monitor, gdb stub and VNC server, other VMs' gdb stubs, whatever the user runs. Unless the user
@@ -387,7 +380,7 @@ static void user_guest_error(const char *msg, void *opaque)
 static int64_t user_clock_ns(void *opaque)
 {
     (void)opaque;
-    return now_ns();
+    return clock_now_ns();
 }
 
 static void *user_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
@@ -510,7 +503,7 @@ static void user_poll_fill(struct nic *nic, struct poll_set *set, int *timeout_m
     u->set = set;
     uint32_t timeout = *timeout_ms < 0 ? UINT32_MAX : (uint32_t)*timeout_ms;
     slirp_pollfds_fill(u->slirp, &timeout, user_add_poll, u);
-    int64_t now_ms = now_ns() / 1000000;
+    int64_t now_ms = clock_now_ns() / 1000000;
     for (int i = 0; i < SLIRP_TIMERS_MAX; i++) {
         const struct slirp_timer *t = &u->timers[i];
         if (t->used && t->armed) {
@@ -526,7 +519,7 @@ static void user_poll_done(struct nic *nic, struct poll_set *set)
 {
     struct user_net *u = nic->backend_state;
     u->set = set;
-    int64_t now_ms = now_ns() / 1000000;
+    int64_t now_ms = clock_now_ns() / 1000000;
     for (int i = 0; i < SLIRP_TIMERS_MAX; i++) {
         struct slirp_timer *t = &u->timers[i];
         if (t->used && t->armed && t->expire_ms <= now_ms) {

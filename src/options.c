@@ -1,5 +1,6 @@
 /* options.c - parses slate's command line into a struct slate_config. */
 #include "options.h"
+#include "log.h"
 
 #include "trace.h"
 
@@ -123,16 +124,6 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int parse_size(const char *text, uint64_t *out)
 {
     char *end;
@@ -175,12 +166,12 @@ static int parse_ram(const char *arg, struct slate_config *cfg, char *err, size_
 {
     uint64_t size;
     if (parse_size(arg, &size))
-        return fail(err, errlen, "-m %s: not a size (a number with K, M, G or T, binary units; no "
+        return error_text(err, errlen, "-m %s: not a size (a number with K, M, G or T, binary units; no "
                     "suffix means MiB; examples: 512M, 2G)", arg);
     if (size < RAM_MIN || size > RAM_MAX)
-        return fail(err, errlen, "-m %s: RAM must be between 1M and 256G", arg);
+        return error_text(err, errlen, "-m %s: RAM must be between 1M and 256G", arg);
     if (size & 0xFFF)
-        return fail(err, errlen, "-m %s: RAM must be a multiple of 4K", arg);
+        return error_text(err, errlen, "-m %s: RAM must be a multiple of 4K", arg);
     cfg->ram_size = size;
     return 0;
 }
@@ -189,7 +180,7 @@ static int parse_smp(const char *arg, struct slate_config *cfg, char *err, size_
 {
     uint64_t n;
     if (parse_uint(arg, &n) || n < 1 || n > SMP_MAX)
-        return fail(err, errlen, "--smp %s: expected a number of CPUs from 1 to %d", arg, SMP_MAX);
+        return error_text(err, errlen, "--smp %s: expected a number of CPUs from 1 to %d", arg, SMP_MAX);
     cfg->smp = (unsigned)n;
     return 0;
 }
@@ -203,7 +194,7 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
     else if (!strcmp(arg, "long"))
         cfg->entry = ENTRY_LONG;
     else
-        return fail(err, errlen, "--entry %s: expected real, protected or long", arg);
+        return error_text(err, errlen, "--entry %s: expected real, protected or long", arg);
     return 0;
 }
 
@@ -224,7 +215,7 @@ static int parse_display(const char *arg, struct slate_config *cfg, char *err, s
         cfg->display = true;
         cfg->sdl = true;
     } else {
-        return fail(err, errlen, "--display %s: expected vnc, sdl or none", arg);
+        return error_text(err, errlen, "--display %s: expected vnc, sdl or none", arg);
     }
     return 0;
 }
@@ -243,7 +234,7 @@ static int parse_vnc(const char *arg, struct slate_config *cfg, char *err, size_
     size_t host_len = colon ? (size_t)(colon - arg) : 0;
     if (!*port_text || *end || port < 1 || port > 65535 || host_len >= sizeof(cfg->vnc_host) ||
         (colon && host_len == 0))
-        return fail(err, errlen, "--vnc %s: expected [HOST:]PORT or none", arg);
+        return error_text(err, errlen, "--vnc %s: expected [HOST:]PORT or none", arg);
     if (colon)
         snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "%.*s", (int)host_len, arg);
     else
@@ -287,7 +278,7 @@ static int parse_hostfwd(const char *text, size_t len, struct hostfwd *fwd)
 static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
     if (cfg->nic_count == MAX_NICS)
-        return fail(err, errlen, "--net: at most %d network cards", MAX_NICS);
+        return error_text(err, errlen, "--net: at most %d network cards", MAX_NICS);
     struct net_spec *net = &cfg->nics[cfg->nic_count];
     *net = (struct net_spec){0};
     size_t len = strcspn(arg, ",");
@@ -300,7 +291,7 @@ static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_
         net->kind = NET_SOCKET;
         memcpy(net->name, arg + 7, len - 7);
     } else {
-        return fail(err, errlen, "--net %s: expected tap:IFNAME (up to 15 characters), user, or "
+        return error_text(err, errlen, "--net %s: expected tap:IFNAME (up to 15 characters), user, or "
                     "socket:PATH", arg);
     }
     for (const char *p = arg + len; *p == ',';) {
@@ -313,7 +304,7 @@ static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_
             for (int i = 0; i < 6; i++)
                 net->mac[i] = (uint8_t)m[i];
             if (net->mac[0] & 1)
-                return fail(err, errlen, "--net %s: the MAC address is a multicast address", arg);
+                return error_text(err, errlen, "--net %s: the MAC address is a multicast address", arg);
             net->has_mac = true;
         } else if (net->kind == NET_USER && n == 11 && !strncmp(opt, "loopback=on", 11)) {
             net->host_loopback = true;
@@ -321,12 +312,12 @@ static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_
             net->host_loopback = false;
         } else if (net->kind == NET_USER && !strncmp(opt, "hostfwd=", 8)) {
             if (net->fwd_count == MAX_HOSTFWD)
-                return fail(err, errlen, "--net: at most %d hostfwd rules", MAX_HOSTFWD);
+                return error_text(err, errlen, "--net: at most %d hostfwd rules", MAX_HOSTFWD);
             if (parse_hostfwd(opt + 8, n - 8, &net->fwd[net->fwd_count++]))
-                return fail(err, errlen, "--net %s: '%.*s' is not tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT",
+                return error_text(err, errlen, "--net %s: '%.*s' is not tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT",
                             arg, (int)(n - 8), opt + 8);
         } else {
-            return fail(err, errlen, "--net %s: unknown option '%.*s'", arg, (int)n, opt);
+            return error_text(err, errlen, "--net %s: unknown option '%.*s'", arg, (int)n, opt);
         }
         p = opt + n;
     }
@@ -338,14 +329,14 @@ static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_
 static int parse_disk(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
     if (cfg->disk_count == MAX_DISKS)
-        return fail(err, errlen, "--disk: at most %d disks", MAX_DISKS);
+        return error_text(err, errlen, "--disk: at most %d disks", MAX_DISKS);
     struct disk_spec disk = {0};
     const char *comma = strchr(arg, ',');
     size_t path_len = comma ? (size_t)(comma - arg) : strlen(arg);
     if (path_len == 0)
-        return fail(err, errlen, "--disk %s: expected PATH[,ro][,cache=writeback|none]", arg);
+        return error_text(err, errlen, "--disk %s: expected PATH[,ro][,cache=writeback|none]", arg);
     if (path_len >= LOAD_PATH_MAX)
-        return fail(err, errlen, "--disk: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
+        return error_text(err, errlen, "--disk: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
     memcpy(disk.path, arg, path_len);
     while (comma) {
         const char *opt = comma + 1;
@@ -358,7 +349,7 @@ static int parse_disk(const char *arg, struct slate_config *cfg, char *err, size
         else if (len == 10 && !strncmp(opt, "cache=none", 10))
             disk.cache_none = true;
         else
-            return fail(err, errlen, "--disk %s: unknown option '%.*s' (expected ro, "
+            return error_text(err, errlen, "--disk %s: unknown option '%.*s' (expected ro, "
                         "cache=writeback or cache=none)", arg, (int)len, opt);
     }
     cfg->disks[cfg->disk_count++] = disk;
@@ -369,15 +360,15 @@ static int parse_load(const char *arg, struct slate_config *cfg, char *err, size
 {
     char *at = strrchr(arg, '@');
     if (!at || at == arg || !at[1])
-        return fail(err, errlen, "--load %s: expected FILE@ADDR", arg);
+        return error_text(err, errlen, "--load %s: expected FILE@ADDR", arg);
     if (cfg->load_count == MAX_LOADS)
-        return fail(err, errlen, "--load: at most %d images", MAX_LOADS);
+        return error_text(err, errlen, "--load: at most %d images", MAX_LOADS);
     uint64_t addr;
     if (parse_uint(at + 1, &addr))
-        return fail(err, errlen, "--load %s: '%s' is not an address", arg, at + 1);
+        return error_text(err, errlen, "--load %s: '%s' is not an address", arg, at + 1);
     size_t path_len = (size_t)(at - arg);
     if (path_len >= LOAD_PATH_MAX)
-        return fail(err, errlen, "--load: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
+        return error_text(err, errlen, "--load: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
     struct load_spec *load = &cfg->loads[cfg->load_count++];
     memcpy(load->path, arg, path_len);
     load->path[path_len] = '\0';
@@ -395,7 +386,7 @@ static int parse_serial(const char *arg, struct slate_config *cfg, char *err, si
         cfg->serial = SERIAL_FILE;
         cfg->serial_path = arg + 5;
     } else
-        return fail(err, errlen, "--serial %s: expected stdio, file:PATH or none", arg);
+        return error_text(err, errlen, "--serial %s: expected stdio, file:PATH or none", arg);
     return 0;
 }
 
@@ -405,7 +396,7 @@ static int parse_timeout(const char *arg, struct slate_config *cfg, char *err, s
     errno = 0;
     double seconds = strtod(arg, &end);
     if (errno || end == arg || *end || !(seconds > 0) || seconds > 1e6)
-        return fail(err, errlen, "--timeout %s: expected a number of seconds above 0", arg);
+        return error_text(err, errlen, "--timeout %s: expected a number of seconds above 0", arg);
     cfg->timeout_s = seconds;
     return 0;
 }
@@ -421,7 +412,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_TIMEOUT: return parse_timeout(arg, cfg, err, errlen);
     case OPT_APPEND:
         if (strlen(arg) > MAX_APPEND)
-            return fail(err, errlen, "--append: the command line is longer than %d bytes",
+            return error_text(err, errlen, "--append: the command line is longer than %d bytes",
                         MAX_APPEND);
         cfg->append = arg;
         return 0;
@@ -444,7 +435,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
         cfg->display = true;
         return 0;
     }
-    return fail(err, errlen, "internal: unhandled option %d", opt);
+    return error_text(err, errlen, "internal: unhandled option %d", opt);
 }
 
 static void config_defaults(struct slate_config *cfg)
@@ -475,7 +466,7 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
         }
         if (opt == '?' || opt == ':') {
             const char *name = argv[optind - 1];
-            fail(err, errlen, "%s: %s (see slate --help)", name,
+            error_text(err, errlen, "%s: %s (see slate --help)", name,
                  opt == '?' ? "unknown option" : "missing argument");
             return OPTIONS_ERROR;
         }
@@ -483,16 +474,16 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
             return OPTIONS_ERROR;
     }
     if (optind >= argc) {
-        fail(err, errlen, "no kernel given (usage: slate [OPTIONS] KERNEL; see slate --help)");
+        error_text(err, errlen, "no kernel given (usage: slate [OPTIONS] KERNEL; see slate --help)");
         return OPTIONS_ERROR;
     }
     if (optind + 1 < argc) {
-        fail(err, errlen, "%s: unexpected argument after the kernel %s", argv[optind + 1],
+        error_text(err, errlen, "%s: unexpected argument after the kernel %s", argv[optind + 1],
              argv[optind]);
         return OPTIONS_ERROR;
     }
     if (cfg->gdb_wait && !cfg->gdb) {
-        fail(err, errlen, "--gdb-wait needs --gdb [HOST:]PORT");
+        error_text(err, errlen, "--gdb-wait needs --gdb [HOST:]PORT");
         return OPTIONS_ERROR;
     }
     cfg->kernel = argv[optind];

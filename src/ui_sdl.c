@@ -1,8 +1,7 @@
 /* ui_sdl.c - the display in a local SDL2 window. SDL key codes become the X11 keysyms the
  * keyboard device takes from VNC too (US layout for shifted symbols), so both front ends type the
  * same characters. The window is the guest's size; closing it stops the machine like Ctrl-A x. */
-#include "ui_sdl.h"
-#include "device.h"
+#include "display.h"
 #include "log.h"
 
 #include <SDL.h>
@@ -19,6 +18,8 @@ struct sdl_window {
     uint32_t buttons; /* VNC-style mask: bit 0 left, 1 middle, 2 right */
 };
 
+static void sdl_close(struct sdl_window *w);
+
 static SDL_Texture *make_texture(struct sdl_window *w, uint32_t width, uint32_t height)
 {
     SDL_Texture *t = SDL_CreateTexture(w->renderer, SDL_PIXELFORMAT_XRGB8888, SDL_TEXTUREACCESS_STREAMING,
@@ -28,7 +29,7 @@ static SDL_Texture *make_texture(struct sdl_window *w, uint32_t width, uint32_t 
     return t;
 }
 
-struct sdl_window *sdl_open(struct device *display, uint32_t width, uint32_t height)
+static struct sdl_window *sdl_open(struct device *display, uint32_t width, uint32_t height)
 {
     /* With no X11 or Wayland display SDL would fall back to drawing nowhere; say so instead
      * (SDL_VIDEODRIVER still picks any driver on purpose, e.g. offscreen for tests). */
@@ -71,7 +72,7 @@ struct sdl_window *sdl_open(struct device *display, uint32_t width, uint32_t hei
     return w;
 }
 
-void sdl_show(struct sdl_window *w, const void *pixels, uint32_t width, uint32_t height)
+static void sdl_show(struct sdl_window *w, const void *pixels, uint32_t width, uint32_t height)
 {
     if (width != w->width || height != w->height) {
         SDL_Texture *t = make_texture(w, width, height);
@@ -133,7 +134,7 @@ static void send_pointer(struct sdl_window *w, int x, int y, uint32_t extra)
     device_input_pointer(w->display, x, y, w->buttons | extra);
 }
 
-bool sdl_poll(struct sdl_window *w)
+static bool sdl_poll(struct sdl_window *w)
 {
     SDL_Event e;
     while (SDL_PollEvent(&e)) {
@@ -170,7 +171,7 @@ bool sdl_poll(struct sdl_window *w)
     return true;
 }
 
-void sdl_close(struct sdl_window *w)
+static void sdl_close(struct sdl_window *w)
 {
     if (!w)
         return;
@@ -183,3 +184,10 @@ void sdl_close(struct sdl_window *w)
     free(w);
     SDL_Quit();
 }
+
+const struct sdl_module slate_sdl_module = {
+    .open = sdl_open,
+    .show = sdl_show,
+    .poll = sdl_poll,
+    .close = sdl_close,
+};

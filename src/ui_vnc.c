@@ -41,7 +41,7 @@ static void vnc_show(struct vnc_front *v, char *fb, uint32_t width, uint32_t hei
     rfbMarkRectAsModified(v->screen, 0, 0, (int)width, (int)height);
 }
 
-void vnc_front_tell(struct display *d)
+static void vnc_front_tell(struct display *d)
 {
     struct vnc_front *v = d->vnc;
     pthread_mutex_lock(&d->lock);
@@ -299,7 +299,7 @@ static int vnc_serve(struct vnc_front *v, const struct slate_config *cfg)
     return 0;
 }
 
-int vnc_front_start(struct display *d)
+static int vnc_front_start(struct display *d)
 {
     struct vnc_front *v = calloc(1, sizeof(*v));
     if (!v) {
@@ -338,7 +338,7 @@ static void vnc_wait_for_departures(rfbScreenInfoPtr screen)
     }
 }
 
-void vnc_front_stop(struct display *d)
+static void vnc_front_stop(struct display *d)
 {
     struct vnc_front *v = d->vnc;
     if (!v)
@@ -361,3 +361,9 @@ void vnc_front_stop(struct display *d)
     free(v);
     d->vnc = NULL;
 }
+
+const struct vnc_module slate_vnc_module = {
+    .start = vnc_front_start,
+    .tell = vnc_front_tell,
+    .stop = vnc_front_stop,
+};

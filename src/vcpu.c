@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+static void report_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint64_t addr,
+                             struct bus_io *io);
+
 static void vcpu_pio(struct vcpu *cpu)
 {
     struct kvm_run *run = cpu->run;
@@ -29,7 +32,7 @@ static void vcpu_pio(struct vcpu *cpu)
         if (out)
             memcpy(&io.value, data, size);
         if (!bus_dispatch(&vm->pio, run->io.port, &io))
-            vm_unclaimed(vm, cpu, false, run->io.port, &io);
+            report_unclaimed(vm, cpu, false, run->io.port, &io);
         if (!out)
             memcpy(data, &io.value, size);
         if (vm->trace & TRACE_IO)
@@ -51,7 +54,7 @@ static void vcpu_mmio(struct vcpu *cpu)
     if (io.is_write)
         memcpy(&io.value, run->mmio.data, len);
     if (!bus_dispatch(&cpu->vm->mmio, run->mmio.phys_addr, &io))
-        vm_unclaimed(cpu->vm, cpu, true, run->mmio.phys_addr, &io);
+        report_unclaimed(cpu->vm, cpu, true, run->mmio.phys_addr, &io);
     if (!io.is_write)
         memcpy(run->mmio.data, &io.value, len);
     if (cpu->vm->trace & TRACE_MMIO)
@@ -185,7 +188,10 @@ static bool warn_once_mmio(struct vm *vm, uint64_t addr)
     return true;
 }
 
-void vm_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint64_t addr, struct bus_io *io)
+/* Reports an access nobody claims: a warning once per address, or with --strict a stop.
+ * Reads return all-ones. */
+static void report_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint64_t addr,
+                             struct bus_io *io)
 {
     if (!io->is_write)
         io->value = ~0ULL;
@@ -234,18 +240,47 @@ void *vcpu_gva_to_ram(struct vcpu *cpu, uint64_t gva, uint64_t len)
     return vcpu_translate(cpu, gva, len, &gpa) ? memory_ram_ptr(&cpu->vm->mem, gpa, len) : NULL;
 }
 
-size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len)
+size_t vcpu_map_virtual(struct vcpu *cpu, uint64_t gva, size_t len, bool for_write,
+                        struct guest_piece *pieces, unsigned max, unsigned *count)
 {
     size_t done = 0;
-    while (done < len) {
+    *count = 0;
+    while (done < len && *count < max) {
         size_t n = 0x1000 - ((gva + done) & 0xFFF);
         if (n > len - done)
             n = len - done;
-        const void *src = vcpu_gva_to_host(cpu, gva + done, n);
-        if (!src)
+        void *host = for_write ? vcpu_gva_to_ram(cpu, gva + done, n)
+                               : (void *)vcpu_gva_to_host(cpu, gva + done, n);
+        if (!host)
             break;
-        memcpy((uint8_t *)buf + done, src, n);
+        pieces[(*count)++] = (struct guest_piece){host, n};
         done += n;
     }
     return done;
+}
+
+size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) { /* a page at a time: a read may be of any length */
+        struct guest_piece piece;
+        unsigned count;
+        if (!vcpu_map_virtual(cpu, gva + done, len - done, false, &piece, 1, &count))
+            break;
+        memcpy((uint8_t *)buf + done, piece.host, piece.len);
+        done += piece.len;
+    }
+    return done;
+}
+
+bool vcpu_write_virtual(struct vcpu *cpu, uint64_t gva, const void *buf, size_t len)
+{
+    struct guest_piece pieces[VCPU_WRITE_MAX / 0x1000 + 2];
+    unsigned count;
+    if (len > VCPU_WRITE_MAX ||
+        vcpu_map_virtual(cpu, gva, len, true, pieces, sizeof(pieces) / sizeof(pieces[0]), &count) < len)
+        return false;
+    for (unsigned i = 0; i < count; buf = (const uint8_t *)buf + pieces[i].len, i++)
+        memcpy(pieces[i].host, buf, pieces[i].len);
+    return true;
 }

@@ -239,9 +239,25 @@ void vcpu_thread_init(struct vcpu *cpu);
 /* Makes console writes from this machine's vCPUs count them as parked while they wait. */
 void vm_attach_console(struct vm *vm, struct console *console);
 
-/* Copies up to len bytes from linear address gva as `cpu` sees it; stops at the first page that
- * is unmapped or not memory. Returns the bytes copied. */
+/* Guest memory at linear addresses, as `cpu` sees it. Each page is translated once: whoever
+ * writes where a translation said writes what the page tables said then, even if another CPU
+ * changes them meanwhile (a second walk could come out different, or unmapped). */
+struct guest_piece {
+    void *host;
+    size_t len;
+};
+/* Translates [gva, gva+len) a page at a time into at most `max` pieces, stopping at the first
+ * page that is unmapped or not memory (RAM only when for_write; the info block and boot tables
+ * too when reading). Returns the bytes covered from gva on; *count pieces describe them. */
+size_t vcpu_map_virtual(struct vcpu *cpu, uint64_t gva, size_t len, bool for_write,
+                        struct guest_piece *pieces, unsigned max, unsigned *count);
+/* Copies up to len bytes from gva; stops at the first page that is unmapped or not memory.
+ * Returns the bytes copied. */
 size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len);
+/* Writes len bytes (at most VCPU_WRITE_MAX) at gva, all or nothing: false, having written
+ * nothing, if any page is not RAM. */
+#define VCPU_WRITE_MAX 16384
+bool vcpu_write_virtual(struct vcpu *cpu, uint64_t gva, const void *buf, size_t len);
 
 /* A writable host pointer to guest RAM at linear address gva, as `cpu` sees it, for len bytes
  * within one page; NULL if unmapped or not RAM. */
@@ -252,11 +268,6 @@ void vcpu_kick(struct vcpu *cpu);
 
 /* Runs on a vCPU thread until the machine stops. */
 void *vcpu_thread(void *arg);
-
-/* Reports an access nobody claims: a warning once per address, or with --strict a stop.
- * Reads return all-ones. */
-void vm_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint64_t addr,
-                  struct bus_io *io);
 
 /* Registers the ports and memory hole ranges the core itself serves. */
 int vm_register_core_ranges(struct vm *vm);

@@ -45,7 +45,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nd->nic = (struct nic){.spec = &spec, .backend = &fake_backend, .dev = dev, .mac = {0x52, 0x54}};
     nd->tx_notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     nd->stop_fd = -1;
-    nd->limit = (struct ratelimit)RATELIMIT_INIT;
     assert(nd->tx_notify_fd >= 0);
     pthread_mutex_init(&nd->lock, NULL);
     dev->state = nd;

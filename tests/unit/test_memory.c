@@ -67,8 +67,8 @@ static void ram_pointers_are_bounds_checked(void **state)
     assert_null(memory_ram_ptr(&mem, 0x1000, UINT64_MAX));
     assert_null(memory_ram_ptr(&mem, UINT64_MAX - 3, 8));
     assert_null(memory_ram_ptr(&mem, UINT64_MAX, 0));
-    assert_true(memory_is_ram(&mem, 0, SLATE_LOW_RAM_MAX));
-    assert_false(memory_is_ram(&mem, 0, SLATE_LOW_RAM_MAX + 1));
+    assert_non_null(memory_ram_ptr(&mem, 0, SLATE_LOW_RAM_MAX));
+    assert_null(memory_ram_ptr(&mem, 0, SLATE_LOW_RAM_MAX + 1));
 }
 
 static void the_info_block_is_readable_but_not_ram(void **state)
