@@ -151,7 +151,7 @@ fi
 # device itself (the floor for this design), in a namespace created and removed here.
 NS=slate-bench-$$
 if ip netns add "$NS" 2>/dev/null; then
-    trap 'ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"' EXIT
+    trap 'ip netns del "$NS" 2>/dev/null || true; rm -rf "$TMP"' EXIT
     ip netns exec "$NS" ip tuntap add dev tap0 mode tap && ip netns exec "$NS" ip link set tap0 up
     echo
     printf '%-44s %10s %10s %9s\n' "network, guest to host over TAP" "raw TAP" "guest" "ratio"

@@ -8,6 +8,8 @@
  * they work from the first instruction, in real mode too; hardware breakpoints and watchpoints
  * use the four debug registers through KVM_SET_GUEST_DEBUG. */
 #include "gdb.h"
+#include "gdb_proto.h"
+#include "gdb_x86.h"
 #include "listen.h"
 
 #include "vm.h"
@@ -33,7 +35,6 @@
 #define PACKET_MAX GDB_PACKET_MAX /* advertised as PacketSize; longer packets are refused */
 #define RX_MAX (2 * PACKET_MAX)
 #define SW_BPS_MAX 256
-#define HW_SLOTS 4
 #define SIGTRAP_NUM 5
 #define SIGINT_NUM 2
 
@@ -42,15 +43,6 @@ struct sw_bp {
     uint64_t addr;
     uint8_t *host; /* the byte in guest RAM that holds our int3 */
     uint8_t saved;
-};
-
-enum hw_kind { HW_EXEC = 0, HW_WRITE = 1, HW_ACCESS = 3 };
-
-struct hw_bp {
-    bool used;
-    uint64_t addr;
-    unsigned len;
-    enum hw_kind kind;
 };
 
 /* A write watchpoint kept by single-stepping, where KVM ignores data breakpoints. */
@@ -99,174 +91,7 @@ struct gdb_server {
     char reply[2 * PACKET_MAX + 64];
 };
 
-/* ---- the target description ---------------------------------------------------------------- */
-
-static const char target_xml[] =
-    "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
-    "<target version=\"1.0\"><architecture>i386:x86-64</architecture>"
-    "<feature name=\"org.gnu.gdb.i386.core\">"
-    "<reg name=\"rax\" bitsize=\"64\" type=\"int64\"/><reg name=\"rbx\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rcx\" bitsize=\"64\" type=\"int64\"/><reg name=\"rdx\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rsi\" bitsize=\"64\" type=\"int64\"/><reg name=\"rdi\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rbp\" bitsize=\"64\" type=\"data_ptr\"/><reg name=\"rsp\" bitsize=\"64\" type=\"data_ptr\"/>"
-    "<reg name=\"r8\" bitsize=\"64\" type=\"int64\"/><reg name=\"r9\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r10\" bitsize=\"64\" type=\"int64\"/><reg name=\"r11\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r12\" bitsize=\"64\" type=\"int64\"/><reg name=\"r13\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r14\" bitsize=\"64\" type=\"int64\"/><reg name=\"r15\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rip\" bitsize=\"64\" type=\"code_ptr\"/><reg name=\"eflags\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"cs\" bitsize=\"32\" type=\"int32\"/><reg name=\"ss\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"ds\" bitsize=\"32\" type=\"int32\"/><reg name=\"es\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"fs\" bitsize=\"32\" type=\"int32\"/><reg name=\"gs\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"st0\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st1\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st2\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st3\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st4\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st5\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st6\" bitsize=\"80\" type=\"i387_ext\"/><reg name=\"st7\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"fctrl\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fstat\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"ftag\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fiseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fioff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"foseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fooff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fop\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "</feature><feature name=\"org.gnu.gdb.i386.sse\">"
-    "<vector id=\"v4f\" type=\"ieee_single\" count=\"4\"/><vector id=\"v2d\" type=\"ieee_double\" count=\"2\"/>"
-    "<vector id=\"v16i8\" type=\"int8\" count=\"16\"/><vector id=\"v8i16\" type=\"int16\" count=\"8\"/>"
-    "<vector id=\"v4i32\" type=\"int32\" count=\"4\"/><vector id=\"v2i64\" type=\"int64\" count=\"2\"/>"
-    "<union id=\"vec128\"><field name=\"v4_float\" type=\"v4f\"/><field name=\"v2_double\" type=\"v2d\"/>"
-    "<field name=\"v16_int8\" type=\"v16i8\"/><field name=\"v8_int16\" type=\"v8i16\"/>"
-    "<field name=\"v4_int32\" type=\"v4i32\"/><field name=\"v2_int64\" type=\"v2i64\"/>"
-    "<field name=\"uint128\" type=\"uint128\"/></union>"
-    "<reg name=\"xmm0\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm1\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"xmm2\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm3\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"xmm4\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm5\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"xmm6\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm7\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"xmm8\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm9\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"xmm10\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm11\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"xmm12\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm13\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"xmm14\" bitsize=\"128\" type=\"vec128\"/><reg name=\"xmm15\" bitsize=\"128\" type=\"vec128\"/>"
-    "<reg name=\"mxcsr\" bitsize=\"32\" type=\"int\" group=\"vector\"/>"
-    "</feature><feature name=\"org.gnu.gdb.i386.segments\">"
-    "<reg name=\"fs_base\" bitsize=\"64\" type=\"int\"/><reg name=\"gs_base\" bitsize=\"64\" type=\"int\"/>"
-    "</feature><feature name=\"org.slate.x86.control\">"
-    "<reg name=\"cr0\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
-    "<reg name=\"cr2\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
-    "<reg name=\"cr3\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
-    "<reg name=\"cr4\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
-    "<reg name=\"cr8\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
-    "<reg name=\"efer\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
-    "</feature></target>";
-
-/* Register numbers, in the order of the description above. */
-enum {
-    REG_RAX, REG_R15 = 15, REG_RIP, REG_EFLAGS, REG_CS, REG_GS = 23, REG_ST0, REG_ST7 = 31,
-    REG_FCTRL, REG_FOP = 39, REG_XMM0, REG_XMM15 = 55, REG_MXCSR, REG_FS_BASE, REG_GS_BASE,
-    REG_CR0, REG_EFER = 64, REG_COUNT
-};
-
-struct cpu_state {
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    struct kvm_fpu fpu;
-};
-
-static bool load_state(struct vcpu *cpu, struct cpu_state *st)
-{
-    return ioctl(cpu->fd, KVM_GET_REGS, &st->regs) == 0 &&
-           ioctl(cpu->fd, KVM_GET_SREGS, &st->sregs) == 0 && ioctl(cpu->fd, KVM_GET_FPU, &st->fpu) == 0;
-}
-
-/* kvm_regs in gdb's order: rax rbx rcx rdx rsi rdi rbp rsp r8..r15. */
-static __u64 *gpr(struct kvm_regs *r, int n)
-{
-    __u64 *order[16] = {&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi, &r->rbp, &r->rsp,
-                           &r->r8,  &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15};
-    return order[n];
-}
-
-/* The bytes of register n (little-endian); returns its size, 0 if there is no such register. */
-static size_t reg_bytes(struct cpu_state *st, int n, uint8_t *out)
-{
-    uint64_t v = 0;
-    size_t size = 8;
-    struct kvm_sregs *s = &st->sregs;
-    const struct kvm_segment *segs[6] = {&s->cs, &s->ss, &s->ds, &s->es, &s->fs, &s->gs};
-    if (n >= REG_RAX && n <= REG_R15) {
-        v = *gpr(&st->regs, n);
-    } else if (n == REG_RIP) {
-        v = st->regs.rip;
-    } else if (n == REG_EFLAGS) {
-        v = st->regs.rflags, size = 4;
-    } else if (n >= REG_CS && n <= REG_GS) {
-        v = segs[n - REG_CS]->selector, size = 4;
-    } else if (n >= REG_ST0 && n <= REG_ST7) {
-        memcpy(out, st->fpu.fpr[n - REG_ST0], 10);
-        return 10;
-    } else if (n >= REG_FCTRL && n <= REG_FOP) {
-        uint32_t fpu[8] = {st->fpu.fcw, st->fpu.fsw,
-                           /* the full tag word from FXSAVE's abridged one: valid or empty */
-                           0, (uint32_t)(st->fpu.last_ip >> 32), (uint32_t)st->fpu.last_ip,
-                           (uint32_t)(st->fpu.last_dp >> 32), (uint32_t)st->fpu.last_dp,
-                           st->fpu.last_opcode};
-        for (int i = 0; i < 8; i++)
-            if (!(st->fpu.ftwx & (1 << i)))
-                fpu[2] |= 3u << (2 * i);
-        v = fpu[n - REG_FCTRL], size = 4;
-    } else if (n >= REG_XMM0 && n <= REG_XMM15) {
-        memcpy(out, st->fpu.xmm[n - REG_XMM0], 16);
-        return 16;
-    } else if (n == REG_MXCSR) {
-        v = st->fpu.mxcsr, size = 4;
-    } else if (n == REG_FS_BASE || n == REG_GS_BASE) {
-        v = n == REG_FS_BASE ? s->fs.base : s->gs.base;
-    } else if (n >= REG_CR0 && n <= REG_EFER) {
-        uint64_t ctrl[6] = {s->cr0, s->cr2, s->cr3, s->cr4, s->cr8, s->efer};
-        v = ctrl[n - REG_CR0];
-    } else {
-        return 0;
-    }
-    memcpy(out, &v, size);
-    return size;
-}
-
 /* ---- packets ---------------------------------------------------------------------------------- */
-
-static const char hexdigits[] = "0123456789abcdef";
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static char *put_hex(char *p, const uint8_t *bytes, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        *p++ = hexdigits[bytes[i] >> 4];
-        *p++ = hexdigits[bytes[i] & 15];
-    }
-    *p = 0;
-    return p;
-}
-
-/* Parses hex digits into *v, stopping at the first non-digit; returns the rest, NULL when there
- * were no digits or too many. */
-static const char *parse_hex(const char *p, uint64_t *v)
-{
-    *v = 0;
-    int digits = 0;
-    for (int d; (d = hexval(*p)) >= 0; p++, digits++) {
-        if (digits == 16)
-            return NULL;
-        *v = (*v << 4) | (uint64_t)d;
-    }
-    return digits ? p : NULL;
-}
 
 static bool send_all(int fd, const char *buf, size_t len)
 {
@@ -286,64 +111,11 @@ static void send_packet(struct gdb_server *g, const char *data)
 {
     if (g->client_fd < 0 || g->lost)
         return;
-    size_t len = strlen(data);
-    char *frame = malloc(len + 5);
-    if (!frame)
-        return;
-    uint8_t sum = 0;
-    for (size_t i = 0; i < len; i++)
-        sum = (uint8_t)(sum + (uint8_t)data[i]);
-    frame[0] = '$';
-    memcpy(frame + 1, data, len);
-    snprintf(frame + 1 + len, 4, "#%02x", sum);
-    if (!send_all(g->client_fd, frame, len + 4))
+    size_t len;
+    char *frame = gdb_frame(data, &len);
+    if (frame && !send_all(g->client_fd, frame, len))
         g->lost = true; /* it left or stopped reading: detached by the thread's loop */
     free(frame);
-}
-
-/* Takes the next complete item out of rx (rx_len bytes): a packet's payload is copied
- * NUL-terminated into out (PACKET_MAX + 1 bytes). *ack is set to '+' or '-' for a framed packet
- * (good or bad) and 0 otherwise. Pure: the fuzzer drives it directly. */
-enum gdb_item gdb_take_item(char *rx, size_t *rx_len, char *out, char *ack)
-{
-    size_t i = 0, len = *rx_len;
-    *ack = 0;
-    while (i < len && rx[i] != '$' && rx[i] != 0x03)
-        i++; /* acks ('+', '-') and noise between packets */
-    memmove(rx, rx + i, len - i);
-    len -= i;
-    *rx_len = len;
-    if (len == 0)
-        return GDB_ITEM_NONE;
-    if (rx[0] == 0x03) {
-        memmove(rx, rx + 1, --len);
-        *rx_len = len;
-        return GDB_ITEM_INTERRUPT;
-    }
-    char *hash = memchr(rx, '#', len);
-    if (!hash) {
-        if (len >= PACKET_MAX + 4) { /* too long to ever be valid: drop it */
-            *ack = '-';
-            *rx_len = 0;
-            return GDB_ITEM_DROPPED;
-        }
-        return GDB_ITEM_NONE;
-    }
-    size_t end = (size_t)(hash - rx);
-    if (end + 3 > len)
-        return GDB_ITEM_NONE; /* the checksum has not arrived yet */
-    size_t payload = end - 1;
-    uint8_t sum = 0;
-    for (size_t k = 1; k < end; k++)
-        sum = (uint8_t)(sum + (uint8_t)rx[k]);
-    int hi = hexval(rx[end + 1]), lo = hexval(rx[end + 2]);
-    bool ok = payload < PACKET_MAX && hi >= 0 && lo >= 0 && (hi << 4 | lo) == sum;
-    if (ok)
-        memcpy(out, rx + 1, payload), out[payload] = 0;
-    memmove(rx, rx + end + 3, len - end - 3);
-    *rx_len = len - end - 3;
-    *ack = ok ? '+' : '-';
-    return ok ? GDB_ITEM_PACKET : GDB_ITEM_DROPPED;
 }
 
 /* The next item from the client; answers acks unless in no-ack mode. */
@@ -473,29 +245,13 @@ static bool any_soft_watch(const struct gdb_server *g)
     return false;
 }
 
-static uint64_t dr7_value(const struct gdb_server *g)
-{
-    static const unsigned len_bits[9] = {0, 0, 1, 0, 3, 0, 0, 0, 2};
-    uint64_t dr7 = 0;
-    for (int i = 0; i < HW_SLOTS; i++) {
-        const struct hw_bp *h = &g->hw[i];
-        if (!h->used)
-            continue;
-        dr7 |= 1ULL << (2 * i); /* local enable */
-        dr7 |= (uint64_t)h->kind << (16 + 4 * i);
-        if (h->kind != HW_EXEC)
-            dr7 |= (uint64_t)len_bits[h->len] << (18 + 4 * i);
-    }
-    return dr7;
-}
-
 /* Programs every vCPU's guest-debug state; `step` may be NULL. The machine is paused. */
 static void apply_debug(struct gdb_server *g, struct vcpu *step, bool enable)
 {
     struct kvm_guest_debug dbg = {0};
     if (enable) {
         dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
-        uint64_t dr7 = dr7_value(g);
+        uint64_t dr7 = gdb_dr7(g->hw);
         if (dr7) {
             dbg.control |= KVM_GUESTDBG_USE_HW_BP;
             for (int i = 0; i < HW_SLOTS; i++)
@@ -612,14 +368,14 @@ static void gdb_notify_stop(void *opaque)
 static void reply_registers(struct gdb_server *g)
 {
     struct cpu_state st;
-    if (!load_state(thread_cpu(g, g->cur_g), &st)) {
+    if (!gdb_load_state(thread_cpu(g, g->cur_g), &st)) {
         send_packet(g, "E01");
         return;
     }
     char *p = g->reply;
     uint8_t bytes[16];
     for (int n = 0; n < REG_COUNT; n++)
-        p = put_hex(p, bytes, reg_bytes(&st, n, bytes));
+        p = gdb_put_hex(p, bytes, gdb_reg_bytes(&st, n, bytes));
     send_packet(g, g->reply);
 }
 
@@ -629,12 +385,12 @@ static void reply_one_register(struct gdb_server *g, const char *args)
     struct cpu_state st;
     uint8_t bytes[16];
     size_t size;
-    if (!parse_hex(args, &n) || n >= REG_COUNT || !load_state(thread_cpu(g, g->cur_g), &st) ||
-        !(size = reg_bytes(&st, (int)n, bytes))) {
+    if (!gdb_parse_hex(args, &n) || n >= REG_COUNT || !gdb_load_state(thread_cpu(g, g->cur_g), &st) ||
+        !(size = gdb_reg_bytes(&st, (int)n, bytes))) {
         send_packet(g, "E01");
         return;
     }
-    put_hex(g->reply, bytes, size);
+    gdb_put_hex(g->reply, bytes, size);
     send_packet(g, g->reply);
 }
 
@@ -642,40 +398,22 @@ static void reply_one_register(struct gdb_server *g, const char *args)
 static void write_register(struct gdb_server *g, const char *args)
 {
     uint64_t n;
-    const char *p = parse_hex(args, &n);
-    struct vcpu *cpu = thread_cpu(g, g->cur_g);
-    struct kvm_regs regs;
-    if (!p || *p != '=' || n > REG_EFLAGS || ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0) {
+    const char *p = gdb_parse_hex(args, &n);
+    uint8_t bytes[8] = {0};
+    uint64_t v;
+    if (!p || *p != '=' || n > REG_EFLAGS || !gdb_hex_bytes(p + 1, bytes, n == REG_EFLAGS ? 4 : 8)) {
         send_packet(g, "E01");
         return;
     }
-    uint8_t bytes[8] = {0};
-    size_t size = n == REG_EFLAGS ? 4 : 8;
-    p++;
-    for (size_t i = 0; i < size; i++) {
-        int hi = hexval(p[2 * i]), lo = hi >= 0 ? hexval(p[2 * i + 1]) : -1;
-        if (lo < 0) {
-            send_packet(g, "E01");
-            return;
-        }
-        bytes[i] = (uint8_t)(hi << 4 | lo);
-    }
-    uint64_t v;
     memcpy(&v, bytes, 8);
-    if (n == REG_RIP)
-        regs.rip = v;
-    else if (n == REG_EFLAGS)
-        regs.rflags = (regs.rflags & ~0xFFFFFFFFULL) | (v & 0xFFFFFFFF) | 2;
-    else
-        *gpr(&regs, (int)n) = v;
-    send_packet(g, ioctl(cpu->fd, KVM_SET_REGS, &regs) == 0 ? "OK" : "E01");
+    send_packet(g, gdb_set_register(thread_cpu(g, g->cur_g), (int)n, v) ? "OK" : "E01");
 }
 
 static void reply_memory(struct gdb_server *g, const char *args)
 {
     uint64_t addr, len;
-    const char *p = parse_hex(args, &addr);
-    if (!p || *p != ',' || !parse_hex(p + 1, &len) || len > PACKET_MAX / 2 - 16) {
+    const char *p = gdb_parse_hex(args, &addr);
+    if (!p || *p != ',' || !gdb_parse_hex(p + 1, &len) || len > PACKET_MAX / 2 - 16) {
         send_packet(g, "E01");
         return;
     }
@@ -683,7 +421,7 @@ static void reply_memory(struct gdb_server *g, const char *args)
     if (!buf || !read_memory(g, addr, buf, len))
         send_packet(g, "E14"); /* EFAULT: unmapped, or not memory (MMIO, unclaimed) */
     else {
-        put_hex(g->reply, buf, len);
+        gdb_put_hex(g->reply, buf, len);
         send_packet(g, g->reply);
     }
     free(buf);
@@ -692,15 +430,15 @@ static void reply_memory(struct gdb_server *g, const char *args)
 static void handle_write_memory(struct gdb_server *g, const char *args)
 {
     uint64_t addr, len;
-    const char *p = parse_hex(args, &addr);
-    if (!p || *p != ',' || !(p = parse_hex(p + 1, &len)) || *p != ':' || len > PACKET_MAX / 2 ||
+    const char *p = gdb_parse_hex(args, &addr);
+    if (!p || *p != ',' || !(p = gdb_parse_hex(p + 1, &len)) || *p != ':' || len > PACKET_MAX / 2 ||
         strlen(p + 1) != 2 * len) {
         send_packet(g, "E01");
         return;
     }
     uint8_t *buf = malloc(len ? len : 1);
     for (size_t i = 0; buf && i < len; i++) {
-        int hi = hexval(p[1 + 2 * i]), lo = hexval(p[2 + 2 * i]);
+        int hi = gdb_hexval(p[1 + 2 * i]), lo = gdb_hexval(p[2 + 2 * i]);
         if (hi < 0 || lo < 0) {
             free(buf);
             send_packet(g, "E01");
@@ -716,8 +454,8 @@ static void handle_write_memory(struct gdb_server *g, const char *args)
 static void handle_breakpoint(struct gdb_server *g, bool insert, const char *args)
 {
     uint64_t type, addr, kind;
-    const char *p = parse_hex(args, &type);
-    if (!p || *p != ',' || !(p = parse_hex(p + 1, &addr)) || *p != ',' || !parse_hex(p + 1, &kind)) {
+    const char *p = gdb_parse_hex(args, &type);
+    if (!p || *p != ',' || !(p = gdb_parse_hex(p + 1, &addr)) || *p != ',' || !gdb_parse_hex(p + 1, &kind)) {
         send_packet(g, "E01");
         return;
     }
@@ -745,12 +483,12 @@ static void reply_features(struct gdb_server *g, const char *args)
 {
     uint64_t off, len;
     const char *p = strchr(args, ':');
-    if (strncmp(args, "target.xml:", 11) || !(p = parse_hex(p + 1, &off)) || *p != ',' ||
-        !parse_hex(p + 1, &len)) {
+    if (strncmp(args, "target.xml:", 11) || !(p = gdb_parse_hex(p + 1, &off)) || *p != ',' ||
+        !gdb_parse_hex(p + 1, &len)) {
         send_packet(g, "E00");
         return;
     }
-    size_t total = sizeof(target_xml) - 1;
+    size_t total = strlen(gdb_target_xml);
     if (off >= total) {
         send_packet(g, "l");
         return;
@@ -759,7 +497,7 @@ static void reply_features(struct gdb_server *g, const char *args)
         len = PACKET_MAX - 8;
     size_t n = total - off < len ? total - off : len;
     g->reply[0] = off + n < total ? 'm' : 'l';
-    memcpy(g->reply + 1, target_xml + off, n);
+    memcpy(g->reply + 1, gdb_target_xml + off, n);
     g->reply[1 + n] = 0;
     send_packet(g, g->reply);
 }
@@ -775,7 +513,7 @@ static void set_thread(struct gdb_server *g, const char *args)
         send_packet(g, "OK");
         return;
     }
-    if (!parse_hex(args + 1, &id) || !valid_thread(g, id) || (op != 'g' && op != 'c')) {
+    if (!gdb_parse_hex(args + 1, &id) || !valid_thread(g, id) || (op != 'g' && op != 'c')) {
         send_packet(g, "E01");
         return;
     }
@@ -819,7 +557,7 @@ static void handle_vcont(struct gdb_server *g, const char *args)
         const char *colon = strchr(p, ':');
         const char *next = strchr(p + 1, ';');
         uint64_t id = g->cur_c + 1;
-        if (colon && (!next || colon < next) && (!parse_hex(colon + 1, &id) || !valid_thread(g, id))) {
+        if (colon && (!next || colon < next) && (!gdb_parse_hex(colon + 1, &id) || !valid_thread(g, id))) {
             send_packet(g, "E01");
             return;
         }
@@ -861,10 +599,10 @@ static void handle_query(struct gdb_server *g, const char *pkt)
         snprintf(extra, sizeof(extra), "QC%x", g->cur_g + 1), send_packet(g, extra);
     else if (!strcmp(pkt, "qAttached"))
         send_packet(g, "1");
-    else if (!strncmp(pkt, "qThreadExtraInfo,", 17) && parse_hex(pkt + 17, &id) && valid_thread(g, id)) {
+    else if (!strncmp(pkt, "qThreadExtraInfo,", 17) && gdb_parse_hex(pkt + 17, &id) && valid_thread(g, id)) {
         char text[32];
         int n = snprintf(text, sizeof(text), "CPU %u", (unsigned)id - 1);
-        put_hex(extra, (const uint8_t *)text, (size_t)n);
+        gdb_put_hex(extra, (const uint8_t *)text, (size_t)n);
         send_packet(g, extra);
     } else if (!strncmp(pkt, "qSymbol", 7))
         send_packet(g, "OK");
@@ -893,7 +631,7 @@ static void handle_packet(struct gdb_server *g, const char *pkt)
         }
         return;
     case 'H': set_thread(g, pkt + 1); return;
-    case 'T': send_packet(g, parse_hex(pkt + 1, &id) && valid_thread(g, id) ? "OK" : "E01"); return;
+    case 'T': send_packet(g, gdb_parse_hex(pkt + 1, &id) && valid_thread(g, id) ? "OK" : "E01"); return;
     case 'g': reply_registers(g); return;
     case 'p': reply_one_register(g, pkt + 1); return;
     case 'P': write_register(g, pkt + 1); return;
@@ -1137,69 +875,6 @@ int gdb_attach(struct gdb_server *g, struct vm *vm)
     return 0;
 }
 
-/* ---- probing what KVM can do ---------------------------------------------------------------- */
-
-/* Runs `code` in real mode at 0 in a throwaway VM with `dbg` and says whether KVM_RUN came back
- * with KVM_EXIT_DEBUG. Vector 3 in the IVT points at a hlt, so an int3 that reaches the guest
- * ends in a HLT exit instead. */
-static bool probe_debug_exit(int kvm, const uint8_t *code, size_t len, const struct kvm_guest_debug *dbg)
-{
-    bool hit = false;
-    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-    int cpu = vm >= 0 ? ioctl(vm, KVM_CREATE_VCPU, 0) : -1;
-    int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-    uint8_t *ram = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    struct kvm_run *run = cpu >= 0 && run_size > 0
-                              ? mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, cpu, 0)
-                              : MAP_FAILED;
-    if (ram != MAP_FAILED && run != MAP_FAILED) {
-        memcpy(ram + 0x20, code, len);
-        ram[0x40] = 0xF4;                          /* hlt: where int3 lands if the guest gets it */
-        memcpy(ram + 0x0C, (uint16_t[]){0x40, 0}, 4); /* IVT[3] = 0000:0040 */
-        struct kvm_userspace_memory_region slot = {.memory_size = 0x1000, .userspace_addr = (uint64_t)ram};
-        struct kvm_sregs sregs;
-        struct kvm_regs regs = {.rip = 0x20, .rflags = 2};
-        if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0 && ioctl(cpu, KVM_GET_SREGS, &sregs) == 0) {
-            sregs.cs.selector = 0;
-            sregs.cs.base = 0;
-            if (ioctl(cpu, KVM_SET_SREGS, &sregs) == 0 && ioctl(cpu, KVM_SET_REGS, &regs) == 0 &&
-                ioctl(cpu, KVM_SET_GUEST_DEBUG, dbg) == 0 && ioctl(cpu, KVM_RUN, 0) == 0)
-                hit = run->exit_reason == KVM_EXIT_DEBUG;
-        }
-    }
-    if (run != MAP_FAILED)
-        munmap(run, (size_t)run_size);
-    if (ram != MAP_FAILED)
-        munmap(ram, 0x1000);
-    if (cpu >= 0)
-        close(cpu);
-    if (vm >= 0)
-        close(vm);
-    return hit;
-}
-
-static void probe_kvm(struct gdb_server *g)
-{
-    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (kvm < 0)
-        return; /* the VM itself will say why */
-    static const uint8_t int3[] = {0xCC, 0xF4};
-    struct kvm_guest_debug sw = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP};
-    g->int3_intercepted = probe_debug_exit(kvm, int3, sizeof(int3), &sw);
-    static const uint8_t store[] = {0xA2, 0x00, 0x01, 0xF4}; /* mov %al, (0x100); hlt */
-    struct kvm_guest_debug hw = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP};
-    hw.arch.debugreg[0] = 0x100;
-    hw.arch.debugreg[7] = 1 | (1u << 16); /* L0, write, 1 byte */
-    g->data_breakpoints = probe_debug_exit(kvm, store, sizeof(store), &hw);
-    close(kvm);
-    if (!g->int3_intercepted)
-        log_warn("gdb: this KVM delivers int3 to the guest instead of reporting it (nested KVM); "
-                 "breakpoints use the 4 debug registers instead, so at most 4 at a time");
-    if (!g->data_breakpoints)
-        log_warn("gdb: this KVM ignores data breakpoints; gdb will use software watchpoints "
-                 "(single steps), which are slow");
-}
-
 /* ---- the listening socket ----------------------------------------------------------------------- */
 
 struct gdb_server *gdb_server_open(const char *spec, bool wait)
@@ -1219,7 +894,7 @@ struct gdb_server *gdb_server_open(const char *spec, bool wait)
         gdb_server_close(g);
         return NULL;
     }
-    probe_kvm(g);
+    gdb_probe_kvm(&g->int3_intercepted, &g->data_breakpoints);
     return g;
 }
 

@@ -21,9 +21,4 @@ void gdb_server_close(struct gdb_server *gdb);
  * machine, before vm_run; a reset's new machine is attached again. 0 or -1. */
 int gdb_attach(struct gdb_server *gdb, struct vm *vm);
 
-/* The packet framing, for the fuzzer: takes the next item out of a receive buffer. */
-enum gdb_item { GDB_ITEM_NONE, GDB_ITEM_PACKET, GDB_ITEM_INTERRUPT, GDB_ITEM_DROPPED };
-#define GDB_PACKET_MAX 16384
-enum gdb_item gdb_take_item(char *rx, size_t *rx_len, char *out, char *ack);
-
 #endif

@@ -1,6 +1,6 @@
 /* libFuzzer harness: the gdb stub's packet framing (checksums, lengths, interrupts, noise) on
  * whatever a hostile client sends, fed in chunks as a socket would deliver it. */
-#include "gdb.h"
+#include "gdb_proto.h"
 
 #include <stdint.h>
 #include <string.h>
