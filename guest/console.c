@@ -37,10 +37,10 @@ __attribute__((interrupt)) static void on_serial(struct interrupt_frame *frame)
 {
     (void)frame;
     uint16_t base = serial->port_base;
-    uint32_t pending = inl(base + SLATE_SERIAL_IRQ_STATUS);
-    outl(base + SLATE_SERIAL_IRQ_STATUS, pending); /* first: input after the drain raises it again */
+    uint32_t pending = slate_inl(base + SLATE_SERIAL_IRQ_STATUS);
+    slate_outl(base + SLATE_SERIAL_IRQ_STATUS, pending); /* first: input after the drain raises it again */
     uint32_t byte;
-    while (input_head - input_tail < INPUT_RING && (byte = inl(base + SLATE_SERIAL_DATA)) != 0xFFFFFFFF)
+    while (input_head - input_tail < INPUT_RING && (byte = slate_inl(base + SLATE_SERIAL_DATA)) != 0xFFFFFFFF)
         console_put_input((char)byte);
     if (pending & SLATE_SERIAL_IRQ_CLOSED)
         serial_closed = true;
@@ -54,7 +54,7 @@ void serial_init(void)
         return;
     idt_set(VEC_SERIAL, on_serial);
     irq_route(serial, 0, VEC_SERIAL, 0);
-    if (inl(serial->port_base + SLATE_SERIAL_STATUS) & SLATE_SERIAL_RX_CLOSED)
+    if (slate_inl(serial->port_base + SLATE_SERIAL_STATUS) & SLATE_SERIAL_RX_CLOSED)
         serial_closed = true;
 }
 
@@ -65,8 +65,8 @@ void serial_write(const char *s, size_t len)
         return;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\n')
-            outl(serial->port_base + SLATE_SERIAL_DATA, '\r');
-        outl(serial->port_base + SLATE_SERIAL_DATA, (uint8_t)s[i]);
+            slate_outl(serial->port_base + SLATE_SERIAL_DATA, '\r');
+        slate_outl(serial->port_base + SLATE_SERIAL_DATA, (uint8_t)s[i]);
     }
 }
 

@@ -65,7 +65,7 @@ void cpus_start_all(void)
     idt_set(VEC_TICK_IPI, on_tick_ipi);
     cpus_started = 1;
     for (unsigned i = 1; i < count; i++) {
-        int64_t err = hypercall(SLATE_HC_START_CPU, i, (uint64_t)ap_main, (uint64_t)(ap_stacks[i] + AP_STACK_SIZE), i);
+        int64_t err = slate_hypercall(SLATE_HC_START_CPU, i, (uint64_t)ap_main, (uint64_t)(ap_stacks[i] + AP_STACK_SIZE), i);
         if (err < 0) {
             kprintf("cpu%u: cannot start it (error %ld)\n", i, err);
             continue;

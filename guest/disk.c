@@ -15,7 +15,7 @@ static uint8_t sector_buffer[SLATE_BLOCK_SECTOR_SIZE] __attribute__((aligned(SLA
 __attribute__((interrupt)) static void on_disk(struct interrupt_frame *frame)
 {
     (void)frame;
-    outl(disk->port_base + SLATE_BLOCK_IRQ_STATUS, 1);
+    slate_outl(disk->port_base + SLATE_BLOCK_IRQ_STATUS, 1);
     lapic_eoi();
 }
 
@@ -30,7 +30,7 @@ static unsigned disk_request(uint8_t op, uint64_t sector, uint32_t count, void *
     slot->buffer = (uint64_t)buffer;
     slot->status = SLATE_BLOCK_PENDING;
     __atomic_store_n(&ring->submitted, slot_index + 1, __ATOMIC_RELEASE);
-    outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1);
+    slate_outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1);
     WAIT_UNTIL(__atomic_load_n(&ring->completed, __ATOMIC_ACQUIRE) - (slot_index + 1) < 0x80000000u);
     return slot->status;
 }

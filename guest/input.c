@@ -13,10 +13,10 @@ __attribute__((interrupt)) static void on_keyboard(struct interrupt_frame *frame
 {
     (void)frame;
     uint16_t base = keyboard->port_base;
-    outl(base + SLATE_KEYBOARD_IRQ_STATUS, 1); /* first, so an event after the loop raises it again */
+    slate_outl(base + SLATE_KEYBOARD_IRQ_STATUS, 1); /* first, so an event after the loop raises it again */
     uint32_t event;
-    while ((event = inl(base + SLATE_KEYBOARD_EVENT)) != 0) {
-        uint32_t ch = inl(base + SLATE_KEYBOARD_CHAR);
+    while ((event = slate_inl(base + SLATE_KEYBOARD_EVENT)) != 0) {
+        uint32_t ch = slate_inl(base + SLATE_KEYBOARD_CHAR);
         if ((event & SLATE_KEYBOARD_PRESSED) && ch && ch < 0x100)
             console_put_input(ch == '\r' ? '\n' : (char)ch);
     }
@@ -35,7 +35,7 @@ void keyboard_init(void)
 __attribute__((interrupt)) static void on_pointer(struct interrupt_frame *frame)
 {
     (void)frame;
-    outl(pointer->port_base + SLATE_POINTER_IRQ_STATUS, 1);
+    slate_outl(pointer->port_base + SLATE_POINTER_IRQ_STATUS, 1);
     pointer_changed = true;
     lapic_eoi();
 }
@@ -57,9 +57,9 @@ bool pointer_take(struct pointer_state *out)
         return false;
     pointer_changed = false;
     uint16_t base = pointer->port_base;
-    out->x = inl(base + SLATE_POINTER_X);
-    out->y = inl(base + SLATE_POINTER_Y);
-    out->buttons = inl(base + SLATE_POINTER_BUTTONS);
-    out->wheel = (int32_t)inl(base + SLATE_POINTER_WHEEL);
+    out->x = slate_inl(base + SLATE_POINTER_X);
+    out->y = slate_inl(base + SLATE_POINTER_Y);
+    out->buttons = slate_inl(base + SLATE_POINTER_BUTTONS);
+    out->wheel = (int32_t)slate_inl(base + SLATE_POINTER_WHEEL);
     return true;
 }

@@ -81,6 +81,6 @@ void irq_route(const struct slate_device *dev, unsigned line, uint8_t vector, ui
     if (line >= dev->irq_count)
         return;
     uint16_t port = (uint16_t)(dev->port_base + dev->irq_reg + line * SLATE_IRQ_STRIDE);
-    outl(port + SLATE_IRQ_CPU, cpu);
-    outl(port + SLATE_IRQ_VECTOR, vector);
+    slate_outl(port + SLATE_IRQ_CPU, cpu);
+    slate_outl(port + SLATE_IRQ_VECTOR, vector);
 }

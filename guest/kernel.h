@@ -9,7 +9,7 @@
 #ifndef DEMO_KERNEL_H
 #define DEMO_KERNEL_H
 
-#include "slate/slate.h"
+#include "slate/guest.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -31,14 +31,6 @@
 #define TICK_HZ 100
 
 /* ---- CPU primitives (x86.h in a bigger kernel) ---- */
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
-static inline uint32_t inl(uint16_t port)
-{
-    uint32_t v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
 static inline uint64_t rdtsc(void)
 {
     uint32_t lo, hi;
@@ -48,17 +40,6 @@ static inline uint64_t rdtsc(void)
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 static inline void pause(void) { __asm__ volatile("pause"); }
-
-/* Hypercall through port 0xFFFF: function in EAX, arguments in RDI, RSI, RCX, RBX. */
-static inline int64_t hypercall(uint32_t fn, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
-{
-    int64_t ret;
-    __asm__ volatile("outl %%eax, %%dx"
-                     : "=a"(ret)
-                     : "a"(fn), "d"(SLATE_HYPERCALL_PORT), "D"(a), "S"(b), "c"(c), "b"(d)
-                     : "memory");
-    return ret;
-}
 
 /* Sleeps until an interrupt arrives, unless `cond` already holds. Interrupts must be off when it
  * is called (so no wake-up slips in between the test and the HLT: `sti; hlt` is atomic). */

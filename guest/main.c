@@ -21,14 +21,8 @@ static const struct slate_device *device_at(uint32_t i)
     return (const void *)((const uint8_t *)info + info->device_offset + i * info->device_entry_size);
 }
 
-/* The first device of a type; a kernel that wants several walks the table itself. */
-const struct slate_device *device_find(uint16_t type)
-{
-    for (uint32_t i = 0; i < info->device_count; i++)
-        if (device_at(i)->type == type)
-            return device_at(i);
-    return NULL;
-}
+/* The first device of a type. */
+const struct slate_device *device_find(uint16_t type) { return slate_find_device(info, type, 0); }
 
 /* "key=value" on the command line: a pointer to the value, or NULL. */
 const char *cmdline_option(const char *key)
@@ -71,8 +65,8 @@ void power_off(uint32_t code)
 {
     const struct slate_device *power = device_find(SLATE_DEV_POWER);
     if (power)
-        outl(power->port_base + SLATE_POWER_EXIT, code);
-    hypercall(SLATE_HC_EXIT, code, 0, 0, 0); /* the same, should there be no power device */
+        slate_outl(power->port_base + SLATE_POWER_EXIT, code);
+    slate_hypercall(SLATE_HC_EXIT, code, 0, 0, 0); /* the same, should there be no power device */
     for (;;)
         __asm__ volatile("cli; hlt");
 }
@@ -81,7 +75,7 @@ void power_reset(void)
 {
     const struct slate_device *power = device_find(SLATE_DEV_POWER);
     if (power)
-        outl(power->port_base + SLATE_POWER_RESET, 1);
+        slate_outl(power->port_base + SLATE_POWER_RESET, 1);
     kprintf("reboot: no power device\n");
     power_off(1);
 }

@@ -121,7 +121,7 @@ static unsigned prefix_length(uint32_t mask)
 __attribute__((interrupt)) static void on_nic(struct interrupt_frame *frame)
 {
     (void)frame;
-    outl(nic->port_base + SLATE_NET_IRQ_STATUS, SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX);
+    slate_outl(nic->port_base + SLATE_NET_IRQ_STATUS, SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX);
     nic_interrupted = true;
     lapic_eoi();
 }
@@ -137,7 +137,7 @@ static void send_frame(const void *frame, unsigned len)
         memset((void *)(slot->frame + len), 0, 60 - len), len = 60;
     slot->length = (uint16_t)len;
     __atomic_store_n(&window->tx.head, window->tx.head + 1, __ATOMIC_RELEASE);
-    outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
+    slate_outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
 }
 
 static unsigned eth_header(uint8_t *frame, const uint8_t *dst, uint16_t type)
@@ -374,12 +374,12 @@ void net_init(void)
     if (!nic)
         return;
     window = (volatile struct slate_net_window *)nic->window_base;
-    uint32_t lo = inl(nic->port_base + SLATE_NET_MAC_LO), hi = inl(nic->port_base + SLATE_NET_MAC_HI);
+    uint32_t lo = slate_inl(nic->port_base + SLATE_NET_MAC_LO), hi = slate_inl(nic->port_base + SLATE_NET_MAC_HI);
     for (int i = 0; i < 6; i++)
         my_mac[i] = (uint8_t)((i < 4 ? lo >> (8 * i) : hi >> (8 * (i - 4))) & 0xFF);
     idt_set(VEC_NET, on_nic);
     irq_route(nic, 0, VEC_NET, 0);
-    outl(nic->port_base + SLATE_NET_RESET, 1);
+    slate_outl(nic->port_base + SLATE_NET_RESET, 1);
     if (configure_from_cmdline())
         return;
     dhcp_start();
@@ -458,7 +458,7 @@ void print_net(void)
     }
     kprintf("%s: mac %02x:%02x:%02x:%02x:%02x:%02x, link %s\n", nic->name, my_mac[0], my_mac[1], my_mac[2],
             my_mac[3], my_mac[4], my_mac[5],
-            inl(nic->port_base + SLATE_NET_STATUS) & SLATE_NET_LINK_UP ? "up" : "down");
+            slate_inl(nic->port_base + SLATE_NET_STATUS) & SLATE_NET_LINK_UP ? "up" : "down");
     if (my_ip) {
         print_ip("  address ", my_ip);
         kprintf("/%u", prefix_length(netmask));
@@ -468,6 +468,6 @@ void print_net(void)
     } else {
         kprintf("  no address yet\n");
     }
-    kprintf("  received %u frames, sent %u, dropped %u\n", inl(nic->port_base + SLATE_NET_RX_FRAMES),
-            inl(nic->port_base + SLATE_NET_TX_FRAMES), inl(nic->port_base + SLATE_NET_RX_DROPS));
+    kprintf("  received %u frames, sent %u, dropped %u\n", slate_inl(nic->port_base + SLATE_NET_RX_FRAMES),
+            slate_inl(nic->port_base + SLATE_NET_TX_FRAMES), slate_inl(nic->port_base + SLATE_NET_RX_DROPS));
 }

@@ -23,8 +23,8 @@ static uint16_t cells[ROWS][COLUMNS];
 static unsigned row = FIRST_ROW, column;
 static bool in_graphics;
 
-static uint32_t display_reg(unsigned reg) { return inl(display->port_base + reg); }
-static void display_set(unsigned reg, uint32_t v) { outl(display->port_base + reg, v); }
+static uint32_t display_reg(unsigned reg) { return slate_inl(display->port_base + reg); }
+static void display_set(unsigned reg, uint32_t v) { slate_outl(display->port_base + reg, v); }
 static volatile uint16_t *window_cell(unsigned r, unsigned c)
 {
     return (volatile uint16_t *)(display->window_base + r * display_reg(SLATE_DISPLAY_PITCH)) + c;
@@ -196,7 +196,7 @@ void screen_draw_demo(void)
     }
     in_graphics = true;
     draw_pattern();
-    bool shot = hypercall(SLATE_HC_SCREENSHOT, 0, 0, 0, 0) == 0;
+    bool shot = slate_hypercall(SLATE_HC_SCREENSHOT, 0, 0, 0, 0) == 0;
     kprintf("draw: %ux%u, %s; left button paints, right button wipes, q or Escape ends\n", DEMO_WIDTH,
             DEMO_HEIGHT, shot ? "screenshot taken" : "no screenshot (slate has no --screenshot)");
     struct pointer_state p;

@@ -12,14 +12,14 @@ static const struct slate_device *timer;
 static void timer_write64(unsigned reg, uint64_t v)
 {
     uint16_t port = (uint16_t)(timer->port_base + SLATE_TIMER_BANK(0) + reg);
-    outl(port, (uint32_t)v);
-    outl(port + 4, (uint32_t)(v >> 32));
+    slate_outl(port, (uint32_t)v);
+    slate_outl(port + 4, (uint32_t)(v >> 32));
 }
 
 __attribute__((interrupt)) static void on_tick(struct interrupt_frame *frame)
 {
     (void)frame;
-    outl(timer->port_base + SLATE_TIMER_IRQ_STATUS, 1); /* acknowledge timer 0 */
+    slate_outl(timer->port_base + SLATE_TIMER_IRQ_STATUS, 1); /* acknowledge timer 0 */
     cpu_count_tick();
     if (cpus_started > 1)
         lapic_send_ipi_others(VEC_TICK_IPI);
@@ -38,7 +38,7 @@ void timer_init(void)
     uint64_t period = 1000000000 / TICK_HZ;
     timer_write64(SLATE_TIMER_DELAY_LO, period);
     timer_write64(SLATE_TIMER_PERIOD_LO, period);
-    outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, SLATE_TIMER_START);
+    slate_outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, SLATE_TIMER_START);
 }
 
 /* Nanoseconds since boot, from the TSC (see the timer section of slate.h). */

@@ -22,7 +22,7 @@ static struct slate_block_identity identity;
 __attribute__((interrupt)) static void on_disk(struct interrupt_frame *f)
 {
     (void)f;
-    outl(disk->port_base + SLATE_BLOCK_IRQ_STATUS, 1);
+    slate_outl(disk->port_base + SLATE_BLOCK_IRQ_STATUS, 1);
     lapic_eoi();
 }
 
@@ -41,7 +41,7 @@ static uint32_t submit(uint8_t op, uint64_t sector, uint32_t count, uint64_t buf
     return seq;
 }
 
-static void notify(void) { outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1); }
+static void notify(void) { slate_outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1); }
 
 static uint8_t wait_for(uint32_t seq)
 {
@@ -113,7 +113,7 @@ static void errors(void)
     GUEST_ASSERT(request(SLATE_BLOCK_OP_WRITE, 0, 2, ram_end - 512) == SLATE_BLOCK_BAD_BUFFER);
     GUEST_ASSERT(request(SLATE_BLOCK_OP_WRITE, 0, 1, ~0ULL - 100) == SLATE_BLOCK_BAD_BUFFER);
     GUEST_ASSERT(request(99, 0, 1, buf) == SLATE_BLOCK_UNSUPPORTED);
-    bool ro = inl(disk->port_base + SLATE_BLOCK_FLAGS) & SLATE_BLOCK_READ_ONLY;
+    bool ro = slate_inl(disk->port_base + SLATE_BLOCK_FLAGS) & SLATE_BLOCK_READ_ONLY;
     if (ro) {
         GUEST_ASSERT(request(SLATE_BLOCK_OP_WRITE, 0, 1, buf) == SLATE_BLOCK_READ_ONLY_ERR);
         GUEST_ASSERT(request(SLATE_BLOCK_OP_DISCARD, 0, 8, 0) == SLATE_BLOCK_READ_ONLY_ERR);
@@ -122,15 +122,15 @@ static void errors(void)
         puts_hc("read-only refusals ok\n");
     }
     /* A broken ring: claim far more requests than the ring holds. The device stops and says so. */
-    GUEST_ASSERT(inl(disk->port_base + SLATE_BLOCK_ERROR) == 0);
+    GUEST_ASSERT(slate_inl(disk->port_base + SLATE_BLOCK_ERROR) == 0);
     ring->submitted += 10 * SLATE_BLOCK_RING_SIZE;
     notify();
-    const struct slate_device *timer = find_device(info, SLATE_DEV_TIMER);
-    uint32_t start = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
-    while (inl(disk->port_base + SLATE_BLOCK_ERROR) == 0 &&
-           inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
+    const struct slate_device *timer = slate_find_device(info, SLATE_DEV_TIMER, 0);
+    uint32_t start = slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+    while (slate_inl(disk->port_base + SLATE_BLOCK_ERROR) == 0 &&
+           slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
         __asm__ volatile("pause");
-    GUEST_ASSERT(inl(disk->port_base + SLATE_BLOCK_ERROR) != 0);
+    GUEST_ASSERT(slate_inl(disk->port_base + SLATE_BLOCK_ERROR) != 0);
     puts_hc("block errors ok\n");
 }
 
@@ -199,16 +199,16 @@ static void bench(void)
 KMAIN kmain(const struct slate_info *boot_info)
 {
     info = boot_info;
-    disk = find_device(info, SLATE_DEV_BLOCK);
+    disk = slate_find_device(info, SLATE_DEV_BLOCK, 0);
     GUEST_ASSERT(disk && disk->irq_count == 1);
     GUEST_ASSERT(disk->window_size >= sizeof(struct slate_block_ring));
     ring = (volatile struct slate_block_ring *)disk->window_base;
     idt_set(VEC_DISK, on_disk);
     idt_load();
     lapic_enable();
-    outl(disk->port_base + disk->irq_reg + SLATE_IRQ_VECTOR, VEC_DISK);
-    capacity = inl(disk->port_base + SLATE_BLOCK_CAPACITY_LO) |
-               (uint64_t)inl(disk->port_base + SLATE_BLOCK_CAPACITY_HI) << 32;
+    slate_outl(disk->port_base + disk->irq_reg + SLATE_IRQ_VECTOR, VEC_DISK);
+    capacity = slate_inl(disk->port_base + SLATE_BLOCK_CAPACITY_LO) |
+               (uint64_t)slate_inl(disk->port_base + SLATE_BLOCK_CAPACITY_HI) << 32;
     GUEST_ASSERT(request(SLATE_BLOCK_OP_IDENTIFY, 0, 0, (uint64_t)&identity) == SLATE_BLOCK_OK);
     GUEST_ASSERT(identity.capacity == capacity && identity.sector_size == 512);
     GUEST_ASSERT(str_eq(identity.model, "slate disk"));
@@ -228,8 +228,8 @@ KMAIN kmain(const struct slate_info *boot_info)
         uint8_t past = request(SLATE_BLOCK_OP_WRITE, 4096, 8, buf); /* at 2 MiB */
         uint8_t flush1 = request(SLATE_BLOCK_OP_FLUSH, 0, 0, 0);
         uint8_t flush2 = request(SLATE_BLOCK_OP_FLUSH, 0, 0, 0);
-        uint32_t lost = inl(disk->port_base + SLATE_BLOCK_WRITE_ERRORS);
-        outl(disk->port_base + SLATE_BLOCK_WRITE_ERRORS, 0);
+        uint32_t lost = slate_inl(disk->port_base + SLATE_BLOCK_WRITE_ERRORS);
+        slate_outl(disk->port_base + SLATE_BLOCK_WRITE_ERRORS, 0);
         uint8_t flush3 = request(SLATE_BLOCK_OP_FLUSH, 0, 0, 0);
         puts_hc("write past the limit ");
         put_dec(past);

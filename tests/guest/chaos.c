@@ -50,10 +50,10 @@ static void poke_device(const struct slate_device *d)
     uint16_t port = (uint16_t)(d->port_base + off);
     uint32_t value = (uint32_t)rnd();
     switch (rnd() % 4) {
-    case 0: outl(port, value); break;
-    case 1: outb(port, (uint8_t)value); break;
-    case 2: (void)inl(port); break;
-    default: (void)inb(port); break;
+    case 0: slate_outl(port, value); break;
+    case 1: slate_outb(port, (uint8_t)value); break;
+    case 2: (void)slate_inl(port); break;
+    default: (void)slate_inb(port); break;
     }
 }
 
@@ -105,16 +105,16 @@ static void random_hypercall(const struct slate_info *info)
         uint64_t stack = cpu < 8 ? (uint64_t)stacks[cpu] + sizeof(stacks[cpu]) : hostile_address(info);
         if (rnd() % 3 == 0)
             stack = hostile_address(info) & ~15ULL;
-        hypercall4(fn, cpu, (uint64_t)ap_entry, stack, cpu);
+        slate_hypercall(fn, cpu, (uint64_t)ap_entry, stack, cpu);
         return;
     }
     uint64_t len = rnd() % 3 ? rnd() % 64 : rnd();
     if (fn == SLATE_HC_CONSOLE_WRITE) /* empty or too long: the errors, not noise on the console */
         len = rnd() % 2 ? 0 : SLATE_CONSOLE_WRITE_MAX + 1 + rnd() % 100000;
     if (rnd() % 2)
-        hypercall4(fn, hostile_address(info), len, rnd(), rnd());
+        slate_hypercall(fn, hostile_address(info), len, rnd(), rnd());
     else
-        hypercall_mmio(fn, hostile_address(info), len);
+        slate_hypercall_mmio(fn, hostile_address(info), len, 0, 0);
 }
 
 KMAIN kmain(const struct slate_info *info)

@@ -46,7 +46,7 @@ KMAIN kmain(const struct slate_info *info)
     if (str_eq(mode, "spin"))
         spin();
     if (str_eq(mode, "smp")) {
-        GUEST_ASSERT(hypercall4(SLATE_HC_START_CPU, 1, (uint64_t)ap_spin,
+        GUEST_ASSERT(slate_hypercall(SLATE_HC_START_CPU, 1, (uint64_t)ap_spin,
                                 (uint64_t)ap_stack + sizeof(ap_stack), 0) == 0);
         spin();
     }

@@ -16,7 +16,7 @@ __attribute__((interrupt)) static void on_key(struct interrupt_frame *f)
 {
     (void)f;
     key_waiting = true;
-    outl(keyboard->port_base + SLATE_KEYBOARD_IRQ_STATUS, 1);
+    slate_outl(keyboard->port_base + SLATE_KEYBOARD_IRQ_STATUS, 1);
     lapic_eoi();
 }
 
@@ -24,12 +24,12 @@ __attribute__((interrupt)) static void on_pointer(struct interrupt_frame *f)
 {
     (void)f;
     pointer_moved = true;
-    outl(pointer->port_base + SLATE_POINTER_IRQ_STATUS, 1);
+    slate_outl(pointer->port_base + SLATE_POINTER_IRQ_STATUS, 1);
     lapic_eoi();
 }
 
-static uint32_t reg(uint32_t off) { return inl(display->port_base + off); }
-static void set(uint32_t off, uint32_t v) { outl(display->port_base + off, v); }
+static uint32_t reg(uint32_t off) { return slate_inl(display->port_base + off); }
+static void set(uint32_t off, uint32_t v) { slate_outl(display->port_base + off, v); }
 
 static void draw_graphics(void)
 {
@@ -83,19 +83,19 @@ static void echo_events(void)
         if (pointer_moved) {
             pointer_moved = false;
             puts_hc("pointer x=");
-            put_dec(inl(pointer->port_base + SLATE_POINTER_X));
+            put_dec(slate_inl(pointer->port_base + SLATE_POINTER_X));
             puts_hc(" y=");
-            put_dec(inl(pointer->port_base + SLATE_POINTER_Y));
+            put_dec(slate_inl(pointer->port_base + SLATE_POINTER_Y));
             puts_hc(" buttons=");
-            put_dec(inl(pointer->port_base + SLATE_POINTER_BUTTONS));
+            put_dec(slate_inl(pointer->port_base + SLATE_POINTER_BUTTONS));
             puts_hc(" wheel=");
-            put_dec((int32_t)inl(pointer->port_base + SLATE_POINTER_WHEEL));
+            put_dec((int32_t)slate_inl(pointer->port_base + SLATE_POINTER_WHEEL));
             puts_hc("\n");
         }
         key_waiting = false;
         uint32_t ev;
-        while ((ev = inl(keyboard->port_base + SLATE_KEYBOARD_EVENT)) != 0) {
-            uint32_t ch = inl(keyboard->port_base + SLATE_KEYBOARD_CHAR);
+        while ((ev = slate_inl(keyboard->port_base + SLATE_KEYBOARD_EVENT)) != 0) {
+            uint32_t ch = slate_inl(keyboard->port_base + SLATE_KEYBOARD_CHAR);
             if (!(ev & SLATE_KEYBOARD_PRESSED))
                 continue;
             puts_hc("key usage=");
@@ -131,17 +131,17 @@ static void animate(bool full)
 
 KMAIN kmain(const struct slate_info *info)
 {
-    display = find_device(info, SLATE_DEV_DISPLAY);
-    keyboard = find_device(info, SLATE_DEV_KEYBOARD);
-    pointer = find_device(info, SLATE_DEV_POINTER);
+    display = slate_find_device(info, SLATE_DEV_DISPLAY, 0);
+    keyboard = slate_find_device(info, SLATE_DEV_KEYBOARD, 0);
+    pointer = slate_find_device(info, SLATE_DEV_POINTER, 0);
     GUEST_ASSERT(display && keyboard && pointer);
     GUEST_ASSERT(display->window_size >= 1920ULL * 1080 * 4);
     idt_set(VEC_KEY, on_key);
     idt_set(VEC_PTR, on_pointer);
     idt_load();
     lapic_enable();
-    outl(keyboard->port_base + keyboard->irq_reg + SLATE_IRQ_VECTOR, VEC_KEY);
-    outl(pointer->port_base + pointer->irq_reg + SLATE_IRQ_VECTOR, VEC_PTR);
+    slate_outl(keyboard->port_base + keyboard->irq_reg + SLATE_IRQ_VECTOR, VEC_KEY);
+    slate_outl(pointer->port_base + pointer->irq_reg + SLATE_IRQ_VECTOR, VEC_PTR);
     const char *mode = cmdline(info);
     if (str_eq(mode, "modes")) {
         check_modes();

@@ -4,7 +4,7 @@
 #ifndef SLATE_TEST_GUEST_H
 #define SLATE_TEST_GUEST_H
 
-#include "slate/slate.h"
+#include "slate/guest.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,48 +12,13 @@
 
 #define KMAIN __attribute__((section(".text.kmain"), used)) void
 
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline uint32_t inl(uint16_t port)
-{
-    uint32_t v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
 static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t *)addr; }
 static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
 
-/* Arguments go in RDI, RSI, RCX, RBX; DX holds the port. */
-static inline int64_t hypercall4(uint32_t fn, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
-{
-    int64_t ret;
-    __asm__ volatile("outl %%eax, %%dx"
-                     : "=a"(ret)
-                     : "a"(fn), "d"(SLATE_HYPERCALL_PORT), "D"(a), "S"(b), "c"(c), "b"(d)
-                     : "memory");
-    return ret;
-}
-
+/* The three-argument hypercall most tests make (RBX 0). */
 static inline int64_t hypercall(uint32_t fn, uint64_t a, uint64_t b, uint64_t c)
 {
-    return hypercall4(fn, a, b, c, 0);
-}
-
-/* The same call through the MMIO hypercall page. */
-static inline int64_t hypercall_mmio(uint32_t fn, uint64_t a, uint64_t b)
-{
-    int64_t ret;
-    __asm__ volatile("movl %%eax, (%%rdx)"
-                     : "=a"(ret)
-                     : "a"(fn), "d"(SLATE_HYPERCALL_PAGE), "D"(a), "S"(b)
-                     : "memory");
-    return ret;
+    return slate_hypercall(fn, a, b, c, 0);
 }
 
 static inline size_t str_len(const char *s)
@@ -120,16 +85,6 @@ static inline __attribute__((noreturn)) void guest_exit(uint32_t code)
     } while (0)
 
 /* ---- the info block ---- */
-static inline const struct slate_device *find_device(const struct slate_info *info, uint16_t type)
-{
-    const uint8_t *table = (const uint8_t *)info + info->device_offset;
-    for (uint32_t i = 0; i < info->device_count; i++) {
-        const struct slate_device *d = (const void *)(table + i * info->device_entry_size);
-        if (d->type == type)
-            return d;
-    }
-    return NULL;
-}
 
 /* ---- interrupts ---- */
 struct idt_entry {
@@ -175,7 +130,7 @@ static inline void lapic_send(uint32_t apic_id, uint32_t low)
 }
 static inline void send_ipi(uint32_t apic_id, uint8_t vector) { lapic_send(apic_id, 0x4000 | vector); }
 
-static inline uint32_t cpu_index(void) { return inl(SLATE_CPU_INDEX_PORT); }
+static inline uint32_t cpu_index(void) { return slate_inl(SLATE_CPU_INDEX_PORT); }
 
 static inline uint64_t rdtsc(void)
 {
@@ -194,10 +149,7 @@ static inline uint64_t rdtsc(void)
         __asm__ volatile("sti");                                                                   \
     } while (0)
 
-static inline const char *cmdline(const struct slate_info *info)
-{
-    return (const char *)info + info->cmdline_offset;
-}
+static inline const char *cmdline(const struct slate_info *info) { return slate_cmdline(info); }
 
 static inline bool str_starts(const char *s, const char *prefix)
 {

@@ -57,17 +57,17 @@ KMAIN kmain(const struct slate_info *info)
     check_preserved();
     GUEST_ASSERT(hypercall(SLATE_HC_NOP, 0, 0, 0) == 0);
     GUEST_ASSERT(hypercall(12345, 0, 0, 0) == SLATE_ENOSYS);
-    GUEST_ASSERT(hypercall_mmio(SLATE_HC_NOP, 0, 0) == 0);
-    GUEST_ASSERT(hypercall_mmio(999, 0, 0) == SLATE_ENOSYS);
-    GUEST_ASSERT(inl(SLATE_CPU_INDEX_PORT) == 0);
-    GUEST_ASSERT(inb(SLATE_DEBUGCON_PORT) == 0xE9);
+    GUEST_ASSERT(slate_hypercall_mmio(SLATE_HC_NOP, 0, 0, 0, 0) == 0);
+    GUEST_ASSERT(slate_hypercall_mmio(999, 0, 0, 0, 0) == SLATE_ENOSYS);
+    GUEST_ASSERT(slate_inl(SLATE_CPU_INDEX_PORT) == 0);
+    GUEST_ASSERT(slate_inb(SLATE_DEBUGCON_PORT) == 0xE9);
 
     const char *m = "port console write\n";
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, (uint64_t)m, str_len(m), 0) == (int64_t)str_len(m));
     const char *n = "mmio console write\n";
-    GUEST_ASSERT(hypercall_mmio(SLATE_HC_CONSOLE_WRITE, (uint64_t)n, str_len(n)) == (int64_t)str_len(n));
+    GUEST_ASSERT(slate_hypercall_mmio(SLATE_HC_CONSOLE_WRITE, (uint64_t)n, str_len(n), 0, 0) == (int64_t)str_len(n));
     for (const char *p = "debugcon write\n"; *p; p++)
-        outb(SLATE_DEBUGCON_PORT, (uint8_t)*p);
+        slate_outb(SLATE_DEBUGCON_PORT, (uint8_t)*p);
 
     map_alias();
     const char *tail = "[split ", *head = "pages]\n";
@@ -84,6 +84,6 @@ KMAIN kmain(const struct slate_info *info)
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, ~0ULL - 2, 8, 0) == SLATE_EFAULT);
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, (uint64_t)m, 0, 0) == 0);
     puts_hc("hypercalls ok\n");
-    hypercall_mmio(SLATE_HC_EXIT, 42, 0);
+    slate_hypercall_mmio(SLATE_HC_EXIT, 42, 0, 0, 0);
     GUEST_ASSERT(!"exit returned");
 }

@@ -27,7 +27,7 @@ __attribute__((interrupt)) static void on_irq(struct interrupt_frame *f)
                         : dev->type == SLATE_DEV_BLOCK ? SLATE_BLOCK_IRQ_STATUS
                         : dev->type == SLATE_DEV_NET ? SLATE_NET_IRQ_STATUS
                                                      : SLATE_TIMER_IRQ_STATUS;
-    outl(dev->port_base + status_reg, 0xFFFFFFFF); /* acknowledge everything; read nothing */
+    slate_outl(dev->port_base + status_reg, 0xFFFFFFFF); /* acknowledge everything; read nothing */
     /* Some work after the acknowledge, as a real handler does: long enough that a line raised
      * again by the acknowledge is pending by the EOI, on any host. */
     uint64_t until = rdtsc() + info->tsc_khz / 5; /* 200 us */
@@ -44,18 +44,18 @@ static void wait_a_little(void)
 
 static void route(uint16_t type)
 {
-    dev = find_device(info, type);
+    dev = slate_find_device(info, type, 0);
     GUEST_ASSERT(dev && dev->irq_count >= 1);
-    outl(dev->port_base + dev->irq_reg + SLATE_IRQ_CPU, 0);
-    outl(dev->port_base + dev->irq_reg + SLATE_IRQ_VECTOR, VEC);
+    slate_outl(dev->port_base + dev->irq_reg + SLATE_IRQ_CPU, 0);
+    slate_outl(dev->port_base + dev->irq_reg + SLATE_IRQ_VECTOR, VEC);
 }
 
 /* With events still queued and none new, an acknowledge must leave the status bit clear: the
  * deterministic face of the rule (a re-raising device sets it again at once). Interrupts off. */
 static void ack_leaves_bit_clear(uint16_t status_reg, uint32_t bit)
 {
-    outl(dev->port_base + status_reg, bit);
-    uint32_t after = inl(dev->port_base + status_reg);
+    slate_outl(dev->port_base + status_reg, bit);
+    uint32_t after = slate_inl(dev->port_base + status_reg);
     puts_hc(after & bit ? "acknowledged with events queued: status set again\n"
                         : "acknowledged with events queued: status stays clear\n");
     GUEST_ASSERT(!(after & bit));
@@ -75,15 +75,15 @@ static void report(const char *what, uint64_t items)
 static void serial(void)
 {
     route(SLATE_DEV_SERIAL);
-    while (!(inl(dev->port_base + SLATE_SERIAL_STATUS) & SLATE_SERIAL_RX_READY))
+    while (!(slate_inl(dev->port_base + SLATE_SERIAL_STATUS) & SLATE_SERIAL_RX_READY))
         wait_a_little();
     ack_leaves_bit_clear(SLATE_SERIAL_IRQ_STATUS, SLATE_SERIAL_IRQ_RX);
     uint64_t bytes = 0;
     for (;;) {
         uint32_t c;
-        while ((c = inl(dev->port_base + SLATE_SERIAL_DATA)) != 0xFFFFFFFF)
+        while ((c = slate_inl(dev->port_base + SLATE_SERIAL_DATA)) != 0xFFFFFFFF)
             bytes++;
-        if (inl(dev->port_base + SLATE_SERIAL_STATUS) & SLATE_SERIAL_RX_CLOSED)
+        if (slate_inl(dev->port_base + SLATE_SERIAL_STATUS) & SLATE_SERIAL_RX_CLOSED)
             break;
         wait_a_little();
     }
@@ -94,12 +94,12 @@ static void keyboard(void)
 {
     route(SLATE_DEV_KEYBOARD);
     puts_hc("ready\n");
-    while (inl(dev->port_base + SLATE_KEYBOARD_PENDING) < KEYS)
+    while (slate_inl(dev->port_base + SLATE_KEYBOARD_PENDING) < KEYS)
         wait_a_little();
     ack_leaves_bit_clear(SLATE_KEYBOARD_IRQ_STATUS, 1);
     uint64_t events = 0;
     while (events < KEYS) {
-        while (inl(dev->port_base + SLATE_KEYBOARD_EVENT) != 0)
+        while (slate_inl(dev->port_base + SLATE_KEYBOARD_EVENT) != 0)
             events++;
         if (events < KEYS)
             wait_a_little();
@@ -112,7 +112,7 @@ static void pointer(void)
     route(SLATE_DEV_POINTER);
     puts_hc("ready\n");
     uint64_t reads = 0;
-    while (inl(dev->port_base + SLATE_POINTER_X) != 300) { /* the test's last position */
+    while (slate_inl(dev->port_base + SLATE_POINTER_X) != 300) { /* the test's last position */
         reads++;
         wait_a_little();
     }
@@ -135,7 +135,7 @@ static void block(void)
         r->status = SLATE_BLOCK_PENDING;
     }
     ring->submitted = first + 4;
-    outl(dev->port_base + SLATE_BLOCK_NOTIFY, 1);
+    slate_outl(dev->port_base + SLATE_BLOCK_NOTIFY, 1);
     while (ring->completed != first + 4)
         wait_a_little();
     for (uint32_t i = 0; i < 4; i++)
@@ -148,7 +148,7 @@ static void net(void)
 {
     route(SLATE_DEV_NET);
     volatile struct slate_net_window *win = (volatile void *)dev->window_base;
-    uint32_t lo = inl(dev->port_base + SLATE_NET_MAC_LO), hi = inl(dev->port_base + SLATE_NET_MAC_HI);
+    uint32_t lo = slate_inl(dev->port_base + SLATE_NET_MAC_LO), hi = slate_inl(dev->port_base + SLATE_NET_MAC_HI);
     uint8_t mac[6] = {(uint8_t)lo, (uint8_t)(lo >> 8), (uint8_t)(lo >> 16), (uint8_t)(lo >> 24),
                       (uint8_t)hi, (uint8_t)(hi >> 8)};
     static const uint8_t tail[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
@@ -169,7 +169,7 @@ static void net(void)
     }
     slot->length = 60;
     win->tx.head++;
-    outl(dev->port_base + SLATE_NET_TX_NOTIFY, 1);
+    slate_outl(dev->port_base + SLATE_NET_TX_NOTIFY, 1);
     uint64_t frames = 0;
     for (;;) {
         while (win->rx.tail != win->rx.head) {
@@ -187,15 +187,15 @@ static void timer(void)
 {
     route(SLATE_DEV_TIMER);
     uint16_t bank = dev->port_base + SLATE_TIMER_BANK(0);
-    outl(bank + SLATE_TIMER_DELAY_LO, 1000000);
-    outl(bank + SLATE_TIMER_PERIOD_LO, 1000000);
-    outl(bank + SLATE_TIMER_CTRL, SLATE_TIMER_START);
+    slate_outl(bank + SLATE_TIMER_DELAY_LO, 1000000);
+    slate_outl(bank + SLATE_TIMER_PERIOD_LO, 1000000);
+    slate_outl(bank + SLATE_TIMER_CTRL, SLATE_TIMER_START);
     uint64_t reads = 0;
-    while (inl(bank + SLATE_TIMER_EXPIRATIONS) < 50) {
+    while (slate_inl(bank + SLATE_TIMER_EXPIRATIONS) < 50) {
         reads++;
         wait_a_little();
     }
-    outl(bank + SLATE_TIMER_CTRL, 0);
+    slate_outl(bank + SLATE_TIMER_CTRL, 0);
     report("timer", reads);
 }
 

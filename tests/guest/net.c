@@ -92,7 +92,7 @@ static void copy(void *dst, const void *src, unsigned n)
 __attribute__((interrupt)) static void on_net(struct interrupt_frame *f)
 {
     (void)f;
-    outl(nic->port_base + SLATE_NET_IRQ_STATUS, SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX);
+    slate_outl(nic->port_base + SLATE_NET_IRQ_STATUS, SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX);
     lapic_eoi();
 }
 
@@ -103,7 +103,7 @@ static void send_frame(const void *frame, unsigned len)
     copy((void *)slot->frame, frame, len);
     slot->length = (uint16_t)len;
     __atomic_store_n(&win->tx.head, win->tx.head + 1, __ATOMIC_RELEASE);
-    outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
+    slate_outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
 }
 
 static unsigned eth_header(uint8_t *buf, const uint8_t *dst, uint16_t type)
@@ -323,9 +323,9 @@ static void resolve_peer(void)
 {
     for (int tries = 0; !peer_known && tries < 50; tries++) {
         send_arp(1, broadcast, peer_ip);
-        const struct slate_device *timer = find_device((const void *)SLATE_INFO_ADDR, SLATE_DEV_TIMER);
-        uint32_t start = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
-        while (!peer_known && inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 100000000u) {
+        const struct slate_device *timer = slate_find_device((const void *)SLATE_INFO_ADDR, SLATE_DEV_TIMER, 0);
+        uint32_t start = slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+        while (!peer_known && slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 100000000u) {
             poll_rx();
             __asm__ volatile("pause");
         }
@@ -364,7 +364,7 @@ static void blast(const char *cmd)
         }
         uint32_t n = free < count - sent ? free : count - sent;
         __atomic_store_n(&win->tx.head, win->tx.head + n, __ATOMIC_RELEASE); /* a batch at once */
-        outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
+        slate_outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
         sent += n;
     }
     WAIT_FOR(win->tx.tail == win->tx.head);
@@ -377,29 +377,29 @@ static void blast(const char *cmd)
 static void hostile(void)
 {
     uint16_t p = nic->port_base;
-    uint32_t errors = inl(p + SLATE_NET_TX_ERRORS);
+    uint32_t errors = slate_inl(p + SLATE_NET_TX_ERRORS);
     win->tx_slots[win->tx.head % SLATE_NET_RING_SIZE].length = 5; /* too short */
     win->tx_slots[(win->tx.head + 1) % SLATE_NET_RING_SIZE].length = 60000; /* too long */
     uint32_t base = win->tx.head;
     win->tx.head = base + 2;
-    outl(p + SLATE_NET_TX_NOTIFY, 1);
+    slate_outl(p + SLATE_NET_TX_NOTIFY, 1);
     WAIT_FOR(win->tx.tail == base + 2);
     GUEST_ASSERT(win->tx_slots[base % SLATE_NET_RING_SIZE].status == SLATE_NET_BAD_LENGTH);
-    GUEST_ASSERT(inl(p + SLATE_NET_TX_ERRORS) == errors + 2);
+    GUEST_ASSERT(slate_inl(p + SLATE_NET_TX_ERRORS) == errors + 2);
     win->tx.head += 5000; /* far beyond the ring */
-    outl(p + SLATE_NET_TX_NOTIFY, 1);
-    const struct slate_device *timer = find_device((const void *)SLATE_INFO_ADDR, SLATE_DEV_TIMER);
-    uint32_t start = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
-    while (!(inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR) &&
-           inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
+    slate_outl(p + SLATE_NET_TX_NOTIFY, 1);
+    const struct slate_device *timer = slate_find_device((const void *)SLATE_INFO_ADDR, SLATE_DEV_TIMER, 0);
+    uint32_t start = slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+    while (!(slate_inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR) &&
+           slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
         __asm__ volatile("pause");
-    GUEST_ASSERT(inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR);
-    outl(p + SLATE_NET_RESET, 1);
-    start = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
-    while ((inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR) &&
-           inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
+    GUEST_ASSERT(slate_inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR);
+    slate_outl(p + SLATE_NET_RESET, 1);
+    start = slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+    while ((slate_inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR) &&
+           slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 1000000000u)
         __asm__ volatile("pause");
-    GUEST_ASSERT(!(inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR));
+    GUEST_ASSERT(!(slate_inl(p + SLATE_NET_STATUS) & SLATE_NET_ERROR));
     GUEST_ASSERT(win->tx.head == 0 && win->tx.tail == 0);
     win->rx.tail = 12345; /* nonsense: the device must drop, not write past the ring */
     puts_hc("hostile ok\n");
@@ -407,19 +407,19 @@ static void hostile(void)
 
 KMAIN kmain(const struct slate_info *info)
 {
-    nic = find_device(info, SLATE_DEV_NET);
+    nic = slate_find_device(info, SLATE_DEV_NET, 0);
     GUEST_ASSERT(nic && nic->window_size >= sizeof(struct slate_net_window));
     win = (volatile struct slate_net_window *)nic->window_base;
-    uint32_t lo = inl(nic->port_base + SLATE_NET_MAC_LO), hi = inl(nic->port_base + SLATE_NET_MAC_HI);
+    uint32_t lo = slate_inl(nic->port_base + SLATE_NET_MAC_LO), hi = slate_inl(nic->port_base + SLATE_NET_MAC_HI);
     uint8_t mac[6] = {(uint8_t)lo, (uint8_t)(lo >> 8), (uint8_t)(lo >> 16), (uint8_t)(lo >> 24),
                       (uint8_t)hi, (uint8_t)(hi >> 8)};
     copy(my_mac, mac, 6);
-    GUEST_ASSERT(inl(nic->port_base + SLATE_NET_STATUS) & SLATE_NET_LINK_UP);
-    GUEST_ASSERT(inl(nic->port_base + SLATE_NET_MTU) == 1500);
+    GUEST_ASSERT(slate_inl(nic->port_base + SLATE_NET_STATUS) & SLATE_NET_LINK_UP);
+    GUEST_ASSERT(slate_inl(nic->port_base + SLATE_NET_MTU) == 1500);
     idt_set(VEC_NET, on_net);
     idt_load();
     lapic_enable();
-    outl(nic->port_base + nic->irq_reg + SLATE_IRQ_VECTOR, VEC_NET);
+    slate_outl(nic->port_base + nic->irq_reg + SLATE_IRQ_VECTOR, VEC_NET);
     const char *cmd = cmdline(info);
     const char *v;
     if ((v = option(cmd, "peer=")))

@@ -8,7 +8,7 @@ static char line[128];
 static unsigned len;
 static volatile bool done;
 
-static void serial_putc(char c) { outl(serial + SLATE_SERIAL_DATA, (uint8_t)c); }
+static void serial_putc(char c) { slate_outl(serial + SLATE_SERIAL_DATA, (uint8_t)c); }
 static void serial_puts(const char *s)
 {
     while (*s)
@@ -18,7 +18,7 @@ static void serial_puts(const char *s)
 static void serial_drain(void)
 {
     uint32_t c;
-    while ((c = inl(serial + SLATE_SERIAL_DATA)) != 0xFFFFFFFF) {
+    while ((c = slate_inl(serial + SLATE_SERIAL_DATA)) != 0xFFFFFFFF) {
         if (c != '\n' && len < sizeof(line) - 1) {
             line[len++] = (char)c;
             continue;
@@ -39,22 +39,22 @@ __attribute__((interrupt)) static void on_serial(struct interrupt_frame *frame)
 {
     (void)frame;
     interrupts++;
-    outl(serial + SLATE_SERIAL_IRQ_STATUS, SLATE_SERIAL_IRQ_RX); /* acknowledge, then drain */
+    slate_outl(serial + SLATE_SERIAL_IRQ_STATUS, SLATE_SERIAL_IRQ_RX); /* acknowledge, then drain */
     serial_drain();
     lapic_eoi();
 }
 
 KMAIN kmain(const struct slate_info *info)
 {
-    const struct slate_device *dev = find_device(info, SLATE_DEV_SERIAL);
+    const struct slate_device *dev = slate_find_device(info, SLATE_DEV_SERIAL, 0);
     GUEST_ASSERT(dev && dev->irq_count == 1);
     serial = dev->port_base;
     idt_set(0x40, on_serial);
     idt_load();
     lapic_enable();
-    outl(serial + dev->irq_reg + SLATE_IRQ_CPU, 0);
-    outl(serial + dev->irq_reg + SLATE_IRQ_VECTOR, 0x40);
-    GUEST_ASSERT(inl(serial + dev->irq_reg + SLATE_IRQ_VECTOR) == 0x40);
+    slate_outl(serial + dev->irq_reg + SLATE_IRQ_CPU, 0);
+    slate_outl(serial + dev->irq_reg + SLATE_IRQ_VECTOR, 0x40);
+    GUEST_ASSERT(slate_inl(serial + dev->irq_reg + SLATE_IRQ_VECTOR) == 0x40);
     serial_puts("ready\n");
     while (!done)
         __asm__ volatile("sti; hlt; cli");

@@ -55,7 +55,7 @@ static void ap_main(uint64_t index)
 
 static int64_t start_cpu(uint64_t index, void (*entry)(uint64_t), uint64_t stack, uint64_t arg)
 {
-    return hypercall4(SLATE_HC_START_CPU, index, (uint64_t)entry, stack, arg);
+    return slate_hypercall(SLATE_HC_START_CPU, index, (uint64_t)entry, stack, arg);
 }
 
 static uint64_t stack_top(unsigned i) { return (uint64_t)stacks[i] + sizeof(stacks[i]); }

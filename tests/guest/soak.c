@@ -18,22 +18,22 @@ __attribute__((interrupt)) static void on_tick(struct interrupt_frame *f)
 {
     (void)f;
     ticks++;
-    outl(timer->port_base + SLATE_TIMER_IRQ_STATUS, 1);
+    slate_outl(timer->port_base + SLATE_TIMER_IRQ_STATUS, 1);
     lapic_eoi();
 }
 
 __attribute__((interrupt)) static void on_disk(struct interrupt_frame *f)
 {
     (void)f;
-    outl(disk->port_base + SLATE_BLOCK_IRQ_STATUS, 1);
+    slate_outl(disk->port_base + SLATE_BLOCK_IRQ_STATUS, 1);
     lapic_eoi();
 }
 
 /* The machine's monotonic clock: reading CLOCK_LO latches CLOCK_HI. */
 static uint64_t clock_ns(void)
 {
-    uint32_t lo = inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
-    return (uint64_t)inl(timer->port_base + SLATE_TIMER_CLOCK_HI) << 32 | lo;
+    uint32_t lo = slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
+    return (uint64_t)slate_inl(timer->port_base + SLATE_TIMER_CLOCK_HI) << 32 | lo;
 }
 
 static uint8_t disk_io(uint8_t op, uint64_t sector)
@@ -42,16 +42,16 @@ static uint8_t disk_io(uint8_t op, uint64_t sector)
     volatile struct slate_block_request *r = &ring->slots[seq % SLATE_BLOCK_RING_SIZE];
     r->op = op, r->status = SLATE_BLOCK_PENDING, r->count = 8, r->sector = sector, r->buffer = (uint64_t)block;
     __atomic_store_n(&ring->submitted, seq + 1, __ATOMIC_RELEASE);
-    outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1);
+    slate_outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1);
     WAIT_FOR(ring->completed == seq + 1);
     return r->status;
 }
 
 KMAIN kmain(const struct slate_info *info)
 {
-    timer = find_device(info, SLATE_DEV_TIMER);
-    disk = find_device(info, SLATE_DEV_BLOCK);
-    net = find_device(info, SLATE_DEV_NET);
+    timer = slate_find_device(info, SLATE_DEV_TIMER, 0);
+    disk = slate_find_device(info, SLATE_DEV_BLOCK, 0);
+    net = slate_find_device(info, SLATE_DEV_NET, 0);
     GUEST_ASSERT(timer && disk && net);
     ring = (volatile struct slate_block_ring *)disk->window_base;
     win = (volatile struct slate_net_window *)net->window_base;
@@ -62,18 +62,18 @@ KMAIN kmain(const struct slate_info *info)
     idt_set(VEC_DISK, on_disk);
     idt_load();
     lapic_enable();
-    outl(timer->port_base + SLATE_TIMER_IRQ_REG + SLATE_IRQ_VECTOR, VEC_TICK);
-    outl(disk->port_base + disk->irq_reg + SLATE_IRQ_VECTOR, VEC_DISK);
-    outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_DELAY_LO, 10000000);
-    outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_PERIOD_LO, 10000000);
-    outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, SLATE_TIMER_START);
+    slate_outl(timer->port_base + SLATE_TIMER_IRQ_REG + SLATE_IRQ_VECTOR, VEC_TICK);
+    slate_outl(disk->port_base + disk->irq_reg + SLATE_IRQ_VECTOR, VEC_DISK);
+    slate_outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_DELAY_LO, 10000000);
+    slate_outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_PERIOD_LO, 10000000);
+    slate_outl(timer->port_base + SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, SLATE_TIMER_START);
     for (unsigned i = 0; i < SLATE_NET_RING_SIZE; i++) { /* broadcast frames, prepared once */
         for (int b = 0; b < 6; b++)
             win->tx_slots[i].frame[b] = 0xFF;
         win->tx_slots[i].frame[12] = 0x88, win->tx_slots[i].frame[13] = 0xB5;
         win->tx_slots[i].length = 60;
     }
-    uint64_t capacity = inl(disk->port_base + SLATE_BLOCK_CAPACITY_LO), frames = 0, blocks = 0;
+    uint64_t capacity = slate_inl(disk->port_base + SLATE_BLOCK_CAPACITY_LO), frames = 0, blocks = 0;
     uint32_t seen = 0;
     while (clock_ns() < secs * 1000000000ULL) {
         WAIT_FOR(ticks != seen);
@@ -90,7 +90,7 @@ KMAIN kmain(const struct slate_info *info)
         blocks++;
         uint32_t room = SLATE_NET_RING_SIZE - (win->tx.head - win->tx.tail), burst = room < 16 ? room : 16;
         __atomic_store_n(&win->tx.head, win->tx.head + burst, __ATOMIC_RELEASE);
-        outl(net->port_base + SLATE_NET_TX_NOTIFY, 1);
+        slate_outl(net->port_base + SLATE_NET_TX_NOTIFY, 1);
         frames += burst;
     }
     uint32_t sum = 0;

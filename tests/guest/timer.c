@@ -21,8 +21,8 @@ static volatile uint32_t ticks, ended, cpu1_woke, lapic_fired;
 static volatile uint64_t fired_tsc;
 static uint8_t cpu1_stack[4096] __attribute__((aligned(16)));
 
-static uint32_t reg(uint32_t off) { return inl(port + off); }
-static void set_reg(uint32_t off, uint32_t v) { outl(port + off, v); }
+static uint32_t reg(uint32_t off) { return slate_inl(port + off); }
+static void set_reg(uint32_t off, uint32_t v) { slate_outl(port + off, v); }
 static void set_reg64(uint32_t off, uint64_t v)
 {
     set_reg(off, (uint32_t)v);
@@ -50,7 +50,7 @@ static uint64_t tsc_clock_ns(void)
 
 static void timer_irq(unsigned n, uint8_t vector, uint32_t cpu)
 {
-    const struct slate_device *d = find_device(info, SLATE_DEV_TIMER);
+    const struct slate_device *d = slate_find_device(info, SLATE_DEV_TIMER, 0);
     set_reg(d->irq_reg + 8 * n + SLATE_IRQ_CPU, cpu);
     set_reg(d->irq_reg + 8 * n + SLATE_IRQ_VECTOR, vector);
 }
@@ -148,7 +148,7 @@ static void oneshot(void)
     puts_hc("past deadline fired\n");
     if (info->cpu_count < 2)
         return;
-    GUEST_ASSERT(hypercall4(SLATE_HC_START_CPU, 1, (uint64_t)cpu1_main,
+    GUEST_ASSERT(slate_hypercall(SLATE_HC_START_CPU, 1, (uint64_t)cpu1_main,
                             (uint64_t)cpu1_stack + sizeof(cpu1_stack), 0) == 0);
     WAIT_FOR(cpu1_woke);
     puts_hc("cpu 1 woke by its own timer\n");
@@ -236,7 +236,7 @@ static void errors(void)
     GUEST_ASSERT(reg(SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL) == SLATE_TIMER_ARMED);
     set_reg(SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, 0);
     GUEST_ASSERT(reg(SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL) == 0);
-    const struct slate_device *d = find_device(info, SLATE_DEV_TIMER);
+    const struct slate_device *d = slate_find_device(info, SLATE_DEV_TIMER, 0);
     set_reg(d->irq_reg + SLATE_IRQ_VECTOR, 5); /* below 32: refused */
     GUEST_ASSERT(reg(d->irq_reg + SLATE_IRQ_VECTOR) == 0);
     puts_hc("timer errors ok\n");
@@ -341,7 +341,7 @@ static void ticker(void)
 KMAIN kmain(const struct slate_info *boot_info)
 {
     info = boot_info;
-    const struct slate_device *d = find_device(info, SLATE_DEV_TIMER);
+    const struct slate_device *d = slate_find_device(info, SLATE_DEV_TIMER, 0);
     GUEST_ASSERT(d && d->irq_count == SLATE_TIMER_COUNT);
     port = d->port_base;
     idt_set(VEC_TICK, on_tick);

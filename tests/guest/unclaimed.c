@@ -5,10 +5,10 @@
 KMAIN kmain(const struct slate_info *info)
 {
     (void)info;
-    GUEST_ASSERT(inb(0x80) == 0xFF);
-    GUEST_ASSERT(inb(0x80) == 0xFF);
-    GUEST_ASSERT(inl(0x3F8) == 0xFFFFFFFF);
-    outb(0x80, 1);
+    GUEST_ASSERT(slate_inb(0x80) == 0xFF);
+    GUEST_ASSERT(slate_inb(0x80) == 0xFF);
+    GUEST_ASSERT(slate_inl(0x3F8) == 0xFFFFFFFF);
+    slate_outb(0x80, 1);
     GUEST_ASSERT(mmio_read32(0xE0000000) == 0xFFFFFFFF);
     GUEST_ASSERT(mmio_read32(0xE0000000) == 0xFFFFFFFF);
     mmio_write32(0xE0001000, 5);
