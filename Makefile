@@ -119,7 +119,7 @@ GUEST_ELF64 := $(GUEST_C:tests/guest/%.c=$(BUILD)/guest/%.elf)
 GUEST_REAL := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.bin,$(wildcard tests/guest/real*.S))
 GUEST_PROT := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.elf,$(wildcard tests/guest/prot*.S))
 
-$(BUILD)/guest/%.elf: tests/guest/%.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h | $(BUILD)/guest
+$(BUILD)/guest/%.elf: tests/guest/%.c tests/guest/guest.h tests/guest/netlib.h tests/guest/guest64.ld include/slate/slate.h include/slate/guest.h | $(BUILD)/guest
 	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
 
 $(BUILD)/guest/real%.bin: tests/guest/real%.S include/slate/slate.h | $(BUILD)/guest
@@ -140,7 +140,7 @@ DEMO := $(BUILD)/guest/demo.bin
 # gcc may turn a byte loop into a call to memcpy/memset: not inside memcpy and memset themselves.
 DEMO_CFLAGS := $(GUEST_CFLAGS) -m64 -fno-tree-loop-distribute-patterns
 
-$(BUILD)/demo/%.c.o: guest/%.c guest/kernel.h include/slate/slate.h
+$(BUILD)/demo/%.c.o: guest/%.c guest/kernel.h include/slate/slate.h include/slate/guest.h
 	@mkdir -p $(BUILD)/demo
 	$(GUEST_CC) $(DEMO_CFLAGS) -c -o $@ $<
 $(BUILD)/demo/boot.S.o: guest/boot.S include/slate/slate.h

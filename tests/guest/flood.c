@@ -5,7 +5,7 @@
  * 640x480 framebuffer; 1.2 s later, one more unknown hypercall. Each of those costs a naive hypervisor memory or a log line; limits.t runs
  * it with few and with many rounds and compares slate's peak memory and its stderr. It starts on
  * the first key press, so the test's VNC client is connected in both runs. */
-#include "guest.h"
+#include "netlib.h"
 
 #define VEC_KEY 0x40
 #define VEC_TIMER 0x41
@@ -33,14 +33,16 @@ __attribute__((interrupt)) static void on_key(struct interrupt_frame *f)
  * EtherType that every backend drops. */
 static void make_frame(volatile struct slate_net_slot *slot, bool arp)
 {
-    static const uint8_t request[42] = {
-        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06,
-        0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56,
-        10, 0, 2, 15, 0, 0, 0, 0, 0, 0, 10, 0, 2, 2};
-    for (int i = 0; i < 42; i++)
-        slot->frame[i] = arp ? request[i] : (i < 12 ? 0xFF : 0);
-    if (!arp)
-        slot->frame[12] = 0x88, slot->frame[13] = 0xB5;
+    static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    uint8_t frame[60] = {0};
+    if (arp) {
+        net_arp_request(frame, mac, 0x0F02000A /* 10.0.2.15 */, 0x0202000A /* 10.0.2.2 */);
+    } else {
+        for (int i = 0; i < 12; i++)
+            frame[i] = 0xFF;
+        frame[12] = 0x88, frame[13] = 0xB5;
+    }
+    net_copy(slot->frame, frame, sizeof(frame));
     slot->length = 60;
 }
 

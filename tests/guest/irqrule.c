@@ -4,7 +4,7 @@
  * all the reading. A device that re-raised its line while events were still queued would never
  * let the main loop run; the handler stops the test after STORM interrupts.
  * The command line names the device: serial, keyboard, pointer, block, net or timer. */
-#include "guest.h"
+#include "netlib.h"
 
 #define VEC 0x40
 #define STORM 2000
@@ -148,27 +148,9 @@ static void net(void)
 {
     route(SLATE_DEV_NET);
     volatile struct slate_net_window *win = (volatile void *)dev->window_base;
-    uint32_t lo = slate_inl(dev->port_base + SLATE_NET_MAC_LO), hi = slate_inl(dev->port_base + SLATE_NET_MAC_HI);
-    uint8_t mac[6] = {(uint8_t)lo, (uint8_t)(lo >> 8), (uint8_t)(lo >> 16), (uint8_t)(lo >> 24),
-                      (uint8_t)hi, (uint8_t)(hi >> 8)};
-    static const uint8_t tail[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
-    volatile struct slate_net_slot *slot = &win->tx_slots[win->tx.head % SLATE_NET_RING_SIZE];
-    volatile uint8_t *f = slot->frame;
-    for (int i = 0; i < 6; i++) {
-        f[i] = 0xFF;          /* broadcast */
-        f[6 + i] = mac[i];    /* from us */
-        f[22 + i] = mac[i];   /* sender MAC */
-        f[32 + i] = 0;        /* target MAC */
-    }
-    for (unsigned i = 0; i < sizeof(tail); i++)
-        f[12 + i] = tail[i];
-    static const uint8_t ips[] = {10, 0, 2, 15, 0, 0, 0, 0, 0, 0, 10, 0, 2, 2};
-    for (int i = 0; i < 4; i++) {
-        f[28 + i] = ips[i];
-        f[38 + i] = ips[10 + i];
-    }
-    slot->length = 60;
-    win->tx.head++;
+    uint8_t mac[6], frame[60];
+    net_mac(dev, mac);
+    net_queue(win, frame, net_arp_request(frame, mac, 0x0F02000A /* 10.0.2.15 */, 0x0202000A /* 10.0.2.2 */));
     slate_outl(dev->port_base + SLATE_NET_TX_NOTIFY, 1);
     uint64_t frames = 0;
     for (;;) {

@@ -7,54 +7,10 @@
  *   knock     (with port=N) send a UDP datagram and a TCP SYN to peer:N, print the TCP answer
  *             (SYN-ACK, RST) or the ICMP error, exit 0
  * Everything waits with HLT for the card's interrupt. */
-#include "guest.h"
+#include "netlib.h"
 
 #define VEC_NET 0x48
 #define PING_COUNT 10
-
-struct __attribute__((packed)) eth {
-    uint8_t dst[6], src[6];
-    uint16_t type;
-};
-struct __attribute__((packed)) arp {
-    uint16_t htype, ptype;
-    uint8_t hlen, plen;
-    uint16_t oper;
-    uint8_t sha[6];
-    uint32_t spa;
-    uint8_t tha[6];
-    uint32_t tpa;
-};
-struct __attribute__((packed)) ip4 {
-    uint8_t ver_ihl, tos;
-    uint16_t len, id, frag;
-    uint8_t ttl, proto;
-    uint16_t sum;
-    uint32_t src, dst;
-};
-struct __attribute__((packed)) udp {
-    uint16_t sport, dport, len, sum;
-};
-struct __attribute__((packed)) icmp {
-    uint8_t type, code;
-    uint16_t sum, id, seq;
-};
-struct __attribute__((packed)) dhcp {
-    uint8_t op, htype, hlen, hops;
-    uint32_t xid;
-    uint16_t secs, flags;
-    uint32_t ciaddr, yiaddr, siaddr, giaddr;
-    uint8_t chaddr[16], sname[64], file[128];
-    uint32_t magic;
-    uint8_t options[64];
-};
-
-struct __attribute__((packed)) tcp {
-    uint16_t sport, dport;
-    uint32_t seq, ack;
-    uint8_t offset, flags;
-    uint16_t window, sum, urgent;
-};
 
 static const struct slate_device *nic;
 static volatile uint8_t tcp_answer, icmp_error;
@@ -65,29 +21,6 @@ static volatile bool peer_known, done, dhcp_offered, dhcp_acked;
 static volatile uint32_t pongs;
 static const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-static uint16_t htons(uint16_t v) { return (uint16_t)(v << 8 | v >> 8); }
-static uint32_t htonl(uint32_t v) { return __builtin_bswap32(v); }
-
-static uint16_t checksum(const void *data, unsigned len)
-{
-    const uint8_t *p = data;
-    uint32_t sum = 0;
-    for (unsigned i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    return htons((uint16_t)~sum);
-}
-
-static void copy(void *dst, const void *src, unsigned n)
-{
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    while (n--)
-        *d++ = *s++;
-}
 
 __attribute__((interrupt)) static void on_net(struct interrupt_frame *f)
 {
@@ -99,18 +32,15 @@ __attribute__((interrupt)) static void on_net(struct interrupt_frame *f)
 static void send_frame(const void *frame, unsigned len)
 {
     WAIT_FOR(win->tx.head - win->tx.tail < SLATE_NET_RING_SIZE);
-    volatile struct slate_net_slot *slot = &win->tx_slots[win->tx.head % SLATE_NET_RING_SIZE];
-    copy((void *)slot->frame, frame, len);
-    slot->length = (uint16_t)len;
-    __atomic_store_n(&win->tx.head, win->tx.head + 1, __ATOMIC_RELEASE);
+    net_queue(win, frame, len);
     slate_outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
 }
 
 static unsigned eth_header(uint8_t *buf, const uint8_t *dst, uint16_t type)
 {
     struct eth *e = (struct eth *)buf;
-    copy(e->dst, dst, 6);
-    copy(e->src, my_mac, 6);
+    net_copy(e->dst, dst, 6);
+    net_copy(e->src, my_mac, 6);
     e->type = htons(type);
     return sizeof(*e);
 }
@@ -121,9 +51,9 @@ static void send_arp(uint16_t oper, const uint8_t *dst_mac, uint32_t target_ip)
     unsigned n = eth_header(buf, oper == 1 ? broadcast : dst_mac, 0x0806);
     struct arp *a = (struct arp *)(buf + n);
     *a = (struct arp){htons(1), htons(0x0800), 6, 4, htons(oper), {0}, my_ip, {0}, target_ip};
-    copy(a->sha, my_mac, 6);
+    net_copy(a->sha, my_mac, 6);
     if (oper == 2)
-        copy(a->tha, dst_mac, 6);
+        net_copy(a->tha, dst_mac, 6);
     send_frame(buf, 60);
 }
 
@@ -134,8 +64,8 @@ static unsigned ip_packet(uint8_t *buf, const uint8_t *dst_mac, uint32_t src, ui
     unsigned n = eth_header(buf, dst_mac, 0x0800);
     struct ip4 *ip = (struct ip4 *)(buf + n);
     *ip = (struct ip4){0x45, 0, htons((uint16_t)(20 + len)), 0, 0, 64, proto, 0, src, dst};
-    ip->sum = checksum(ip, 20);
-    copy(buf + n + 20, payload, len);
+    ip->sum = net_checksum(ip, 20);
+    net_copy(buf + n + 20, payload, len);
     n += 20 + len;
     return n < 60 ? 60 : n;
 }
@@ -146,7 +76,7 @@ static void send_udp(const uint8_t *dst_mac, uint32_t src, uint32_t dst, uint16_
     uint8_t payload[1500], frame[1514] = {0};
     struct udp *u = (struct udp *)payload;
     *u = (struct udp){htons(sport), htons(dport), htons((uint16_t)(8 + len)), 0};
-    copy(payload + 8, data, len);
+    net_copy(payload + 8, data, len);
     send_frame(frame, ip_packet(frame, dst_mac, src, dst, 17, payload, 8 + len));
 }
 
@@ -160,7 +90,7 @@ static void send_syn(const uint8_t *dst_mac, uint32_t dst, uint16_t dport)
         struct tcp t;
     } p = {my_ip, dst, 0, 6, htons(20), {htons(4444), htons(dport), htonl(1000), 0, 5 << 4, 0x02,
                                          htons(8192), 0, 0}};
-    p.t.sum = checksum(&p, sizeof(p));
+    p.t.sum = net_checksum(&p, sizeof(p));
     uint8_t frame[1514] = {0};
     send_frame(frame, ip_packet(frame, dst_mac, my_ip, dst, 6, &p.t, sizeof(p.t)));
 }
@@ -171,13 +101,13 @@ static void dhcp_send(uint8_t type)
     for (unsigned i = 0; i < sizeof(d); i++)
         ((uint8_t *)&d)[i] = 0;
     d.op = 1, d.htype = 1, d.hlen = 6, d.xid = 0x5ca7e;
-    copy(d.chaddr, my_mac, 6);
+    net_copy(d.chaddr, my_mac, 6);
     d.magic = htonl(0x63825363);
     uint8_t *o = d.options;
     *o++ = 53, *o++ = 1, *o++ = type;
     if (type == 3) { /* REQUEST: the offered address, from that server */
-        *o++ = 50, *o++ = 4, copy(o, &offered_ip, 4), o += 4;
-        *o++ = 54, *o++ = 4, copy(o, &dhcp_server, 4), o += 4;
+        *o++ = 50, *o++ = 4, net_copy(o, &offered_ip, 4), o += 4;
+        *o++ = 54, *o++ = 4, net_copy(o, &dhcp_server, 4), o += 4;
     }
     *o = 255;
     send_udp(broadcast, 0, 0xFFFFFFFF, 68, 67, &d, sizeof(d));
@@ -196,7 +126,7 @@ static void handle_dhcp(const struct dhcp *d, unsigned len)
         if (*o == 53)
             type = o[2];
         if (*o == 54)
-            copy(&dhcp_server, o + 2, 4);
+            net_copy(&dhcp_server, o + 2, 4);
     }
     if (type == 2) {
         offered_ip = d->yiaddr;
@@ -231,7 +161,7 @@ static void handle_frame(const uint8_t *frame, unsigned len)
     if (e->type == htons(0x0806)) {
         const struct arp *a = (const void *)(e + 1);
         if (a->spa == peer_ip && peer_ip) {
-            copy(peer_mac, a->sha, 6);
+            net_copy(peer_mac, a->sha, 6);
             peer_known = true;
         }
         if (a->oper == htons(1) && a->tpa == my_ip && my_ip)
@@ -258,10 +188,10 @@ static void handle_frame(const uint8_t *frame, unsigned len)
             pongs++;
         } else if (ic->type == 8) {
             uint8_t reply[1500];
-            copy(reply, ic, ip_len - 20);
+            net_copy(reply, ic, ip_len - 20);
             ((struct icmp *)reply)->type = 0;
             ((struct icmp *)reply)->sum = 0;
-            ((struct icmp *)reply)->sum = checksum(reply, ip_len - 20);
+            ((struct icmp *)reply)->sum = net_checksum(reply, ip_len - 20);
             uint8_t out[1514] = {0};
             send_frame(out, ip_packet(out, e->src, my_ip, ip->src, 1, reply, ip_len - 20));
         }
@@ -352,7 +282,7 @@ static void blast(const char *cmd)
     /* Every slot gets the same header and length once: the loop below only moves the index, so
      * it measures the card, not this (slow, nested) guest's copying. */
     for (unsigned i = 0; i < SLATE_NET_RING_SIZE; i++) {
-        copy((void *)win->tx_slots[i].frame, frame, 14);
+        net_copy((void *)win->tx_slots[i].frame, frame, 14);
         win->tx_slots[i].length = (uint16_t)size;
     }
     uint64_t t0 = rdtsc();
@@ -410,10 +340,7 @@ KMAIN kmain(const struct slate_info *info)
     nic = slate_find_device(info, SLATE_DEV_NET, 0);
     GUEST_ASSERT(nic && nic->window_size >= sizeof(struct slate_net_window));
     win = (volatile struct slate_net_window *)nic->window_base;
-    uint32_t lo = slate_inl(nic->port_base + SLATE_NET_MAC_LO), hi = slate_inl(nic->port_base + SLATE_NET_MAC_HI);
-    uint8_t mac[6] = {(uint8_t)lo, (uint8_t)(lo >> 8), (uint8_t)(lo >> 16), (uint8_t)(lo >> 24),
-                      (uint8_t)hi, (uint8_t)(hi >> 8)};
-    copy(my_mac, mac, 6);
+    net_mac(nic, my_mac);
     GUEST_ASSERT(slate_inl(nic->port_base + SLATE_NET_STATUS) & SLATE_NET_LINK_UP);
     GUEST_ASSERT(slate_inl(nic->port_base + SLATE_NET_MTU) == 1500);
     idt_set(VEC_NET, on_net);
@@ -462,7 +389,7 @@ KMAIN kmain(const struct slate_info *info)
     if (option(cmd, "mode=ping")) {
         for (uint16_t seq = 0; seq < PING_COUNT; seq++) {
             struct icmp req = {8, 0, 0, htons(0x51a7), htons(seq)};
-            req.sum = checksum(&req, sizeof(req));
+            req.sum = net_checksum(&req, sizeof(req));
             uint8_t out[1514] = {0};
             uint32_t before = pongs;
             send_frame(out, ip_packet(out, peer_mac, my_ip, peer_ip, 1, &req, sizeof(req)));
