@@ -337,6 +337,48 @@ static int disk_start(struct disk *d)
     return 0;
 }
 
+/* ---- --disk ------------------------------------------------------------------------------------ */
+
+/* PATH[,ro][,cache=writeback|none]. A path containing commas is not supported. */
+static int parse_disk(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (cfg->disk_count == MAX_DISKS)
+        return error_text(err, errlen, "--disk: at most %d disks", MAX_DISKS);
+    struct disk_spec disk = {0};
+    const char *comma = strchr(arg, ',');
+    size_t path_len = comma ? (size_t)(comma - arg) : strlen(arg);
+    if (path_len == 0)
+        return error_text(err, errlen, "--disk %s: expected PATH[,ro][,cache=writeback|none]", arg);
+    if (path_len >= LOAD_PATH_MAX)
+        return error_text(err, errlen, "--disk: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
+    memcpy(disk.path, arg, path_len);
+    while (comma) {
+        const char *opt = comma + 1;
+        comma = strchr(opt, ',');
+        size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+        if (len == 2 && !strncmp(opt, "ro", 2))
+            disk.read_only = true;
+        else if (len == 15 && !strncmp(opt, "cache=writeback", 15))
+            disk.cache_none = false;
+        else if (len == 10 && !strncmp(opt, "cache=none", 10))
+            disk.cache_none = true;
+        else
+            return error_text(err, errlen, "--disk %s: unknown option '%.*s' (expected ro, "
+                        "cache=writeback or cache=none)", arg, (int)len, opt);
+    }
+    cfg->disks[cfg->disk_count++] = disk;
+    return 0;
+}
+
+static const struct device_option block_options[] = {
+    {"disk", true,
+     "  --disk PATH[,ro][,cache=writeback|none]\n"
+     "                         a raw disk image or block device (repeatable, up to 8);\n"
+     "                         locked while in use; cache=none uses O_DIRECT\n",
+     parse_disk},
+    {0},
+};
+
 static unsigned block_instances(const struct slate_config *cfg) { return cfg->disk_count; }
 
 /* Before KVM: the image opens, locks (released again on close) and has at least one sector. */
@@ -402,6 +444,7 @@ const struct device_ops block_device = {
     .window_size = sizeof(struct slate_block_ring),
     .irq_reg = SLATE_BLOCK_IRQ_REG,
     .irq_count = 1,
+    .options = block_options,
     .instances = block_instances,
     .check = block_check,
     .setup = block_setup,

@@ -289,6 +289,86 @@ static void display_pio(struct device *dev, struct bus_io *io)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* ---- options --------------------------------------------------------------------------------- */
+
+/* --display vnc|sdl|none. sdl opens a local window; VNC stays off unless --vnc asks for it. */
+static int parse_display(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (!strcmp(arg, "none")) {
+        cfg->display = false;
+        cfg->sdl = false;
+        cfg->vnc_host[0] = 0;
+    } else if (!strcmp(arg, "vnc")) {
+        cfg->display = true;
+        if (!cfg->vnc_host[0]) {
+            snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
+            cfg->vnc_port = 5900;
+        }
+    } else if (!strcmp(arg, "sdl")) {
+        cfg->display = true;
+        cfg->sdl = true;
+    } else {
+        return error_text(err, errlen, "--display %s: expected vnc, sdl or none", arg);
+    }
+    return 0;
+}
+
+/* --vnc [HOST:]PORT|none. The host defaults to loopback: anything else must be asked for. */
+static int parse_vnc(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (!strcmp(arg, "none")) {
+        cfg->vnc_host[0] = 0;
+        return 0;
+    }
+    const char *colon = strrchr(arg, ':');
+    const char *port_text = colon ? colon + 1 : arg;
+    char *end;
+    long port = strtol(port_text, &end, 10);
+    size_t host_len = colon ? (size_t)(colon - arg) : 0;
+    if (!*port_text || *end || port < 1 || port > 65535 || host_len >= sizeof(cfg->vnc_host) ||
+        (colon && host_len == 0))
+        return error_text(err, errlen, "--vnc %s: expected [HOST:]PORT or none", arg);
+    if (colon)
+        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "%.*s", (int)host_len, arg);
+    else
+        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
+    cfg->vnc_port = (int)port;
+    cfg->display = true;
+    return 0;
+}
+
+static int parse_vnc_password(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    cfg->vnc_password_file = arg;
+    return 0;
+}
+
+static int parse_screenshot(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    cfg->screenshot = arg;
+    cfg->display = true;
+    return 0;
+}
+
+static const struct device_option display_options[] = {
+    {"display", true,
+     "  --display vnc|sdl|none a display, keyboard and pointer, served over VNC or shown\n"
+     "                         in a local SDL window\n",
+     parse_display},
+    {"vnc", true,
+     "  --vnc [HOST:]PORT|none where VNC listens (default 127.0.0.1:5900 with --display vnc)\n",
+     parse_vnc},
+    {"vnc-password", true,
+     "  --vnc-password FILE    VNC clients must give the password on the file's first line\n",
+     parse_vnc_password},
+    {"screenshot", true,
+     "  --screenshot PATH.png  write the screen as a PNG when the guest exits\n",
+     parse_screenshot},
+    {0},
+};
+
 static unsigned display_instances(const struct slate_config *cfg) { return cfg->display ? 1 : 0; }
 
 /* Before KVM: the VNC address parses, the password file has a first line, the screenshot's
@@ -400,6 +480,7 @@ const struct device_ops display_device = {
     .port_count = 0x20,
     .window_size = WINDOW_BYTES,
     .window_dirty_log = true,
+    .options = display_options,
     .instances = display_instances,
     .check = display_check,
     .setup = display_setup,

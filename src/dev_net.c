@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -216,6 +217,99 @@ static void default_mac(struct net_dev *nd, const char *kernel, unsigned index)
     memcpy(nd->nic.mac, mac, 6);
 }
 
+/* ---- --net ------------------------------------------------------------------------------------- */
+
+/* tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT, as QEMU writes it. */
+static int parse_hostfwd(const char *text, size_t len, struct hostfwd *fwd)
+{
+    char buf[96], addr[16] = "";
+    unsigned host_port, guest_port;
+    int used = 0;
+    if (len >= sizeof(buf))
+        return -1;
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    fwd->udp = !strncmp(buf, "udp:", 4);
+    if (strncmp(buf, "tcp:", 4) && !fwd->udp)
+        return -1;
+    const char *p = buf + 4;
+    if (*p == ':') {
+        p++;
+    } else if (sscanf(p, "%15[0-9.]:%n", addr, &used) == 1 && used) {
+        p += used;
+    } else {
+        return -1;
+    }
+    if (sscanf(p, "%u-:%u%n", &host_port, &guest_port, &used) != 2 || p[used] || !host_port ||
+        !guest_port || host_port > 65535 || guest_port > 65535)
+        return -1;
+    snprintf(fwd->host_addr, sizeof(fwd->host_addr), "%s", addr[0] ? addr : "127.0.0.1");
+    fwd->host_port = (uint16_t)host_port;
+    fwd->guest_port = (uint16_t)guest_port;
+    return 0;
+}
+
+/* tap:IFNAME | user | socket:PATH, then ,mac=... and (user) ,hostfwd=... options. */
+static int parse_net(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (cfg->nic_count == MAX_NICS)
+        return error_text(err, errlen, "--net: at most %d network cards", MAX_NICS);
+    struct net_spec *net = &cfg->nics[cfg->nic_count];
+    *net = (struct net_spec){0};
+    size_t len = strcspn(arg, ",");
+    if (len == 4 && !strncmp(arg, "user", 4)) {
+        net->kind = NET_USER;
+    } else if (len > 4 && !strncmp(arg, "tap:", 4) && len - 4 < 16) {
+        net->kind = NET_TAP;
+        memcpy(net->name, arg + 4, len - 4);
+    } else if (len > 7 && !strncmp(arg, "socket:", 7) && len - 7 < 100) {
+        net->kind = NET_SOCKET;
+        memcpy(net->name, arg + 7, len - 7);
+    } else {
+        return error_text(err, errlen, "--net %s: expected tap:IFNAME (up to 15 characters), user, or "
+                    "socket:PATH", arg);
+    }
+    for (const char *p = arg + len; *p == ',';) {
+        const char *opt = p + 1;
+        size_t n = strcspn(opt, ",");
+        unsigned m[6];
+        int used = 0;
+        if (n == 21 && sscanf(opt, "mac=%2x:%2x:%2x:%2x:%2x:%2x%n", &m[0], &m[1], &m[2], &m[3], &m[4],
+                              &m[5], &used) == 6 && used == 21) {
+            for (int i = 0; i < 6; i++)
+                net->mac[i] = (uint8_t)m[i];
+            if (net->mac[0] & 1)
+                return error_text(err, errlen, "--net %s: the MAC address is a multicast address", arg);
+            net->has_mac = true;
+        } else if (net->kind == NET_USER && n == 11 && !strncmp(opt, "loopback=on", 11)) {
+            net->host_loopback = true;
+        } else if (net->kind == NET_USER && n == 12 && !strncmp(opt, "loopback=off", 12)) {
+            net->host_loopback = false;
+        } else if (net->kind == NET_USER && !strncmp(opt, "hostfwd=", 8)) {
+            if (net->fwd_count == MAX_HOSTFWD)
+                return error_text(err, errlen, "--net: at most %d hostfwd rules", MAX_HOSTFWD);
+            if (parse_hostfwd(opt + 8, n - 8, &net->fwd[net->fwd_count++]))
+                return error_text(err, errlen, "--net %s: '%.*s' is not tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT",
+                            arg, (int)(n - 8), opt + 8);
+        } else {
+            return error_text(err, errlen, "--net %s: unknown option '%.*s'", arg, (int)n, opt);
+        }
+        p = opt + n;
+    }
+    cfg->nic_count++;
+    return 0;
+}
+
+static const struct device_option net_options[] = {
+    {"net", true,
+     "  --net tap:IFNAME|user|socket:PATH[,mac=XX:XX:XX:XX:XX:XX]\n"
+     "                         a network card (repeatable, up to 4); user mode takes\n"
+     "                         ,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (repeatable)\n"
+     "                         and ,loopback=on to let the guest reach the host's 127.0.0.1\n",
+     parse_net},
+    {0},
+};
+
 static unsigned net_instances(const struct slate_config *cfg) { return cfg->nic_count; }
 
 static int net_setup(struct device *dev, unsigned index)
@@ -286,6 +380,7 @@ const struct device_ops net_device = {
     .window_size = sizeof(struct slate_net_window),
     .irq_reg = SLATE_NET_IRQ_REG,
     .irq_count = 1,
+    .options = net_options,
     .instances = net_instances,
     .setup = net_setup,
     .pio = net_pio,

@@ -19,6 +19,15 @@ struct vm; /* the machine: opaque here, reached only through the device_* functi
 struct device;
 struct console;
 
+/* A command-line option a device owns. */
+struct device_option {
+    const char *name; /* without the dashes: "disk" */
+    bool has_arg;
+    const char *usage; /* its lines in --help, each ending in a newline */
+    /* Stores what arg says in cfg. 0, or -1 with a one-line message in err ("--disk X: why"). */
+    int (*parse)(struct slate_config *cfg, const char *arg, char *err, size_t errlen);
+};
+
 struct device_ops {
     const char *name;     /* instance names are name + index: "serial0" */
     uint16_t type;        /* SLATE_DEV_* */
@@ -28,6 +37,8 @@ struct device_ops {
     bool window_dirty_log; /* KVM tracks the pages the guest writes (KVM_GET_DIRTY_LOG) */
     uint16_t irq_reg;     /* port offset of line 0's IRQ_VECTOR */
     uint16_t irq_count;   /* interrupt lines */
+    /* Its command-line options, ending with an entry whose name is NULL (may be NULL). */
+    const struct device_option *options;
     /* How many instances this configuration asks for (NULL: exactly one). */
     unsigned (*instances)(const struct slate_config *cfg);
     /* Checks instance `index`'s configuration before KVM is opened (files exist, can be locked,

@@ -1,5 +1,7 @@
 /* options.c - parses slate's command line into a struct slate_config. */
 #include "options.h"
+
+#include "device.h"
 #include "log.h"
 
 #include "trace.h"
@@ -15,7 +17,7 @@
 #define SLATE_VERSION "0.1.0"
 #endif
 
-const char options_help[] =
+static const char help_head[] =
     "usage: slate [OPTIONS] KERNEL\n"
     "\n"
     "Runs KERNEL (a flat binary loaded at physical 0, or an ELF32/ELF64 file) on the slate\n"
@@ -32,30 +34,20 @@ const char options_help[] =
     "  --serial BACKEND       stdio | file:PATH | none; default stdio\n"
     "  --timeout SECONDS      stop the guest after SECONDS and exit with 124\n"
     "  --strict               stop on any access to an unclaimed port or address\n"
-    "  --disk PATH[,ro][,cache=writeback|none]\n"
-    "                         a raw disk image or block device (repeatable, up to 8);\n"
-    "                         locked while in use; cache=none uses O_DIRECT\n"
     "  --gdb [HOST:]PORT|unix:PATH\n"
     "                         serve the GDB remote protocol (default host 127.0.0.1)\n"
     "  --gdb-wait             hold the first instruction until gdb attaches\n"
     "  --trace LIST           log io, mmio, hypercall, irq events (comma-separated, or all)\n"
     "                         with the CPU and RIP, to stderr or --trace-file PATH\n"
     "  --stats                print a table of exits by reason and by device at the end\n"
-    "  --net tap:IFNAME|user|socket:PATH[,mac=XX:XX:XX:XX:XX:XX]\n"
-    "                         a network card (repeatable, up to 4); user mode takes\n"
-    "                         ,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (repeatable)\n"
-    "                         and ,loopback=on to let the guest reach the host's 127.0.0.1\n"
-    "  --display vnc|sdl|none a display, keyboard and pointer, served over VNC or shown\n"
-    "                         in a local SDL window\n"
-    "  --vnc [HOST:]PORT|none where VNC listens (default 127.0.0.1:5900 with --display vnc)\n"
-    "  --vnc-password FILE    VNC clients must give the password on the file's first line\n"
-    "  --screenshot PATH.png  write the screen as a PNG when the guest exits\n"
     "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
     "  --dump-dir DIR         where monitor commands (screendump) may write files; without it\n"
     "                         they write none\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
-    "                         what would boot, and exit 0 (or 125 naming the problem)\n"
+    "                         what would boot, and exit 0 (or 125 naming the problem)\n";
+
+static const char help_tail[] =
     "  -h, --help             print this text\n"
     "  -V, --version          print the version\n"
     "\n"
@@ -80,23 +72,17 @@ enum {
     OPT_SERIAL,
     OPT_TIMEOUT,
     OPT_STRICT,
-    OPT_DISK,
     OPT_GDB,
     OPT_GDB_WAIT,
     OPT_TRACE,
     OPT_TRACE_FILE,
     OPT_STATS,
     OPT_MONITOR,
-    OPT_NET,
-    OPT_DISPLAY,
-    OPT_VNC,
-    OPT_VNC_PASSWORD,
-    OPT_SCREENSHOT,
     OPT_CHECK,
     OPT_DUMP_DIR,
 };
 
-static const struct option long_options[] = {
+static const struct option core_options[] = {
     {"smp", required_argument, NULL, OPT_SMP},
     {"entry", required_argument, NULL, OPT_ENTRY},
     {"load", required_argument, NULL, OPT_LOAD},
@@ -104,25 +90,41 @@ static const struct option long_options[] = {
     {"serial", required_argument, NULL, OPT_SERIAL},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"strict", no_argument, NULL, OPT_STRICT},
-    {"disk", required_argument, NULL, OPT_DISK},
     {"gdb", required_argument, NULL, OPT_GDB},
     {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"trace", required_argument, NULL, OPT_TRACE},
     {"trace-file", required_argument, NULL, OPT_TRACE_FILE},
     {"stats", no_argument, NULL, OPT_STATS},
     {"monitor", required_argument, NULL, OPT_MONITOR},
-    {"net", required_argument, NULL, OPT_NET},
-    {"display", required_argument, NULL, OPT_DISPLAY},
-    {"vnc", required_argument, NULL, OPT_VNC},
-    {"vnc-password", required_argument, NULL, OPT_VNC_PASSWORD},
-    {"screenshot", required_argument, NULL, OPT_SCREENSHOT},
     {"check", no_argument, NULL, OPT_CHECK},
     {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
-    {NULL, 0, NULL, 0},
 };
+#define CORE_OPTIONS (sizeof(core_options) / sizeof(core_options[0]))
+#define OPT_DEVICE 1000 /* getopt's value for device option n is OPT_DEVICE + n */
+#define DEVICE_OPTIONS_MAX 32
+
+/* Every device type's options, in device_types order: devices own their options (device.h). */
+static unsigned device_options(const struct device_option *out[DEVICE_OPTIONS_MAX])
+{
+    unsigned n = 0;
+    for (const struct device_ops *const *ops = device_types; *ops; ops++)
+        for (const struct device_option *o = (*ops)->options; o && o->name && n < DEVICE_OPTIONS_MAX; o++)
+            out[n++] = o;
+    return n;
+}
+
+void options_help(FILE *out)
+{
+    const struct device_option *opts[DEVICE_OPTIONS_MAX];
+    unsigned n = device_options(opts);
+    fputs(help_head, out);
+    for (unsigned i = 0; i < n; i++)
+        fputs(opts[i]->usage, out);
+    fputs(help_tail, out);
+}
 
 int parse_size(const char *text, uint64_t *out)
 {
@@ -198,164 +200,6 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
     return 0;
 }
 
-/* --display vnc|sdl|none. sdl opens a local window; VNC stays off unless --vnc asks for it. */
-static int parse_display(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
-{
-    if (!strcmp(arg, "none")) {
-        cfg->display = false;
-        cfg->sdl = false;
-        cfg->vnc_host[0] = 0;
-    } else if (!strcmp(arg, "vnc")) {
-        cfg->display = true;
-        if (!cfg->vnc_host[0]) {
-            snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
-            cfg->vnc_port = 5900;
-        }
-    } else if (!strcmp(arg, "sdl")) {
-        cfg->display = true;
-        cfg->sdl = true;
-    } else {
-        return error_text(err, errlen, "--display %s: expected vnc, sdl or none", arg);
-    }
-    return 0;
-}
-
-/* --vnc [HOST:]PORT|none. The host defaults to loopback: anything else must be asked for. */
-static int parse_vnc(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
-{
-    if (!strcmp(arg, "none")) {
-        cfg->vnc_host[0] = 0;
-        return 0;
-    }
-    const char *colon = strrchr(arg, ':');
-    const char *port_text = colon ? colon + 1 : arg;
-    char *end;
-    long port = strtol(port_text, &end, 10);
-    size_t host_len = colon ? (size_t)(colon - arg) : 0;
-    if (!*port_text || *end || port < 1 || port > 65535 || host_len >= sizeof(cfg->vnc_host) ||
-        (colon && host_len == 0))
-        return error_text(err, errlen, "--vnc %s: expected [HOST:]PORT or none", arg);
-    if (colon)
-        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "%.*s", (int)host_len, arg);
-    else
-        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
-    cfg->vnc_port = (int)port;
-    cfg->display = true;
-    return 0;
-}
-
-/* tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT, as QEMU writes it. */
-static int parse_hostfwd(const char *text, size_t len, struct hostfwd *fwd)
-{
-    char buf[96], addr[16] = "";
-    unsigned host_port, guest_port;
-    int used = 0;
-    if (len >= sizeof(buf))
-        return -1;
-    memcpy(buf, text, len);
-    buf[len] = 0;
-    fwd->udp = !strncmp(buf, "udp:", 4);
-    if (strncmp(buf, "tcp:", 4) && !fwd->udp)
-        return -1;
-    const char *p = buf + 4;
-    if (*p == ':') {
-        p++;
-    } else if (sscanf(p, "%15[0-9.]:%n", addr, &used) == 1 && used) {
-        p += used;
-    } else {
-        return -1;
-    }
-    if (sscanf(p, "%u-:%u%n", &host_port, &guest_port, &used) != 2 || p[used] || !host_port ||
-        !guest_port || host_port > 65535 || guest_port > 65535)
-        return -1;
-    snprintf(fwd->host_addr, sizeof(fwd->host_addr), "%s", addr[0] ? addr : "127.0.0.1");
-    fwd->host_port = (uint16_t)host_port;
-    fwd->guest_port = (uint16_t)guest_port;
-    return 0;
-}
-
-/* tap:IFNAME | user | socket:PATH, then ,mac=... and (user) ,hostfwd=... options. */
-static int parse_net(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
-{
-    if (cfg->nic_count == MAX_NICS)
-        return error_text(err, errlen, "--net: at most %d network cards", MAX_NICS);
-    struct net_spec *net = &cfg->nics[cfg->nic_count];
-    *net = (struct net_spec){0};
-    size_t len = strcspn(arg, ",");
-    if (len == 4 && !strncmp(arg, "user", 4)) {
-        net->kind = NET_USER;
-    } else if (len > 4 && !strncmp(arg, "tap:", 4) && len - 4 < 16) {
-        net->kind = NET_TAP;
-        memcpy(net->name, arg + 4, len - 4);
-    } else if (len > 7 && !strncmp(arg, "socket:", 7) && len - 7 < 100) {
-        net->kind = NET_SOCKET;
-        memcpy(net->name, arg + 7, len - 7);
-    } else {
-        return error_text(err, errlen, "--net %s: expected tap:IFNAME (up to 15 characters), user, or "
-                    "socket:PATH", arg);
-    }
-    for (const char *p = arg + len; *p == ',';) {
-        const char *opt = p + 1;
-        size_t n = strcspn(opt, ",");
-        unsigned m[6];
-        int used = 0;
-        if (n == 21 && sscanf(opt, "mac=%2x:%2x:%2x:%2x:%2x:%2x%n", &m[0], &m[1], &m[2], &m[3], &m[4],
-                              &m[5], &used) == 6 && used == 21) {
-            for (int i = 0; i < 6; i++)
-                net->mac[i] = (uint8_t)m[i];
-            if (net->mac[0] & 1)
-                return error_text(err, errlen, "--net %s: the MAC address is a multicast address", arg);
-            net->has_mac = true;
-        } else if (net->kind == NET_USER && n == 11 && !strncmp(opt, "loopback=on", 11)) {
-            net->host_loopback = true;
-        } else if (net->kind == NET_USER && n == 12 && !strncmp(opt, "loopback=off", 12)) {
-            net->host_loopback = false;
-        } else if (net->kind == NET_USER && !strncmp(opt, "hostfwd=", 8)) {
-            if (net->fwd_count == MAX_HOSTFWD)
-                return error_text(err, errlen, "--net: at most %d hostfwd rules", MAX_HOSTFWD);
-            if (parse_hostfwd(opt + 8, n - 8, &net->fwd[net->fwd_count++]))
-                return error_text(err, errlen, "--net %s: '%.*s' is not tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT",
-                            arg, (int)(n - 8), opt + 8);
-        } else {
-            return error_text(err, errlen, "--net %s: unknown option '%.*s'", arg, (int)n, opt);
-        }
-        p = opt + n;
-    }
-    cfg->nic_count++;
-    return 0;
-}
-
-/* PATH[,ro][,cache=writeback|none]. A path containing commas is not supported. */
-static int parse_disk(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
-{
-    if (cfg->disk_count == MAX_DISKS)
-        return error_text(err, errlen, "--disk: at most %d disks", MAX_DISKS);
-    struct disk_spec disk = {0};
-    const char *comma = strchr(arg, ',');
-    size_t path_len = comma ? (size_t)(comma - arg) : strlen(arg);
-    if (path_len == 0)
-        return error_text(err, errlen, "--disk %s: expected PATH[,ro][,cache=writeback|none]", arg);
-    if (path_len >= LOAD_PATH_MAX)
-        return error_text(err, errlen, "--disk: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
-    memcpy(disk.path, arg, path_len);
-    while (comma) {
-        const char *opt = comma + 1;
-        comma = strchr(opt, ',');
-        size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
-        if (len == 2 && !strncmp(opt, "ro", 2))
-            disk.read_only = true;
-        else if (len == 15 && !strncmp(opt, "cache=writeback", 15))
-            disk.cache_none = false;
-        else if (len == 10 && !strncmp(opt, "cache=none", 10))
-            disk.cache_none = true;
-        else
-            return error_text(err, errlen, "--disk %s: unknown option '%.*s' (expected ro, "
-                        "cache=writeback or cache=none)", arg, (int)len, opt);
-    }
-    cfg->disks[cfg->disk_count++] = disk;
-    return 0;
-}
-
 static int parse_load(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
     char *at = strrchr(arg, '@');
@@ -419,21 +263,12 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_STRICT: cfg->strict = true; return 0;
     case OPT_CHECK: cfg->check_only = true; return 0;
     case OPT_DUMP_DIR: cfg->dump_dir = arg; return 0;
-    case OPT_DISK: return parse_disk(arg, cfg, err, errlen);
     case OPT_GDB: cfg->gdb = arg; return 0;
     case OPT_GDB_WAIT: cfg->gdb_wait = true; return 0;
     case OPT_TRACE: return trace_parse(arg, &cfg->trace, err, errlen);
     case OPT_TRACE_FILE: cfg->trace_file = arg; return 0;
     case OPT_STATS: cfg->stats = true; return 0;
     case OPT_MONITOR: cfg->monitor = arg; return 0;
-    case OPT_NET: return parse_net(arg, cfg, err, errlen);
-    case OPT_DISPLAY: return parse_display(arg, cfg, err, errlen);
-    case OPT_VNC: return parse_vnc(arg, cfg, err, errlen);
-    case OPT_VNC_PASSWORD: cfg->vnc_password_file = arg; return 0;
-    case OPT_SCREENSHOT:
-        cfg->screenshot = arg;
-        cfg->display = true;
-        return 0;
     }
     return error_text(err, errlen, "internal: unhandled option %d", opt);
 }
@@ -452,12 +287,21 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
                                   size_t errlen)
 {
     config_defaults(cfg);
+    const struct device_option *dev_opts[DEVICE_OPTIONS_MAX];
+    unsigned dev_count = device_options(dev_opts);
+    struct option long_options[CORE_OPTIONS + DEVICE_OPTIONS_MAX + 1];
+    memcpy(long_options, core_options, sizeof(core_options));
+    for (unsigned i = 0; i < dev_count; i++)
+        long_options[CORE_OPTIONS + i] = (struct option){dev_opts[i]->name,
+                                                         dev_opts[i]->has_arg ? required_argument : no_argument,
+                                                         NULL, OPT_DEVICE + (int)i};
+    long_options[CORE_OPTIONS + dev_count] = (struct option){0};
     opterr = 0;
     optind = 0; /* glibc: 0 also resets getopt's internal state, so tests can parse twice */
     int opt;
     while ((opt = getopt_long(argc, argv, ":m:hV", long_options, NULL)) != -1) {
         if (opt == 'h') {
-            fputs(options_help, stdout);
+            options_help(stdout);
             return OPTIONS_EXIT_OK;
         }
         if (opt == 'V') {
@@ -470,7 +314,9 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
                  opt == '?' ? "unknown option" : "missing argument");
             return OPTIONS_ERROR;
         }
-        if (parse_one(opt, optarg, cfg, err, errlen))
+        if (opt >= OPT_DEVICE && opt < OPT_DEVICE + (int)dev_count
+                ? dev_opts[opt - OPT_DEVICE]->parse(cfg, optarg, err, errlen) != 0
+                : parse_one(opt, optarg, cfg, err, errlen) != 0)
             return OPTIONS_ERROR;
     }
     if (optind >= argc) {

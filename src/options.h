@@ -3,6 +3,7 @@
 #define SLATE_OPTIONS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,7 +99,7 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
 /* "128M", "1G", "4096K", "1T", "64" (binary units; MiB when there is no suffix). 0 on success. */
 int parse_size(const char *text, uint64_t *out);
 
-/* The --help text. */
-extern const char options_help[];
+/* Writes the --help text: the core's options, then each device's (device.h). */
+void options_help(FILE *out);
 
 #endif
