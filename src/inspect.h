@@ -33,4 +33,7 @@ struct guest_memory;
 void inspect_mappings_at(FILE *out, const struct guest_memory *mem, const struct kvm_sregs *s,
                          unsigned max_lines);
 
+/* Prints the crash report for cpu (registers, control state, bytes at RIP) to stderr. */
+void crash_report(struct vcpu *cpu, const char *reason);
+
 #endif

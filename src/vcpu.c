@@ -1,6 +1,8 @@
 /* vcpu.c - the vCPU thread: KVM_RUN, then one switch over what the exit asks for. */
 #include "vm.h"
 
+#include "inspect.h"
+
 #include "exits.h"
 
 #include <errno.h>
@@ -283,4 +285,16 @@ bool vcpu_write_virtual(struct vcpu *cpu, uint64_t gva, const void *buf, size_t 
     for (unsigned i = 0; i < count; buf = (const uint8_t *)buf + pieces[i].len, i++)
         memcpy(pieces[i].host, buf, pieces[i].len);
     return true;
+}
+
+void vcpu_kick(struct vcpu *cpu)
+{
+    if (!cpu->run)
+        return;
+    /* immediate_exit covers the window before KVM_RUN; the signal covers KVM_RUN itself. */
+    __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&cpu->kick_lock);
+    if (cpu->kickable)
+        pthread_kill(cpu->self, SIGUSR1);
+    pthread_mutex_unlock(&cpu->kick_lock);
 }

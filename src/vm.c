@@ -640,18 +640,6 @@ int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace)
     return vm->screenshot(vm->screen, dirfd, name, replace);
 }
 
-void vcpu_kick(struct vcpu *cpu)
-{
-    if (!cpu->run)
-        return;
-    /* immediate_exit covers the window before KVM_RUN; the signal covers KVM_RUN itself. */
-    __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&cpu->kick_lock);
-    if (cpu->kickable)
-        pthread_kill(cpu->self, SIGUSR1);
-    pthread_mutex_unlock(&cpu->kick_lock);
-}
-
 void vm_destroy(struct vm *vm)
 {
     for (unsigned i = vm->device_count; i-- > 0;) {

@@ -1,0 +1,93 @@
+/* vcpu.h - one virtual CPU: its state, its thread (vcpu.c), and guest memory as it sees it. */
+#ifndef SLATE_VCPU_H
+#define SLATE_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+
+/* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
+enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_OWNERS };
+
+/* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
+ * wait for KVM_RUN to return, so only the owner can change its registers promptly). */
+struct start_request {
+    bool pending;
+    bool done;
+    int64_t result;
+    struct kvm_sregs sregs; /* the caller's mode: control registers, segments, GDT, IDT */
+    uint64_t rip, rsp, arg;
+};
+
+struct vcpu {
+    struct vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    /* Set once pthread_create has filled in `thread`: other vCPUs may kick this one while the
+     * main thread is still starting it. */
+    _Atomic bool thread_started;
+    /* Guards pthread_kill of this vCPU's thread against its start and its join: the thread
+     * itself sets `kickable` (and `self`) before its first KVM_RUN, the main thread clears it
+     * just before the join, so a signal only ever goes to a live thread. A kick before that
+     * relies on immediate_exit alone, which the first KVM_RUN honours. */
+    pthread_mutex_t kick_lock;
+    bool kickable;
+    pthread_t self;
+    /* Set once this CPU has run guest code (the boot CPU, a start hypercall, or INIT/SIPI
+     * followed by its first exit); a start request for it is refused from then on. */
+    _Atomic bool started;
+    pthread_mutex_t lock; /* guards start */
+    pthread_cond_t cond;
+    struct start_request start;
+    _Atomic bool start_posted; /* a start request waits in `start` (read without `lock`) */
+    /* Set by a debugger to let this one CPU run (a single step) while the machine is held. */
+    bool step_release;
+    /* Each owner's wish for this CPU's guest-debug state, and what KVM was given (debug_lock). */
+    struct kvm_guest_debug debug_wish[DEBUG_OWNERS];
+    pthread_mutex_t debug_lock;
+    struct vcpu_stats *stats; /* --stats only */
+};
+
+/* Guest memory at linear addresses, as `cpu` sees it. Each page is translated once: whoever
+ * writes where a translation said writes what the page tables said then, even if another CPU
+ * changes them meanwhile (a second walk could come out different, or unmapped). */
+struct guest_piece {
+    void *host;
+    size_t len;
+};
+/* Translates [gva, gva+len) a page at a time into at most `max` pieces, stopping at the first
+ * page that is unmapped or not memory (RAM only when for_write; the info block and boot tables
+ * too when reading). Returns the bytes covered from gva on; *count pieces describe them. */
+size_t vcpu_map_virtual(struct vcpu *cpu, uint64_t gva, size_t len, bool for_write,
+                        struct guest_piece *pieces, unsigned max, unsigned *count);
+/* Copies up to len bytes from gva; stops at the first page that is unmapped or not memory.
+ * Returns the bytes copied. */
+size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len);
+/* Writes len bytes (at most VCPU_WRITE_MAX) at gva, all or nothing: false, having written
+ * nothing, if any page is not RAM. */
+#define VCPU_WRITE_MAX 16384
+bool vcpu_write_virtual(struct vcpu *cpu, uint64_t gva, const void *buf, size_t len);
+
+/* A writable host pointer to guest RAM at linear address gva, as `cpu` sees it, for len bytes
+ * within one page; NULL if unmapped or not RAM. */
+void *vcpu_gva_to_ram(struct vcpu *cpu, uint64_t gva, uint64_t len);
+
+/* Interrupts a vCPU's KVM_RUN so it looks at the stop flag. */
+void vcpu_kick(struct vcpu *cpu);
+
+/* Runs on a vCPU thread until the machine stops. */
+void *vcpu_thread(void *arg);
+
+/* Translates a guest linear address for `cpu` and returns a host pointer to the memory (RAM or
+ * the info block and boot tables) holding [gva, gva+len) within one page, or NULL. Read-only use:
+ * anything a device writes must go through memory_ram_ptr. */
+const void *vcpu_gva_to_host(struct vcpu *cpu, uint64_t gva, uint64_t len);
+
+#endif
