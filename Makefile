@@ -252,17 +252,24 @@ FUZZ_SRCS := $(filter-out src/main.c,$(SRCS)) $(BUILD)/gen/font8x16.c
 FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 fuzz_included = $(shell sed -n 's|^\#include "\.\./\.\./\(src/[a-z_]*\.c\)"|\1|p' $(1))
 FUZZ_HARNESSES := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-build-fuzz/%: tests/fuzz/%.c tests/fuzz/fake_machine.c tests/fuzz/fake_machine.h $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h)
+# Device harnesses (those including fuzz_devices.h) run on the unit tests' fake machine in place of
+# device_host.c; the others (gdb, monitor, loader, ...) on a struct vm without KVM (fake_machine.c).
+fuzz_on_fake = $(shell grep -l 'fuzz_devices.h' $(1))
+fuzz_fake = $(if $(call fuzz_on_fake,$(1)),tests/fake/fake_host.c,tests/fuzz/fake_machine.c)
+fuzz_not_linked = $(call fuzz_included,$(1)) $(if $(call fuzz_on_fake,$(1)),src/device_host.c)
+FUZZ_DEPS := tests/fuzz/fake_machine.c tests/fuzz/fake_machine.h tests/fuzz/fuzz_input.h \
+	tests/fuzz/fuzz_devices.h tests/fake/fake_host.c tests/fake/fake_host.h
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h)
 	@mkdir -p build-fuzz
-	clang $(HOST_CFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Itests/fuzz -Wno-missing-prototypes -o $@ $< \
-	  tests/fuzz/fake_machine.c $(filter-out $(call fuzz_included,$<),$(FUZZ_SRCS)) $(PKG_LIBS) $(LDLIBS)
+	clang $(HOST_CFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Itests/fuzz -Itests/fake -Wno-missing-prototypes -o $@ $< \
+	  $(call fuzz_fake,$<) $(filter-out $(call fuzz_not_linked,$<),$(FUZZ_SRCS)) $(PKG_LIBS) $(LDLIBS)
 fuzz-build: $(FUZZ_HARNESSES)
 # The same harnesses without libFuzzer, built by the project's compiler with its flags (and so with
 # the sanitizers under check-asan), to replay the committed corpus in `make check`.
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fake_machine.c tests/fuzz/replay.c tests/fuzz/fake_machine.h $(LIB_OBJS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(FUZZ_DEPS) $(LIB_OBJS)
 	@mkdir -p $(BUILD)/fuzz
-	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(LDFLAGS) $(PKG_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/fake_machine.c \
-	  tests/fuzz/replay.c $(filter-out $(patsubst src/%.c,$(BUILD)/obj/%.o,$(call fuzz_included,$<)),$(LIB_OBJS)) \
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(LDFLAGS) $(PKG_CFLAGS) -Itests/fuzz -Itests/fake -o $@ $< $(call fuzz_fake,$<) \
+	  tests/fuzz/replay.c $(filter-out $(patsubst src/%.c,$(BUILD)/obj/%.o,$(call fuzz_not_linked,$<)),$(LIB_OBJS)) \
 	  $(PKG_LIBS) $(LDLIBS)
 # Exits non-zero when any harness crashes, leaks, times out or cannot start (its log is kept in
 # build-fuzz/NAME.log).

@@ -113,23 +113,6 @@ void fake_machine_reset(struct fake_machine *m)
         ;
 }
 
-uint64_t fuzz_take(struct fuzz_input *in, unsigned bytes)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < bytes && in->left; i++, in->left--)
-        v |= (uint64_t)*in->data++ << (8 * i);
-    return v;
-}
-
-size_t fuzz_bytes(struct fuzz_input *in, void *dst, size_t max)
-{
-    size_t n = in->left < max ? in->left : max;
-    memcpy(dst, in->data, n);
-    in->data += n;
-    in->left -= n;
-    return n;
-}
-
 uint64_t fuzz_address(struct fuzz_input *in, const struct fake_machine *m)
 {
     uint64_t ram = m->vm.mem.ram_total, v = fuzz_take(in, 4);

@@ -6,6 +6,7 @@
 #ifndef SLATE_FAKE_MACHINE_H
 #define SLATE_FAKE_MACHINE_H
 
+#include "fuzz_input.h"
 #include "vm.h"
 
 #include <stdbool.h>
@@ -33,20 +34,9 @@ struct device *fake_device_add(struct fake_machine *m, const struct device_ops *
  * interrupt lines disabled. Devices' own state is the harness's business. */
 void fake_machine_reset(struct fake_machine *m);
 
-/* The fuzzer's bytes, taken a field at a time; past the end every field reads as zero. */
-struct fuzz_input {
-    const uint8_t *data;
-    size_t left;
-};
-
-uint64_t fuzz_take(struct fuzz_input *in, unsigned bytes);
-
 /* A guest-physical address a hostile guest would pick: in RAM, at its end, just past it, in the
  * hole, in a device window, or anything at all. */
 uint64_t fuzz_address(struct fuzz_input *in, const struct fake_machine *m);
-
-/* Copies up to max bytes of input into dst (which must hold max); returns how many. */
-size_t fuzz_bytes(struct fuzz_input *in, void *dst, size_t max);
 
 /* One guest access to dev's ports, decoded from the input (offset a little past the device's
  * ports too, any width, read or write), through the same path a vCPU's exit takes. */

@@ -5,7 +5,7 @@
  * requests it completed. */
 #include "../../src/dev_block.c"
 
-#include "fake_machine.h"
+#include "fuzz_devices.h"
 
 #include <assert.h>
 #include <sys/mman.h>
@@ -28,15 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct device *dev;
     static int image_fd = -1;
-    struct fake_machine *m = fake_machine();
+    struct vm *m = fuzz_vm();
     if (!dev) {
-        dev = fake_device_add(m, &block_device, false);
+        dev = fuzz_device(m, &block_device);
         image_fd = memfd_create("fuzz-image", MFD_CLOEXEC);
         assert(image_fd >= 0);
         for (size_t i = 0; i < IMAGE_BYTES; i++)
             image_pattern[i] = (uint8_t)(i * 7 + i / SECTOR);
     }
-    fake_machine_reset(m);
+    fuzz_vm_reset(m);
     assert(ftruncate(image_fd, IMAGE_BYTES) == 0);
     assert(pwrite(image_fd, image_pattern, IMAGE_BYTES, 0) == IMAGE_BYTES);
 
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct slate_block_request req = {
                 .op = (uint8_t)fuzz_take(&in, 1) % 8, .count = (uint32_t)fuzz_take(&in, 2) % 300,
                 .sector = fuzz_take(&in, 1) & 0x80 ? fuzz_take(&in, 8) : fuzz_take(&in, 1),
-                .buffer = fuzz_address(&in, m)};
+                .buffer = fuzz_address(&in)};
             memcpy(&ring->slots[fuzz_take(&in, 1) % SLATE_BLOCK_RING_SIZE], &req, sizeof(req));
             break;
         }

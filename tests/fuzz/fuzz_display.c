@@ -5,7 +5,7 @@
  * window. */
 #include "../../src/dev_display.c"
 
-#include "fake_machine.h"
+#include "fuzz_devices.h"
 
 #include <assert.h>
 #include <unistd.h>
@@ -17,14 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct device *dev;
     static struct display *d;
     static char shot[64];
-    struct fake_machine *m = fake_machine();
+    struct vm *m = fuzz_vm();
     if (!dev) {
-        dev = fake_device_add(m, &display_device, false);
+        dev = fuzz_device(m, &display_device);
         d = display_new(dev); /* kept: its 8 MiB copy of the screen is costly to make each time */
         assert(d);
         snprintf(shot, sizeof(shot), "/tmp/slate-fuzz-display-%d.png", (int)getpid());
     }
-    fake_machine_reset(m);
+    fuzz_vm_reset(m);
     /* As display_new leaves it. What `shown` and text_fb hold does not matter: entering graphics
      * copies the window into `shown`, and an invalid shadow redraws every cell. */
     d->mode = SLATE_DISPLAY_TEXT, d->width = TEXT_W, d->height = TEXT_H;

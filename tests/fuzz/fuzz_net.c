@@ -5,7 +5,7 @@
  * more than a ring, and that a frame is received only into a free slot. */
 #include "../../src/dev_net.c"
 
-#include "fake_machine.h"
+#include "fuzz_devices.h"
 
 #include <assert.h>
 
@@ -35,10 +35,10 @@ static void io_thread_wakes(struct net_dev *nd)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct device *dev;
-    struct fake_machine *m = fake_machine();
+    struct vm *m = fuzz_vm();
     if (!dev)
-        dev = fake_device_add(m, &net_device, false);
-    fake_machine_reset(m);
+        dev = fuzz_device(m, &net_device);
+    fuzz_vm_reset(m);
     struct net_spec spec = {0};
     struct net_dev *nd = calloc(1, sizeof(*nd));
     assert(nd);

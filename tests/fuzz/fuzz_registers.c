@@ -3,7 +3,7 @@
  * a vCPU exit reaches them (any port, width and value, aligned or not, the IRQ registers
  * included), interleaved with what a VNC client can send (any keysym, any pointer position and
  * button mask). Checks that the keyboard queue never claims more than its 64 events. */
-#include "fake_machine.h"
+#include "fuzz_devices.h"
 
 #include <assert.h>
 
@@ -16,21 +16,18 @@ static const struct device_ops *const types[] = {&serial_device, &timer_device, 
                                                  &keyboard_device, &pointer_device};
 #define TYPES (sizeof(types) / sizeof(types[0]))
 
-static uint32_t read_register(struct device *dev, uint64_t offset)
-{
-    struct bus_io io = {.offset = offset, .width = 4, .cpu = &dev->vm->vcpus[0]};
-    assert(bus_dispatch(&dev->vm->pio, dev->port_base + offset, &io));
-    return (uint32_t)io.value;
-}
+static uint32_t read_register(struct device *dev, uint64_t offset) { return fake_read(dev, offset); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct device *devs[TYPES];
-    struct fake_machine *m = fake_machine();
-    if (!devs[0])
+    struct vm *m = fuzz_vm();
+    if (!devs[0]) {
+        m->cpus = 2;
         for (size_t i = 0; i < TYPES; i++)
-            devs[i] = fake_device_add(m, types[i], true);
-    fake_machine_reset(m);
+            assert((devs[i] = fake_add(m, types[i], 0)));
+    }
+    fuzz_vm_reset(m);
     for (size_t i = 0; i < TYPES; i++) { /* fresh state for every input */
         if (types[i]->teardown)
             types[i]->teardown(devs[i]);
