@@ -129,7 +129,7 @@ static void *nic_thread(void *arg)
 {
     struct net_dev *nd = arg;
     struct nic *nic = &nd->nic;
-    struct poll_set set = {0};
+    struct poll_set set = {.limit = &nic->limit};
     for (;;) {
         int timeout = -1;
         set.count = 0;
@@ -324,7 +324,8 @@ static int net_setup(struct device *dev, unsigned index)
     const struct net_spec *spec = &cfg->nics[index];
     static const struct net_backend_ops *const backends[] = {
         [NET_TAP] = &net_tap_backend, [NET_USER] = &net_user_backend, [NET_SOCKET] = &net_socket_backend};
-    nd->nic = (struct nic){.spec = spec, .backend = backends[spec->kind], .dev = dev};
+    nd->nic = (struct nic){.spec = spec, .backend = backends[spec->kind], .dev = dev,
+                           .limit = RATELIMIT_INIT};
     nd->tx_notify_fd = nd->stop_fd = -1;
     pthread_mutex_init(&nd->lock, NULL);
     if (spec->has_mac)

@@ -4,6 +4,7 @@
 #ifndef SLATE_NET_H
 #define SLATE_NET_H
 
+#include "log.h"
 #include "options.h"
 
 #include <poll.h>
@@ -18,6 +19,7 @@ struct nic;
 struct poll_set {
     struct pollfd *fds;
     int count, cap;
+    struct ratelimit *limit; /* its NIC's, for the warning when it cannot grow */
 };
 
 /* Adds fd; returns its index, or -1 when the set cannot grow (the fd is then not polled this
@@ -45,6 +47,7 @@ struct nic {
     void *backend_state;
     uint8_t mac[6];
     struct device *dev;
+    struct ratelimit limit; /* the backend's warnings about host-side trouble */
 };
 
 /* A frame for the guest: into the receive ring, or counted as dropped. I/O thread only. */

@@ -22,7 +22,6 @@
 
 #define RX_BURST 64 /* frames read per wake-up, so one busy backend cannot starve the rest */
 
-static struct ratelimit backend_limit = RATELIMIT_INIT;
 
 /* Reads frames from a packet fd (TAP, datagram socket) until it is empty or a burst is done. */
 static void read_frames(struct nic *nic, int fd)
@@ -44,7 +43,7 @@ int poll_set_add(struct poll_set *set, int fd, short events)
         int cap = set->cap ? set->cap * 2 : 16;
         struct pollfd *grown = cap <= NET_POLL_MAX ? realloc(set->fds, (size_t)cap * sizeof(*grown)) : NULL;
         if (!grown) {
-            log_warn_limited(&backend_limit, "network: more than %d sockets to wait on; some wait "
+            log_warn_limited(set->limit, "network: more than %d sockets to wait on; some wait "
                              "a round", set->cap);
             return -1;
         }
@@ -318,7 +317,7 @@ static bool user_filter(struct user_net *u, const uint8_t *f, size_t len)
     if (!l4)
         return true;
     if (proto == 6 && (f[l4 + 13] & 0x12) == 0x02) { /* a SYN without ACK: a new connection */
-        log_warn_limited(&backend_limit, "--net user: the guest's connection to 10.0.2.2:%u refused "
+        log_warn_limited(&u->nic->limit, "--net user: the guest's connection to 10.0.2.2:%u refused "
                          "(the host's loopback; loopback=on allows it)", be16(f + l4 + 2));
         refuse_syn(u, f, l4);
         return false;
@@ -326,7 +325,7 @@ static bool user_filter(struct user_net *u, const uint8_t *f, size_t len)
     if (proto == 1 || proto == 6)
         return true; /* ping 10.0.2.2, and TCP within a forwarded connection */
     if (proto != 17) {
-        log_warn_limited(&backend_limit, "--net user: a fragmented or unknown packet to 10.0.2.2 "
+        log_warn_limited(&u->nic->limit, "--net user: a fragmented or unknown packet to 10.0.2.2 "
                          "dropped (the host's loopback; loopback=on allows it)");
         return false;
     }
@@ -334,7 +333,7 @@ static bool user_filter(struct user_net *u, const uint8_t *f, size_t len)
     for (unsigned i = 0; i < UDP_FLOWS; i++)
         if (u->flows[i].guest_port == sport && u->flows[i].host_port == dport && sport)
             return true;
-    log_warn_limited(&backend_limit, "--net user: the guest's UDP datagram to 10.0.2.2:%u dropped "
+    log_warn_limited(&u->nic->limit, "--net user: the guest's UDP datagram to 10.0.2.2:%u dropped "
                      "(the host's loopback; loopback=on allows it)", dport);
     return false;
 }
@@ -373,8 +372,8 @@ static ssize_t user_send_packet(const void *buf, size_t len, void *opaque)
 
 static void user_guest_error(const char *msg, void *opaque)
 {
-    (void)opaque;
-    log_warn_limited(&backend_limit, "user network: %s", msg);
+    struct user_net *u = opaque;
+    log_warn_limited(&u->nic->limit, "user network: %s", msg);
 }
 
 static int64_t user_clock_ns(void *opaque)
