@@ -4,6 +4,7 @@
 #include "inspect.h"
 
 #include "disasm.h"
+#include "explain.h"
 #include "module.h"
 
 #include "vm.h"
@@ -205,6 +206,67 @@ void inspect_registers(FILE *out, struct vcpu *cpu)
     print_sregs(out, &sregs);
 }
 
+static bool read_guest(void *ctx, uint64_t gpa, void *buf, size_t len)
+{
+    const void *p = memory_readable_ptr(ctx, gpa, len);
+    if (p)
+        memcpy(buf, p, len);
+    return p != NULL;
+}
+
+/* The exception the CPU most likely raised first, from the instruction at RIP (a fault leaves
+ * RIP on it): int3, int n, ud2; else a page fault when CR2 is set. -1 when there is no telling.
+ * *sure says whether it is more than a guess. */
+static int first_exception(struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s, bool *sure)
+{
+    uint8_t code[2] = {0};
+    size_t got = vcpu_read_virtual(cpu, linear_rip(r, s), code, 2);
+    *sure = true;
+    if (got >= 1 && code[0] == 0xCC)
+        return 3;
+    if (got == 2 && code[0] == 0xCD)
+        return code[1];
+    if (got == 2 && code[0] == 0x0F && code[1] == 0x0B)
+        return 6;
+    *sure = false;
+    return s->cr2 ? 14 : -1;
+}
+
+/* KVM on AMD resets a CPU that triple-faults before user space sees the exit (Linux's svm.c,
+ * shutdown_interception): what is left is the state after RESET. */
+static bool is_reset_state(const struct kvm_regs *r, const struct kvm_sregs *s)
+{
+    return r->rip == 0xFFF0 && s->cs.selector == 0xF000 && !(s->cr0 & X86_CR0_PE);
+}
+
+/* Why the CPU could not go on: the exception delivery that failed, step by step. */
+static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
+                      const char *reason)
+{
+    bool triple = strstr(reason, "triple fault") != NULL;
+    if (!triple && !strstr(reason, "internal error"))
+        return; /* a --strict stop or an entry failure: nothing was being delivered */
+    if (is_reset_state(r, s)) {
+        fprintf(out, "  note: KVM reset this CPU before slate saw the %s (KVM on AMD does): the state "
+                     "below is the CPU after RESET, not at the crash\n", triple ? "triple fault" : "failure");
+        return;
+    }
+    struct explain_memory mem = {read_guest, &cpu->vm->mem};
+    char why[160], chain[512], name[24];
+    bool sure;
+    int first = first_exception(cpu, r, s, &sure);
+    /* An internal error is a triple fault when no exception could be delivered (nested KVM
+     * reports it so); anything else is not for the explainer. */
+    if (!triple && explain_delivery(&mem, s, r->rsp, 8, why, sizeof(why)))
+        return;
+    explain_triple_fault(&mem, s, r->rsp, first, chain, sizeof(chain));
+    fprintf(out, "  why: %s\n", chain);
+    if (first >= 0 && !sure)
+        fprintf(out, "       (%s is a guess from CR2)\n", explain_vector_name((unsigned)first, name, sizeof(name)));
+    else if (first < 0)
+        fprintf(out, "       (which exception came first is not known)\n");
+}
+
 void crash_report(struct vcpu *cpu, const char *reason)
 {
     FILE *out = stderr;
@@ -223,6 +285,7 @@ void crash_report(struct vcpu *cpu, const char *reason)
     if (*symbols_describe(syms, rip, where, sizeof(where)))
         fprintf(out, "  at %s\n", where);
     print_events(out, cpu);
+    print_why(out, cpu, &regs, &sregs, reason);
     print_regs(out, &regs);
     print_sregs(out, &sregs);
     print_code(out, cpu, &regs, &sregs, syms);

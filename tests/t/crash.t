@@ -2,7 +2,7 @@
 # A triple fault ends in a crash report and status 126.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 11
+plan 18
 # AMD's KVM resets a vCPU that triple-faults before user space sees the exit, so the report shows
 # the reset state (docs/testing.md); the diagnosis work makes these pass there.
 if on_amd_kvm; then
@@ -17,6 +17,8 @@ has "$ERR" '^slate: guest crashed on cpu 0' "crash report names the CPU"
 has "$ERR" 'rip=0000000000100' "crash report shows RIP inside the kernel"
 has "$ERR" 'idt base=0000000000000000 limit=0000' "crash report shows the empty IDT that caused it"
 has "$ERR" '^  => [0-9a-f]+  cc +int3' "crash report disassembles the instruction at RIP (int3)"
+has "$ERR" "^  why: #BP: IDT\[3\] is past the IDT's limit \(0\) -> #DF: IDT\[8\] is past the IDT's limit \(0\) -> triple fault$" \
+    "the explainer: the int3's delivery, then #DF's, fail at the empty IDT"
 
 # A crash in a known function of a kernel built with -g: the report names it, its source line,
 # the faulting instruction, where the page walk for CR2 ends, and the caller on the stack.
@@ -27,3 +29,18 @@ has "$ERR" "^  at crash_here\+0x[0-9a-f]+ \(tests/guest/debugme.c:$line\)$" "the
 has "$ERR" '^  => [0-9a-f]+  .* mov qword ptr \[rdi\], 0x2a$' "it disassembles the faulting instruction"
 has "$ERR" '^  page walk for cr2 0x7000000000: PML4E\[0\]=0x[0-9a-f]+ PDPTE\[448\]=0 NOT PRESENT$' "the page walk says which level is missing"
 has "$ERR" '^    \[rsp\+0x[0-9a-f]+\] 0x[0-9a-f]+ kmain\+0x[0-9a-f]+ \(tests/guest/debugme.c:[0-9]+\)$' "return addresses on the stack are named"
+has "$ERR" "^  why: #PF: IDT\\[14\\] is past the IDT's limit \\(0\\) -> #DF: IDT\\[8\\] is past the IDT's limit \\(0\\) -> triple fault$" \
+    "the explainer names the page fault"
+has "$ERR" '^       \(#PF is a guess from CR2\)$' "and says the #PF is a guess from CR2"
+
+# The triple-fault explainer on broken exception setups: the first step of the delivery that
+# fails, for the first exception and then for #DF.
+why() { run_slate --append "$1" "$GUEST/faults.elf"; grep '^  why: ' <<<"$ERR"; }
+is "$(why noidt)" "  why: #UD: IDT[6] is past the IDT's limit (0) -> #DF: IDT[8] is past the IDT's limit (0) -> triple fault" \
+    "an empty IDT (lidt with limit 0), then ud2"
+is "$(why badstack)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: IDT[8] is not present -> triple fault" \
+    "an unmapped stack under a good #UD gate: the double fault, then no #DF gate"
+is "$(why notss)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: its IST entry needs the TSS, and none is loaded (LTR) -> triple fault" \
+    "a #DF gate asking for an IST stack with no TSS loaded"
+is "$(why ist0)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: its stack (IST1) is 0 -> triple fault" \
+    "a #DF gate whose IST entry in the TSS is 0"

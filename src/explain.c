@@ -1,0 +1,193 @@
+/* explain.c - see explain.h. The steps follow the Intel SDM vol. 3, 6.12 (exception and
+ * interrupt handling in protected mode) and 6.14 (64-bit mode): the gate from the IDT, the code
+ * segment from the GDT, the stack from the TSS (IST or RSP0) or the current one. */
+#include "explain.h"
+
+#include "x86.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PTE_P 1ULL
+#define PTE_W 2ULL
+#define PTE_PS (1ULL << 7)
+#define PTE_NX (1ULL << 63)
+#define PTE_ADDR 0x000FFFFFFFFFF000ULL
+
+static bool fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+const char *explain_vector_name(unsigned vector, char *buf, size_t len)
+{
+    static const char *const names[32] = {
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "coprocessor overrun",
+        "#TS", "#NP", "#SS", "#GP", "#PF", "vector 15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+    if (vector < 32 && names[vector])
+        snprintf(buf, len, "%s", names[vector]);
+    else
+        snprintf(buf, len, "vector %u", vector);
+    return buf;
+}
+
+/* A linear address as the CPU sees it: the physical address, and whether the page is writable
+ * and executable. Paging off: identity. Long mode: the 4-level walk. 32-bit paging: not walked
+ * (taken as identity, so only long-mode kernels get the page checks). */
+struct page {
+    uint64_t pa;
+    bool writable, executable;
+};
+
+static bool translate(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t va,
+                      struct page *p)
+{
+    *p = (struct page){va, true, true};
+    if (!(s->cr0 & X86_CR0_PG) || !(s->efer & X86_EFER_LMA))
+        return true;
+    bool nx_on = s->efer & (1ULL << 11);
+    uint64_t table = s->cr3 & PTE_ADDR;
+    for (int level = 0; level < 4; level++) {
+        uint64_t e;
+        unsigned index = (unsigned)(va >> (39 - 9 * level)) & 511;
+        if (!mem->read(mem->ctx, table + index * 8, &e, 8) || !(e & PTE_P))
+            return false;
+        p->writable &= (e & PTE_W) != 0;
+        p->executable &= !(nx_on && (e & PTE_NX));
+        if ((level == 1 || level == 2) && (e & PTE_PS)) {
+            uint64_t size = level == 1 ? 1ULL << 30 : 1ULL << 21;
+            p->pa = ((e & PTE_ADDR) & ~(size - 1)) | (va & (size - 1));
+            return true;
+        }
+        table = e & PTE_ADDR;
+    }
+    p->pa = table | (va & 0xFFF);
+    return true;
+}
+
+static bool read_linear(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t va,
+                        void *buf, size_t len)
+{
+    struct page p;
+    return ((va & 0xFFF) + len <= 0x1000 || !(s->cr0 & X86_CR0_PG)) && translate(mem, s, va, &p) &&
+           mem->read(mem->ctx, p.pa, buf, len);
+}
+
+/* The stack the handler gets must take the frame: mapped and writable just below it. */
+static bool check_stack(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,
+                        const char *which, char *why, size_t len)
+{
+    struct page p;
+    if (rsp == 0)
+        return fail(why, len, "its stack (%s) is 0", which);
+    uint64_t top = (rsp & ~15ULL) - 8;
+    if (!translate(mem, s, top, &p))
+        return fail(why, len, "its stack (%s=%#" PRIx64 ") is not mapped", which, rsp);
+    if (!p.writable)
+        return fail(why, len, "its stack (%s=%#" PRIx64 ") is read-only", which, rsp);
+    return true;
+}
+
+static bool deliver_long(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,
+                         unsigned vector, char *why, size_t len)
+{
+    uint8_t gate[16];
+    if ((uint64_t)vector * 16 + 15 > s->idt.limit)
+        return fail(why, len, "IDT[%u] is past the IDT's limit (%#x)", vector, s->idt.limit);
+    if (!read_linear(mem, s, s->idt.base + (uint64_t)vector * 16, gate, sizeof(gate)))
+        return fail(why, len, "IDT[%u] at %#" PRIx64 " is not mapped", vector,
+                    (uint64_t)(s->idt.base + (uint64_t)vector * 16));
+    unsigned type = gate[5] & 0xF, ist = gate[4] & 7;
+    if (!(gate[5] & 0x80))
+        return fail(why, len, "IDT[%u] is not present", vector);
+    if (type != 0xE && type != 0xF)
+        return fail(why, len, "IDT[%u] has type %#x, not a 64-bit interrupt or trap gate", vector, type);
+    uint16_t selector = (uint16_t)(gate[2] | gate[3] << 8);
+    uint64_t handler = (uint64_t)gate[0] | (uint64_t)gate[1] << 8 | (uint64_t)gate[6] << 16 |
+                       (uint64_t)gate[7] << 24 | (uint64_t)gate[8] << 32 | (uint64_t)gate[9] << 40 |
+                       (uint64_t)gate[10] << 48 | (uint64_t)gate[11] << 56;
+    uint8_t desc[8];
+    if ((selector & ~7u) == 0)
+        return fail(why, len, "IDT[%u]'s code segment selector is null", vector);
+    if ((selector & 4) || (selector | 7u) > s->gdt.limit ||
+        !read_linear(mem, s, s->gdt.base + (selector & ~7u), desc, 8))
+        return fail(why, len, "IDT[%u]'s code segment %#x is not in the GDT (limit %#x)", vector,
+                    selector, s->gdt.limit);
+    bool present = desc[5] & 0x80, code = (desc[5] & 0x18) == 0x18, l = desc[6] & 0x20;
+    if (!present || !code || !l)
+        return fail(why, len, "IDT[%u]'s code segment %#x is not a present 64-bit code segment", vector,
+                    selector);
+    struct page p;
+    if ((int64_t)(handler << 16) >> 16 != (int64_t)handler)
+        return fail(why, len, "IDT[%u]'s handler %#" PRIx64 " is not canonical", vector, handler);
+    if (!translate(mem, s, handler, &p))
+        return fail(why, len, "IDT[%u]'s handler %#" PRIx64 " is not mapped", vector, handler);
+    if (!p.executable)
+        return fail(why, len, "IDT[%u]'s handler %#" PRIx64 " is on a no-execute page", vector, handler);
+    unsigned cpl = s->cs.selector & 3, dpl = (desc[5] >> 5) & 3;
+    if (ist || dpl < cpl) {
+        if (!s->tr.present || (s->tr.selector & ~7u) == 0)
+            return fail(why, len, "%s needs the TSS, and none is loaded (LTR)",
+                        ist ? "its IST entry" : "a privilege change");
+        uint64_t off = ist ? 0x24 + 8ULL * (ist - 1) : 4, stack;
+        if (off + 8 > (uint64_t)s->tr.limit + 1 || !read_linear(mem, s, s->tr.base + off, &stack, 8))
+            return fail(why, len, "the TSS at %#" PRIx64 " is not readable", (uint64_t)s->tr.base);
+        char which[16];
+        snprintf(which, sizeof(which), ist ? "IST%u" : "RSP0", ist);
+        if (!check_stack(mem, s, stack, which, why, len))
+            return false;
+    } else if (!check_stack(mem, s, rsp, "RSP", why, len)) {
+        return false;
+    }
+    snprintf(why, len, "delivered to %#" PRIx64, handler);
+    return true;
+}
+
+bool explain_delivery(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,
+                      unsigned vector, char *why, size_t whylen)
+{
+    if (!(s->cr0 & X86_CR0_PE)) { /* real mode: the IVT's 4-byte entries */
+        if ((uint64_t)vector * 4 + 3 > s->idt.limit)
+            return fail(why, whylen, "IVT[%u] is past the IDT's limit (%#x)", vector, s->idt.limit);
+        snprintf(why, whylen, "delivered through the IVT");
+        return true;
+    }
+    if (s->efer & X86_EFER_LMA)
+        return deliver_long(mem, s, rsp, vector, why, whylen);
+    uint8_t gate[8];
+    if ((uint64_t)vector * 8 + 7 > s->idt.limit)
+        return fail(why, whylen, "IDT[%u] is past the IDT's limit (%#x)", vector, s->idt.limit);
+    if (!read_linear(mem, s, s->idt.base + (uint64_t)vector * 8, gate, sizeof(gate)))
+        return fail(why, whylen, "IDT[%u] is not mapped", vector);
+    if (!(gate[5] & 0x80))
+        return fail(why, whylen, "IDT[%u] is not present", vector);
+    snprintf(why, whylen, "delivered through a 32-bit gate");
+    return true;
+}
+
+void explain_triple_fault(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,
+                          int first, char *out, size_t outlen)
+{
+    char why[160], name[24];
+    size_t used = 0;
+    out[0] = 0;
+    if (first >= 0 && first != 8) {
+        bool ok = explain_delivery(mem, s, rsp, (unsigned)first, why, sizeof(why));
+        used += (size_t)snprintf(out + used, outlen - used, "%s: %s -> ",
+                                 explain_vector_name((unsigned)first, name, sizeof(name)),
+                                 ok ? "its handler faulted" : why);
+        if (used >= outlen)
+            return;
+    }
+    if (explain_delivery(mem, s, rsp, 8, why, sizeof(why)))
+        snprintf(out + used, outlen - used, "#DF: %s, so the #DF handler itself faulted -> triple fault", why);
+    else
+        snprintf(out + used, outlen - used, "#DF: %s -> triple fault", why);
+}

@@ -1,0 +1,74 @@
+/* Kernels that die of a broken exception setup, one per mode, for the triple-fault explainer:
+ *   noidt     an empty IDT (limit 0), then ud2
+ *   badstack  a #UD gate, but RSP points at unmapped memory: delivering #UD faults (a double
+ *             fault), and there is no #DF gate
+ *   notss     the same with a #DF gate that asks for IST1, and no TSS loaded
+ *   ist0      the same with a TSS whose IST1 is 0
+ * Each prints "about to fault" first. */
+#include "guest.h"
+
+#define UNMAPPED 0x7000000000ULL
+
+/* A 64-bit TSS: IST1 at 0x24. */
+struct __attribute__((packed)) tss {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3, iomap;
+};
+static struct tss tss __attribute__((aligned(16)));
+
+/* The boot GDT's three descriptors, then a 16-byte TSS descriptor at 0x20. */
+static uint64_t gdt[6] __attribute__((aligned(16)));
+
+static void load_tss(void)
+{
+    const uint64_t *boot = (const uint64_t *)SLATE_BOOT_TABLES;
+    for (int i = 0; i < 4; i++)
+        gdt[i] = boot[i];
+    uint64_t base = (uint64_t)&tss, limit = sizeof(tss) - 1;
+    gdt[4] = (limit & 0xFFFF) | (base & 0xFFFFFF) << 16 | 0x89ULL << 40 | ((base >> 24) & 0xFF) << 56;
+    gdt[5] = base >> 32;
+    struct __attribute__((packed)) { uint16_t limit; uint64_t base; } d = {sizeof(gdt) - 1, (uint64_t)gdt};
+    __asm__ volatile("lgdt %0; ltr %w1" ::"m"(d), "r"(0x20) : "memory");
+}
+
+__attribute__((interrupt)) static void on_ud(struct interrupt_frame *f)
+{
+    (void)f;
+    puts_hc("#UD handled\n");
+    guest_exit(1);
+}
+
+__attribute__((interrupt)) static void on_df(struct interrupt_frame *f, uint64_t error)
+{
+    (void)f, (void)error;
+    puts_hc("#DF handled\n");
+    guest_exit(1);
+}
+
+static void set_gate(uint8_t vector, uint64_t handler, uint8_t ist)
+{
+    idt[vector] = (struct idt_entry){(uint16_t)handler, SLATE_SEL_CODE64, ist, 0x8E,
+                                     (uint16_t)(handler >> 16), (uint32_t)(handler >> 32), 0};
+}
+
+KMAIN kmain(const struct slate_info *info)
+{
+    const char *mode = cmdline(info);
+    puts_hc("about to fault\n");
+    if (str_eq(mode, "noidt")) {
+        struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
+        __asm__ volatile("lidt %0; ud2" ::"m"(empty));
+    }
+    set_gate(6, (uint64_t)on_ud, 0);
+    if (str_eq(mode, "notss") || str_eq(mode, "ist0"))
+        set_gate(8, (uint64_t)on_df, 1);
+    if (str_eq(mode, "ist0"))
+        load_tss(); /* its IST1 stays 0 */
+    idt_load();
+    __asm__ volatile("mov %0, %%rsp; ud2" ::"r"(UNMAPPED) : "memory"); /* no stack for the frame */
+    guest_exit(0);
+}
