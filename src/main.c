@@ -15,7 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Stop signals are blocked on every thread and read from a signalfd by the event loop. */
+/* Stop signals (and SIGQUIT) are blocked on every thread and read from a signalfd by the event
+ * loop. */
 static void block_stop_signals(void)
 {
     sigset_t set;
@@ -23,6 +24,7 @@ static void block_stop_signals(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT); /* a hang report (vm.c) */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN); /* a closed stdout becomes EPIPE, handled by the console */
     signal(SIGXFSZ, SIG_IGN); /* a write past ulimit -f is EFBIG: an I/O error for the guest */

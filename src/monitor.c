@@ -4,6 +4,7 @@
  * machine for the moment they need, unless it is stopped already. */
 #include "monitor.h"
 
+#include "hang.h"
 #include "inspect.h"
 #include "listen.h"
 #include "vm.h"
@@ -150,9 +151,29 @@ static void cmd_info_devices(struct monitor *m, FILE *out)
     }
 }
 
-/* x/NF ADDR: F is x (32-bit words), g (64-bit), b (bytes) or i (instructions). */
+/* Copies up to len bytes of guest-physical memory at gpa (RAM, the info block, the boot tables),
+ * stopping at the first page that is none of those. */
+static size_t read_physical(struct vm *vm, uint64_t gpa, uint8_t *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        size_t n = 0x1000 - ((gpa + done) & 0xFFF);
+        n = n < len - done ? n : len - done;
+        const void *p = gpa + done < gpa ? NULL : memory_readable_ptr(&vm->mem, gpa + done, n);
+        if (!p)
+            break;
+        memcpy(buf + done, p, n);
+        done += n;
+    }
+    return done;
+}
+
+/* x/NF ADDR (linear, as the selected CPU sees it) and xp/NF ADDR (physical): F is x (32-bit
+ * words), g (64-bit), b (bytes) or i (instructions, x only). */
 static void cmd_examine(struct monitor *m, FILE *out, const char *spec, const char *arg)
 {
+    bool physical = *spec == 'p';
+    spec += physical;
     uint64_t count = 1, addr;
     char format = 'x';
     const char *p = spec;
@@ -164,8 +185,10 @@ static void cmd_examine(struct monitor *m, FILE *out, const char *spec, const ch
         if (*p)
             format = *p++;
     }
-    if (*p || !strchr("xgbi", format) || count == 0 || count > 4096 || !parse_number(arg, &addr)) {
-        fprintf(out, "error: usage: x/NF ADDR with F one of x g b i, N up to 4096\n");
+    if (*p || !strchr(physical ? "xgb" : "xgbi", format) || count == 0 || count > 4096 ||
+        !parse_number(arg, &addr)) {
+        fprintf(out, physical ? "error: usage: xp/NF ADDR with F one of x g b, N up to 4096\n"
+                              : "error: usage: x/NF ADDR with F one of x g b i, N up to 4096\n");
         return;
     }
     bool held = hold(m);
@@ -180,7 +203,7 @@ static void cmd_examine(struct monitor *m, FILE *out, const char *spec, const ch
     unsigned width = format == 'g' ? 8 : format == 'b' ? 1 : 4, per_line = 16 / width;
     size_t len = (size_t)count * width;
     uint8_t *buf = malloc(len);
-    size_t got = buf ? vcpu_read_virtual(cpu, addr, buf, len) : 0;
+    size_t got = !buf ? 0 : physical ? read_physical(m->vm, addr, buf, len) : vcpu_read_virtual(cpu, addr, buf, len);
     release(m, held);
     for (size_t i = 0; i + width <= got; i += width) {
         if (i % 16 == 0)
@@ -193,7 +216,8 @@ static void cmd_examine(struct monitor *m, FILE *out, const char *spec, const ch
     if (got)
         fputc('\n', out);
     if (got < len)
-        fprintf(out, "error: %#" PRIx64 " is not mapped to memory\n", addr + got);
+        fprintf(out, physical ? "error: %#" PRIx64 " is not memory\n" : "error: %#" PRIx64 " is not mapped to memory\n",
+                addr + got);
     free(buf);
 }
 
@@ -238,6 +262,8 @@ static const char help_text[] =
     "  cpu N                select CPU N for x, step and info mem\n"
     "  x/NF ADDR            examine memory at a virtual address: F = x (32-bit), g (64-bit),\n"
     "                       b (bytes), i (instructions, in the CPU's mode)\n"
+    "  xp/NF ADDR           the same at a physical address (F = x, g or b)\n"
+    "  info hang            what every CPU is doing, why it may be stuck, where it spends time\n"
     "  stop | cont          pause or resume every CPU\n"
     "  step [N]             single-step the selected CPU (machine stopped)\n"
     "  screendump NAME.png [force]\n"
@@ -295,6 +321,8 @@ static void execute(struct monitor *m, char *line, FILE *out)
         fputs(help_text, out);
     else if (!strcmp(cmd, "info") && !strncmp(arg, "registers", 9))
         cmd_info_registers(m, out, arg + 9 + strspn(arg + 9, " "));
+    else if (!strcmp(cmd, "info") && !strcmp(arg, "hang"))
+        hang_report(m->vm, out, "monitor");
     else if (!strcmp(cmd, "info") && !strcmp(arg, "cpus"))
         cmd_info_cpus(m, out);
     else if (!strcmp(cmd, "info") && !strcmp(arg, "devices"))
@@ -308,7 +336,7 @@ static void execute(struct monitor *m, char *line, FILE *out)
             m->cpu = (unsigned)n;
         else
             fprintf(out, "error: no CPU %s (0..%u)\n", arg, m->vm->vcpu_count - 1);
-    } else if (cmd[0] == 'x' && (cmd[1] == 0 || cmd[1] == '/'))
+    } else if (cmd[0] == 'x' && (cmd[1] == 0 || cmd[1] == '/' || (cmd[1] == 'p' && (cmd[2] == 0 || cmd[2] == '/'))))
         cmd_examine(m, out, cmd + 1, arg);
     else if (!strcmp(cmd, "stop")) {
         if (!m->stopped && vm_hold(m->vm, HOLD_MONITOR))

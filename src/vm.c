@@ -2,6 +2,8 @@
  * and takes it apart. */
 #include "vm.h"
 
+#include "hang.h"
+
 #include "info.h"
 #include "preflight.h"
 #include "x86.h"
@@ -458,6 +460,10 @@ static void vm_on_signal(void *opaque, uint32_t events)
     struct signalfd_siginfo si;
     if (read(vm->signal_source.fd, &si, sizeof(si)) != sizeof(si))
         return;
+    if (si.ssi_signo == SIGQUIT) { /* a report, as a JVM prints its threads; the machine runs on */
+        hang_report(vm, stderr, "SIGQUIT");
+        return;
+    }
     vm_request_stop(vm, 128 + (int)si.ssi_signo);
 }
 
@@ -466,8 +472,10 @@ static void vm_on_timeout(void *opaque, uint32_t events)
     struct vm *vm = opaque;
     (void)events;
     uint64_t expirations;
-    if (read(vm->timeout_source.fd, &expirations, sizeof(expirations)) > 0)
-        vm_request_stop(vm, EXIT_TIMEOUT);
+    if (read(vm->timeout_source.fd, &expirations, sizeof(expirations)) <= 0)
+        return;
+    hang_report(vm, stderr, "--timeout expired: the guest did not finish");
+    vm_request_stop(vm, EXIT_TIMEOUT);
 }
 
 static int vm_setup_events(struct vm *vm)
@@ -482,6 +490,7 @@ static int vm_setup_events(struct vm *vm)
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGHUP);
+    sigaddset(&stop_signals, SIGQUIT);
     vm->signal_source = (struct event_source){
         .fd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK), .fn = vm_on_signal,
         .opaque = vm};

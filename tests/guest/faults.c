@@ -4,7 +4,11 @@
  *             fault), and there is no #DF gate
  *   notss     the same with a #DF gate that asks for IST1, and no TSS loaded
  *   ist0      the same with a TSS whose IST1 is 0
- * Each prints "about to fault" first. */
+ * and kernels that hang, for the hang report (each prints "hanging"):
+ *   spin      spins in inner(), called by outer(), both with frame pointers
+ *   clihlt    cli; hlt
+ *   noeoi     a 10 ms timer whose handler acknowledges the device but never EOIs, then sti; hlt
+ * Each faulting one prints "about to fault" first. */
 #include "guest.h"
 
 #define UNMAPPED 0x7000000000ULL
@@ -49,6 +53,57 @@ __attribute__((interrupt)) static void on_df(struct interrupt_frame *f, uint64_t
     guest_exit(1);
 }
 
+static volatile uint64_t spins;
+
+__attribute__((noinline, optimize("no-omit-frame-pointer"))) static void inner(void)
+{
+    for (;;)
+        spins++;
+}
+
+__attribute__((noinline, optimize("no-omit-frame-pointer"))) static void outer(void)
+{
+    inner();
+    spins = 0; /* (not a tail call: outer stays on the stack) */
+}
+
+static const struct slate_device *timer;
+
+static volatile unsigned ticks;
+
+__attribute__((interrupt)) static void on_tick(struct interrupt_frame *f)
+{
+    (void)f;
+    ticks++;
+    slate_outl(timer->port_base + SLATE_TIMER_IRQ_STATUS, 1); /* acknowledged, but no EOI */
+}
+
+static void hang(const struct slate_info *info, const char *mode)
+{
+    puts_hc("hanging\n");
+    if (str_eq(mode, "spin"))
+        outer();
+    if (str_eq(mode, "clihlt"))
+        for (;;)
+            __asm__ volatile("cli; hlt");
+    timer = slate_find_device(info, SLATE_DEV_TIMER, 0);
+    idt_set(0x40, on_tick);
+    idt_load();
+    lapic_enable();
+    slate_outl(timer->port_base + timer->irq_reg + SLATE_IRQ_VECTOR, 0x40);
+    uint16_t bank = (uint16_t)(timer->port_base + SLATE_TIMER_BANK(0));
+    slate_outl(bank + SLATE_TIMER_DELAY_LO, 10000000);
+    slate_outl(bank + SLATE_TIMER_PERIOD_LO, 10000000);
+    slate_outl(bank + SLATE_TIMER_CTRL, SLATE_TIMER_START);
+    while (!ticks)
+        __asm__ volatile("sti; hlt");
+    /* What this local APIC did with the vector nobody EOI'd (the hang report must agree). */
+    puts_hc(mmio_read32(SLATE_LAPIC_ADDR + 0x100 + 0x10 * (0x40 / 32)) & 1u << (0x40 % 32)
+                ? "vector 0x40 in service\n" : "vector 0x40 not in service\n");
+    for (;;)
+        __asm__ volatile("sti; hlt");
+}
+
 static void set_gate(uint8_t vector, uint64_t handler, uint8_t ist)
 {
     idt[vector] = (struct idt_entry){(uint16_t)handler, SLATE_SEL_CODE64, ist, 0x8E,
@@ -58,6 +113,8 @@ static void set_gate(uint8_t vector, uint64_t handler, uint8_t ist)
 KMAIN kmain(const struct slate_info *info)
 {
     const char *mode = cmdline(info);
+    if (str_eq(mode, "spin") || str_eq(mode, "clihlt") || str_eq(mode, "noeoi"))
+        hang(info, mode);
     puts_hc("about to fault\n");
     if (str_eq(mode, "noidt")) {
         struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};

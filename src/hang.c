@@ -1,0 +1,237 @@
+/* hang.c - see hang.h. A hung kernel halts with nothing to wake it, spins, or waits for an
+ * interrupt the local APIC will not deliver: the report reads what a person would check with a
+ * debugger, for every CPU at once, and says what it sees. */
+#include "hang.h"
+
+#include "symbols.h"
+#include "vm.h"
+#include "x86.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#define APIC_TPR 0x80
+#define APIC_SVR 0xF0
+#define APIC_ISR 0x100
+#define APIC_IRR 0x200
+#define APIC_LVT_TIMER 0x320
+#define APIC_TIMER_INIT 0x380
+#define APIC_TIMER_CURRENT 0x390
+#define SAMPLES 25
+#define SAMPLE_GAP_NS 20000000 /* 25 samples over half a second */
+
+struct cpu_view {
+    bool ok, halted;
+    struct kvm_regs r;
+    struct kvm_sregs s;
+    struct kvm_lapic_state apic;
+    bool apic_ok;
+};
+
+static uint32_t apic_reg(const struct kvm_lapic_state *a, unsigned off)
+{
+    uint32_t v;
+    memcpy(&v, a->regs + off, 4);
+    return v;
+}
+
+/* The highest vector set in the 256-bit ISR or IRR at `base`, or -1. */
+static int highest_vector(const struct kvm_lapic_state *a, unsigned base)
+{
+    for (int i = 7; i >= 0; i--) {
+        uint32_t bits = apic_reg(a, base + 16 * (unsigned)i);
+        if (bits)
+            return i * 32 + 31 - __builtin_clz(bits);
+    }
+    return -1;
+}
+
+static bool long_mode(const struct kvm_sregs *s) { return (s->efer & X86_EFER_LMA) && s->cs.l; }
+
+static uint64_t rip_of(const struct cpu_view *v)
+{
+    return long_mode(&v->s) ? v->r.rip : (v->s.cs.base + v->r.rip) & 0xFFFFFFFF;
+}
+
+static void read_cpu(struct vcpu *cpu, struct cpu_view *v)
+{
+    struct kvm_mp_state mp;
+    *v = (struct cpu_view){0};
+    v->ok = ioctl(cpu->fd, KVM_GET_REGS, &v->r) == 0 && ioctl(cpu->fd, KVM_GET_SREGS, &v->s) == 0;
+    v->halted = ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED;
+    v->apic_ok = ioctl(cpu->fd, KVM_GET_LAPIC, &v->apic) == 0;
+}
+
+static const char *mode_name(const struct kvm_sregs *s)
+{
+    if (!(s->cr0 & X86_CR0_PE))
+        return "real mode";
+    if (long_mode(s))
+        return "long mode";
+    return s->efer & X86_EFER_LMA ? "compatibility mode" : "protected mode";
+}
+
+/* Follows the RBP chain (kernels built with frame pointers): [rbp] the caller's RBP, [rbp+8]
+ * the return address. Stops at a frame that is unmapped or does not move up the stack. */
+static void print_backtrace(FILE *out, struct vcpu *cpu, const struct cpu_view *v, struct symbols *syms)
+{
+    if (!long_mode(&v->s))
+        return;
+    uint64_t rbp = v->r.rbp;
+    for (int depth = 0; depth < 12 && rbp; depth++) {
+        uint64_t frame[2];
+        if (vcpu_read_virtual(cpu, rbp, frame, sizeof(frame)) != sizeof(frame) || !frame[1])
+            break;
+        char where[256];
+        fprintf(out, "      #%d %#" PRIx64 " %s\n", depth + 1, frame[1],
+                *symbols_describe(syms, frame[1], where, sizeof(where)) ? where : "");
+        if (frame[0] <= rbp)
+            break;
+        rbp = frame[0];
+    }
+}
+
+/* Interrupt lines some device aims at this CPU with a vector (the guest enabled them). */
+static unsigned lines_aimed_at(struct vm *vm, unsigned cpu)
+{
+    unsigned n = 0;
+    for (unsigned d = 0; d < vm->device_count; d++)
+        for (unsigned i = 0; i < vm->devices[d].ops->irq_count; i++)
+            n += atomic_load(&vm->devices[d].irq[i].vector) && atomic_load(&vm->devices[d].irq[i].cpu) == cpu;
+    return n;
+}
+
+static void print_diagnoses(FILE *out, struct vm *vm, unsigned index, const struct cpu_view *v)
+{
+    bool interrupts_on = v->r.rflags & (1u << 9);
+    if (v->halted && !interrupts_on)
+        fprintf(out, "    diagnosis: halted with interrupts off (cli; hlt): only an NMI or INIT "
+                     "can wake it\n");
+    if (!v->apic_ok)
+        return;
+    int in_service = highest_vector(&v->apic, APIC_ISR);
+    int requested = highest_vector(&v->apic, APIC_IRR);
+    if (in_service >= 0)
+        fprintf(out, "    diagnosis: vector %#x is in service and was never EOI'd: interrupts of "
+                     "its priority and lower are held back%s\n", in_service,
+                requested >= 0 ? " (some are waiting in the IRR)" : "");
+    bool apic_on = apic_reg(&v->apic, APIC_SVR) & 0x100;
+    if (v->halted && interrupts_on && !apic_on)
+        fprintf(out, "    diagnosis: its local APIC is software-disabled (SVR bit 8 clear): no "
+                     "interrupt reaches it\n");
+    uint32_t lvt = apic_reg(&v->apic, APIC_LVT_TIMER);
+    bool timer_armed = !(lvt & 0x10000) &&
+                       (((lvt >> 17) & 3) == 2 || apic_reg(&v->apic, APIC_TIMER_CURRENT) != 0);
+    if (v->halted && interrupts_on && apic_on && !timer_armed && in_service < 0 &&
+        !lines_aimed_at(vm, index))
+        fprintf(out, "    diagnosis: nothing can wake it: its APIC timer is %s and no device "
+                     "interrupt is aimed at it\n", lvt & 0x10000 ? "masked" : "not running");
+}
+
+static void print_cpu(FILE *out, struct vm *vm, unsigned index, const struct cpu_view *v,
+                      struct symbols *syms)
+{
+    if (!v->ok) {
+        fprintf(out, "  cpu %u: registers unavailable: %s\n", index, strerror(errno));
+        return;
+    }
+    char where[256];
+    uint64_t rip = rip_of(v);
+    if (rip >= SLATE_BOOT_TABLES && rip < SLATE_BOOT_TABLES + SLATE_BOOT_TABLES_SIZE)
+        snprintf(where, sizeof(where), "(slate's park stub: the CPU's entry function returned)");
+    else
+        symbols_describe(syms, rip, where, sizeof(where));
+    fprintf(out, "  cpu %u: %s, interrupts %s, %s, rip=%#" PRIx64 " %s\n", index,
+            v->halted ? "halted" : "running", v->r.rflags & (1u << 9) ? "on" : "off",
+            mode_name(&v->s), rip, where);
+    print_backtrace(out, &vm->vcpus[index], v, syms);
+    if (v->apic_ok) {
+        uint32_t lvt = apic_reg(&v->apic, APIC_LVT_TIMER);
+        static const char *const modes[4] = {"one-shot", "periodic", "TSC-deadline", "?"};
+        fprintf(out, "    lapic: %s, tpr=%#x, isr=%d, irr=%d, timer %s vector %#x%s\n",
+                apic_reg(&v->apic, APIC_SVR) & 0x100 ? "enabled" : "disabled",
+                apic_reg(&v->apic, APIC_TPR), highest_vector(&v->apic, APIC_ISR),
+                highest_vector(&v->apic, APIC_IRR), modes[(lvt >> 17) & 3], lvt & 0xFF,
+                lvt & 0x10000 ? " (masked)" : "");
+    }
+    print_diagnoses(out, vm, index, v);
+}
+
+/* Where each CPU spends its time: RIP sampled with short holds. Symbolized, most frequent first. */
+static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
+{
+    unsigned n = vm->vcpu_count < 64 ? vm->vcpu_count : 64;
+    static uint64_t rips[64][SAMPLES];
+    unsigned taken = 0;
+    for (; taken < SAMPLES && !atomic_load(&vm->stopping); taken++) {
+        if (!vm_hold(vm, HOLD_REPORT))
+            break;
+        for (unsigned c = 0; c < n; c++) {
+            struct cpu_view v;
+            struct kvm_mp_state mp;
+            v.ok = ioctl(vm->vcpus[c].fd, KVM_GET_REGS, &v.r) == 0 &&
+                   ioctl(vm->vcpus[c].fd, KVM_GET_SREGS, &v.s) == 0;
+            bool halted = ioctl(vm->vcpus[c].fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED;
+            rips[c][taken] = !v.ok ? 0 : halted ? 1 : rip_of(&v); /* 1: halted */
+        }
+        vm_release(vm, HOLD_REPORT);
+        nanosleep(&(struct timespec){0, SAMPLE_GAP_NS}, NULL);
+    }
+    if (!taken)
+        return;
+    fprintf(out, "  where the CPUs spent the next %u ms (%u samples):\n", taken * SAMPLE_GAP_NS / 1000000, taken);
+    for (unsigned c = 0; c < n; c++) {
+        /* Count by function (or address when unknown), three most frequent. */
+        char names[SAMPLES][128];
+        unsigned counts[SAMPLES] = {0}, kinds = 0;
+        for (unsigned i = 0; i < taken; i++) {
+            char name[128];
+            struct symbol_info fn;
+            if (rips[c][i] == 1)
+                snprintf(name, sizeof(name), "halted");
+            else if (symbols_lookup(syms, rips[c][i], &fn))
+                snprintf(name, sizeof(name), "%s", fn.function);
+            else
+                snprintf(name, sizeof(name), "%#" PRIx64, rips[c][i]);
+            unsigned k = 0;
+            while (k < kinds && strcmp(names[k], name))
+                k++;
+            if (k == kinds)
+                snprintf(names[kinds++], sizeof(names[0]), "%s", name);
+            counts[k]++;
+        }
+        fprintf(out, "    cpu %u:", c);
+        for (unsigned shown = 0; shown < 3 && shown < kinds; shown++) {
+            unsigned best = 0;
+            for (unsigned k = 1; k < kinds; k++)
+                best = counts[k] > counts[best] ? k : best;
+            fprintf(out, " %s %u%%", names[best], counts[best] * 100 / taken);
+            counts[best] = 0;
+        }
+        fputc('\n', out);
+    }
+}
+
+void hang_report(struct vm *vm, FILE *out, const char *why)
+{
+    struct symbols *syms = symbols_open(vm->cfg->kernel);
+    fprintf(out, "slate: hang report (%s):\n", why);
+    if (!vm_hold(vm, HOLD_REPORT)) {
+        symbols_close(syms);
+        return;
+    }
+    for (unsigned c = 0; c < vm->vcpu_count && c < 64; c++) {
+        struct cpu_view v;
+        read_cpu(&vm->vcpus[c], &v);
+        print_cpu(out, vm, c, &v, syms);
+    }
+    if (vm->vcpu_count > 64)
+        fprintf(out, "  (and %u more CPUs)\n", vm->vcpu_count - 64);
+    vm_release(vm, HOLD_REPORT);
+    print_samples(out, vm, syms);
+    symbols_close(syms);
+    fflush(out);
+}
