@@ -17,6 +17,7 @@ enum vm_holder {
     HOLD_GDB = 1 << 2,     /* gdb's stop */
     HOLD_PEEK = 1 << 3,    /* a monitor command that reads the CPUs, for its duration */
     HOLD_REPORT = 1 << 4,  /* a hang report reading the CPUs */
+    HOLD_CRASH = 1 << 5,   /* --on-crash pause: a CPU crashed, the others stay where they are */
 };
 
 /* Adds `who`'s hold and returns once every vCPU is parked outside KVM_RUN (or the machine is

@@ -3,6 +3,7 @@
  * debugger, for every CPU at once, and says what it sees. */
 #include "hang.h"
 
+#include "inspect.h"
 #include "symbols.h"
 #include "vm.h"
 #include "x86.h"
@@ -230,6 +231,7 @@ void hang_report(struct vm *vm, FILE *out, const char *why)
     }
     if (vm->vcpu_count > 64)
         fprintf(out, "  (and %u more CPUs)\n", vm->vcpu_count - 64);
+    inspect_flight(out, vm);
     vm_release(vm, HOLD_REPORT);
     print_samples(out, vm, syms);
     symbols_close(syms);

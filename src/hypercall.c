@@ -106,6 +106,7 @@ static void hypercall(struct vcpu *cpu, uint64_t function)
         break;
     default: result = registered_hypercall(cpu, function, args);
     }
+    flight_record(&cpu->vm->flight, FLIGHT_HYPERCALL, cpu->index, function, (uint64_t)result, 0);
     if (cpu->vm->trace & TRACE_HYPERCALL)
         trace_event(cpu->vm, cpu, "hypercall %" PRIu64 "(%#llx, %#llx, %#llx, %#llx) = %" PRId64,
                     function, regs->rdi, regs->rsi, regs->rcx, regs->rbx, result);

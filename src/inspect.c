@@ -261,10 +261,50 @@ static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, con
         return;
     explain_triple_fault(&mem, s, r->rsp, first, chain, sizeof(chain));
     fprintf(out, "  why: %s\n", chain);
+    snprintf(cpu->vm->crash_why, sizeof(cpu->vm->crash_why), "%s", chain);
     if (first >= 0 && !sure)
         fprintf(out, "       (%s is a guess from CR2)\n", explain_vector_name((unsigned)first, name, sizeof(name)));
     else if (first < 0)
         fprintf(out, "       (which exception came first is not known)\n");
+}
+
+struct flight_print {
+    FILE *out;
+    struct vm *vm;
+    int64_t now;
+};
+
+static void print_event(void *ctx, const struct flight_event *e)
+{
+    struct flight_print *p = ctx;
+    char where[64] = "";
+    const struct bus_range *r = NULL;
+    if (e->kind == FLIGHT_IN || e->kind == FLIGHT_OUT)
+        r = bus_find(&p->vm->pio, e->addr);
+    else if (e->kind == FLIGHT_MMIO_READ || e->kind == FLIGHT_MMIO_WRITE)
+        r = bus_find(&p->vm->mmio, e->addr);
+    if (r)
+        snprintf(where, sizeof(where), " (%s+%#" PRIx64 ")", r->name, e->addr - r->base);
+    double ms = (double)(p->now - e->ns) / 1e6;
+    if (e->kind == FLIGHT_HYPERCALL)
+        fprintf(p->out, "    -%.3f ms cpu%u hypercall %" PRIu64 " = %" PRId64 "\n", ms, e->cpu, e->addr,
+                (int64_t)e->value);
+    else if (e->kind == FLIGHT_IRQ)
+        fprintf(p->out, "    -%.3f ms cpu%u irq vector %#" PRIx64 " (gsi %" PRIu64 ")\n", ms, e->cpu, e->addr,
+                e->value);
+    else
+        fprintf(p->out, "    -%.3f ms cpu%u %s %#" PRIx64 "%s %s %#" PRIx64 " (%u bytes)\n", ms, e->cpu,
+                flight_kind_name((enum flight_kind)e->kind), e->addr, where,
+                e->kind == FLIGHT_OUT || e->kind == FLIGHT_MMIO_WRITE ? "<-" : "->", e->value, e->width);
+}
+
+void inspect_flight(FILE *out, struct vm *vm)
+{
+    if (!atomic_load(&vm->flight.next))
+        return;
+    fprintf(out, "  the last events, oldest first (flight recorder):\n");
+    struct flight_print p = {out, vm, clock_now_ns()};
+    flight_each(&vm->flight, print_event, &p);
 }
 
 void crash_report(struct vcpu *cpu, const char *reason)
@@ -294,6 +334,7 @@ void crash_report(struct vcpu *cpu, const char *reason)
     if (sregs.cr2)
         inspect_page_walk(out, cpu, &sregs, "cr2", sregs.cr2);
     print_stack_calls(out, cpu, &regs, &sregs, syms);
+    inspect_flight(out, cpu->vm);
     symbols_close(syms);
 }
 

@@ -36,4 +36,9 @@ void inspect_mappings_at(FILE *out, const struct guest_memory *mem, const struct
 /* Prints the crash report for cpu (registers, control state, bytes at RIP) to stderr. */
 void crash_report(struct vcpu *cpu, const char *reason);
 
+/* The flight recorder's last events, oldest first, each named (the device and register for a
+ * port, the hypercall's number), with its time before now. */
+struct vm;
+void inspect_flight(FILE *out, struct vm *vm);
+
 #endif

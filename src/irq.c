@@ -95,6 +95,8 @@ void irq_line_raise(struct irq_line *line)
 {
     if (line->fd < 0 || atomic_load(&line->vector) == 0)
         return;
+    flight_record(&line->vm->flight, FLIGHT_IRQ, atomic_load(&line->cpu), atomic_load(&line->vector),
+                  line->gsi, 0);
     if (line->vm->trace & TRACE_IRQ)
         trace_event(line->vm, NULL, "irq: gsi %u, vector %u to cpu %u", line->gsi,
                     atomic_load(&line->vector), atomic_load(&line->cpu));

@@ -44,6 +44,10 @@ static const char help_head[] =
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
     "  --dump-dir DIR         where monitor commands (screendump) may write files; without it\n"
     "                         they write none\n"
+    "  --report PATH.json     write how the machine ended (status, reason, CPUs, the last\n"
+    "                         events) as JSON, for CI\n"
+    "  --on-crash pause|exit  pause: keep a crashed machine stopped for gdb and the monitor\n"
+    "                         (slate exits with 126 when told to quit); default exit\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
     "                         what would boot, and exit 0 (or 125 naming the problem)\n";
 
@@ -80,6 +84,8 @@ enum {
     OPT_MONITOR,
     OPT_CHECK,
     OPT_DUMP_DIR,
+    OPT_REPORT,
+    OPT_ON_CRASH,
 };
 
 static const struct option core_options[] = {
@@ -98,6 +104,8 @@ static const struct option core_options[] = {
     {"monitor", required_argument, NULL, OPT_MONITOR},
     {"check", no_argument, NULL, OPT_CHECK},
     {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
+    {"report", required_argument, NULL, OPT_REPORT},
+    {"on-crash", required_argument, NULL, OPT_ON_CRASH},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -263,6 +271,12 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_STRICT: cfg->strict = true; return 0;
     case OPT_CHECK: cfg->check_only = true; return 0;
     case OPT_DUMP_DIR: cfg->dump_dir = arg; return 0;
+    case OPT_REPORT: cfg->report = arg; return 0;
+    case OPT_ON_CRASH:
+        if (strcmp(arg, "pause") && strcmp(arg, "exit"))
+            return error_text(err, errlen, "--on-crash %s: expected pause or exit", arg);
+        cfg->on_crash_pause = !strcmp(arg, "pause");
+        return 0;
     case OPT_GDB: cfg->gdb = arg; return 0;
     case OPT_GDB_WAIT: cfg->gdb_wait = true; return 0;
     case OPT_TRACE: return trace_parse(arg, &cfg->trace, err, errlen);

@@ -81,6 +81,8 @@ struct slate_config {
     const char *vnc_password_file;
     const char *screenshot; /* PNG written when the guest exits, or on the hypercall */
     const char *dump_dir;   /* --dump-dir: the only directory monitor commands write files in */
+    const char *report;     /* --report: a JSON report of how the machine ended */
+    bool on_crash_pause;    /* --on-crash pause: keep a crashed machine for gdb and the monitor */
     unsigned trace;   /* TRACE_* mask */
     const char *trace_file;
     bool stats;

@@ -118,6 +118,8 @@ int preflight_check(const struct slate_config *cfg, struct preflight *pf)
         return -1;
     if (cfg->serial == SERIAL_FILE && preflight_output_file("--serial file:", cfg->serial_path))
         return -1;
+    if (cfg->report && preflight_output_file("--report", cfg->report))
+        return -1;
     if (cfg->trace_file && preflight_output_file("--trace-file", cfg->trace_file))
         return -1;
     struct stat st;

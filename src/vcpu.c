@@ -37,6 +37,9 @@ static void vcpu_pio(struct vcpu *cpu)
             report_unclaimed(vm, cpu, false, run->io.port, &io);
         if (!out)
             memcpy(data, &io.value, size);
+        if (run->io.port != SLATE_HYPERCALL_PORT) /* (the hypercall itself is recorded) */
+            flight_record(&vm->flight, out ? FLIGHT_OUT : FLIGHT_IN, cpu->index, run->io.port,
+                          io.value, (uint8_t)size);
         if (vm->trace & TRACE_IO)
             trace_event(vm, cpu, "%s port %#x, %u bytes: %#llx", out ? "out" : "in", run->io.port,
                         size, (unsigned long long)io.value);
@@ -59,6 +62,9 @@ static void vcpu_mmio(struct vcpu *cpu)
         report_unclaimed(cpu->vm, cpu, true, run->mmio.phys_addr, &io);
     if (!io.is_write)
         memcpy(run->mmio.data, &io.value, len);
+    if (run->mmio.phys_addr - SLATE_HYPERCALL_PAGE >= 0x1000)
+        flight_record(&cpu->vm->flight, io.is_write ? FLIGHT_MMIO_WRITE : FLIGHT_MMIO_READ, cpu->index,
+                      run->mmio.phys_addr, io.value, (uint8_t)len);
     if (cpu->vm->trace & TRACE_MMIO)
         trace_event(cpu->vm, cpu, "%s %#llx, %u bytes: %#llx", io.is_write ? "write" : "read",
                     (unsigned long long)run->mmio.phys_addr, len, (unsigned long long)io.value);
@@ -75,8 +81,25 @@ static void vcpu_crash(struct vcpu *cpu, const char *what)
     struct vm *vm = cpu->vm;
     if (atomic_load(&vm->stopping))
         return; /* another CPU already decided how this ends */
+    pthread_mutex_lock(&vm->pause_lock);
+    bool first = vm->crash_cpu < 0; /* with --on-crash pause, the first crash is the one reported */
+    if (first) {
+        vm->crash_cpu = (int)cpu->index;
+        snprintf(vm->end_reason, sizeof(vm->end_reason), "crash: %s", what);
+    }
+    pthread_mutex_unlock(&vm->pause_lock);
+    if (!first)
+        return;
     crash_report(cpu, what);
-    vm_request_stop(vm, EXIT_CRASH);
+    if (!vm->cfg->on_crash_pause) {
+        vm_request_stop(vm, EXIT_CRASH);
+        return;
+    }
+    /* Every other CPU stops where it is; this one is done. gdb and the monitor can look at all of
+     * them; slate exits with 126 however the user ends it. */
+    vm_request_hold(vm, HOLD_CRASH);
+    log_info("--on-crash pause: the machine is stopped for gdb and the monitor; quit (or Ctrl-C) "
+             "ends it with status 126");
 }
 
 /* --stats: the exit's reason, its time, and which device range it went to. */

@@ -3,6 +3,7 @@
 #include "vm.h"
 
 #include "hang.h"
+#include "report.h"
 
 #include "info.h"
 #include "preflight.h"
@@ -464,6 +465,9 @@ static void vm_on_signal(void *opaque, uint32_t events)
         hang_report(vm, stderr, "SIGQUIT");
         return;
     }
+    if (!vm->end_reason[0])
+        snprintf(vm->end_reason, sizeof(vm->end_reason), "stopped by signal %u (%s)", si.ssi_signo,
+                 strsignal((int)si.ssi_signo));
     vm_request_stop(vm, 128 + (int)si.ssi_signo);
 }
 
@@ -475,6 +479,8 @@ static void vm_on_timeout(void *opaque, uint32_t events)
     if (read(vm->timeout_source.fd, &expirations, sizeof(expirations)) <= 0)
         return;
     hang_report(vm, stderr, "--timeout expired: the guest did not finish");
+    if (!vm->end_reason[0])
+        snprintf(vm->end_reason, sizeof(vm->end_reason), "--timeout expired");
     vm_request_stop(vm, EXIT_TIMEOUT);
 }
 
@@ -535,6 +541,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     vm->loop.epoll_fd = vm->loop.stop_fd = -1;
     vm->signal_source.fd = vm->timeout_source.fd = -1;
     atomic_store(&vm->status, -1);
+    vm->crash_cpu = -1;
     vm->unclaimed_limit = (struct ratelimit)RATELIMIT_INIT;
     vm->guest_limit = (struct ratelimit)RATELIMIT_INIT;
     pthread_mutex_init(&vm->irq_lock, NULL);
@@ -622,7 +629,13 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
             vm->observers[i].end(vm->observers[i].opaque, atomic_load(&vm->status));
     if (vm->cfg->stats)
         stats_print(vm);
-    return atomic_load(&vm->status);
+    int status = atomic_load(&vm->status);
+    /* --on-crash pause: however the user ends a crashed machine, it crashed. */
+    if (vm->crash_cpu >= 0 && status != VM_STATUS_RESET)
+        status = EXIT_CRASH;
+    if (vm->cfg->report && status != VM_STATUS_RESET)
+        report_write(vm, vm->cfg->report, status);
+    return status;
 }
 
 int vm_add_observer(struct vm *vm, const struct vm_observer *observer)

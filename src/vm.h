@@ -9,6 +9,7 @@
 #include "control.h"
 #include "device.h"
 #include "event.h"
+#include "flight.h"
 #include "hypercall.h"
 #include "loader.h"
 #include "log.h"
@@ -108,6 +109,12 @@ struct vm {
         void *opaque;
     } debug_hooks[VM_MAX_DEBUG_HOOKS];
     unsigned debug_hook_count;
+
+    struct flight_recorder flight; /* the last events, for crash and hang reports */
+    /* How the machine ended, for --report: set by whoever decided it (a crash, --timeout). */
+    char end_reason[128];
+    char crash_why[512];  /* the triple-fault explainer's verdict, when there was one */
+    int crash_cpu;        /* -1: none */
 
     /* Input sinks and the screen, as devices offered them (device_host.c). */
     pthread_mutex_t input_lock;

@@ -1,0 +1,42 @@
+/* flight.h - the flight recorder: the machine's last FLIGHT_EVENTS port, MMIO, hypercall and
+ * interrupt events, kept in memory at the cost of a few stores per exit and printed only in a
+ * crash or hang report (and --report's JSON). */
+#ifndef SLATE_FLIGHT_H
+#define SLATE_FLIGHT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define FLIGHT_EVENTS 32
+
+enum flight_kind { FLIGHT_IN, FLIGHT_OUT, FLIGHT_MMIO_READ, FLIGHT_MMIO_WRITE, FLIGHT_HYPERCALL, FLIGHT_IRQ };
+
+struct flight_event {
+    int64_t ns;       /* CLOCK_MONOTONIC */
+    uint32_t cpu;     /* the CPU (for an interrupt: the one it was sent to) */
+    uint8_t kind;     /* enum flight_kind */
+    uint8_t width;    /* bytes, for I/O */
+    uint64_t addr;    /* port, physical address, hypercall function, or vector */
+    uint64_t value;   /* the value written or read; a hypercall's result */
+};
+
+struct flight_recorder {
+    _Atomic uint64_t next; /* events recorded so far; slot next % FLIGHT_EVENTS is the oldest */
+    struct flight_event events[FLIGHT_EVENTS];
+};
+
+/* Any thread. Events from several CPUs interleave; a report is read while the machine is held,
+ * so no event is half-written then. */
+void flight_record(struct flight_recorder *fr, enum flight_kind kind, uint32_t cpu, uint64_t addr,
+                   uint64_t value, uint8_t width);
+
+/* Calls fn for each recorded event, oldest first; returns how many. */
+unsigned flight_each(const struct flight_recorder *fr, void (*fn)(void *ctx, const struct flight_event *e),
+                     void *ctx);
+
+/* "out", "in", "mmio read", ... */
+const char *flight_kind_name(enum flight_kind kind);
+
+#endif
