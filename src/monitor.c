@@ -4,6 +4,7 @@
  * machine for the moment they need, unless it is stopped already. */
 #include "monitor.h"
 
+#include "core.h"
 #include "hang.h"
 #include "inspect.h"
 #include "listen.h"
@@ -268,6 +269,8 @@ static const char help_text[] =
     "  step [N]             single-step the selected CPU (machine stopped)\n"
     "  screendump NAME.png [force]\n"
     "                       save the display as NAME.png in --dump-dir (force: replace it)\n"
+    "  dump-core NAME.core [force]\n"
+    "                       save an ELF core file of the machine in --dump-dir (gdb KERNEL NAME)\n"
     "  quit                 stop the machine; slate exits with status 0\n";
 
 /* A file name a client may create in --dump-dir: one plain component, not hidden, so never a
@@ -304,6 +307,34 @@ static void cmd_screendump(struct monitor *m, FILE *out, char *arg)
         else
             fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
     }
+}
+
+/* dump-core NAME [force]: an ELF core file of the machine, held still while it is written. */
+static void cmd_dump_core(struct monitor *m, FILE *out, char *arg)
+{
+    char *name = arg, *flag = arg + strcspn(arg, " ");
+    if (*flag)
+        *flag++ = 0;
+    flag += strspn(flag, " ");
+    bool force = !strcmp(flag, "force");
+    if (m->dump_dir_fd < 0) {
+        fprintf(out, "error: dump-core writes files only in a directory named with --dump-dir DIR "
+                     "on slate's command line\n");
+        return;
+    }
+    if (!plain_file_name(name, ".core") || (*flag && !force)) {
+        fprintf(out, "error: usage: dump-core NAME.core [force] (a plain file name in --dump-dir)\n");
+        return;
+    }
+    bool held = hold(m);
+    int rc = core_dump_at(m->vm, m->dump_dir_fd, name, force);
+    release(m, held);
+    if (rc == 0)
+        fprintf(out, "saved %s/%s (gdb KERNEL %s)\n", m->vm->cfg->dump_dir, name, name);
+    else if (rc == -EEXIST)
+        fprintf(out, "error: %s exists (dump-core %s force replaces it)\n", name, name);
+    else
+        fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
 }
 
 static void execute(struct monitor *m, char *line, FILE *out)
@@ -353,6 +384,8 @@ static void execute(struct monitor *m, char *line, FILE *out)
         cmd_step(m, out, arg);
     else if (!strcmp(cmd, "screendump"))
         cmd_screendump(m, out, arg);
+    else if (!strcmp(cmd, "dump-core"))
+        cmd_dump_core(m, out, arg);
     else if (!strcmp(cmd, "quit")) {
         fprintf(out, "bye\n");
         vm_request_stop(m->vm, 0);

@@ -48,6 +48,8 @@ static const char help_head[] =
     "                         events) as JSON, for CI\n"
     "  --on-crash pause|exit  pause: keep a crashed machine stopped for gdb and the monitor\n"
     "                         (slate exits with 126 when told to quit); default exit\n"
+    "  --dump-core PATH       when the guest crashes, write an ELF core file of it (every CPU's\n"
+    "                         registers, RAM) for gdb KERNEL PATH\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
     "                         what would boot, and exit 0 (or 125 naming the problem)\n";
 
@@ -86,6 +88,7 @@ enum {
     OPT_DUMP_DIR,
     OPT_REPORT,
     OPT_ON_CRASH,
+    OPT_DUMP_CORE,
 };
 
 static const struct option core_options[] = {
@@ -106,6 +109,7 @@ static const struct option core_options[] = {
     {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
     {"report", required_argument, NULL, OPT_REPORT},
     {"on-crash", required_argument, NULL, OPT_ON_CRASH},
+    {"dump-core", required_argument, NULL, OPT_DUMP_CORE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -272,6 +276,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_CHECK: cfg->check_only = true; return 0;
     case OPT_DUMP_DIR: cfg->dump_dir = arg; return 0;
     case OPT_REPORT: cfg->report = arg; return 0;
+    case OPT_DUMP_CORE: cfg->dump_core = arg; return 0;
     case OPT_ON_CRASH:
         if (strcmp(arg, "pause") && strcmp(arg, "exit"))
             return error_text(err, errlen, "--on-crash %s: expected pause or exit", arg);

@@ -83,6 +83,7 @@ struct slate_config {
     const char *dump_dir;   /* --dump-dir: the only directory monitor commands write files in */
     const char *report;     /* --report: a JSON report of how the machine ended */
     bool on_crash_pause;    /* --on-crash pause: keep a crashed machine for gdb and the monitor */
+    const char *dump_core;  /* --dump-core: an ELF core file of a machine that crashed */
     unsigned trace;   /* TRACE_* mask */
     const char *trace_file;
     bool stats;

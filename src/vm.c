@@ -2,6 +2,7 @@
  * and takes it apart. */
 #include "vm.h"
 
+#include "core.h"
 #include "hang.h"
 #include "report.h"
 
@@ -635,6 +636,8 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
         status = EXIT_CRASH;
     if (vm->cfg->report && status != VM_STATUS_RESET)
         report_write(vm, vm->cfg->report, status);
+    if (vm->cfg->dump_core && vm->crash_cpu >= 0)
+        core_dump(vm, vm->cfg->dump_core);
     return status;
 }
 
