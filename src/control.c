@@ -195,9 +195,9 @@ int vcpu_set_debug(struct vcpu *cpu, enum debug_owner owner, const struct kvm_gu
         const struct kvm_guest_debug *w = &cpu->debug_wish[i];
         if (!(w->control & KVM_GUESTDBG_ENABLE))
             continue;
+        if ((w->control & KVM_GUESTDBG_USE_HW_BP) && !(all.control & KVM_GUESTDBG_USE_HW_BP))
+            all.arch = w->arch; /* the first owner's debug registers: gdb's before the tracer's */
         all.control |= w->control;
-        if (w->control & KVM_GUESTDBG_USE_HW_BP)
-            all.arch = w->arch; /* only gdb sets debug registers */
     }
     if (!(all.control & KVM_GUESTDBG_SINGLESTEP))
         all.control &= ~(uint32_t)KVM_GUESTDBG_BLOCKIRQ;

@@ -22,6 +22,6 @@ unsigned flight_each(const struct flight_recorder *fr, void (*fn)(void *ctx, con
 
 const char *flight_kind_name(enum flight_kind kind)
 {
-    static const char *const names[] = {"in", "out", "mmio read", "mmio write", "hypercall", "irq"};
+    static const char *const names[] = {"in", "out", "mmio read", "mmio write", "hypercall", "irq", "exception"};
     return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
 }

@@ -11,7 +11,8 @@
 
 #define FLIGHT_EVENTS 32
 
-enum flight_kind { FLIGHT_IN, FLIGHT_OUT, FLIGHT_MMIO_READ, FLIGHT_MMIO_WRITE, FLIGHT_HYPERCALL, FLIGHT_IRQ };
+enum flight_kind { FLIGHT_IN, FLIGHT_OUT, FLIGHT_MMIO_READ, FLIGHT_MMIO_WRITE, FLIGHT_HYPERCALL, FLIGHT_IRQ,
+                   FLIGHT_EXCEPTION };
 
 struct flight_event {
     int64_t ns;       /* CLOCK_MONOTONIC */
@@ -19,6 +20,7 @@ struct flight_event {
     uint8_t kind;     /* enum flight_kind */
     uint8_t width;    /* bytes, for I/O */
     uint64_t addr;    /* port, physical address, hypercall function, or vector */
+                      /* (for an exception: the vector, and the faulting RIP as value) */
     uint64_t value;   /* the value written or read; a hypercall's result */
 };
 

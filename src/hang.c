@@ -3,6 +3,8 @@
  * debugger, for every CPU at once, and says what it sees. */
 #include "hang.h"
 
+#include "exctrace.h"
+#include "explain.h"
 #include "inspect.h"
 #include "symbols.h"
 #include "vm.h"
@@ -108,6 +110,19 @@ static unsigned lines_aimed_at(struct vm *vm, unsigned cpu)
 static void print_diagnoses(FILE *out, struct vm *vm, unsigned index, const struct cpu_view *v)
 {
     bool interrupts_on = v->r.rflags & (1u << 9);
+    const struct vcpu *cpu = &vm->vcpus[index];
+    if (cpu->exc_repeats >= 10) {
+        char name[24], where[256] = "";
+        pthread_mutex_lock(&vm->exc_lock);
+        symbols_describe(vm->exc_syms, cpu->exc_last.rip, where, sizeof(where));
+        pthread_mutex_unlock(&vm->exc_lock);
+        fprintf(out, "    diagnosis: a fault loop: %s at rip=%#" PRIx64 " %s", explain_vector_name(cpu->exc_last.vector, name, sizeof(name)),
+                cpu->exc_last.rip, where);
+        if (cpu->exc_last.vector == 14)
+            fprintf(out, " cr2=%#" PRIx64, cpu->exc_last.cr2);
+        fprintf(out, ", %u times in a row: its handler returns to the faulting instruction unchanged\n",
+                cpu->exc_repeats + 1);
+    }
     if (v->halted && !interrupts_on)
         fprintf(out, "    diagnosis: halted with interrupts off (cli; hlt): only an NMI or INIT "
                      "can wake it\n");
@@ -231,6 +246,7 @@ void hang_report(struct vm *vm, FILE *out, const char *why)
     }
     if (vm->vcpu_count > 64)
         fprintf(out, "  (and %u more CPUs)\n", vm->vcpu_count - 64);
+    exc_trace_history(vm, out);
     inspect_flight(out, vm);
     vm_release(vm, HOLD_REPORT);
     print_samples(out, vm, syms);

@@ -4,6 +4,7 @@
 #include "inspect.h"
 
 #include "disasm.h"
+#include "exctrace.h"
 #include "explain.h"
 #include "module.h"
 
@@ -253,8 +254,10 @@ static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, con
     }
     struct explain_memory mem = {read_guest, &cpu->vm->mem};
     char why[160], chain[512], name[24];
-    bool sure;
-    int first = first_exception(cpu, r, s, &sure);
+    bool sure = true;
+    int first = exc_trace_last_vector(cpu->vm, cpu->index); /* --trace exc saw it */
+    if (first < 0)
+        first = first_exception(cpu, r, s, &sure);
     /* An internal error is a triple fault when no exception could be delivered (nested KVM
      * reports it so); anything else is not for the explainer. */
     if (!triple && explain_delivery(&mem, s, r->rsp, 8, why, sizeof(why)))
@@ -289,6 +292,9 @@ static void print_event(void *ctx, const struct flight_event *e)
     if (e->kind == FLIGHT_HYPERCALL)
         fprintf(p->out, "    -%.3f ms cpu%u hypercall %" PRIu64 " = %" PRId64 "\n", ms, e->cpu, e->addr,
                 (int64_t)e->value);
+    else if (e->kind == FLIGHT_EXCEPTION)
+        fprintf(p->out, "    -%.3f ms cpu%u exception %s at rip=%#" PRIx64 "\n", ms, e->cpu,
+                explain_vector_name((unsigned)e->addr, where, sizeof(where)), e->value);
     else if (e->kind == FLIGHT_IRQ)
         fprintf(p->out, "    -%.3f ms cpu%u irq vector %#" PRIx64 " (gsi %" PRIu64 ")\n", ms, e->cpu, e->addr,
                 e->value);
@@ -334,6 +340,7 @@ void crash_report(struct vcpu *cpu, const char *reason)
     if (sregs.cr2)
         inspect_page_walk(out, cpu, &sregs, "cr2", sregs.cr2);
     print_stack_calls(out, cpu, &regs, &sregs, syms);
+    exc_trace_history(cpu->vm, out);
     inspect_flight(out, cpu->vm);
     symbols_close(syms);
 }

@@ -38,7 +38,8 @@ static const char help_head[] =
     "                         serve the GDB remote protocol (default host 127.0.0.1)\n"
     "  --gdb-wait             hold the first instruction until gdb attaches\n"
     "  --trace LIST           log io, mmio, hypercall, irq events (comma-separated, or all)\n"
-    "                         with the CPU and RIP, to stderr or --trace-file PATH\n"
+    "                         with the CPU and RIP, to stderr or --trace-file PATH; exc logs\n"
+    "                         exceptions (exc=pf+gp: which; default df+pf+gp+ud, at most 4)\n"
     "  --stats                print a table of exits by reason and by device at the end\n"
     "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
@@ -284,7 +285,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
         return 0;
     case OPT_GDB: cfg->gdb = arg; return 0;
     case OPT_GDB_WAIT: cfg->gdb_wait = true; return 0;
-    case OPT_TRACE: return trace_parse(arg, &cfg->trace, err, errlen);
+    case OPT_TRACE: return trace_parse(arg, &cfg->trace, &cfg->exc_vectors, err, errlen);
     case OPT_TRACE_FILE: cfg->trace_file = arg; return 0;
     case OPT_STATS: cfg->stats = true; return 0;
     case OPT_MONITOR: cfg->monitor = arg; return 0;

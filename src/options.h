@@ -85,6 +85,7 @@ struct slate_config {
     bool on_crash_pause;    /* --on-crash pause: keep a crashed machine for gdb and the monitor */
     const char *dump_core;  /* --dump-core: an ELF core file of a machine that crashed */
     unsigned trace;   /* TRACE_* mask */
+    uint32_t exc_vectors; /* --trace exc: the exceptions watched (bit n: vector n) */
     const char *trace_file;
     bool stats;
     bool gdb_wait;

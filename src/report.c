@@ -105,7 +105,8 @@ static void write_event(void *ctx, const struct flight_event *e)
     const struct bus_range *r = e->kind == FLIGHT_IN || e->kind == FLIGHT_OUT ? bus_find(&w->vm->pio, e->addr)
                                 : e->kind == FLIGHT_MMIO_READ || e->kind == FLIGHT_MMIO_WRITE ? bus_find(&w->vm->mmio, e->addr)
                                                                                                 : NULL;
-    fputs(e->kind == FLIGHT_HYPERCALL ? ", \"function\": " : e->kind == FLIGHT_IRQ ? ", \"vector\": " : ", \"address\": ", f);
+    fputs(e->kind == FLIGHT_HYPERCALL ? ", \"function\": "
+          : e->kind == FLIGHT_IRQ || e->kind == FLIGHT_EXCEPTION ? ", \"vector\": " : ", \"address\": ", f);
     json_hex(f, e->addr);
     if (r) {
         char where[64];
@@ -113,7 +114,7 @@ static void write_event(void *ctx, const struct flight_event *e)
         fputs(", \"where\": ", f);
         json_string(f, where);
     }
-    fputs(e->kind == FLIGHT_HYPERCALL ? ", \"result\": " : ", \"value\": ", f);
+    fputs(e->kind == FLIGHT_HYPERCALL ? ", \"result\": " : e->kind == FLIGHT_EXCEPTION ? ", \"rip\": " : ", \"value\": ", f);
     if (e->kind == FLIGHT_HYPERCALL)
         fprintf(f, "%" PRId64, (int64_t)e->value);
     else

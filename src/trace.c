@@ -1,6 +1,7 @@
 /* trace.c - the --trace log and the --stats table. */
 #include "trace.h"
 
+#include "exctrace.h"
 #include "exits.h"
 #include "vm.h"
 
@@ -8,7 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-int trace_parse(const char *list, unsigned *mask, char *err, size_t errlen)
+int trace_parse(const char *list, unsigned *mask, uint32_t *exc_vectors, char *err, size_t errlen)
 {
     static const struct {
         const char *name;
@@ -16,22 +17,33 @@ int trace_parse(const char *list, unsigned *mask, char *err, size_t errlen)
     } kinds[] = {{"io", TRACE_IO}, {"mmio", TRACE_MMIO}, {"hypercall", TRACE_HYPERCALL},
                  {"irq", TRACE_IRQ}, {"all", TRACE_IO | TRACE_MMIO | TRACE_HYPERCALL | TRACE_IRQ}};
     *mask = 0;
+    *exc_vectors = 0;
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
         unsigned bits = 0;
+        if ((len == 3 || (len > 4 && p[3] == '=')) && !strncmp(p, "exc", 3)) {
+            char vectors[64] = "";
+            if (len > 4)
+                snprintf(vectors, sizeof(vectors), "%.*s", (int)(len - 4), p + 4);
+            if (exc_trace_parse(vectors, exc_vectors, err, errlen))
+                return -1;
+            *mask |= TRACE_EXC;
+            p += len + (p[len] == ',');
+            continue;
+        }
         for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
             if (strlen(kinds[i].name) == len && !strncmp(p, kinds[i].name, len))
                 bits = kinds[i].bits;
         if (!bits) {
             snprintf(err, errlen, "--trace %s: unknown event '%.*s' (expected io, mmio, hypercall, "
-                     "irq or all)", list, (int)len, p);
+                     "irq, exc[=VECTORS] or all)", list, (int)len, p);
             return -1;
         }
         *mask |= bits;
         p += len + (p[len] == ',');
     }
     if (!*mask) {
-        snprintf(err, errlen, "--trace: expected io, mmio, hypercall, irq or all");
+        snprintf(err, errlen, "--trace: expected io, mmio, hypercall, irq, exc or all");
         return -1;
     }
     return 0;

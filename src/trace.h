@@ -8,10 +8,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum trace_kind { TRACE_IO = 1, TRACE_MMIO = 2, TRACE_HYPERCALL = 4, TRACE_IRQ = 8 };
+enum trace_kind { TRACE_IO = 1, TRACE_MMIO = 2, TRACE_HYPERCALL = 4, TRACE_IRQ = 8, TRACE_EXC = 16 };
 
-/* "io,mmio,hypercall,irq" or "all" into a mask; 0 and a message in err on a bad name. */
-int trace_parse(const char *list, unsigned *mask, char *err, size_t errlen);
+/* "io,mmio,hypercall,irq,exc[=VECTORS]" or "all" into a mask, and exc's vectors (exctrace.h:
+ * names joined with '+', default df+pf+gp+ud) into *exc_vectors; 0, or -1 and a message in err on
+ * a bad name. */
+int trace_parse(const char *list, unsigned *mask, uint32_t *exc_vectors, char *err, size_t errlen);
 
 struct vm;
 struct vcpu;

@@ -186,6 +186,8 @@ void *vcpu_thread(void *arg)
             vcpu_count_exit(cpu, started);
         if (!go_on)
             break;
+        if (vm->exc_vectors)
+            exc_trace_check(cpu); /* the IDT may have moved since the last exit */
     }
     vm_count_parked(vm); /* a finished thread counts as parked: a pause never waits for it */
     return NULL;

@@ -9,10 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exctrace.h"
+
 struct vm;
 
 /* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
-enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_OWNERS };
+enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_OWNERS };
 
 /* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
  * wait for KVM_RUN to return, so only the owner can change its registers promptly). */
@@ -53,6 +55,13 @@ struct vcpu {
     struct kvm_guest_debug debug_wish[DEBUG_OWNERS];
     pthread_mutex_t debug_lock;
     struct vcpu_stats *stats; /* --stats only */
+    /* --trace exc: the handlers watched in the debug registers, and the last exception. */
+    uint64_t exc_handler[EXC_WATCHED];
+    int exc_vector[EXC_WATCHED]; /* -1: slot unused */
+    bool exc_armed;
+    int exc_stepping; /* the slot stepped past, its breakpoint off for one instruction; -1: none */
+    struct exc_record exc_last;
+    unsigned exc_repeats;
 };
 
 /* Guest memory at linear addresses, as `cpu` sees it. Each page is translated once: whoever

@@ -3,6 +3,8 @@
 #include "vm.h"
 
 #include "core.h"
+#include "exctrace.h"
+#include "symbols.h"
 #include "hang.h"
 #include "report.h"
 
@@ -527,6 +529,15 @@ static int vm_arm_timeout(struct vm *vm, int64_t deadline_ns)
     return 0;
 }
 
+/* --trace exc: breakpoints on the guest's exception handlers (exctrace.c). */
+static int vm_setup_tracing(struct vm *vm)
+{
+    if (!(vm->cfg->trace & TRACE_EXC))
+        return 0;
+    vm->exc_vectors = vm->cfg->exc_vectors;
+    return exc_trace_start(vm);
+}
+
 int vm_create(const struct slate_config *cfg, struct console *console, struct vm **out)
 {
     struct vm *vm = calloc(1, sizeof(*vm));
@@ -540,7 +551,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     vm->trace = cfg->trace;
     vm->kvm_fd = vm->vm_fd = -1;
     vm->loop.epoll_fd = vm->loop.stop_fd = -1;
-    vm->signal_source.fd = vm->timeout_source.fd = -1;
+    vm->signal_source.fd = vm->timeout_source.fd = vm->exc_kick.fd = -1;
     atomic_store(&vm->status, -1);
     vm->crash_cpu = -1;
     vm->unclaimed_limit = (struct ratelimit)RATELIMIT_INIT;
@@ -551,7 +562,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     pthread_cond_init(&vm->pause_cond, NULL);
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
-        vm_setup_devices(vm) || vm_write_info(vm)) {
+        vm_setup_devices(vm) || vm_write_info(vm) || vm_setup_tracing(vm)) {
         vm_destroy(vm);
         return -1;
     }
@@ -690,6 +701,12 @@ void vm_destroy(struct vm *vm)
         close(vm->signal_source.fd);
     if (vm->timeout_source.fd >= 0)
         close(vm->timeout_source.fd);
+    if (vm->exc_vectors) {
+        if (vm->exc_kick.fd >= 0)
+            close(vm->exc_kick.fd);
+        symbols_close(vm->exc_syms);
+        pthread_mutex_destroy(&vm->exc_lock);
+    }
     event_loop_close(&vm->loop);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);

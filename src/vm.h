@@ -111,6 +111,13 @@ struct vm {
     unsigned debug_hook_count;
 
     struct flight_recorder flight; /* the last events, for crash and hang reports */
+    /* --trace exc (exctrace.c) */
+    uint32_t exc_vectors;
+    struct exc_record exc_ring[EXC_HISTORY];
+    _Atomic uint64_t exc_next;
+    pthread_mutex_t exc_lock; /* guards exc_syms */
+    struct symbols *exc_syms;
+    struct event_source exc_kick;
     /* How the machine ended, for --report: set by whoever decided it (a crash, --timeout). */
     char end_reason[128];
     char crash_why[512];  /* the triple-fault explainer's verdict, when there was one */

@@ -8,6 +8,9 @@
  *   spin      spins in inner(), called by outer(), both with frame pointers
  *   clihlt    cli; hlt
  *   noeoi     a 10 ms timer whose handler acknowledges the device but never EOIs, then sti; hlt
+ * and kernels whose handlers recover, for --trace exc (each prints "survived" at the end):
+ *   exc       #UD, then #PF (a write to unmapped memory), then #GP (a non-canonical address)
+ *   pfloop    a #PF handler that returns without fixing anything: the same fault for ever
  * Each faulting one prints "about to fault" first. */
 #include "guest.h"
 
@@ -104,6 +107,58 @@ static void hang(const struct slate_info *info, const char *mode)
         __asm__ volatile("sti; hlt");
 }
 
+/* Where a faulting access resumes: the handlers put it in the frame's RIP. */
+struct frame {
+    uint64_t rip, cs, rflags, rsp, ss;
+};
+static volatile uint64_t resume_at;
+
+__attribute__((interrupt)) static void skip_ud2(struct interrupt_frame *f)
+{
+    ((struct frame *)f)->rip += 2;
+}
+
+__attribute__((interrupt)) static void recover_pf(struct interrupt_frame *f, uint64_t error)
+{
+    (void)error;
+    if (resume_at)
+        ((struct frame *)f)->rip = resume_at;
+}
+
+__attribute__((interrupt)) static void recover_gp(struct interrupt_frame *f, uint64_t error)
+{
+    (void)error;
+    ((struct frame *)f)->rip = resume_at;
+}
+
+static void set_gate(uint8_t vector, uint64_t handler, uint8_t ist);
+
+/* A load or store at addr that faults, then goes on at the next label. */
+#define FAULTING(insn, addr)                                                                       \
+    __asm__ volatile("lea 1f(%%rip), %%rcx; mov %%rcx, %0; " insn "; 1: movq $0, %0"              \
+                     : "+m"(resume_at) : "a"(addr) : "rcx", "memory")
+
+static void exceptions(const char *mode)
+{
+    set_gate(6, (uint64_t)skip_ud2, 0);
+    set_gate(13, (uint64_t)recover_gp, 0);
+    set_gate(14, (uint64_t)recover_pf, 0);
+    idt_load();
+    /* The tracer arms its breakpoints when it sees the new IDT: at the next exit or kick. */
+    puts_hc("idt loaded\n");
+    for (volatile int i = 0; i < 100000; i++)
+        ;
+    if (str_eq(mode, "pfloop")) {
+        resume_at = 0; /* the handler changes nothing: the write faults again, for ever */
+        *(volatile uint64_t *)UNMAPPED = 3;
+    }
+    __asm__ volatile("ud2");
+    FAULTING("movq $1, (%%rax)", UNMAPPED);
+    FAULTING("movq (%%rax), %%rdx", 0x8000000000000000ULL);
+    puts_hc("survived\n");
+    guest_exit(0);
+}
+
 static void set_gate(uint8_t vector, uint64_t handler, uint8_t ist)
 {
     idt[vector] = (struct idt_entry){(uint16_t)handler, SLATE_SEL_CODE64, ist, 0x8E,
@@ -115,6 +170,8 @@ KMAIN kmain(const struct slate_info *info)
     const char *mode = cmdline(info);
     if (str_eq(mode, "spin") || str_eq(mode, "clihlt") || str_eq(mode, "noeoi"))
         hang(info, mode);
+    if (str_eq(mode, "exc") || str_eq(mode, "pfloop"))
+        exceptions(mode);
     puts_hc("about to fault\n");
     if (str_eq(mode, "noidt")) {
         struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
