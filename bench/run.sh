@@ -124,10 +124,13 @@ echo
 printf '%-44s %10s %10s %9s\n' "debugging" "off" "on" "ratio"
 trace_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace io --trace-file /dev/null "$HCALL")
 stats_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --stats "$HCALL")
+exc_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace exc "$HCALL")
 trace_call=$(us_per_call "$trace_hc" "$slate_boot")
 stats_call=$(us_per_call "$stats_hc" "$slate_boot")
+exc_call=$(us_per_call "$exc_hc" "$slate_boot")
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --trace io (to /dev/null)" "$slate_call" "$trace_call" "$(ratio "$trace_call" "$slate_call")"
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --stats" "$slate_call" "$stats_call" "$(ratio "$stats_call" "$slate_call")"
+printf '%-44s %8s us %8s us %9s\n' "exit cost, --trace exc (IDT checked per exit)" "$slate_call" "$exc_call" "$(ratio "$exc_call" "$slate_call")"
 if command -v gdb >/dev/null; then
     steps_ms() {
         local sock=$TMP/gdb.sock
