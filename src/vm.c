@@ -481,6 +481,10 @@ static void vm_on_timeout(void *opaque, uint32_t events)
     uint64_t expirations;
     if (read(vm->timeout_source.fd, &expirations, sizeof(expirations)) <= 0)
         return;
+    /* The status is decided now: a reset or exit the guest asks for while the report runs
+     * must not win over the timeout (a resetting guest would otherwise never end). */
+    int none = -1;
+    atomic_compare_exchange_strong(&vm->status, &none, EXIT_TIMEOUT);
     hang_report(vm, stderr, "--timeout expired: the guest did not finish");
     if (!vm->end_reason[0])
         snprintf(vm->end_reason, sizeof(vm->end_reason), "--timeout expired");
