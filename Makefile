@@ -12,7 +12,7 @@ VERSION := 0.1.0
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
 	libcapstone-dev libpng-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
-	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps
+	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin
 PKG_MODULES := libelf libdw capstone slirp libvncserver libpng sdl2
 # slate itself links only these; the rest belong to modules (src/module.h) loaded when used.
 CORE_PKG_MODULES := libelf libdw slirp libpng
@@ -120,7 +120,9 @@ GUEST_REAL := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.bin,$(wildcard tests/g
 GUEST_PROT := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.elf,$(wildcard tests/guest/prot*.S))
 
 $(BUILD)/guest/%.elf: tests/guest/%.c tests/guest/guest.h tests/guest/netlib.h tests/guest/guest64.ld include/slate/slate.h include/slate/guest.h | $(BUILD)/guest
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_EXTRA) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+# The profiler's test kernel keeps every frame pointer, leaf functions' too: its stacks are tested.
+$(BUILD)/guest/profile.elf: GUEST_EXTRA := -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
 
 $(BUILD)/guest/real%.bin: tests/guest/real%.S include/slate/slate.h | $(BUILD)/guest
 	$(GUEST_CC) -m32 -Iinclude -c -o $(BUILD)/guest/real$*.o $<

@@ -85,8 +85,8 @@ static int64_t registered_hypercall(struct vcpu *cpu, uint64_t function, const u
     }
     if (function == SLATE_HC_DEBUG_BREAK)
         return 0;
-    if (function == SLATE_HC_SCREENSHOT)
-        return SLATE_EINVAL;
+    if (function == SLATE_HC_SCREENSHOT || function == SLATE_HC_PROFILE)
+        return SLATE_EINVAL; /* no display, no --profile */
     log_warn_limited(&vm->guest_limit, "cpu %u: unknown hypercall %" PRIu64, cpu->index, function);
     return SLATE_ENOSYS;
 }

@@ -6,6 +6,7 @@
 
 #include "core.h"
 #include "hang.h"
+#include "profile.h"
 #include "inspect.h"
 #include "listen.h"
 #include "vm.h"
@@ -271,6 +272,8 @@ static const char help_text[] =
     "                       save the display as NAME.png in --dump-dir (force: replace it)\n"
     "  dump-core NAME.core [force]\n"
     "                       save an ELF core file of the machine in --dump-dir (gdb KERNEL NAME)\n"
+    "  profile start|stop|dump NAME.folded|NAME.svg\n"
+    "                       --profile's sampling for one phase; dump writes it in --dump-dir\n"
     "  quit                 stop the machine; slate exits with status 0\n";
 
 /* A file name a client may create in --dump-dir: one plain component, not hidden, so never a
@@ -307,6 +310,37 @@ static void cmd_screendump(struct monitor *m, FILE *out, char *arg)
         else
             fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
     }
+}
+
+/* profile start|stop|dump NAME: --profile's sampling, for one phase; dump writes the samples so
+ * far (folded, or an SVG for NAME.svg) in --dump-dir. */
+static void cmd_profile(struct monitor *m, FILE *out, char *arg)
+{
+    if (!m->vm->profiler) {
+        fprintf(out, "error: profile needs --profile PATH on slate's command line\n");
+        return;
+    }
+    if (!strcmp(arg, "start") || !strcmp(arg, "stop")) {
+        profile_run(m->vm, arg[2] == 'a');
+        fprintf(out, "profile %sed\n", arg[2] == 'a' ? "start" : "stopp");
+        return;
+    }
+    char *name = strncmp(arg, "dump ", 5) ? NULL : arg + 5;
+    if (!name || (!plain_file_name(name, ".svg") && !plain_file_name(name, ".folded"))) {
+        fprintf(out, "error: usage: profile start|stop|dump NAME.folded|NAME.svg\n");
+        return;
+    }
+    if (m->dump_dir_fd < 0) {
+        fprintf(out, "error: profile dump writes files only in a directory named with --dump-dir DIR\n");
+        return;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", m->vm->cfg->dump_dir, name);
+    bool held = hold(m);
+    int rc = profile_write(m->vm, path, out);
+    release(m, held);
+    if (rc)
+        fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
 }
 
 /* dump-core NAME [force]: an ELF core file of the machine, held still while it is written. */
@@ -386,6 +420,8 @@ static void execute(struct monitor *m, char *line, FILE *out)
         cmd_screendump(m, out, arg);
     else if (!strcmp(cmd, "dump-core"))
         cmd_dump_core(m, out, arg);
+    else if (!strcmp(cmd, "profile"))
+        cmd_profile(m, out, arg);
     else if (!strcmp(cmd, "quit")) {
         fprintf(out, "bye\n");
         vm_request_stop(m->vm, 0);

@@ -3,6 +3,7 @@
 
 #include "device.h"
 #include "log.h"
+#include "profile.h"
 
 #include "trace.h"
 
@@ -51,6 +52,9 @@ static const char help_head[] =
     "                         (slate exits with 126 when told to quit); default exit\n"
     "  --dump-core PATH       when the guest crashes, write an ELF core file of it (every CPU's\n"
     "                         registers, RAM) for gdb KERNEL PATH\n"
+    "  --profile PATH[,hz=N][,paused]\n"
+    "                         sample where the kernel spends its time (default 997 Hz): folded\n"
+    "                         stacks at PATH, or a flame graph when PATH ends in .svg\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
     "                         what would boot, and exit 0 (or 125 naming the problem)\n";
 
@@ -90,6 +94,7 @@ enum {
     OPT_REPORT,
     OPT_ON_CRASH,
     OPT_DUMP_CORE,
+    OPT_PROFILE,
 };
 
 static const struct option core_options[] = {
@@ -111,6 +116,7 @@ static const struct option core_options[] = {
     {"report", required_argument, NULL, OPT_REPORT},
     {"on-crash", required_argument, NULL, OPT_ON_CRASH},
     {"dump-core", required_argument, NULL, OPT_DUMP_CORE},
+    {"profile", required_argument, NULL, OPT_PROFILE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -278,6 +284,9 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_DUMP_DIR: cfg->dump_dir = arg; return 0;
     case OPT_REPORT: cfg->report = arg; return 0;
     case OPT_DUMP_CORE: cfg->dump_core = arg; return 0;
+    case OPT_PROFILE:
+        return profile_parse(arg, cfg->profile_path, sizeof(cfg->profile_path), &cfg->profile_hz,
+                             &cfg->profile_paused, err, errlen);
     case OPT_ON_CRASH:
         if (strcmp(arg, "pause") && strcmp(arg, "exit"))
             return error_text(err, errlen, "--on-crash %s: expected pause or exit", arg);

@@ -84,6 +84,9 @@ struct slate_config {
     const char *report;     /* --report: a JSON report of how the machine ended */
     bool on_crash_pause;    /* --on-crash pause: keep a crashed machine for gdb and the monitor */
     const char *dump_core;  /* --dump-core: an ELF core file of a machine that crashed */
+    char profile_path[LOAD_PATH_MAX]; /* --profile: folded stacks or an SVG ("" without) */
+    unsigned profile_hz;
+    bool profile_paused;
     unsigned trace;   /* TRACE_* mask */
     uint32_t exc_vectors; /* --trace exc: the exceptions watched (bit n: vector n) */
     const char *trace_file;

@@ -122,6 +122,8 @@ int preflight_check(const struct slate_config *cfg, struct preflight *pf)
         return -1;
     if (cfg->dump_core && preflight_output_file("--dump-core", cfg->dump_core))
         return -1;
+    if (cfg->profile_path[0] && preflight_output_file("--profile", cfg->profile_path))
+        return -1;
     if (cfg->trace_file && preflight_output_file("--trace-file", cfg->trace_file))
         return -1;
     struct stat st;

@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include "inspect.h"
+#include "profile.h"
 
 #include "exits.h"
 
@@ -173,6 +174,8 @@ void *vcpu_thread(void *arg)
             /* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI woke up. */
             if (errno == EINTR || errno == EAGAIN) {
                 __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+                if (vm->profiler)
+                    profile_sample(cpu); /* a kick from the profiler's timer */
                 continue;
             }
             log_error("cpu %u: KVM_RUN: %s", cpu->index, strerror(errno));

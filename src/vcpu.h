@@ -62,6 +62,7 @@ struct vcpu {
     int exc_stepping; /* the slot stepped past, its breakpoint off for one instruction; -1: none */
     struct exc_record exc_last;
     unsigned exc_repeats;
+    _Atomic bool sample_requested; /* --profile: record a sample at the next exit */
 };
 
 /* Guest memory at linear addresses, as `cpu` sees it. Each page is translated once: whoever

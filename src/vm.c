@@ -6,6 +6,7 @@
 #include "exctrace.h"
 #include "symbols.h"
 #include "hang.h"
+#include "profile.h"
 #include "report.h"
 
 #include "info.h"
@@ -536,6 +537,8 @@ static int vm_arm_timeout(struct vm *vm, int64_t deadline_ns)
 /* --trace exc: breakpoints on the guest's exception handlers (exctrace.c). */
 static int vm_setup_tracing(struct vm *vm)
 {
+    if (vm->cfg->profile_path[0] && profile_attach(vm))
+        return -1;
     if (!(vm->cfg->trace & TRACE_EXC))
         return 0;
     vm->exc_vectors = vm->cfg->exc_vectors;
@@ -640,6 +643,7 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
         pthread_mutex_unlock(&cpu->kick_lock);
         pthread_join(cpu->thread, NULL);
     }
+    profile_finish(vm, atomic_load(&vm->status) != VM_STATUS_RESET);
     for (unsigned i = vm->observer_count; i-- > 0;)
         if (vm->observers[i].end)
             vm->observers[i].end(vm->observers[i].opaque, atomic_load(&vm->status));
@@ -705,6 +709,7 @@ void vm_destroy(struct vm *vm)
         close(vm->signal_source.fd);
     if (vm->timeout_source.fd >= 0)
         close(vm->timeout_source.fd);
+    profile_finish(vm, false); /* (when vm_run never ran) */
     if (vm->exc_vectors) {
         if (vm->exc_kick.fd >= 0)
             close(vm->exc_kick.fd);

@@ -118,6 +118,7 @@ struct vm {
     pthread_mutex_t exc_lock; /* guards exc_syms */
     struct symbols *exc_syms;
     struct event_source exc_kick;
+    struct profiler *profiler; /* --profile, or NULL */
     /* How the machine ended, for --report: set by whoever decided it (a crash, --timeout). */
     char end_reason[128];
     char crash_why[512];  /* the triple-fault explainer's verdict, when there was one */

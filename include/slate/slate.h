@@ -127,6 +127,10 @@
 #define SLATE_HC_DEBUG_BREAK 4   /* () -> 1 if a debugger (--gdb) is attached: the machine stops
                                   * right after this instruction, as at a breakpoint; 0 when no
                                   * debugger is attached (nothing happens). Bochs' magic break. */
+#define SLATE_HC_PROFILE 6       /* (on) -> 0: 1 starts --profile's sampling, 0 stops it, so a
+                                  * kernel can profile one phase (slate --profile PATH,paused
+                                  * starts stopped); SLATE_EINVAL without --profile, or for any
+                                  * other argument                                             */
 /* Hypercall and device error codes (negative results). */
 #define SLATE_ENOSYS (-1) /* no such function                                                  */
 #define SLATE_EINVAL (-2) /* an argument is out of range                                       */

@@ -1,0 +1,37 @@
+/* profile.h - --profile PATH[,hz=N][,paused]: a sampling profiler for the guest kernel. A timer
+ * kicks every vCPU out of KVM_RUN at hz; each records its CPU, RIP, CR3 and a frame-pointer
+ * backtrace walked through the guest's page tables. At the end (or on the monitor's `profile
+ * dump`) the samples become folded stacks (`kmain;caller;hot 70`), or a flame graph SVG when
+ * PATH ends in .svg, and a table of the hottest functions on stderr. */
+#ifndef SLATE_PROFILE_H
+#define SLATE_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct vm;
+struct vcpu;
+
+#define PROFILE_DEPTH 64
+#define PROFILE_HZ_DEFAULT 997
+
+/* "PATH[,hz=N][,paused]": fills path (its own copy), hz and paused. 0, or -1 with err set. */
+int profile_parse(const char *arg, char *path, size_t pathlen, unsigned *hz, bool *paused, char *err,
+                  size_t errlen);
+
+/* Sets the profiler up for the machine (before vm_run): its timer, SLATE_HC_PROFILE. 0 or -1. */
+int profile_attach(struct vm *vm);
+/* Starts or stops sampling (the monitor, the hypercall). Any thread. */
+void profile_run(struct vm *vm, bool on);
+/* On a vCPU's own thread after a kick: records a sample if one was asked for. */
+void profile_sample(struct vcpu *cpu);
+/* Writes the profile so far: folded stacks or an SVG at path, the top table to `table` (may be
+ * NULL). 0, or -errno. */
+int profile_write(struct vm *vm, const char *path, FILE *table);
+/* At the machine's end: writes --profile's PATH and the table on stderr (when `write`: not on
+ * the way to a reset), and frees the samples. */
+void profile_finish(struct vm *vm, bool write);
+
+#endif
