@@ -131,6 +131,10 @@ exc_call=$(us_per_call "$exc_hc" "$slate_boot")
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --trace io (to /dev/null)" "$slate_call" "$trace_call" "$(ratio "$trace_call" "$slate_call")"
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --stats" "$slate_call" "$stats_call" "$(ratio "$stats_call" "$slate_call")"
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --trace exc (IDT checked per exit)" "$slate_call" "$exc_call" "$(ratio "$exc_call" "$slate_call")"
+# The profiler's cost: a CPU-bound guest loop with and without sampling at 997 Hz.
+work_plain=$(median_ms "$HCALL_RUNS" "$SLATE" --append work=200000 "$GUESTS/profile.elf")
+work_prof=$(median_ms "$HCALL_RUNS" "$SLATE" --profile "$TMP/bench.folded" --append work=200000 "$GUESTS/profile.elf")
+printf '%-44s %8s ms %8s ms %9s   (goal <= 1.02x)\n' "a CPU-bound loop, --profile at 997 Hz" "$work_plain" "$work_prof" "$(ratio "$work_prof" "$work_plain")"
 if command -v gdb >/dev/null; then
     steps_ms() {
         local sock=$TMP/gdb.sock

@@ -114,14 +114,16 @@ void profile_sample(struct vcpu *cpu)
         return;
     uint64_t words[PROFILE_DEPTH + 3];
     size_t n = 1;
-    struct kvm_mp_state mp;
-    if (ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED) {
+    const struct kvm_regs *r = &cpu->run->s.regs.regs;
+    const struct kvm_sregs *s = &cpu->run->s.regs.sregs; /* KVM_SYNC_X86_SREGS while profiling */
+    bool lm = (s->efer & X86_EFER_LMA) && s->cs.l;
+    uint64_t rip = lm ? r->rip : (s->cs.base + r->rip) & 0xFFFFFFFF;
+    /* Halted: the instruction before RIP is the HLT it waits in (no KVM_GET_MP_STATE per sample:
+     * an ioctl costs as much as the rest of the sample on nested KVM). */
+    const uint8_t *before = linear(vm, s, rip - 1, 1);
+    if (before && *before == 0xF4) {
         words[n++] = TAG_HALTED;
     } else {
-        const struct kvm_regs *r = &cpu->run->s.regs.regs;
-        const struct kvm_sregs *s = &cpu->run->s.regs.sregs; /* KVM_SYNC_X86_SREGS while profiling */
-        bool lm = (s->efer & X86_EFER_LMA) && s->cs.l;
-        uint64_t rip = lm ? r->rip : (s->cs.base + r->rip) & 0xFFFFFFFF;
         words[n++] = rip;
         uint64_t rbp = r->rbp;
         for (unsigned d = 1; lm && d < PROFILE_DEPTH && rbp; d++) {

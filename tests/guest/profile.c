@@ -84,6 +84,12 @@ KMAIN kmain(const struct slate_info *boot_info)
     for (unsigned i = 1; i < cpus; i++)
         GUEST_ASSERT(slate_hypercall(SLATE_HC_START_CPU, i, (uint64_t)ap_main,
                                      (uint64_t)(ap_stacks[i - 1] + sizeof(ap_stacks[0])), i) == 0);
+    if (str_starts(cmdline(info), "work=")) { /* a fixed amount of work, for make bench */
+        uint64_t n = cmdline_number(cmdline(info), "work=", 0);
+        for (uint64_t i = 0; i < n; i++)
+            spins++;
+        guest_exit(0);
+    }
     if (str_eq(cmdline(info), "phase")) { /* profile only the second half, from the guest */
         mix();
         GUEST_ASSERT(hypercall(SLATE_HC_PROFILE, 1, 0, 0) == 0);

@@ -51,7 +51,7 @@ fi
 # From the guest: profile only the second half (SLATE_HC_PROFILE), and paused to begin with.
 run_slate --profile "$TMP/phase.folded,paused" --append phase "$PROFILE"
 n=$(perl -ne '$n += $1 if / (\d+)$/; END { print $n + 0 }' "$TMP/phase.folded")
-if [ "$n" -gt 600 ] && [ "$n" -lt 2200 ]; then pass "the guest's hypercall profiled one of two 1.5 s phases ($n samples)"
+if [ "$n" -gt 400 ] && [ "$n" -lt 2400 ]; then pass "the guest's hypercall profiled one of two 1.5 s phases ($n samples)"
 else fail "the guest's hypercall profiled one of two 1.5 s phases" "$n samples"; fi
 run_slate --append phase "$PROFILE"
 has "$OUT" 'ASSERT FAILED.*SLATE_HC_PROFILE' "without --profile the hypercall fails (SLATE_EINVAL), as documented"
