@@ -34,6 +34,19 @@ static void cmd_sleep(const char *args)
     sleep_ms(ms);
 }
 
+/* profile on|off: slate's --profile samples only in between (SLATE_HC_PROFILE). */
+static void cmd_profile(const char *args)
+{
+    bool on = !strcmp(args, "on");
+    if (!on && strcmp(args, "off")) {
+        kprintf("usage: profile on|off\n");
+        return;
+    }
+    int64_t rc = slate_hypercall(SLATE_HC_PROFILE, on, 0, 0, 0);
+    kprintf(rc == 0 ? "profiling %s\n" : "no profiler (start slate with --profile PATH,paused)\n",
+            on ? "on" : "off");
+}
+
 static void cmd_reboot(const char *args)
 {
     (void)args;
@@ -66,6 +79,7 @@ static const struct command {
     {"disk", " [read N | write N TEXT]", "the disk: size, or one sector", disk_command},
     {"draw", "", "graphics demo: paint with the pointer, q to end", cmd_draw},
     {"sleep", " MS", "wait MS milliseconds", cmd_sleep},
+    {"profile", " on|off", "sample with slate's --profile only in between", cmd_profile},
     {"echo", " TEXT", "print TEXT", cmd_echo},
     {"reboot", "", "reset the machine", cmd_reboot},
     {"poweroff", " [CODE]", "stop the machine; slate exits with CODE", cmd_poweroff},

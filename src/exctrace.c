@@ -143,7 +143,7 @@ static void record(struct vm *vm, struct vcpu *cpu, const struct exc_record *e)
         return;
     pthread_mutex_lock(&vm->exc_lock);
     if (!vm->exc_syms)
-        vm->exc_syms = symbols_open(vm->cfg->kernel);
+        vm->exc_syms = symbols_open(config_symbols(vm->cfg));
     symbols_describe(vm->exc_syms, e->rip, where, sizeof(where));
     pthread_mutex_unlock(&vm->exc_lock);
     if (cpu->exc_repeats == FAULT_LOOP) {

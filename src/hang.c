@@ -233,7 +233,7 @@ static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
 
 void hang_report(struct vm *vm, FILE *out, const char *why)
 {
-    struct symbols *syms = symbols_open(vm->cfg->kernel);
+    struct symbols *syms = symbols_open(config_symbols(vm->cfg));
     fprintf(out, "slate: hang report (%s):\n", why);
     if (!vm_hold(vm, HOLD_REPORT)) {
         symbols_close(syms);

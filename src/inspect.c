@@ -325,7 +325,7 @@ void crash_report(struct vcpu *cpu, const char *reason)
         fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
         return;
     }
-    struct symbols *syms = symbols_open(cpu->vm->cfg->kernel);
+    struct symbols *syms = symbols_open(config_symbols(cpu->vm->cfg));
     uint64_t rip = linear_rip(&regs, &sregs);
     char where[256];
     if (*symbols_describe(syms, rip, where, sizeof(where)))

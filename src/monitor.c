@@ -68,7 +68,7 @@ static struct vcpu *selected(struct monitor *m) { return &m->vm->vcpus[m->cpu]; 
 static struct symbols *monitor_symbols(struct monitor *m)
 {
     if (!m->syms_tried) {
-        m->syms = symbols_open(m->vm->cfg->kernel);
+        m->syms = symbols_open(config_symbols(m->vm->cfg));
         m->syms_tried = true;
     }
     return m->syms;

@@ -55,6 +55,8 @@ static const char help_head[] =
     "  --profile PATH[,hz=N][,paused]\n"
     "                         sample where the kernel spends its time (default 997 Hz): folded\n"
     "                         stacks at PATH, or a flame graph when PATH ends in .svg\n"
+    "  --symbols ELF          function names and source lines from ELF (for a flat-binary\n"
+    "                         kernel, which has none) in reports, traces and profiles\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
     "                         what would boot, and exit 0 (or 125 naming the problem)\n";
 
@@ -95,6 +97,7 @@ enum {
     OPT_ON_CRASH,
     OPT_DUMP_CORE,
     OPT_PROFILE,
+    OPT_SYMBOLS,
 };
 
 static const struct option core_options[] = {
@@ -117,6 +120,7 @@ static const struct option core_options[] = {
     {"on-crash", required_argument, NULL, OPT_ON_CRASH},
     {"dump-core", required_argument, NULL, OPT_DUMP_CORE},
     {"profile", required_argument, NULL, OPT_PROFILE},
+    {"symbols", required_argument, NULL, OPT_SYMBOLS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -284,6 +288,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_DUMP_DIR: cfg->dump_dir = arg; return 0;
     case OPT_REPORT: cfg->report = arg; return 0;
     case OPT_DUMP_CORE: cfg->dump_core = arg; return 0;
+    case OPT_SYMBOLS: cfg->symbols = arg; return 0;
     case OPT_PROFILE:
         return profile_parse(arg, cfg->profile_path, sizeof(cfg->profile_path), &cfg->profile_hz,
                              &cfg->profile_paused, err, errlen);

@@ -85,6 +85,7 @@ struct slate_config {
     bool on_crash_pause;    /* --on-crash pause: keep a crashed machine for gdb and the monitor */
     const char *dump_core;  /* --dump-core: an ELF core file of a machine that crashed */
     char profile_path[LOAD_PATH_MAX]; /* --profile: folded stacks or an SVG ("" without) */
+    const char *symbols;    /* --symbols: the ELF with the kernel's symbols (a flat binary has none) */
     unsigned profile_hz;
     bool profile_paused;
     unsigned trace;   /* TRACE_* mask */
@@ -97,6 +98,13 @@ struct slate_config {
 };
 
 enum options_result { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_ERROR };
+
+/* Where reports and the profiler find function names and source lines: --symbols, else the
+ * kernel itself. */
+static inline const char *config_symbols(const struct slate_config *cfg)
+{
+    return cfg->symbols ? cfg->symbols : cfg->kernel;
+}
 
 /* Parses argv into cfg. OPTIONS_EXIT_OK: --help or --version was printed to stdout.
  * OPTIONS_ERROR: err holds a one-line message (without the "slate: " prefix). */

@@ -118,6 +118,10 @@ int preflight_check(const struct slate_config *cfg, struct preflight *pf)
         return -1;
     if (cfg->serial == SERIAL_FILE && preflight_output_file("--serial file:", cfg->serial_path))
         return -1;
+    if (cfg->symbols && access(cfg->symbols, R_OK) < 0) {
+        log_error("--symbols %s: %s", cfg->symbols, strerror(errno));
+        return -1;
+    }
     if (cfg->report && preflight_output_file("--report", cfg->report))
         return -1;
     if (cfg->dump_core && preflight_output_file("--dump-core", cfg->dump_core))

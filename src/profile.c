@@ -257,7 +257,7 @@ static struct fn_count *fn_entry(struct fn_count **fns, size_t *n, const char *n
 int profile_write(struct vm *vm, const char *path, FILE *table)
 {
     struct profiler *p = vm->profiler;
-    struct symbols *syms = symbols_open(vm->cfg->kernel);
+    struct symbols *syms = symbols_open(config_symbols(vm->cfg));
     struct stack_count *stacks = NULL;
     struct fn_count *fns = NULL;
     size_t nstacks = 0, nfns = 0;

@@ -126,7 +126,7 @@ static void write_event(void *ctx, const struct flight_event *e)
 
 static void write_report(FILE *f, struct vm *vm, int status)
 {
-    struct symbols *syms = symbols_open(vm->cfg->kernel);
+    struct symbols *syms = symbols_open(config_symbols(vm->cfg));
     fputs("{\n  \"slate_report\": 1,\n  \"kernel\": ", f);
     json_string(f, vm->cfg->kernel);
     fprintf(f, ",\n  \"status\": %d,\n  \"reason\": ", status);
