@@ -261,6 +261,7 @@ static const char help_text[] =
     "  info cpus            every CPU: state, mode, RIP\n"
     "  info devices         devices, their ports, windows and interrupt lines\n"
     "  info mem             the selected CPU's page-table mappings\n"
+    "  info tlb ADDR        how the selected CPU translates ADDR, level by level\n"
     "  cpu N                select CPU N for x, step and info mem\n"
     "  x/NF ADDR            examine memory at a virtual address: F = x (32-bit), g (64-bit),\n"
     "                       b (bytes), i (instructions, in the CPU's mode)\n"
@@ -310,6 +311,23 @@ static void cmd_screendump(struct monitor *m, FILE *out, char *arg)
         else
             fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
     }
+}
+
+/* info tlb ADDR: how the selected CPU translates one linear address, level by level. */
+static void cmd_info_tlb(struct monitor *m, FILE *out, const char *arg)
+{
+    uint64_t va;
+    if (!parse_number(arg, &va)) {
+        fprintf(out, "error: usage: info tlb ADDR\n");
+        return;
+    }
+    bool held = hold(m);
+    struct kvm_sregs s;
+    if (ioctl(selected(m)->fd, KVM_GET_SREGS, &s) == 0)
+        inspect_page_walk(out, selected(m), &s, "address", va);
+    else
+        fprintf(out, "error: KVM_GET_SREGS: %s\n", strerror(errno));
+    release(m, held);
 }
 
 /* profile start|stop|dump NAME: --profile's sampling, for one phase; dump writes the samples so
@@ -392,6 +410,8 @@ static void execute(struct monitor *m, char *line, FILE *out)
         cmd_info_cpus(m, out);
     else if (!strcmp(cmd, "info") && !strcmp(arg, "devices"))
         cmd_info_devices(m, out);
+    else if (!strcmp(cmd, "info") && !strncmp(arg, "tlb", 3) && (arg[3] == ' ' || !arg[3]))
+        cmd_info_tlb(m, out, arg + 3 + strspn(arg + 3, " "));
     else if (!strcmp(cmd, "info") && !strcmp(arg, "mem")) {
         bool held = hold(m);
         inspect_mappings(out, selected(m), 200);

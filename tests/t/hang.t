@@ -4,7 +4,7 @@
 # local APIC), the diagnosis that applies, and where each CPU spends its time.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 17
+plan 19
 FAULTS=$GUEST/faults.elf
 
 run_slate --timeout 1 --append spin "$FAULTS"
@@ -56,9 +56,12 @@ SOCK=$TMP/mon.sock
 timeout -s KILL "$(scaled 60)" "$SLATE" --monitor "unix:$SOCK" --append spin "$FAULTS" >"$TMP/out" 2>"$TMP/err" </dev/null &
 PID=$!
 for _ in $(seq "$(scaled 200)"); do grep -q '^hanging' "$TMP/out" && break; sleep 0.05; done
-M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info hang" "xp/4x 0xc0000000" "xp/2g 0x7000000000" "xp/1i 0" "quit")
+M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info hang" "xp/4x 0xc0000000" "xp/2g 0x7000000000" "xp/1i 0" \
+    "info tlb 0x7000000000" "info tlb 0x100000" "quit")
 wait "$PID"
 has "$M" '^  cpu 0: running, interrupts off, long mode, rip=0x[0-9a-f]+ inner\+' "info hang: the monitor shows the report"
 has "$M" '^00000000c0000000: 54414c53 48434d45 00000001 [0-9a-f]{8}$' "xp/4x reads the info block at its physical address"
 has "$M" '^error: 0x7000000000 is not memory$' "xp past the end of RAM is an error"
 has "$M" '^error: usage: xp/NF ADDR with F one of x g b' "xp has no instruction format"
+has "$M" '^  page walk for address 0x7000000000: PML4E\[0\]=0x[0-9a-f]+ PDPTE\[448\]=0 NOT PRESENT$' "info tlb: where the walk of an unmapped address stops"
+has "$M" '^  page walk for address 0x100000: .* -> 0x100000$' "info tlb: a mapped address, to its physical page"
