@@ -147,7 +147,9 @@ static int write_core(struct vm *vm, int fd)
         Elf64_Nhdr nh = {.n_namesz = 5, .n_descsz = sizeof(struct elf_prstatus), .n_type = NT_PRSTATUS};
         memcpy(n, &nh, sizeof(nh));
         memcpy(n + sizeof(nh), "CORE", 5);
-        prstatus_of(&vm->vcpus[c], (struct elf_prstatus *)(n + sizeof(nh) + 8));
+        struct elf_prstatus st; /* built aligned, then copied to its unaligned place in the note */
+        prstatus_of(&vm->vcpus[c], &st);
+        memcpy(n + sizeof(nh) + 8, &st, sizeof(st));
     }
     bool ok = write_at(fd, &eh, sizeof(eh), 0) && write_at(fd, ph, sizeof(*ph) * (1 + l.count), sizeof(eh)) &&
               write_at(fd, notes, notes_size, notes_off) && ftruncate(fd, (off_t)off) == 0;

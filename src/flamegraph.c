@@ -111,7 +111,8 @@ static void draw(FILE *out, struct node *n, double x, unsigned depth, unsigned h
         }
         fputs("</g>\n", out);
     }
-    qsort(n->kids, n->nkids, sizeof(n->kids[0]), by_name);
+    if (n->nkids) /* (qsort's array may not be NULL, even for none) */
+        qsort(n->kids, n->nkids, sizeof(n->kids[0]), by_name);
     for (unsigned i = 0; i < n->nkids; i++) {
         draw(out, n->kids[i], x, depth + 1, height, total);
         x += WIDTH * (double)n->kids[i]->count / (double)total;

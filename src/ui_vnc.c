@@ -320,18 +320,23 @@ static int vnc_front_start(struct display *d)
     return vnc_serve(v, device_config(d->dev));
 }
 
-/* libvncserver frees a client twice if the server shuts down while that client's own thread is
- * tearing it down (LibVNC/libvncserver#456, #211): give clients that are leaving up to half a
- * second to be gone first. A client whose socket is closed is on its way out. */
-static void vnc_wait_for_departures(rfbScreenInfoPtr screen)
+/* libvncserver frees a client twice (or reads a freed one) if the server shuts down while that
+ * client's own thread is tearing it down (LibVNC/libvncserver#456, #211; seen here as a crash in
+ * rfbShutdownServer when a viewer left as the guest exited). So every client is told to leave
+ * first (its socket shut: its thread notices, unlinks and frees it) and the shutdown waits, up to
+ * two seconds, until none is left; rfbShutdownServer then has nobody to race with. */
+static void vnc_disconnect_all(rfbScreenInfoPtr screen)
 {
-    for (int tries = 0; tries < 50; tries++) {
-        bool leaving = false;
+    for (int tries = 0; tries < 200; tries++) {
+        unsigned left = 0;
         rfbClientIteratorPtr it = rfbGetClientIterator(screen);
-        for (rfbClientPtr cl; (cl = rfbClientIteratorNext(it));)
-            leaving |= cl->sock == RFB_INVALID_SOCKET;
+        for (rfbClientPtr cl; (cl = rfbClientIteratorNext(it));) {
+            left++;
+            if (cl->sock != RFB_INVALID_SOCKET && tries == 0)
+                rfbCloseClient(cl);
+        }
         rfbReleaseClientIterator(it);
-        if (!leaving)
+        if (!left)
             return;
         struct timespec pause = {0, 10000000};
         nanosleep(&pause, NULL);
@@ -347,7 +352,7 @@ static void vnc_front_stop(struct display *d)
         if (v->running) {
             eventfd_write(v->stop_fd, 1);
             pthread_join(v->thread, NULL); /* no new client from here on */
-            vnc_wait_for_departures(v->screen);
+            vnc_disconnect_all(v->screen);
             rfbShutdownServer(v->screen, TRUE);
         }
         rfbScreenCleanup(v->screen);
