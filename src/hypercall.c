@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 
 #define PAGE_SIZE 4096ULL
@@ -172,6 +173,20 @@ static void info_block_write(void *opaque, struct bus_io *io)
                      "; ignored", (uint64_t)(SLATE_INFO_ADDR + io->offset));
 }
 
+/* --exit-port: QEMU's isa-debug-exit, so a test runner written for QEMU works unchanged. */
+static void exit_port(void *opaque, struct bus_io *io)
+{
+    struct vm *vm = opaque;
+    if (!io->is_write) {
+        io->value = ~0ULL;
+        return;
+    }
+    uint64_t v = io->width >= 4 ? (uint32_t)io->value : io->value & ((1ULL << (8 * io->width)) - 1);
+    snprintf(vm->end_reason, sizeof(vm->end_reason), "--exit-port: the guest wrote %#llx",
+             (unsigned long long)v);
+    vm_request_stop(vm, (int)(((v << 1) | 1) & 0xFF)); /* the status QEMU's exit() leaves */
+}
+
 int vm_register_core_ranges(struct vm *vm)
 {
     struct {
@@ -186,6 +201,11 @@ int vm_register_core_ranges(struct vm *vm)
         {&vm->mmio, SLATE_HYPERCALL_PAGE, PAGE_SIZE, "hypercall-page", hypercall_page},
         {&vm->mmio, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, "info-block", info_block_write},
     };
+    if (vm->cfg->exit_port >= 0 &&
+        bus_register(&vm->pio, (uint64_t)vm->cfg->exit_port, 1, "exit-port", exit_port, vm)) {
+        log_error("--exit-port %#x: the port is taken", vm->cfg->exit_port);
+        return -1;
+    }
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         if (bus_register(ranges[i].bus, ranges[i].base, ranges[i].len, ranges[i].name,
                          ranges[i].fn, vm)) {

@@ -57,6 +57,8 @@ static const char help_head[] =
     "                         stacks at PATH, or a flame graph when PATH ends in .svg\n"
     "  --symbols ELF          function names and source lines from ELF (for a flat-binary\n"
     "                         kernel, which has none) in reports, traces and profiles\n"
+    "  --exit-port PORT       QEMU's isa-debug-exit: a write of V to PORT exits with status\n"
+    "                         (V << 1) | 1, as under QEMU (e.g. --exit-port 0xf4)\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
     "                         what would boot, and exit 0 (or 125 naming the problem)\n";
 
@@ -98,6 +100,7 @@ enum {
     OPT_DUMP_CORE,
     OPT_PROFILE,
     OPT_SYMBOLS,
+    OPT_EXIT_PORT,
 };
 
 static const struct option core_options[] = {
@@ -121,6 +124,7 @@ static const struct option core_options[] = {
     {"dump-core", required_argument, NULL, OPT_DUMP_CORE},
     {"profile", required_argument, NULL, OPT_PROFILE},
     {"symbols", required_argument, NULL, OPT_SYMBOLS},
+    {"exit-port", required_argument, NULL, OPT_EXIT_PORT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -289,6 +293,13 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_REPORT: cfg->report = arg; return 0;
     case OPT_DUMP_CORE: cfg->dump_core = arg; return 0;
     case OPT_SYMBOLS: cfg->symbols = arg; return 0;
+    case OPT_EXIT_PORT: {
+        uint64_t port;
+        if (parse_uint(arg, &port) || port == 0 || port > 0xFFFF)
+            return error_text(err, errlen, "--exit-port %s: expected a port number from 1 to 0xffff", arg);
+        cfg->exit_port = (int)port;
+        return 0;
+    }
     case OPT_PROFILE:
         return profile_parse(arg, cfg->profile_path, sizeof(cfg->profile_path), &cfg->profile_hz,
                              &cfg->profile_paused, err, errlen);
@@ -314,6 +325,7 @@ static void config_defaults(struct slate_config *cfg)
         .smp = 1,
         .entry = ENTRY_DEFAULT,
         .serial = SERIAL_STDIO,
+        .exit_port = -1,
     };
 }
 

@@ -105,9 +105,23 @@ static int check_devices(const struct slate_config *cfg)
         log_error("%s", err);
         return -1;
     }
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
         if (places[i].ops->check && places[i].ops->check(cfg, places[i].index))
             return -1;
+        if (cfg->exit_port >= places[i].port_base &&
+            cfg->exit_port < places[i].port_base + places[i].ops->port_count) {
+            log_error("--exit-port %#x: the port belongs to %s%u (ports %#x-%#x)", cfg->exit_port,
+                      places[i].ops->name, places[i].index, places[i].port_base,
+                      places[i].port_base + places[i].ops->port_count - 1);
+            return -1;
+        }
+    }
+    if (cfg->exit_port == SLATE_HYPERCALL_PORT || cfg->exit_port == SLATE_CPU_INDEX_PORT ||
+        cfg->exit_port == SLATE_DEBUGCON_PORT) {
+        log_error("--exit-port %#x: the port is slate's own (hypercall, CPU index or 0xE9 console)",
+                  cfg->exit_port);
+        return -1;
+    }
     return 0;
 }
 
