@@ -443,6 +443,7 @@ const struct device_ops block_device = {
     .port_count = 0x40,
     .window_size = sizeof(struct slate_block_ring),
     .irq_reg = SLATE_BLOCK_IRQ_REG,
+    .irq_status_reg = SLATE_BLOCK_IRQ_STATUS,
     .irq_count = 1,
     .options = block_options,
     .instances = block_instances,

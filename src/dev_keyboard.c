@@ -180,6 +180,7 @@ const struct device_ops keyboard_device = {
     .version = 1,
     .port_count = 0x20,
     .irq_reg = SLATE_KEYBOARD_IRQ_REG,
+    .irq_status_reg = SLATE_KEYBOARD_IRQ_STATUS,
     .irq_count = 1,
     .instances = with_display,
     .setup = keyboard_setup,

@@ -380,6 +380,7 @@ const struct device_ops net_device = {
     .port_count = 0x40,
     .window_size = sizeof(struct slate_net_window),
     .irq_reg = SLATE_NET_IRQ_REG,
+    .irq_status_reg = SLATE_NET_IRQ_STATUS,
     .irq_count = 1,
     .options = net_options,
     .instances = net_instances,

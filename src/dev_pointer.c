@@ -102,6 +102,7 @@ const struct device_ops pointer_device = {
     .version = 1,
     .port_count = 0x20,
     .irq_reg = SLATE_POINTER_IRQ_REG,
+    .irq_status_reg = SLATE_POINTER_IRQ_STATUS,
     .irq_count = 1,
     .instances = with_display,
     .setup = pointer_setup,

@@ -195,6 +195,7 @@ const struct device_ops serial_device = {
     .version = 1,
     .port_count = 0x20,
     .irq_reg = SLATE_SERIAL_IRQ_REG,
+    .irq_status_reg = SLATE_SERIAL_IRQ_STATUS,
     .irq_count = 1,
     .setup = serial_setup,
     .pio = serial_pio,

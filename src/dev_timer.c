@@ -298,6 +298,7 @@ const struct device_ops timer_device = {
     .version = 1,
     .port_count = TIMER_PORTS,
     .irq_reg = SLATE_TIMER_IRQ_REG,
+    .irq_status_reg = SLATE_TIMER_IRQ_STATUS,
     .irq_count = SLATE_TIMER_COUNT,
     .setup = timer_setup,
     .pio = timer_pio,

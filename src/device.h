@@ -36,6 +36,8 @@ struct device_ops {
     uint64_t window_size; /* bytes of shared memory, 0 for none */
     bool window_dirty_log; /* KVM tracks the pages the guest writes (KVM_GET_DIRTY_LOG) */
     uint16_t irq_reg;     /* port offset of line 0's IRQ_VECTOR */
+    uint16_t irq_status_reg; /* port offset of its IRQ_STATUS (read without side effects), for the
+                              * hang report; 0 when it has none */
     uint16_t irq_count;   /* interrupt lines */
     /* Its command-line options, ending with an entry whose name is NULL (may be NULL). */
     const struct device_option *options;

@@ -231,6 +231,26 @@ static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
     }
 }
 
+/* Devices whose interrupt status is still set while their line is enabled: a guest that never
+ * acknowledges gets no new interrupt from them (the rule in docs/machine.md). Machine held. */
+static void print_device_diagnoses(FILE *out, struct vm *vm)
+{
+    for (unsigned d = 0; d < vm->device_count; d++) {
+        struct device *dev = &vm->devices[d];
+        bool enabled = false;
+        for (unsigned i = 0; i < dev->ops->irq_count; i++)
+            enabled |= atomic_load(&dev->irq[i].vector) != 0;
+        if (!dev->ops->irq_status_reg || !enabled)
+            continue;
+        struct bus_io io = {.offset = dev->ops->irq_status_reg, .width = 4};
+        device_register_io(dev, &io);
+        if ((uint32_t)io.value)
+            fprintf(out, "  diagnosis: %s's IRQ_STATUS is %#x, never acknowledged: it sends no new "
+                         "interrupt until the guest writes those bits back\n", dev->name,
+                    (uint32_t)io.value);
+    }
+}
+
 void hang_report(struct vm *vm, FILE *out, const char *why)
 {
     struct symbols *syms = symbols_open(config_symbols(vm->cfg));
@@ -246,6 +266,7 @@ void hang_report(struct vm *vm, FILE *out, const char *why)
     }
     if (vm->vcpu_count > 64)
         fprintf(out, "  (and %u more CPUs)\n", vm->vcpu_count - 64);
+    print_device_diagnoses(out, vm);
     exc_trace_history(vm, out);
     inspect_flight(out, vm);
     vm_release(vm, HOLD_REPORT);

@@ -8,6 +8,7 @@
  *   spin      spins in inner(), called by outer(), both with frame pointers
  *   clihlt    cli; hlt
  *   noeoi     a 10 ms timer whose handler acknowledges the device but never EOIs, then sti; hlt
+ *   noack     the same timer whose handler EOIs but never acknowledges the device
  * and kernels whose handlers recover, for --trace exc (each prints "survived" at the end):
  *   exc       #UD, then #PF (a write to unmapped memory), then #GP (a non-canonical address)
  *   pfloop    a #PF handler that returns without fixing anything: the same fault for ever
@@ -74,6 +75,13 @@ static const struct slate_device *timer;
 
 static volatile unsigned ticks;
 
+__attribute__((interrupt)) static void on_tick_no_ack(struct interrupt_frame *f)
+{
+    (void)f;
+    ticks++;
+    lapic_eoi(); /* but IRQ_STATUS stays set: the timer raises no second interrupt */
+}
+
 __attribute__((interrupt)) static void on_tick(struct interrupt_frame *f)
 {
     (void)f;
@@ -90,7 +98,7 @@ static void hang(const struct slate_info *info, const char *mode)
         for (;;)
             __asm__ volatile("cli; hlt");
     timer = slate_find_device(info, SLATE_DEV_TIMER, 0);
-    idt_set(0x40, on_tick);
+    idt_set(0x40, str_eq(mode, "noack") ? on_tick_no_ack : on_tick);
     idt_load();
     lapic_enable();
     slate_outl(timer->port_base + timer->irq_reg + SLATE_IRQ_VECTOR, 0x40);
@@ -168,7 +176,7 @@ static void set_gate(uint8_t vector, uint64_t handler, uint8_t ist)
 KMAIN kmain(const struct slate_info *info)
 {
     const char *mode = cmdline(info);
-    if (str_eq(mode, "spin") || str_eq(mode, "clihlt") || str_eq(mode, "noeoi"))
+    if (str_eq(mode, "spin") || str_eq(mode, "clihlt") || str_eq(mode, "noeoi") || str_eq(mode, "noack"))
         hang(info, mode);
     if (str_eq(mode, "exc") || str_eq(mode, "pfloop"))
         exceptions(mode);

@@ -4,7 +4,7 @@
 # local APIC), the diagnosis that applies, and where each CPU spends its time.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 19
+plan 21
 FAULTS=$GUEST/faults.elf
 
 run_slate --timeout 1 --append spin "$FAULTS"
@@ -36,6 +36,11 @@ else
     # ISR and says so): the report must not claim one.
     lacks "$ERR" 'in service and was never' "this local APIC keeps no vector in service without an EOI; the report does not invent one"
 fi
+
+lacks "$ERR" 'never acknowledged' "a device whose interrupt status the guest acknowledges is not blamed"
+run_slate --timeout 1 --append noack "$FAULTS"
+has "$ERR" "^  diagnosis: timer0's IRQ_STATUS is 0x1, never acknowledged: it sends no new interrupt until the guest writes those bits back$" \
+    "a timer interrupt whose status the handler never acknowledges is named"
 
 # SIGQUIT: a report, and the machine runs on.
 : >"$TMP/out"
