@@ -115,15 +115,7 @@ void fake_machine_reset(struct fake_machine *m)
 
 uint64_t fuzz_address(struct fuzz_input *in, const struct fake_machine *m)
 {
-    uint64_t ram = m->vm.mem.ram_total, v = fuzz_take(in, 4);
-    switch (fuzz_take(in, 1) % 6) {
-    case 0: return v % ram;                        /* in RAM */
-    case 1: return ram - (v % 0x2000);             /* ending in or just past RAM's end */
-    case 2: return SLATE_HOLE_BASE + v % (SLATE_HOLE_END - SLATE_HOLE_BASE);
-    case 3: return SLATE_DEVICE_WINDOWS + v % 0x1000000;
-    case 4: return ~0ULL - (v % 0x2000);           /* wrapping past the top */
-    default: return v | fuzz_take(in, 4) << 32;    /* anything */
-    }
+    return fuzz_guest_address(in, m->vm.mem.ram_total);
 }
 
 void fuzz_register_access(struct fuzz_input *in, struct device *dev)

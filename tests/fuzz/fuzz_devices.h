@@ -61,20 +61,8 @@ static inline void fuzz_vm_reset(struct vm *vm)
     atomic_store(&vm->status, -1);
 }
 
-/* A guest-physical address a hostile guest would pick: in RAM, at its end, just past it, in the
- * hole, in a device window, or anything at all. */
-static inline uint64_t fuzz_address(struct fuzz_input *in)
-{
-    uint64_t ram = FAKE_RAM_BYTES, v = fuzz_take(in, 4);
-    switch (fuzz_take(in, 1) % 6) {
-    case 0: return v % ram;                        /* in RAM */
-    case 1: return ram - (v % 0x2000);             /* ending in or just past RAM's end */
-    case 2: return SLATE_HOLE_BASE + v % (SLATE_HOLE_END - SLATE_HOLE_BASE);
-    case 3: return SLATE_DEVICE_WINDOWS + v % 0x1000000;
-    case 4: return ~0ULL - (v % 0x2000);           /* wrapping past the top */
-    default: return v | fuzz_take(in, 4) << 32;    /* anything */
-    }
-}
+/* A guest-physical address a hostile guest would pick (fuzz_input.h), on this machine. */
+static inline uint64_t fuzz_address(struct fuzz_input *in) { return fuzz_guest_address(in, FAKE_RAM_BYTES); }
 
 /* One guest access to dev's registers, decoded from the input (any offset in its ports, any
  * width, read or write), through device_register_io as a vCPU exit reaches it. */
