@@ -11,6 +11,7 @@
 #include "options.h"
 #include "slate/slate.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -138,6 +139,18 @@ struct input_sink {
     void (*pointer)(struct device *sink, int x, int y, uint32_t buttons);
 };
 void device_attach_input(struct device *dev, const struct input_sink *sink);
+
+/* The machine's side of the above (devices.c), for whoever implements device.h: the sinks, and a
+ * lock so that front ends' threads, which may outlive the sinks at teardown, take turns with
+ * attaching and detaching. */
+struct input_sinks {
+    pthread_mutex_t lock;
+    struct device *key, *pointer;
+    const struct input_sink *key_ops, *pointer_ops;
+};
+void input_sinks_attach(struct input_sinks *s, struct device *dev, const struct input_sink *sink);
+void input_sinks_key(struct input_sinks *s, uint32_t keysym, bool down);
+void input_sinks_pointer(struct input_sinks *s, int x, int y, uint32_t buttons);
 void device_input_key(struct device *from, uint32_t keysym, bool down);
 void device_input_pointer(struct device *from, int x, int y, uint32_t buttons);
 

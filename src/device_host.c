@@ -97,40 +97,19 @@ int device_add_hypercall(struct device *dev, uint64_t function, device_hypercall
                                                           .opaque = dev});
 }
 
-/* Front ends call in on their own threads (a VNC client's, the SDL window's), which may outlive
- * the sinks at teardown: the machine's input lock makes attaching, detaching and delivering take
- * turns. */
 void device_attach_input(struct device *dev, const struct input_sink *sink)
 {
-    struct vm *vm = dev->vm;
-    pthread_mutex_lock(&vm->input_lock);
-    if (sink && sink->key)
-        vm->key_sink = dev, vm->key_ops = sink;
-    else if (sink && sink->pointer)
-        vm->pointer_sink = dev, vm->pointer_ops = sink;
-    if (!sink && vm->key_sink == dev)
-        vm->key_sink = NULL, vm->key_ops = NULL;
-    if (!sink && vm->pointer_sink == dev)
-        vm->pointer_sink = NULL, vm->pointer_ops = NULL;
-    pthread_mutex_unlock(&vm->input_lock);
+    input_sinks_attach(&dev->vm->inputs, dev, sink);
 }
 
 void device_input_key(struct device *from, uint32_t keysym, bool down)
 {
-    struct vm *vm = from->vm;
-    pthread_mutex_lock(&vm->input_lock);
-    if (vm->key_sink)
-        vm->key_ops->key(vm->key_sink, keysym, down);
-    pthread_mutex_unlock(&vm->input_lock);
+    input_sinks_key(&from->vm->inputs, keysym, down);
 }
 
 void device_input_pointer(struct device *from, int x, int y, uint32_t buttons)
 {
-    struct vm *vm = from->vm;
-    pthread_mutex_lock(&vm->input_lock);
-    if (vm->pointer_sink)
-        vm->pointer_ops->pointer(vm->pointer_sink, x, y, buttons);
-    pthread_mutex_unlock(&vm->input_lock);
+    input_sinks_pointer(&from->vm->inputs, x, y, buttons);
 }
 
 void device_offer_screenshot(struct device *dev, device_screenshot_fn fn)

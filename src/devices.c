@@ -98,3 +98,33 @@ void device_register_io(void *opaque, struct bus_io *io)
     }
     ops->pio(dev, io);
 }
+
+void input_sinks_attach(struct input_sinks *s, struct device *dev, const struct input_sink *sink)
+{
+    pthread_mutex_lock(&s->lock);
+    if (sink && sink->key)
+        s->key = dev, s->key_ops = sink;
+    else if (sink && sink->pointer)
+        s->pointer = dev, s->pointer_ops = sink;
+    if (!sink && s->key == dev)
+        s->key = NULL, s->key_ops = NULL;
+    if (!sink && s->pointer == dev)
+        s->pointer = NULL, s->pointer_ops = NULL;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void input_sinks_key(struct input_sinks *s, uint32_t keysym, bool down)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->key)
+        s->key_ops->key(s->key, keysym, down);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void input_sinks_pointer(struct input_sinks *s, int x, int y, uint32_t buttons)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->pointer)
+        s->pointer_ops->pointer(s->pointer, x, y, buttons);
+    pthread_mutex_unlock(&s->lock);
+}

@@ -565,7 +565,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     vm->guest_limit = (struct ratelimit)RATELIMIT_INIT;
     pthread_mutex_init(&vm->irq_lock, NULL);
     pthread_mutex_init(&vm->pause_lock, NULL);
-    pthread_mutex_init(&vm->input_lock, NULL);
+    pthread_mutex_init(&vm->inputs.lock, NULL);
     pthread_cond_init(&vm->pause_cond, NULL);
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
@@ -731,7 +731,7 @@ void vm_destroy(struct vm *vm)
     free(vm->vcpus);
     pthread_mutex_destroy(&vm->irq_lock);
     pthread_mutex_destroy(&vm->pause_lock);
-    pthread_mutex_destroy(&vm->input_lock);
+    pthread_mutex_destroy(&vm->inputs.lock);
     pthread_cond_destroy(&vm->pause_cond);
     free(vm);
 }

@@ -125,9 +125,7 @@ struct vm {
     int crash_cpu;        /* -1: none */
 
     /* Input sinks and the screen, as devices offered them (device_host.c). */
-    pthread_mutex_t input_lock;
-    struct device *key_sink, *pointer_sink;
-    const struct input_sink *key_ops, *pointer_ops;
+    struct input_sinks inputs;
     struct device *screen;
     device_screenshot_fn screenshot;
 };

@@ -41,6 +41,7 @@ struct vm *fake_vm_new(void)
     atomic_store(&vm->status, -1);
     vm->boot_ns = clock_now_ns();
     pthread_mutex_init(&vm->lock, NULL);
+    pthread_mutex_init(&vm->inputs.lock, NULL);
     return vm;
 }
 
@@ -61,6 +62,7 @@ void fake_vm_free(struct vm *vm)
         close(vm->console.in_fd);
     pthread_mutex_destroy(&vm->console.lock);
     pthread_mutex_destroy(&vm->lock);
+    pthread_mutex_destroy(&vm->inputs.lock);
     free(vm);
 }
 
@@ -251,35 +253,17 @@ int device_add_hypercall(struct device *dev, uint64_t function, device_hypercall
 
 void device_attach_input(struct device *dev, const struct input_sink *sink)
 {
-    struct vm *vm = dev->vm;
-    pthread_mutex_lock(&vm->lock);
-    if (sink && sink->key)
-        vm->key_sink = dev, vm->key_ops = sink;
-    else if (sink && sink->pointer)
-        vm->pointer_sink = dev, vm->pointer_ops = sink;
-    if (!sink && vm->key_sink == dev)
-        vm->key_sink = NULL;
-    if (!sink && vm->pointer_sink == dev)
-        vm->pointer_sink = NULL;
-    pthread_mutex_unlock(&vm->lock);
+    input_sinks_attach(&dev->vm->inputs, dev, sink);
 }
 
 void device_input_key(struct device *from, uint32_t keysym, bool down)
 {
-    struct vm *vm = from->vm;
-    pthread_mutex_lock(&vm->lock);
-    if (vm->key_sink)
-        vm->key_ops->key(vm->key_sink, keysym, down);
-    pthread_mutex_unlock(&vm->lock);
+    input_sinks_key(&from->vm->inputs, keysym, down);
 }
 
 void device_input_pointer(struct device *from, int x, int y, uint32_t buttons)
 {
-    struct vm *vm = from->vm;
-    pthread_mutex_lock(&vm->lock);
-    if (vm->pointer_sink)
-        vm->pointer_ops->pointer(vm->pointer_sink, x, y, buttons);
-    pthread_mutex_unlock(&vm->lock);
+    input_sinks_pointer(&from->vm->inputs, x, y, buttons);
 }
 
 void device_offer_screenshot(struct device *dev, device_screenshot_fn fn)

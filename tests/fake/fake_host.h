@@ -30,7 +30,7 @@ struct vm {
     _Atomic unsigned raised[DEVICE_MAX][DEVICE_MAX_IRQS];
     _Atomic unsigned warnings;
     char last_warning[256];
-    pthread_mutex_t lock; /* guards last_warning, the doorbells, the hypercalls, the sinks */
+    pthread_mutex_t lock; /* guards last_warning, the doorbells, the hypercalls */
     struct {
         uint16_t offset;
         int fd;
@@ -42,8 +42,7 @@ struct vm {
         struct device *dev;
     } hypercalls[8];
     unsigned hypercall_count;
-    struct device *key_sink, *pointer_sink;
-    const struct input_sink *key_ops, *pointer_ops;
+    struct input_sinks inputs; /* devices.c serves them, as for the real machine */
     struct device *screen;
     device_screenshot_fn screenshot;
     bool dirty_unknown; /* device_window_dirty answers "unknown" (false) */

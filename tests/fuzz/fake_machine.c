@@ -42,7 +42,7 @@ struct fake_machine *fake_machine(void)
         die("event_loop_init");
     pthread_mutex_init(&vm->irq_lock, NULL);
     pthread_mutex_init(&vm->pause_lock, NULL);
-    pthread_mutex_init(&vm->input_lock, NULL);
+    pthread_mutex_init(&vm->inputs.lock, NULL);
     pthread_cond_init(&vm->pause_cond, NULL);
     vm->routes = calloc(1, sizeof(*vm->routes) + 256 * sizeof(vm->routes->entries[0]));
     if (!vm->routes)
