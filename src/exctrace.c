@@ -62,8 +62,16 @@ static uint64_t gate_handler(struct vcpu *cpu, const struct kvm_sregs *s, unsign
     bool lm = s->efer & X86_EFER_LMA;
     uint8_t g[16];
     unsigned size = lm ? 16 : 8;
-    if (!(s->cr0 & X86_CR0_PE) || (uint64_t)vector * size + size - 1 > s->idt.limit ||
-        vcpu_read_virtual(cpu, s->idt.base + (uint64_t)vector * size, g, size) != size || !(g[5] & 0x80))
+    uint64_t at = s->idt.base + (uint64_t)vector * size;
+    if (!(s->cr0 & X86_CR0_PE) || (uint64_t)vector * size + size - 1 > s->idt.limit)
+        return 0;
+    /* After every exit: read the page tables directly; only 32-bit paging takes KVM_TRANSLATE. */
+    const void *gate = memory_linear_ptr(&cpu->vm->mem, s, at, size);
+    if (gate)
+        memcpy(g, gate, size);
+    else if ((s->cr0 & X86_CR0_PG) && !(s->efer & X86_EFER_LMA) && vcpu_read_virtual(cpu, at, g, size) == size)
+        gate = g;
+    if (!gate || !(g[5] & 0x80))
         return 0;
     uint64_t h = (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 | (uint64_t)g[7] << 24;
     if (lm)

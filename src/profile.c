@@ -21,7 +21,6 @@
 #define MAX_WORDS_PER_CPU (8u << 20) /* 64 MiB of samples per CPU, then they are counted dropped */
 #define TAG_HALTED 1ULL               /* a sample's "address" for a halted CPU */
 #define TAG_USER 2ULL                 /* followed by CR3: a sample in ring 3 */
-#define PTE_ADDR 0x000FFFFFFFFFF000ULL
 
 struct profile_buf {
     uint64_t *words; /* per sample: depth, then depth addresses (leaf first) */
@@ -67,30 +66,6 @@ int profile_parse(const char *arg, char *path, size_t pathlen, unsigned *hz, boo
     return 0;
 }
 
-/* Linear to physical through the guest's page tables (long mode), for the frame walk: no ioctl
- * per frame. Paging off: identity. 32-bit paging: not walked (RIP only). */
-static const void *linear(const struct vm *vm, const struct kvm_sregs *s, uint64_t va, size_t len)
-{
-    if ((va & 0xFFF) + len > 0x1000)
-        return NULL;
-    if (!(s->cr0 & X86_CR0_PG))
-        return memory_readable_ptr(&vm->mem, va, len);
-    if (!(s->efer & X86_EFER_LMA))
-        return NULL;
-    uint64_t table = s->cr3 & PTE_ADDR;
-    for (int level = 0; level < 4; level++) {
-        const uint64_t *e = memory_readable_ptr(&vm->mem, table + ((va >> (39 - 9 * level)) & 511) * 8, 8);
-        if (!e || !(*e & 1))
-            return NULL;
-        if ((level == 1 || level == 2) && (*e & (1u << 7))) {
-            uint64_t size = level == 1 ? 1ULL << 30 : 1ULL << 21;
-            return memory_readable_ptr(&vm->mem, ((*e & PTE_ADDR) & ~(size - 1)) | (va & (size - 1)), len);
-        }
-        table = *e & PTE_ADDR;
-    }
-    return memory_readable_ptr(&vm->mem, table | (va & 0xFFF), len);
-}
-
 static bool push(struct profile_buf *b, const uint64_t *words, size_t n)
 {
     if (b->len + n > b->cap) {
@@ -120,14 +95,14 @@ void profile_sample(struct vcpu *cpu)
     uint64_t rip = lm ? r->rip : (s->cs.base + r->rip) & 0xFFFFFFFF;
     /* Halted: the instruction before RIP is the HLT it waits in (no KVM_GET_MP_STATE per sample:
      * an ioctl costs as much as the rest of the sample on nested KVM). */
-    const uint8_t *before = linear(vm, s, rip - 1, 1);
+    const uint8_t *before = memory_linear_ptr(&vm->mem, s, rip - 1, 1);
     if (before && *before == 0xF4) {
         words[n++] = TAG_HALTED;
     } else {
         words[n++] = rip;
         uint64_t rbp = r->rbp;
         for (unsigned d = 1; lm && d < PROFILE_DEPTH && rbp; d++) {
-            const uint64_t *frame = linear(vm, s, rbp, 16);
+            const uint64_t *frame = memory_linear_ptr(&vm->mem, s, rbp, 16);
             if (!frame || !frame[1] || frame[0] <= rbp)
                 break;
             words[n++] = frame[1];

@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include "inspect.h"
+#include "x86.h"
 #include "profile.h"
 
 #include "exits.h"
@@ -325,4 +326,28 @@ void vcpu_kick(struct vcpu *cpu)
     if (cpu->kickable)
         pthread_kill(cpu->self, SIGUSR1);
     pthread_mutex_unlock(&cpu->kick_lock);
+}
+
+const void *memory_linear_ptr(const struct guest_memory *mem, const struct kvm_sregs *s, uint64_t va,
+                              size_t len)
+{
+    const uint64_t addr = 0x000FFFFFFFFFF000ULL;
+    if ((va & 0xFFF) + len > 0x1000)
+        return NULL;
+    if (!(s->cr0 & X86_CR0_PG))
+        return memory_readable_ptr(mem, va, len);
+    if (!(s->efer & X86_EFER_LMA))
+        return NULL;
+    uint64_t table = s->cr3 & addr;
+    for (int level = 0; level < 4; level++) {
+        const uint64_t *e = memory_readable_ptr(mem, table + ((va >> (39 - 9 * level)) & 511) * 8, 8);
+        if (!e || !(*e & 1))
+            return NULL;
+        if ((level == 1 || level == 2) && (*e & (1u << 7))) {
+            uint64_t size = level == 1 ? 1ULL << 30 : 1ULL << 21;
+            return memory_readable_ptr(mem, ((*e & addr) & ~(size - 1)) | (va & (size - 1)), len);
+        }
+        table = *e & addr;
+    }
+    return memory_readable_ptr(mem, table | (va & 0xFFF), len);
 }

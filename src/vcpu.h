@@ -100,4 +100,12 @@ void *vcpu_thread(void *arg);
  * anything a device writes must go through memory_ram_ptr. */
 const void *vcpu_gva_to_host(struct vcpu *cpu, uint64_t gva, uint64_t len);
 
+/* Linear address va as a CPU in state s translates it, walked in the guest's page tables without
+ * an ioctl (for hot paths: the profiler's frames, the exception tracer's IDT): a host pointer to
+ * [va, va+len) within one page, or NULL when it is unmapped, not memory, or the CPU uses 32-bit
+ * paging (not walked: use vcpu_read_virtual). Paging off: linear = physical. */
+struct guest_memory;
+const void *memory_linear_ptr(const struct guest_memory *mem, const struct kvm_sregs *s, uint64_t va,
+                              size_t len);
+
 #endif
