@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # --profile: a kernel that spends 70% of its time in hot() (called from left() and right()), 20%
-# in warm() and 10% halted, on 1 and 4 CPUs: the profile's shares match, both call paths appear,
+# in warm() and 10% halted, on 1 and (up to) 4 CPUs: the profile's shares match, both call paths appear,
 # [halted] appears; the SVG flame graph renders and shows hot()'s frame; the guest and the monitor
 # can start and stop it.
 . "$(dirname "$0")/../lib.sh"
@@ -17,11 +17,19 @@ share() { perl -e 'my ($all, $in) = (0, 0); while (<STDIN>) { /^(.*) (\d+)$/ or 
     $in += $2 if grep { $_ eq $ARGV[0] } split /;/, $1 } print $all ? int(100 * $in / $all + 0.5) : -1' "$2" <"$1"; }
 within() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 
-for cpus in 1 4; do
+# The SMP run uses no more vCPUs than the host has cores (2 to 4): an overcommitted vCPU is not
+# running while its samples fall due, and they all land where it was preempted, which skews the
+# shares (hot() up, warm() down) for reasons outside slate.
+SMP=$(nproc); [ "$SMP" -gt 4 ] && SMP=4; [ "$SMP" -lt 2 ] && SMP=2
+for cpus in 1 $SMP; do
     run_slate --smp "$cpus" --profile "$TMP/p$cpus.folded" "$PROFILE"
     is "$RC/$OUT" "0/profiled" "$cpus CPU(s): the kernel runs to its end under --profile"
     hot=$(share "$TMP/p$cpus.folded" hot) warm=$(share "$TMP/p$cpus.folded" warm) halted=$(share "$TMP/p$cpus.folded" "[halted]")
-    if within "$hot" 60 80 && within "$warm" 13 27 && within "$halted" 5 16; then
+    # (±10 points; under ASan, with every vCPU and slate's own thread sharing the host's cores,
+    # the SMP run has been seen 8 points off: a little more room there)
+    slack=0; [ "$cpus" -gt 1 ] && slack=3
+    if within "$hot" $((60 - slack)) $((80 + slack)) && within "$warm" $((13 - slack)) $((27 + slack)) &&
+        within "$halted" 5 $((16 + slack)); then
         pass "$cpus CPU(s): shares as spent: hot ${hot}%, warm ${warm}%, halted ${halted}% (70/20/10)"
     else
         fail "$cpus CPU(s): shares as spent (70/20/10)" "hot ${hot}% warm ${warm}% halted ${halted}%" "$(cat "$TMP/p$cpus.folded")"
@@ -29,7 +37,7 @@ for cpus in 1 4; do
     has "$(cat "$TMP/p$cpus.folded")" '(^|;)mix;left;hot [0-9]+$' "$cpus CPU(s): the path through left() appears"
     has "$(cat "$TMP/p$cpus.folded")" '(^|;)mix;right;hot [0-9]+$' "$cpus CPU(s): and the one through right()"
 done
-has "$(cat "$TMP/p4.folded")" '^ap_main;mix;' "4 CPUs: the other CPUs' stacks are there too"
+has "$(cat "$TMP/p$SMP.folded")" '^ap_main;mix;' "$SMP CPUs: the other CPUs' stacks are there too"
 has "$ERR" '^ +[0-9.]+% +[0-9.]+%  hot$' "the table of the hottest functions on stderr names hot()"
 
 # The SVG, checked as a person would: rendered, and hot()'s frame is where its title says.
