@@ -132,7 +132,25 @@ $(BUILD)/guest/prot%.elf: tests/guest/prot%.S include/slate/slate.h | $(BUILD)/g
 	$(GUEST_CC) -m32 -Iinclude -c -o $(BUILD)/guest/prot$*.o $<
 	ld -m elf_i386 -Ttext=0x100000 -e _start -z noexecstack -o $@ $(BUILD)/guest/prot$*.o
 
-guests: $(GUEST_ELF64) $(GUEST_REAL) $(GUEST_PROT)
+# Kernels for the other boot protocols (tests/guest/boot): written as their specifications and
+# tutorials show, knowing nothing of slate. The ELF64 Multiboot2 kernel is the 32-bit one with a
+# framebuffer request, converted as GRUB users do (objcopy -O elf64-x86-64).
+BOOT_CFLAGS := -std=gnu17 -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector -mno-red-zone \
+	-mgeneral-regs-only -fno-asynchronous-unwind-tables -Wall -Wextra -Werror
+BOOT_DEPS := tests/guest/boot/common.h tests/guest/boot/mb_start.S tests/guest/boot/mb.ld | $(BUILD)/guest
+$(BUILD)/guest/boot-mb2.elf: tests/guest/boot/mb2.c $(BOOT_DEPS)
+	$(GUEST_CC) $(BOOT_CFLAGS) -m32 -DMB2 $(GUEST_LDFLAGS) -T tests/guest/boot/mb.ld -o $@ tests/guest/boot/mb_start.S $<
+$(BUILD)/guest/boot-mb2-64.elf: tests/guest/boot/mb2.c $(BOOT_DEPS)
+	$(GUEST_CC) $(BOOT_CFLAGS) -m32 -DMB2 -DWANT_FB $(GUEST_LDFLAGS) -T tests/guest/boot/mb.ld -o $@.32 tests/guest/boot/mb_start.S $<
+	objcopy -O elf64-x86-64 $@.32 $@ && rm -f $@.32
+$(BUILD)/guest/boot-mb1.elf: tests/guest/boot/mb1.c $(BOOT_DEPS)
+	$(GUEST_CC) $(BOOT_CFLAGS) -m32 $(GUEST_LDFLAGS) -T tests/guest/boot/mb.ld -o $@ tests/guest/boot/mb_start.S $<
+$(BUILD)/guest/boot-limine.elf: tests/guest/boot/limine.c tests/guest/boot/common.h tests/guest/boot/limine.ld | $(BUILD)/guest
+	$(GUEST_CC) $(BOOT_CFLAGS) -m64 -mcmodel=kernel $(GUEST_LDFLAGS) -Wl,-z,max-page-size=0x1000 \
+	  -T tests/guest/boot/limine.ld -o $@ $<
+GUEST_BOOT := $(addprefix $(BUILD)/guest/boot-,mb2.elf mb2-64.elf mb1.elf limine.elf)
+
+guests: $(GUEST_ELF64) $(GUEST_REAL) $(GUEST_PROT) $(GUEST_BOOT)
 
 # ---- the demo OS (guest/): a flat image that boots from real mode -------------------------
 DEMO_SRCS := guest/boot.S $(wildcard guest/*.c)

@@ -19,6 +19,7 @@
 #define WINDOW_BYTES ((uint64_t)MAX_W * MAX_H * 4)
 #define TEXT_W (SLATE_DISPLAY_TEXT_COLUMNS * 8)
 #define TEXT_H (SLATE_DISPLAY_TEXT_ROWS * 16)
+#define VGA_TEXT_ADDR 0xB8000
 #define REFRESH_NS 16000000 /* about 60 updates a second at most */
 /* The window's KVM slot is rounded up to 1 MiB, and KVM writes its dirty bitmap in longs. */
 #define SLOT_PAGES (((WINDOW_BYTES + 0xFFFFF) & ~0xFFFFFULL) / 4096)
@@ -69,7 +70,7 @@ static void queue_mark(struct display *d, int x0, int y0, int x1, int y1)
 /* Renders the cells that changed since the last look; marks them for VNC. Lock held. */
 static void refresh_text(struct display *d)
 {
-    const uint16_t *cells = d->dev->window;
+    const uint16_t *cells = d->vga_cells ? d->vga_cells : d->dev->window;
     uint32_t cur = cursor_index(d->cursor), old_cur = cursor_index(d->shown_cursor);
     for (uint32_t i = 0; i < SLATE_DISPLAY_TEXT_COLUMNS * SLATE_DISPLAY_TEXT_ROWS; i++) {
         uint16_t cell = __atomic_load_n(&cells[i], __ATOMIC_RELAXED);
@@ -422,6 +423,17 @@ static int display_setup(struct device *dev, unsigned index)
         return -ENOMEM;
     }
     const struct slate_config *cfg = device_config(dev);
+    const struct boot_screen *boot = device_boot_screen(dev);
+    if (boot->vga_text) {
+        /* A kernel booted through a PC protocol writes text to the VGA buffer; no cursor shows
+         * until it sets one through CURSOR (VGA's CRTC registers are not there). */
+        d->vga_cells = device_ram(dev, VGA_TEXT_ADDR, SLATE_DISPLAY_TEXT_COLUMNS * SLATE_DISPLAY_TEXT_ROWS * 2);
+        d->cursor = 0xFFFFFFFF;
+    }
+    if (boot->width) {
+        d->req_width = boot->width, d->req_height = boot->height;
+        set_mode(d, SLATE_DISPLAY_GRAPHICS);
+    }
     if (device_add_hypercall(dev, SLATE_HC_SCREENSHOT, display_screenshot_call))
         return -EEXIST;
     device_offer_screenshot(dev, display_screendump);

@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "event.h"
 #include "irq.h"
+#include "loader.h"
 #include "log.h"
 #include "options.h"
 #include "slate/slate.h"
@@ -117,6 +118,10 @@ int64_t device_clock_ns(const struct device *dev);
 int64_t device_host_time(const struct device *dev, int64_t guest_ns);
 
 unsigned device_cpu_count(const struct device *dev);
+
+/* How the kernel's boot protocol left the screen (loader.h): a graphics mode at a size, and
+ * whether text mode shows the VGA buffer at 0xB8000. All zero for slate's own boot. */
+const struct boot_screen *device_boot_screen(const struct device *dev);
 
 /* The serial console's backend (console.h). */
 struct console *device_console(struct device *dev);

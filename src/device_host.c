@@ -79,6 +79,8 @@ int64_t device_host_time(const struct device *dev, int64_t guest_ns)
 
 unsigned device_cpu_count(const struct device *dev) { return dev->vm->vcpu_count; }
 
+const struct boot_screen *device_boot_screen(const struct device *dev) { return &dev->vm->plan.screen; }
+
 struct console *device_console(struct device *dev) { return dev->vm->console; }
 
 void device_warn(struct device *dev, const char *fmt, ...)

@@ -31,6 +31,7 @@ struct display {
     uint32_t cursor;
     uint32_t shown_cursor;
     uint8_t *text_fb;   /* text mode's pixels, rendered from the cells */
+    const uint16_t *vga_cells; /* the cells in RAM at 0xB8000 (protocol boots), else NULL: the window's */
     uint16_t shadow[SLATE_DISPLAY_TEXT_COLUMNS * SLATE_DISPLAY_TEXT_ROWS];
     bool shadow_valid;
     pthread_t thread;

@@ -1,6 +1,8 @@
 /* loader.c - loads flat binaries and ELF32/ELF64 kernels (elfutils libelf) into guest RAM. */
 #include "loader.h"
+#include "limine.h"
 #include "log.h"
+#include "multiboot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +10,7 @@
 #include <libelf.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -59,9 +62,26 @@ static int describe_outside_ram(const struct guest_memory *mem, uint64_t gpa, ui
                 (unsigned long long)(mem->ram_total >> 20));
 }
 
+uint64_t loader_end_of_images(const struct boot_plan *plan)
+{
+    uint64_t end = 0;
+    for (unsigned i = 0; i < plan->image_count; i++)
+        if (plan->images[i].base + plan->images[i].size > end)
+            end = plan->images[i].base + plan->images[i].size;
+    for (unsigned i = 0; i < plan->data_count; i++)
+        if (plan->data[i].base + plan->data[i].size > end)
+            end = plan->data[i].base + plan->data[i].size;
+    return (end + 0xFFF) & ~0xFFFULL;
+}
+
 int loader_load_raw(struct guest_memory *mem, const char *name, const void *data, size_t size,
                     uint64_t addr, struct boot_plan *plan, char *err, size_t errlen)
 {
+    if (addr == LOAD_ADDR_AUTO)
+        addr = loader_end_of_images(plan);
+    if (plan->protocol == BOOT_LIMINE && addr & 0xFFF)
+        return error_text(err, errlen, "at %#llx: a Limine module must start on a 4 KiB page",
+                          (unsigned long long)addr);
     void *dst = memory_ram_ptr(mem, addr, size);
     if (!dst)
         return describe_outside_ram(mem, addr, size, "image", err, errlen);
@@ -88,8 +108,8 @@ static int load_flat(struct guest_memory *mem, const char *name, const void *dat
 }
 
 /* One PT_LOAD segment, validated against the file and guest RAM. */
-static int load_segment(struct guest_memory *mem, const GElf_Phdr *ph, const uint8_t *data,
-                        size_t size, unsigned index, char *err, size_t errlen)
+static int load_segment(struct guest_memory *mem, const GElf_Phdr *ph, uint64_t paddr,
+                        const uint8_t *data, size_t size, unsigned index, char *err, size_t errlen)
 {
     if (ph->p_filesz > ph->p_memsz)
         return error_text(err, errlen, "segment %u: file size %#llx exceeds memory size %#llx", index,
@@ -98,11 +118,11 @@ static int load_segment(struct guest_memory *mem, const GElf_Phdr *ph, const uin
         return error_text(err, errlen, "segment %u: bytes [%#llx, +%#llx) lie past the end of the file "
                     "(%zu bytes): truncated?", index, (unsigned long long)ph->p_offset,
                     (unsigned long long)ph->p_filesz, size);
-    uint8_t *dst = memory_ram_ptr(mem, ph->p_paddr, ph->p_memsz);
+    uint8_t *dst = memory_ram_ptr(mem, paddr, ph->p_memsz);
     if (!dst) {
         char what[32];
         snprintf(what, sizeof(what), "segment %u", index);
-        return describe_outside_ram(mem, ph->p_paddr, ph->p_memsz, what, err, errlen);
+        return describe_outside_ram(mem, paddr, ph->p_memsz, what, err, errlen);
     }
     memcpy(dst, data + ph->p_offset, ph->p_filesz);
     /* The bss is zero already: RAM is fresh anonymous memory each boot, and touching it here
@@ -148,8 +168,23 @@ static int check_elf_header(Elf *elf, GElf_Ehdr *eh, int *elf_class, char *err, 
     return 0;
 }
 
+/* Where segments go: at their physical addresses (p_paddr), or for Limine physically contiguous
+ * from phys_base, each as far from it as its virtual address is from the lowest one. */
+struct elf_placement {
+    bool contiguous;
+    uint64_t phys_base;
+    uint64_t min_vaddr; /* (contiguous) */
+    struct boot_plan *plan; /* (contiguous: the segments are recorded for the page tables) */
+};
+
+static uint64_t segment_paddr(const struct elf_placement *at, const GElf_Phdr *ph)
+{
+    return at->contiguous ? at->phys_base + (ph->p_vaddr - at->min_vaddr) : ph->p_paddr;
+}
+
 static int load_elf_segments(struct guest_memory *mem, Elf *elf, const uint8_t *data, size_t size,
-                             size_t phnum, uint64_t *lo, uint64_t *hi, char *err, size_t errlen)
+                             size_t phnum, const struct elf_placement *at, uint64_t *lo,
+                             uint64_t *hi, char *err, size_t errlen)
 {
     *lo = UINT64_MAX;
     *hi = 0;
@@ -159,48 +194,81 @@ static int load_elf_segments(struct guest_memory *mem, Elf *elf, const uint8_t *
             return error_text(err, errlen, "program header %zu: %s", i, elf_errmsg(-1));
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
-        if (load_segment(mem, &ph, data, size, (unsigned)i, err, errlen))
+        uint64_t paddr = segment_paddr(at, &ph);
+        if (load_segment(mem, &ph, paddr, data, size, (unsigned)i, err, errlen))
             return -1;
         for (size_t j = 0; j < i; j++) {
             GElf_Phdr other;
             if (gelf_getphdr(elf, (int)j, &other) && other.p_type == PT_LOAD &&
-                ranges_overlap(ph.p_paddr, ph.p_memsz, other.p_paddr, other.p_memsz))
+                ranges_overlap(paddr, ph.p_memsz, segment_paddr(at, &other), other.p_memsz))
                 return error_text(err, errlen, "segments %zu and %zu overlap in physical memory", j, i);
         }
-        if (ph.p_paddr < *lo)
-            *lo = ph.p_paddr;
-        if (ph.p_paddr + ph.p_memsz > *hi)
-            *hi = ph.p_paddr + ph.p_memsz;
+        if (at->contiguous && at->plan->paging.segment_count < BOOT_SEGMENTS_MAX)
+            at->plan->paging.segments[at->plan->paging.segment_count++] =
+                (struct boot_segment){ph.p_vaddr, ph.p_memsz, ph.p_flags};
+        else if (at->contiguous)
+            return error_text(err, errlen, "more than %d loadable segments", BOOT_SEGMENTS_MAX);
+        if (paddr < *lo)
+            *lo = paddr;
+        if (paddr + ph.p_memsz > *hi)
+            *hi = paddr + ph.p_memsz;
     }
     if (*lo == UINT64_MAX)
         return error_text(err, errlen, "no loadable segment (PT_LOAD) in the ELF file");
     return 0;
 }
 
-static int load_elf(struct guest_memory *mem, const char *name, const uint8_t *data, size_t size,
-                    enum entry_mode requested, struct boot_plan *plan, char *err, size_t errlen)
+/* The lowest virtual address of any PT_LOAD segment, page-aligned down; and that every segment
+ * lies in the top 2 GiB (where Limine maps a kernel that is not relocatable). */
+static int elf_min_vaddr(Elf *elf, size_t phnum, uint64_t *min, char *err, size_t errlen)
+{
+    *min = UINT64_MAX;
+    for (size_t i = 0; i < phnum; i++) {
+        GElf_Phdr ph;
+        if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || ph.p_memsz == 0)
+            continue;
+        if (ph.p_vaddr < 0xFFFFFFFF80000000ULL || ph.p_memsz > -ph.p_vaddr)
+            return error_text(err, errlen, "segment %zu at %#llx: a Limine kernel is linked in the "
+                              "top 2 GiB (0xffffffff80000000 and up)", i, (unsigned long long)ph.p_vaddr);
+        if (ph.p_vaddr < *min)
+            *min = ph.p_vaddr;
+    }
+    if (*min == UINT64_MAX)
+        return error_text(err, errlen, "no loadable segment (PT_LOAD) in the ELF file");
+    *min &= ~0xFFFULL;
+    return 0;
+}
+
+/* Opens and checks the ELF file; *elf is for elf_end. */
+static int elf_open(const uint8_t *data, size_t size, Elf **elf, GElf_Ehdr *eh, int *elf_class,
+                    size_t *phnum, char *err, size_t errlen)
 {
     if (elf_version(EV_CURRENT) == EV_NONE)
         return error_text(err, errlen, "libelf is out of date");
-    Elf *elf = elf_memory((char *)data, size);
-    if (!elf)
+    *elf = elf_memory((char *)data, size);
+    if (!*elf)
         return error_text(err, errlen, "not a readable ELF file: %s", elf_errmsg(-1));
+    if (check_elf_header(*elf, eh, elf_class, err, errlen))
+        return -1;
+    if (elf_getphdrnum(*elf, phnum) || *phnum > 4096)
+        return error_text(err, errlen, "bad program header table: %s", elf_errmsg(-1));
+    /* libelf quietly reports no program headers when they are cut off: say what happened. */
+    if (eh->e_phoff > size || (size_t)eh->e_phnum * eh->e_phentsize > size - eh->e_phoff)
+        return error_text(err, errlen, "truncated: the program header table ends past the end of the file");
+    return 0;
+}
+
+int loader_load_elf(struct guest_memory *mem, const char *name, const uint8_t *data, size_t size,
+                    enum entry_mode requested, struct boot_plan *plan, char *err, size_t errlen)
+{
+    Elf *elf = NULL;
     int rc = -1, elf_class = ELFCLASSNONE;
     GElf_Ehdr eh;
     size_t phnum;
     uint64_t lo, hi, entry;
-    if (check_elf_header(elf, &eh, &elf_class, err, errlen))
-        goto out;
-    if (elf_getphdrnum(elf, &phnum) || phnum > 4096) {
-        error_text(err, errlen, "bad program header table: %s", elf_errmsg(-1));
-        goto out;
-    }
-    /* libelf quietly reports no program headers when they are cut off: say what happened. */
-    if (eh.e_phoff > size || (size_t)eh.e_phnum * eh.e_phentsize > size - eh.e_phoff) {
-        error_text(err, errlen, "truncated: the program header table ends past the end of the file");
-        goto out;
-    }
-    if (load_elf_segments(mem, elf, data, size, phnum, &lo, &hi, err, errlen))
+    const struct elf_placement at = {.contiguous = false};
+    if (elf_open(data, size, &elf, &eh, &elf_class, &phnum, err, errlen) ||
+        load_elf_segments(mem, elf, data, size, phnum, &at, &lo, &hi, err, errlen))
         goto out;
     if (entry_to_physical(elf, phnum, eh.e_entry, &entry)) {
         error_text(err, errlen, "entry point %#llx is outside every loadable segment",
@@ -223,16 +291,219 @@ static int load_elf(struct guest_memory *mem, const char *name, const uint8_t *d
     plan->entry_point = entry;
     rc = plan_add(plan, name, lo, hi - lo, SLATE_IMAGE_KERNEL, err, errlen);
 out:
-    elf_end(elf);
+    if (elf)
+        elf_end(elf);
     return rc;
 }
 
-int loader_load_kernel(struct guest_memory *mem, const char *name, const void *data, size_t size,
-                       enum entry_mode requested, struct boot_plan *plan, char *err, size_t errlen)
+int loader_load_elf_contiguous(struct guest_memory *mem, const char *name, const uint8_t *data,
+                               size_t size, uint64_t phys_base, struct boot_plan *plan,
+                               uint64_t *virt_base, uint64_t *image_size, uint64_t *entry,
+                               char *err, size_t errlen)
 {
+    Elf *elf = NULL;
+    int rc = -1, elf_class = ELFCLASSNONE;
+    GElf_Ehdr eh;
+    size_t phnum;
+    uint64_t lo, hi;
+    struct elf_placement at = {.contiguous = true, .phys_base = phys_base, .plan = plan};
+    if (elf_open(data, size, &elf, &eh, &elf_class, &phnum, err, errlen))
+        goto out;
+    if (elf_class != ELFCLASS64) {
+        error_text(err, errlen, "a Limine kernel is an ELF64 file");
+        goto out;
+    }
+    if (elf_min_vaddr(elf, phnum, &at.min_vaddr, err, errlen) ||
+        load_elf_segments(mem, elf, data, size, phnum, &at, &lo, &hi, err, errlen))
+        goto out;
+    *virt_base = at.min_vaddr;
+    *image_size = ((hi + 0xFFF) & ~0xFFFULL) - phys_base;
+    *entry = eh.e_entry;
+    rc = plan_add(plan, name, phys_base, *image_size, SLATE_IMAGE_KERNEL, err, errlen);
+out:
+    if (elf)
+        elf_end(elf);
+    return rc;
+}
+
+/* A 64-bit word at each 8-byte-aligned offset: is it the first word of a Limine request ID or of a
+ * base revision tag? */
+static bool has_limine_magic(const uint8_t *data, size_t size)
+{
+    for (size_t off = 0; off + 16 <= size; off += 8) {
+        uint64_t w[2];
+        memcpy(w, data + off, 16);
+        if ((w[0] == LIMINE_COMMON_MAGIC_0 && w[1] == LIMINE_COMMON_MAGIC_1) ||
+            (w[0] == LIMINE_BASE_REVISION_MAGIC_0 && w[1] == LIMINE_BASE_REVISION_MAGIC_1))
+            return true;
+    }
+    return false;
+}
+
+enum boot_protocol loader_detect_protocol(const void *data, size_t size)
+{
+    bool elf64 = size >= EI_NIDENT && !memcmp(data, ELFMAG, SELFMAG) &&
+                 ((const uint8_t *)data)[EI_CLASS] == ELFCLASS64;
+    size_t offset;
+    if (elf64 && has_limine_magic(data, size))
+        return BOOT_LIMINE;
+    if (multiboot_find_header(data, size, true, &offset))
+        return BOOT_MULTIBOOT2;
+    if (multiboot_find_header(data, size, false, &offset))
+        return BOOT_MULTIBOOT;
+    return BOOT_NATIVE;
+}
+
+static const char *protocol_name(enum boot_protocol p)
+{
+    return p == BOOT_MULTIBOOT2 ? "Multiboot2" : p == BOOT_MULTIBOOT ? "Multiboot" : "Limine";
+}
+
+int loader_load_kernel(struct guest_memory *mem, const struct slate_config *cfg, const char *name,
+                       const void *data, size_t size, struct boot_plan *plan, char *err,
+                       size_t errlen)
+{
+    plan->protocol = cfg->boot != BOOT_DETECT ? cfg->boot : loader_detect_protocol(data, size);
+    plan->rbx = SLATE_INFO_ADDR;
+    if (plan->protocol != BOOT_NATIVE && cfg->entry != ENTRY_DEFAULT)
+        return error_text(err, errlen, "--entry does not apply to a %s kernel: the protocol says how "
+                          "it starts (see --boot)", protocol_name(plan->protocol));
+    switch (plan->protocol) {
+    case BOOT_MULTIBOOT2:
+    case BOOT_MULTIBOOT:
+        return multiboot_load(mem, name, data, size, plan->protocol == BOOT_MULTIBOOT2, plan, err,
+                              errlen);
+    case BOOT_LIMINE: return limine_load(mem, name, data, size, plan, err, errlen);
+    default: break;
+    }
     if (size >= 4 && !memcmp(data, ELFMAG, SELFMAG))
-        return load_elf(mem, name, data, size, requested, plan, err, errlen);
-    return load_flat(mem, name, data, size, requested, plan, err, errlen);
+        return loader_load_elf(mem, name, data, size, cfg->entry, plan, err, errlen);
+    return load_flat(mem, name, data, size, cfg->entry, plan, err, errlen);
+}
+
+int loader_copy_image(struct guest_memory *mem, struct boot_plan *plan, const char *name,
+                      const void *src, uint64_t filesz, uint64_t addr, uint64_t memsz,
+                      uint32_t flags, char *err, size_t errlen)
+{
+    uint8_t *dst = memory_ram_ptr(mem, addr, memsz);
+    if (!dst)
+        return describe_outside_ram(mem, addr, memsz, "image", err, errlen);
+    if (plan_add(plan, name, addr, memsz, flags, err, errlen))
+        return -1;
+    memcpy(dst, src, filesz);
+    return 0;
+}
+
+/* ---- memory for the boot protocols ------------------------------------------------------------ */
+
+#define LEGACY_HOLE_BASE 0xA0000ULL
+#define LEGACY_HOLE_END 0x100000ULL
+
+/* The first thing in the way of [base, base + size), or NULL. */
+static bool range_taken(const struct guest_memory *mem, const struct boot_plan *plan, uint64_t base,
+                        uint64_t size, uint64_t *next)
+{
+    uint64_t stack_top = loader_boot_stack_top(mem);
+    struct boot_range fixed[] = {{LEGACY_HOLE_BASE, LEGACY_HOLE_END - LEGACY_HOLE_BASE},
+                                 {stack_top - SLATE_BOOT_STACK_SIZE, SLATE_BOOT_STACK_SIZE}};
+    for (unsigned i = 0; i < 2; i++)
+        if (ranges_overlap(base, size, fixed[i].base, fixed[i].size))
+            return *next = fixed[i].base + fixed[i].size, true;
+    for (unsigned i = 0; i < plan->image_count; i++)
+        if (ranges_overlap(base, size, plan->images[i].base, plan->images[i].size))
+            return *next = plan->images[i].base + plan->images[i].size, true;
+    for (unsigned i = 0; i < plan->data_count; i++)
+        if (ranges_overlap(base, size, plan->data[i].base, plan->data[i].size))
+            return *next = plan->data[i].base + plan->data[i].size, true;
+    return false;
+}
+
+int loader_alloc(const struct guest_memory *mem, struct boot_plan *plan, uint64_t size,
+                 uint64_t align, uint64_t floor, uint64_t *gpa, char *err, size_t errlen)
+{
+    if (plan->data_count == BOOT_DATA_MAX)
+        return error_text(err, errlen, "internal: too many boot-data ranges");
+    uint64_t low_end = mem->ram[0].gpa + mem->ram[0].size, base = (floor + align - 1) & ~(align - 1);
+    uint64_t next;
+    while (base + size <= low_end && base + size > base) {
+        if (!range_taken(mem, plan, base, size, &next)) {
+            plan->data[plan->data_count++] = (struct boot_range){base, size};
+            *gpa = base;
+            return 0;
+        }
+        base = (next + align - 1) & ~(align - 1);
+    }
+    return error_text(err, errlen, "no room for %llu KiB of boot information in low RAM: give more "
+                      "RAM (-m)", (unsigned long long)((size + 1023) >> 10));
+}
+
+/* ---- the memory map ---------------------------------------------------------------------------- */
+
+struct paint {
+    uint64_t base, end;
+    enum boot_mem_type type; /* later paints win */
+};
+
+static unsigned collect_paints(const struct guest_memory *mem, const struct boot_plan *plan,
+                               bool detailed, uint64_t fb_base, uint64_t fb_size, struct paint *p)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < mem->ram_count; i++)
+        p[n++] = (struct paint){mem->ram[i].gpa, mem->ram[i].gpa + mem->ram[i].size, BOOT_MEM_USABLE};
+    if (detailed) {
+        for (unsigned i = 0; i < plan->image_count; i++)
+            p[n++] = (struct paint){plan->images[i].base & ~0xFFFULL,
+                                    (plan->images[i].base + plan->images[i].size + 0xFFF) & ~0xFFFULL,
+                                    BOOT_MEM_KERNEL};
+        for (unsigned i = 0; i < plan->data_count; i++)
+            p[n++] = (struct paint){plan->data[i].base, plan->data[i].base + plan->data[i].size,
+                                    BOOT_MEM_BOOT_DATA};
+        p[n++] = (struct paint){0, 0x1000, BOOT_MEM_RESERVED};
+    }
+    p[n++] = (struct paint){LEGACY_HOLE_BASE, LEGACY_HOLE_END, BOOT_MEM_RESERVED};
+    if (fb_size)
+        p[n++] = (struct paint){fb_base, fb_base + fb_size, BOOT_MEM_FRAMEBUFFER};
+    return n;
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+unsigned loader_memory_map(const struct guest_memory *mem, const struct boot_plan *plan,
+                           bool detailed, uint64_t fb_base, uint64_t fb_size,
+                           struct boot_mem_entry *out)
+{
+    struct paint p[MEM_MAX_RAM + 1 + MAX_LOADS + BOOT_DATA_MAX + 3];
+    unsigned n = collect_paints(mem, plan, detailed, fb_base, fb_size, p), count = 0;
+    uint64_t cuts[2 * (sizeof(p) / sizeof(p[0]))];
+    for (unsigned i = 0; i < n; i++)
+        cuts[2 * i] = p[i].base, cuts[2 * i + 1] = p[i].end;
+    qsort(cuts, 2 * n, sizeof(cuts[0]), compare_u64);
+    /* Each piece between two cuts takes the type of the last paint that covers it; a piece only
+     * the legacy hole or page 0 covers (no RAM under it) is left out. */
+    for (unsigned c = 0; c + 1 < 2 * n; c++) {
+        uint64_t a = cuts[c], b = cuts[c + 1];
+        if (a == b)
+            continue;
+        int type = -1;
+        bool ram = false;
+        for (unsigned i = 0; i < n; i++)
+            if (p[i].base <= a && b <= p[i].end) {
+                type = (int)p[i].type;
+                ram |= i < mem->ram_count || p[i].type == BOOT_MEM_FRAMEBUFFER;
+            }
+        if (type < 0 || !ram)
+            continue;
+        if (count && out[count - 1].type == (enum boot_mem_type)type &&
+            out[count - 1].base + out[count - 1].size == a)
+            out[count - 1].size += b - a;
+        else if (count < BOOT_MEM_MAX)
+            out[count++] = (struct boot_mem_entry){a, b - a, (enum boot_mem_type)type};
+    }
+    return count;
 }
 
 uint64_t loader_boot_stack_top(const struct guest_memory *mem)
@@ -291,15 +562,15 @@ static int map_file(const char *path, void **data, size_t *size, char *err, size
     return 0;
 }
 
-static int load_file(struct guest_memory *mem, const char *path, bool kernel, uint64_t addr,
-                     enum entry_mode requested, struct boot_plan *plan, char *err, size_t errlen)
+static int load_file(struct guest_memory *mem, const struct slate_config *cfg, const char *path,
+                     bool kernel, uint64_t addr, struct boot_plan *plan, char *err, size_t errlen)
 {
     void *data = NULL;
     size_t size = 0;
     if (map_file(path, &data, &size, err, errlen))
         return -1;
     char why[400];
-    int rc = kernel ? loader_load_kernel(mem, path, data, size, requested, plan, why, sizeof(why))
+    int rc = kernel ? loader_load_kernel(mem, cfg, path, data, size, plan, why, sizeof(why))
                     : loader_load_raw(mem, path, data, size, addr, plan, why, sizeof(why));
     if (rc)
         error_text(err, errlen, "%s: %s", path, why);
@@ -312,11 +583,20 @@ int loader_load_all(struct guest_memory *mem, const struct slate_config *cfg,
                     struct boot_plan *plan, char *err, size_t errlen)
 {
     *plan = (struct boot_plan){0};
-    if (load_file(mem, cfg->kernel, true, 0, cfg->entry, plan, err, errlen))
+    if (load_file(mem, cfg, cfg->kernel, true, 0, plan, err, errlen))
         return -1;
     for (unsigned i = 0; i < cfg->load_count; i++)
-        if (load_file(mem, cfg->loads[i].path, false, cfg->loads[i].addr, ENTRY_DEFAULT, plan,
-                      err, errlen))
+        if (load_file(mem, cfg, cfg->loads[i].path, false, cfg->loads[i].addr, plan, err, errlen))
             return -1;
-    return loader_check_boot_stack(mem, plan, err, errlen);
+    if (plan->protocol != BOOT_LIMINE && loader_check_boot_stack(mem, plan, err, errlen))
+        return -1;
+    char why[400];
+    int rc = 0;
+    if (plan->protocol == BOOT_MULTIBOOT2 || plan->protocol == BOOT_MULTIBOOT)
+        rc = multiboot_finish(mem, cfg, plan, why, sizeof(why));
+    else if (plan->protocol == BOOT_LIMINE)
+        rc = limine_finish(mem, cfg, plan, why, sizeof(why));
+    if (rc)
+        error_text(err, errlen, "%s: %s", cfg->kernel, why);
+    return rc;
 }

@@ -29,8 +29,11 @@ static const char help_head[] =
     "  --smp N                number of CPUs, 1 to 1024 (and at most what KVM allows); default 1\n"
     "  --entry MODE           real | protected | long; default real for a flat binary,\n"
     "                         protected for ELF32, long for ELF64\n"
-    "  --load FILE@ADDR       load FILE at guest-physical ADDR (repeatable, up to 16); listed\n"
-    "                         in the info block\n"
+    "  --load FILE[@ADDR]     load FILE at guest-physical ADDR, or page-aligned above the\n"
+    "                         kernel (repeatable, up to 16): in the info block, and the\n"
+    "                         modules of a Multiboot or Limine kernel\n"
+    "  --boot PROTOCOL        native | multiboot2 | multiboot | limine; default: detected from\n"
+    "                         the kernel (Limine requests, then Multiboot2, then Multiboot)\n"
     "  --append STRING        the kernel command line (up to 4095 bytes), in the info block\n"
     "  --serial BACKEND       stdio | file:PATH | none; default stdio\n"
     "  --timeout SECONDS      stop the guest after SECONDS and exit with 124\n"
@@ -101,6 +104,7 @@ enum {
     OPT_PROFILE,
     OPT_SYMBOLS,
     OPT_EXIT_PORT,
+    OPT_BOOT,
 };
 
 static const struct option core_options[] = {
@@ -125,6 +129,7 @@ static const struct option core_options[] = {
     {"profile", required_argument, NULL, OPT_PROFILE},
     {"symbols", required_argument, NULL, OPT_SYMBOLS},
     {"exit-port", required_argument, NULL, OPT_EXIT_PORT},
+    {"boot", required_argument, NULL, OPT_BOOT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -227,17 +232,30 @@ static int parse_entry(const char *arg, struct slate_config *cfg, char *err, siz
     return 0;
 }
 
+static int parse_boot(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
+{
+    static const char *const names[] = {[BOOT_NATIVE] = "native", [BOOT_MULTIBOOT2] = "multiboot2",
+                                        [BOOT_MULTIBOOT] = "multiboot", [BOOT_LIMINE] = "limine"};
+    for (unsigned i = BOOT_NATIVE; i <= BOOT_LIMINE; i++)
+        if (!strcmp(arg, names[i])) {
+            cfg->boot = (enum boot_protocol)i;
+            return 0;
+        }
+    return error_text(err, errlen, "--boot %s: expected native, multiboot2, multiboot or limine", arg);
+}
+
+/* FILE@ADDR, or FILE alone: slate places it. */
 static int parse_load(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
-    char *at = strrchr(arg, '@');
-    if (!at || at == arg || !at[1])
-        return error_text(err, errlen, "--load %s: expected FILE@ADDR", arg);
+    const char *at = strrchr(arg, '@');
+    if (!*arg || at == arg)
+        return error_text(err, errlen, "--load %s: expected FILE[@ADDR]", arg);
     if (cfg->load_count == MAX_LOADS)
         return error_text(err, errlen, "--load: at most %d images", MAX_LOADS);
-    uint64_t addr;
-    if (parse_uint(at + 1, &addr))
+    uint64_t addr = LOAD_ADDR_AUTO;
+    if (at && (parse_uint(at + 1, &addr) || addr == LOAD_ADDR_AUTO))
         return error_text(err, errlen, "--load %s: '%s' is not an address", arg, at + 1);
-    size_t path_len = (size_t)(at - arg);
+    size_t path_len = at ? (size_t)(at - arg) : strlen(arg);
     if (path_len >= LOAD_PATH_MAX)
         return error_text(err, errlen, "--load: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
     struct load_spec *load = &cfg->loads[cfg->load_count++];
@@ -279,6 +297,7 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_SMP: return parse_smp(arg, cfg, err, errlen);
     case OPT_ENTRY: return parse_entry(arg, cfg, err, errlen);
     case OPT_LOAD: return parse_load(arg, cfg, err, errlen);
+    case OPT_BOOT: return parse_boot(arg, cfg, err, errlen);
     case OPT_SERIAL: return parse_serial(arg, cfg, err, errlen);
     case OPT_TIMEOUT: return parse_timeout(arg, cfg, err, errlen);
     case OPT_APPEND:

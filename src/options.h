@@ -20,6 +20,9 @@
 #define SMP_MAX 1024
 
 enum entry_mode { ENTRY_DEFAULT, ENTRY_REAL, ENTRY_PROTECTED, ENTRY_LONG };
+/* --boot: how the kernel is started (docs/machine.md, "Coming from QEMU, GRUB or Limine"). */
+enum boot_protocol { BOOT_DETECT, BOOT_NATIVE, BOOT_MULTIBOOT2, BOOT_MULTIBOOT, BOOT_LIMINE };
+#define LOAD_ADDR_AUTO UINT64_MAX /* --load FILE without @ADDR: slate places it */
 enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
 #define LOAD_PATH_MAX 4096
@@ -62,6 +65,7 @@ struct slate_config {
     uint64_t ram_size;
     unsigned smp;
     enum entry_mode entry;
+    enum boot_protocol boot;
     struct load_spec loads[MAX_LOADS];
     unsigned load_count;
     const char *append;

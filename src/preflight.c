@@ -216,10 +216,17 @@ static const char *const entry_names[] = {
     [ENTRY_DEFAULT] = "default", [ENTRY_REAL] = "real mode", [ENTRY_PROTECTED] = "protected mode",
     [ENTRY_LONG] = "long mode"};
 
+static const char *const protocol_names[] = {
+    [BOOT_DETECT] = "?", [BOOT_NATIVE] = "", [BOOT_MULTIBOOT2] = "Multiboot2, ",
+    [BOOT_MULTIBOOT] = "Multiboot, ", [BOOT_LIMINE] = "Limine, "};
+
 void preflight_report(FILE *out, const struct slate_config *cfg, const struct preflight *pf)
 {
-    fprintf(out, "kernel %s: %s entry at %#llx\n", cfg->kernel, entry_names[pf->plan.entry],
-            (unsigned long long)pf->plan.entry_point);
+    fprintf(out, "kernel %s: %s%s entry at %#llx\n", cfg->kernel, protocol_names[pf->plan.protocol],
+            entry_names[pf->plan.entry], (unsigned long long)pf->plan.entry_point);
+    for (unsigned i = 0; i < pf->plan.data_count; i++)
+        fprintf(out, "boot data [%#llx, %#llx)\n", (unsigned long long)pf->plan.data[i].base,
+                (unsigned long long)(pf->plan.data[i].base + pf->plan.data[i].size));
     for (unsigned i = 0; i < pf->plan.image_count; i++) {
         const struct loaded_image *im = &pf->plan.images[i];
         fprintf(out, "image %s [%#llx, %#llx)%s\n", im->name, (unsigned long long)im->base,

@@ -11,6 +11,7 @@
 
 #include "info.h"
 #include "preflight.h"
+#include "pc_legacy.h"
 #include "x86.h"
 
 #include <errno.h>
@@ -262,9 +263,59 @@ static int vcpu_set_cpuid(struct vm *vm, struct vcpu *cpu)
     return 0;
 }
 
+/* A Limine kernel finds every local APIC software-enabled with spurious vector 0xFF (SVR
+ * 0x1FF), as base revision 5 promises; KVM resets it disabled. */
+static int vcpu_enable_lapic(struct vcpu *cpu)
+{
+    struct kvm_lapic_state apic;
+    if (ioctl(cpu->fd, KVM_GET_LAPIC, &apic) < 0) {
+        log_error("KVM_GET_LAPIC: %s", strerror(errno));
+        return -1;
+    }
+    uint32_t svr = 0x1FF;
+    memcpy(apic.regs + 0xF0, &svr, 4);
+    if (ioctl(cpu->fd, KVM_SET_LAPIC, &apic) < 0) {
+        log_error("KVM_SET_LAPIC: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Under Limine's MP request every CPU runs from the start: the others in the parking stub,
+ * waiting for their goto_address, with RDI = their struct limine_mp_info. */
+static int vcpu_set_limine_state(struct vm *vm, struct vcpu *cpu)
+{
+    const struct boot_paging *pg = &vm->plan.paging;
+    struct kvm_sregs sregs;
+    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+        log_error("KVM_GET_SREGS: %s", strerror(errno));
+        return -1;
+    }
+    x86_limine_sregs(&sregs, pg->cr3, pg->gdt_base, pg->gdt_limit, pg->code_sel, pg->data_sel);
+    struct kvm_regs regs = {.rflags = 0x2, .rip = vm->plan.entry_point, .rsp = vm->plan.rsp};
+    if (cpu->index > 0)
+        regs = (struct kvm_regs){.rflags = 0x2, .rip = pg->ap_rip,
+                                 .rdi = pg->ap_info + cpu->index * pg->ap_info_stride};
+    struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0 ||
+        (cpu->index > 0 && ioctl(cpu->fd, KVM_SET_MP_STATE, &mp) < 0)) {
+        log_error("cpu %u: cannot set the Limine entry state: %s", cpu->index, strerror(errno));
+        return -1;
+    }
+    atomic_store(&cpu->started, true);
+    return vcpu_enable_lapic(cpu);
+}
+
 /* The boot CPU starts in the entry mode; the others wait for INIT/SIPI (KVM's reset state). */
 static int vcpu_set_entry_state(struct vm *vm, struct vcpu *cpu)
 {
+    if (vm->plan.paging.cr3) {
+        x86_write_boot_tables(vm->boot_tables, SLATE_BOOT_TABLES_SIZE, SLATE_BOOT_TABLES, 0);
+        for (unsigned i = 0; i < (vm->plan.paging.ap_rip ? vm->vcpu_count : 1); i++)
+            if (vcpu_set_limine_state(vm, &vm->vcpus[i]))
+                return -1;
+        return 0;
+    }
     struct kvm_sregs sregs;
     if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
         log_error("KVM_GET_SREGS: %s", strerror(errno));
@@ -291,9 +342,10 @@ static int vcpu_set_entry_state(struct vm *vm, struct vcpu *cpu)
     if (vm->plan.entry != ENTRY_REAL)
         rsp = x86_entry_stack((uint8_t *)memory_ram_ptr(&vm->mem, top - 32, 32) + 32,
                               vm->plan.entry, top, SLATE_BOOT_TABLES + BOOT_EXIT_STUB_OFFSET,
-                              SLATE_INFO_ADDR);
+                              vm->plan.rbx);
     struct kvm_regs regs;
-    x86_entry_regs(&regs, vm->plan.entry, vm->plan.entry_point, rsp, SLATE_INFO_ADDR);
+    x86_entry_regs(&regs, vm->plan.entry, vm->plan.entry_point, rsp, vm->plan.rbx);
+    regs.rax = vm->plan.rax; /* Multiboot's magic */
     if (ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0) {
         log_error("KVM_SET_REGS: %s", strerror(errno));
         return -1;
@@ -569,7 +621,8 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     pthread_cond_init(&vm->pause_cond, NULL);
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
-        vm_setup_devices(vm) || vm_write_info(vm) || vm_setup_tracing(vm)) {
+        vm_setup_devices(vm) || (vm->plan.protocol != BOOT_NATIVE && com1_register(vm)) ||
+        vm_write_info(vm) || vm_setup_tracing(vm)) {
         vm_destroy(vm);
         return -1;
     }

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "memory.h"
 #include "options.h"
+#include "pc_legacy.h"
 #include "smp.h"
 #include "trace.h"
 #include "vcpu.h"
@@ -97,6 +98,7 @@ struct vm {
     _Atomic uint8_t warned_ports[65536 / 8];
     _Atomic uint64_t warned_mmio[VM_WARNED_MMIO];
     struct ratelimit unclaimed_limit;
+    struct com1 com1;             /* protocol boots only (pc_legacy.c) */
     struct ratelimit guest_limit; /* for warnings about guest mistakes in general */
 
     /* Registries: what the rooms outside the core plug in. The core never names them. */

@@ -106,6 +106,25 @@ void x86_entry_sregs(struct kvm_sregs *s, enum entry_mode mode, uint64_t gdt_gpa
     }
 }
 
+void x86_limine_sregs(struct kvm_sregs *s, uint64_t cr3, uint64_t gdt_base, uint16_t gdt_limit,
+                      uint16_t code_sel, uint16_t data_sel)
+{
+    s->gdt.base = gdt_base;
+    s->gdt.limit = gdt_limit;
+    s->idt.base = 0;
+    s->idt.limit = 0;
+    s->cs = flat_segment(code_sel, true, true);
+    set_data_segments(s, flat_segment(data_sel, false, true));
+    s->ldt.selector = 0;
+    s->ldt.unusable = 1;
+    s->tr.base = 0;
+    s->tr.limit = 0;
+    s->cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_WP | X86_CR0_PG;
+    s->cr4 = X86_CR4_PAE;
+    s->cr3 = cr3;
+    s->efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE;
+}
+
 void x86_entry_regs(struct kvm_regs *r, enum entry_mode mode, uint64_t entry, uint64_t rsp,
                     uint64_t info_gpa)
 {

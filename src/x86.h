@@ -20,6 +20,7 @@
 #define X86_CR4_OSXMMEXCPT (1ULL << 10)
 #define X86_EFER_LME (1ULL << 8)
 #define X86_EFER_LMA (1ULL << 10)
+#define X86_EFER_NXE (1ULL << 11)
 
 /* Where things sit inside the boot-tables area (SLATE_BOOT_TABLES). */
 #define BOOT_GDT_OFFSET 0x0000
@@ -38,6 +39,12 @@ uint64_t x86_write_boot_tables(void *area, uint64_t area_size, uint64_t area_gpa
 
 /* Fills sregs for the entry mode, starting from KVM's reset state in *sregs. */
 void x86_entry_sregs(struct kvm_sregs *sregs, enum entry_mode mode, uint64_t gdt_gpa, uint64_t cr3);
+
+/* Fills sregs for a Limine kernel's entry (every CPU): 64-bit mode on the given page tables and
+ * GDT, with only the CR0/CR4/EFER bits the protocol names (so no SSE: the protocol's ABI has
+ * none), and no IDT, LDT or task state. */
+void x86_limine_sregs(struct kvm_sregs *sregs, uint64_t cr3, uint64_t gdt_base, uint16_t gdt_limit,
+                      uint16_t code_sel, uint16_t data_sel);
 
 /* Fills regs: RIP, RFLAGS, RSP and the info-block pointer (EBX, and RDI in long mode). */
 void x86_entry_regs(struct kvm_regs *regs, enum entry_mode mode, uint64_t entry, uint64_t rsp,

@@ -407,6 +407,18 @@ struct slate_info {
     uint64_t boot_unix_ns;     /* Unix time in ns when the monotonic clock read 0             */
 };
 
+/* A kernel booted through Multiboot, Multiboot2 or Limine (docs/machine.md, "Coming from QEMU,
+ * GRUB or Limine") finds the info block at SLATE_INFO_ADDR all the same (through the HHDM under
+ * Limine); a Multiboot2 kernel also gets this tag in its boot information, after the standard
+ * ones. As every Multiboot2 tag, it starts on an 8-byte boundary. */
+#define SLATE_MULTIBOOT2_TAG_INFO 0x534C4154u /* "TALS": type of the tag below              */
+
+struct slate_multiboot2_tag {
+    uint32_t type;      /* SLATE_MULTIBOOT2_TAG_INFO                                            */
+    uint32_t size;      /* 16                                                                   */
+    uint64_t info_addr; /* guest-physical address of struct slate_info (SLATE_INFO_ADDR)        */
+};
+
 #define SLATE_RAM_USABLE 1 /* ordinary RAM, free for the guest except the images it lists */
 
 struct slate_ram_region {
@@ -507,6 +519,7 @@ _Static_assert(sizeof(struct slate_info) == 120, "info header layout");
 _Static_assert(sizeof(struct slate_ram_region) == 24, "ram region layout");
 _Static_assert(sizeof(struct slate_cpu) == 8, "cpu entry layout");
 _Static_assert(sizeof(struct slate_image) == 72, "image entry layout");
+_Static_assert(sizeof(struct slate_multiboot2_tag) == 16, "Multiboot2 tag layout");
 _Static_assert(sizeof(struct slate_device) == 56, "device entry layout");
 
 #endif /* __ASSEMBLER__ */

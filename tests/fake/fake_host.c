@@ -223,6 +223,8 @@ int64_t device_host_time(const struct device *dev, int64_t guest_ns) { return de
 
 unsigned device_cpu_count(const struct device *dev) { return dev->vm->cpus; }
 
+const struct boot_screen *device_boot_screen(const struct device *dev) { return &dev->vm->screen; }
+
 struct console *device_console(struct device *dev) { return &dev->vm->console; }
 
 void device_warn(struct device *dev, const char *fmt, ...)

@@ -70,7 +70,8 @@ static int load(size_t size, enum entry_mode mode, struct boot_plan *plan)
 {
     memset(plan, 0, sizeof(*plan));
     err[0] = 0;
-    return loader_load_kernel(&mem, "k.elf", image, size, mode, plan, err, sizeof(err));
+    struct slate_config cfg = {.entry = mode, .boot = BOOT_NATIVE};
+    return loader_load_kernel(&mem, &cfg, "k.elf", image, size, plan, err, sizeof(err));
 }
 
 static void elf64_loads_and_zeroes_bss(void **state)
