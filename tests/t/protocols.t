@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Kernels for other boot protocols, written as the protocols' own documentation shows
+# (tests/guest/boot): Multiboot2 as ELF32 (VGA text) and ELF64 (a framebuffer it asks for),
+# Multiboot 1, and Limine with every CPU. Each prints through COM1, draws on the screen and
+# exits through isa-debug-exit; checked by the serial output, the exit status and the screenshot.
+. "$(dirname "$0")/../lib.sh"
+plan 56
+MB2=$GUEST/boot-mb2.elf MB2_64=$GUEST/boot-mb2-64.elf MB1=$GUEST/boot-mb1.elf LIMINE=$GUEST/boot-limine.elf
+printf 'Module one\n' >"$TMP/one.txt"
+printf 'Zebra\n' >"$TMP/two.txt"
+
+# What slate would boot (no KVM needed): detection, and what --boot forces.
+run_slate --check "$MB2"
+has "$OUT" '^kernel .*boot-mb2.elf: Multiboot2, protected mode entry at 0x100[0-9a-f]{3}$' "--check: a Multiboot2 header is detected"
+has "$OUT" '^boot data \[0x1000, 0x2000\)$' "--check: the boot information goes to low RAM"
+run_slate --check "$MB2_64"
+has "$OUT" 'Multiboot2, protected mode entry' "--check: an ELF64 Multiboot2 kernel starts in protected mode, as GRUB starts it"
+run_slate --check "$MB1"
+has "$OUT" ': Multiboot, protected mode entry' "--check: a Multiboot 1 header is detected"
+run_slate --check --smp 2 "$LIMINE"
+has "$OUT" '^kernel .*: Limine, long mode entry at 0xffffffff8000[0-9a-f]{4}$' "--check: Limine requests are detected; the entry is the ELF's, in the higher half"
+run_slate --check --boot native "$MB1"
+has "$OUT" ': protected mode entry at' "--check --boot native: the Multiboot header is ignored"
+run_slate --check --boot limine "$MB1"
+has "$RC $ERR" '^125 slate: .*boot-mb1.elf: a Limine kernel is an ELF64 file$' "--boot limine on an ELF32 file is refused (125)"
+run_slate --check --boot multiboot2 "$GUEST/info.elf"
+has "$RC $ERR" '^125 slate: .*info.elf: no Multiboot2 header \(magic 0xe85250d6, with a valid checksum\) in the first 32 KiB$' "--boot multiboot2 without a header says so (125)"
+run_slate --check --entry long "$MB2"
+has "$RC $ERR" '^125 slate: .*--entry does not apply to a Multiboot2 kernel' "--entry with a protocol kernel is refused"
+run_slate --check --boot grub "$MB2"
+has "$RC $ERR" '^125 slate: --boot grub: expected native, multiboot2, multiboot or limine$' "a bad --boot is refused"
+skip_without_kvm 56
+
+boot() { # KERNEL ARGS...: boots with isa-debug-exit at 0xf4 and a screenshot
+    local k=$1
+    shift
+    rm -f "$TMP/shot.png"
+    run_slate --exit-port 0xf4 --screenshot "$TMP/shot.png" "$@" "$k"
+}
+pixels() { "$BUILD/tools/vnctool" png "$TMP/shot.png" "$@" | grep -E "^(size|pixel)" | cut -d" " -f2- | tr "\n" " "; }
+
+# Multiboot2, ELF32: the boot information as the specification lays it out.
+boot "$MB2" --append "hello world" --load "$TMP/one.txt" --load "$TMP/two.txt"
+is "$RC" 33 "Multiboot2: the kernel ran to its end (isa-debug-exit 0x10: status 33)"
+has "$OUT" '^multiboot2: magic ok, 32-bit code$' "Multiboot2: EAX holds 0x36d76289 in 32-bit protected mode"
+has "$OUT" '^info: 8-byte aligned$' "Multiboot2: EBX points to 8-byte-aligned information"
+has "$OUT" '^cmdline: hello world$' "Multiboot2: the command line tag is --append"
+has "$OUT" '^loader: slate ' "Multiboot2: the boot loader name"
+has "$OUT" '^module: .*one.txt size 11 page-aligned starts M$' "Multiboot2: the first --load is a module, page-aligned, with its bytes"
+has "$OUT" '^module: .*two.txt size 6 page-aligned starts Z$' "Multiboot2: and the second"
+has "$OUT" '^meminfo: lower 640 KiB, upper 130048 KiB$' "Multiboot2: basic memory information (128 MiB)"
+has "$OUT" '^mmap: 0x100000 \+ 0x7f00000 type 1$' "Multiboot2: the memory map has RAM from 1 MiB"
+has "$OUT" '^mmap: 0xa0000 \+ 0x60000 type 2$' "Multiboot2: and the legacy hole reserved"
+has "$OUT" '^framebuffer: type 2 80x25 bpp 16$' "Multiboot2: the framebuffer tag is EGA text when none was asked for"
+has "$OUT" '^slate tag: info block at 0xc0000000 \(SLATEMCH\)$' "Multiboot2: slate's tag leads to the info block"
+is "$(pixels 1 1 1 5)" "640 400 1 1 0000aa 1 5 ffffff " "Multiboot2: the screenshot shows its white-on-blue VGA text"
+
+# Multiboot2, ELF64 with a framebuffer request.
+boot "$MB2_64"
+is "$RC" 33 "Multiboot2 ELF64: runs to its end"
+has "$OUT" '^multiboot2: magic ok, 32-bit code$' "Multiboot2 ELF64: entered in 32-bit protected mode at its physical entry"
+has "$OUT" '^framebuffer: type 1 640x480 bpp 32$' "Multiboot2 ELF64: the framebuffer it asked for, 640x480x32 RGB"
+is "$(pixels 10 10 200 200)" "640 480 10 10 ff0000 200 200 000000 " "Multiboot2 ELF64: the screenshot shows its red square"
+
+# Multiboot 1.
+boot "$MB1" --append "mb1 args" --load "$TMP/one.txt"
+is "$RC" 35 "Multiboot: runs to its end (isa-debug-exit 0x11: status 35)"
+has "$OUT" '^multiboot: magic ok, flags 0x124d$' "Multiboot: EAX holds 0x2badb002; flags: memory, cmdline, modules, mmap, name, framebuffer"
+has "$OUT" '^meminfo: lower 640 KiB, upper 130048 KiB$' "Multiboot: mem_lower and mem_upper"
+has "$OUT" '^cmdline: mb1 args$' "Multiboot: the command line"
+has "$OUT" '^module: .*one.txt size 11 page-aligned starts M$' "Multiboot: the module"
+has "$OUT" '^mmap: 0x100000 \+ 0x7f00000 type 1$' "Multiboot: the memory map"
+is "$(pixels 1 1 1 5)" "640 400 1 1 00aa00 1 5 ffffff " "Multiboot: the screenshot shows its white-on-green VGA text"
+
+# Limine, on two CPUs.
+boot "$LIMINE" --smp 2 --append "lim args" --load "$TMP/one.txt"
+is "$RC" 37 "Limine: runs to its end (isa-debug-exit 0x12: status 37)"
+has "$OUT" '^limine: entered at 0xffffffff80' "Limine: entered in 64-bit mode at its higher-half address"
+has "$OUT" '^base revision 3 supported, loaded revision 3$' "Limine: the base revision tag says supported (third word 0, second the revision)"
+has "$OUT" '^bootloader: slate ' "Limine: bootloader info"
+has "$OUT" '^hhdm: 0xffff800000000000$' "Limine: the HHDM offset"
+has "$OUT" '^stack: in the HHDM, size request answered$' "Limine: the stack is in reclaimable memory; the stack-size request answered"
+has "$OUT" '^kernel: phys 0x100000 virt 0xffffffff80000000$' "Limine: the executable address"
+has "$OUT" "^file: /boot-limine.elf \(ELF\) string 'lim args'$" "Limine: the executable file, with the command line as its string"
+has "$OUT" '^cmdline: lim args$' "Limine: the executable command line"
+has "$OUT" '^module: /one.txt size 11 starts M$' "Limine: the module, read through the HHDM"
+has "$OUT" '^memmap: sorted, usable and reclaimable page-aligned$' "Limine: the memory map is sorted and aligned as the protocol promises"
+has "$OUT" '^memmap: 0x100000 \+ 0x[0-9a-f]+ type 6$' "Limine: the kernel is 'executable and modules'"
+has "$OUT" '^memmap: 0x[0-9a-f]+ \+ 0x[0-9a-f]+ type 5$' "Limine: the responses are bootloader-reclaimable"
+has "$OUT" '^memmap: 0x[0-9a-f]+ \+ 0x300000 type 7$' "Limine: the framebuffer is listed"
+has "$OUT" '^paging: 4-level$' "Limine: the paging-mode response"
+has "$OUT" '^rsdp: no response \(no ACPI\)$' "Limine: a request slate cannot answer gets no response"
+has "$OUT" '^slate info block: through the HHDM$' "Limine: slate's info block is reachable through the HHDM"
+has "$OUT" '^rodata: rodata$' "Limine: each segment is mapped at its address"
+has "$OUT" '^framebuffer: 1024x768 bpp 32 red at 16$' "Limine: the framebuffer response"
+has "$OUT" '^mp: 2 CPUs, BSP LAPIC ID 0$' "Limine: the MP response lists both CPUs"
+has "$OUT" '^mp: 1 APs ran their goto_address$' "Limine: the other CPU jumped to its goto_address"
+is "$(pixels 10 10 200 200)" "1024 768 10 10 00ff00 200 200 000000 " "Limine: the screenshot shows its green square"
