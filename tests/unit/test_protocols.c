@@ -1,0 +1,230 @@
+/* The boot protocols' loader side, without KVM: Multiboot headers (the a.out kludge, tags slate
+ * must refuse), the boot information as a kernel reads it, and a Limine kernel's requests answered
+ * in RAM (the test kernel from tests/guest/boot, built by `make guests`). */
+#include "unit.h"
+
+#include "limine.h"
+#include "loader.h"
+#include "memory.h"
+#include "multiboot.h"
+#include "slate/slate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static struct guest_memory mem;
+static char err[512];
+static uint8_t file[16384];
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&mem, 0, sizeof(mem));
+    memory_layout(&mem, 16ULL << 20);
+    return memory_map(&mem);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    memory_unmap(&mem);
+    return 0;
+}
+
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint32_t get32(uint64_t gpa) { uint32_t v; memcpy(&v, memory_ram_ptr(&mem, gpa, 4), 4); return v; }
+static uint64_t get64(uint64_t gpa) { uint64_t v; memcpy(&v, memory_ram_ptr(&mem, gpa, 8), 8); return v; }
+
+static int boot(const struct slate_config *cfg, size_t size, struct boot_plan *plan)
+{
+    memset(plan, 0, sizeof(*plan));
+    err[0] = 0;
+    if (loader_load_kernel(&mem, cfg, "k", file, size, plan, err, sizeof(err)))
+        return -1;
+    if (plan->protocol == BOOT_MULTIBOOT || plan->protocol == BOOT_MULTIBOOT2)
+        return multiboot_finish(&mem, cfg, plan, err, sizeof(err));
+    if (plan->protocol == BOOT_LIMINE)
+        return limine_finish(&mem, cfg, plan, err, sizeof(err));
+    return 0;
+}
+
+/* A flat Multiboot 1 kernel: the header's address fields say where it goes (flag 16). */
+static void multiboot_aout_kludge(void **state)
+{
+    (void)state;
+    memset(file, 0x90, 4096);
+    uint8_t *h = file + 64; /* the header at file offset 64, loaded at 0x200040 */
+    put32(h, MB1_HEADER_MAGIC);
+    put32(h + 4, 0x00010003);
+    put32(h + 8, (uint32_t)-(MB1_HEADER_MAGIC + 0x00010003));
+    uint32_t addrs[] = {0x200040, 0x200000, 0x201000, 0x208000, 0x200100};
+    memcpy(h + 12, addrs, sizeof(addrs));
+    struct slate_config cfg = {.append = "quiet", .smp = 1};
+    struct boot_plan plan;
+    assert_int_equal(boot(&cfg, 4096, &plan), 0);
+    assert_int_equal(plan.protocol, BOOT_MULTIBOOT);
+    assert_int_equal(plan.entry, ENTRY_PROTECTED);
+    assert_int_equal(plan.entry_point, 0x200100);
+    assert_int_equal(plan.images[0].base, 0x200000);
+    assert_int_equal(plan.images[0].size, 0x8000); /* to bss_end_addr */
+    assert_int_equal(plan.rax, MB1_BOOT_MAGIC);
+    uint64_t mbi = plan.rbx;
+    assert_true(mbi >= 0x1000 && mbi < 0xA0000);
+    assert_int_equal(get32(mbi) & 0x24F, 0x24D); /* memory, cmdline, mods, mmap, loader name */
+    assert_int_equal(get32(mbi + 4), 640);
+    assert_int_equal(get32(mbi + 8), 15 * 1024);
+    assert_string_equal((const char *)memory_ram_ptr(&mem, get32(mbi + 16), 6), "quiet");
+    assert_int_equal(get32(mbi + 20), 0); /* no modules */
+    assert_int_equal(get32(mbi + 44), 3 * 24); /* RAM below 640K, the legacy hole, RAM from 1M */
+    uint64_t mmap = get32(mbi + 48);
+    assert_int_equal(get32(mmap), 20);
+    assert_int_equal(get64(mmap + 4 + 48), 0x100000);
+    assert_int_equal(get64(mmap + 12 + 48), 15 << 20);
+}
+
+static size_t multiboot2_header(uint32_t extra_tag_words[], unsigned nwords)
+{
+    memset(file, 0, sizeof(file));
+    uint8_t *h = file + 32;
+    uint32_t len = 16 + 4 * nwords + 8;
+    put32(h, MB2_HEADER_MAGIC);
+    put32(h + 4, 0);
+    put32(h + 8, len);
+    put32(h + 12, (uint32_t)-(MB2_HEADER_MAGIC + len));
+    memcpy(h + 16, extra_tag_words, 4 * nwords);
+    put32(h + 16 + 4 * nwords, 0); /* end tag */
+    put32(h + 20 + 4 * nwords, 8);
+    return 4096;
+}
+
+/* Tags slate cannot honour are refused when required, and pass when optional. */
+static void multiboot2_refusals(void **state)
+{
+    (void)state;
+    struct slate_config cfg = {.smp = 1};
+    struct boot_plan plan;
+    uint32_t acpi_request[] = {1, 12, 14};
+    size_t size = multiboot2_header(acpi_request, 3);
+    assert_int_not_equal(boot(&cfg, size, &plan), 0);
+    assert_contains(err, "requires information tag 14 (ACPI 1.0 RSDP), which this machine does not have");
+    uint32_t optional_acpi[] = {1 | 1 << 16, 12, 14};
+    multiboot2_header(optional_acpi, 3);
+    assert_int_not_equal(boot(&cfg, size, &plan), 0);
+    assert_contains(err, "no load addresses and the file is not ELF"); /* got past the tags */
+    uint32_t efi_bs[] = {7, 8};
+    multiboot2_header(efi_bs, 2);
+    assert_int_not_equal(boot(&cfg, size, &plan), 0);
+    assert_contains(err, "requires EFI boot services (tag 7)");
+    uint32_t bad_size[] = {3, 4000};
+    multiboot2_header(bad_size, 2);
+    assert_int_not_equal(boot(&cfg, size, &plan), 0);
+    assert_contains(err, "bad size 4000");
+    file[32 + 12] ^= 1; /* a wrong checksum: no header at all */
+    assert_int_equal(loader_detect_protocol(file, size), BOOT_NATIVE);
+}
+
+static size_t read_test_kernel(const char *name)
+{
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    char path[256];
+    snprintf(path, sizeof(path), "%s/guest/%s", build, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("%s: not built (make guests)", path);
+    size_t n = fread(file, 1, sizeof(file), f);
+    fclose(f);
+    assert_true(n > 0 && n < sizeof(file));
+    return n;
+}
+
+/* The offset of the 24-byte base revision tag in the file. */
+static size_t revision_tag(size_t size)
+{
+    for (size_t off = 0; off + 24 <= size; off += 8) {
+        uint64_t w[2];
+        memcpy(w, file + off, 16);
+        if (w[0] == LIMINE_BASE_REVISION_MAGIC_0 && w[1] == LIMINE_BASE_REVISION_MAGIC_1)
+            return off;
+    }
+    fail_msg("no base revision tag");
+    return 0;
+}
+
+static void limine_kernel(void **state)
+{
+    (void)state;
+    size_t size = read_test_kernel("boot-limine.elf");
+    assert_int_equal(loader_detect_protocol(file, size), BOOT_LIMINE);
+    struct slate_config cfg = {.smp = 3, .append = "a b", .kernel = "k.elf"};
+    struct boot_plan plan;
+    assert_int_equal(boot(&cfg, size, &plan), 0);
+    const struct boot_paging *pg = &plan.paging;
+    assert_int_equal(plan.entry, ENTRY_LONG);
+    assert_true(plan.entry_point >= 0xffffffff80000000ULL);
+    assert_int_equal(pg->kernel_phys, 0x100000);
+    assert_int_equal(pg->kernel_virt, 0xffffffff80000000ULL);
+    assert_int_equal(pg->code_sel, 0x28);
+    assert_int_equal(pg->cr3 & 0xFFF, 0);
+    assert_int_equal(plan.rsp & 15, 8); /* as after a call: [rsp] is the return address 0 */
+    assert_true(plan.rsp > LIMINE_HHDM_OFFSET);
+    assert_int_equal(get64(plan.rsp - LIMINE_HHDM_OFFSET), 0);
+    assert_int_not_equal(pg->ap_rip, 0); /* the MP request: the others park */
+    /* the tag in RAM: supported (third word 0), loaded revision in the second */
+    uint64_t tag = pg->kernel_phys + (revision_tag(size) - 0x1000); /* first segment at file offset 0x1000 */
+    assert_int_equal(get64(tag + 16), 0);
+    assert_int_equal(get64(tag + 8), 3);
+    /* the page tables map the entry point to its physical copy */
+    uint64_t va = plan.entry_point, t = pg->cr3;
+    for (int level = 39; level >= 12; level -= 9) {
+        uint64_t e = get64(t + ((va >> level) & 511) * 8);
+        assert_true(e & 1);
+        t = e & 0x000FFFFFFFFFF000ULL;
+    }
+    assert_int_equal(t, pg->kernel_phys + (va - pg->kernel_virt) - ((va - pg->kernel_virt) & 0xFFF));
+}
+
+static void limine_refusals(void **state)
+{
+    (void)state;
+    size_t size = read_test_kernel("boot-limine.elf");
+    uint64_t too_new = 99;
+    memcpy(file + revision_tag(size) + 16, &too_new, 8);
+    struct slate_config cfg = {.smp = 1, .kernel = "k.elf"};
+    struct boot_plan plan;
+    assert_int_not_equal(boot(&cfg, size, &plan), 0);
+    assert_contains(err, "asks for Limine base revision 99; slate supports 0 to 6");
+    size = read_test_kernel("boot-mb2.elf");
+    cfg.boot = BOOT_LIMINE;
+    assert_int_not_equal(boot(&cfg, size, &plan), 0);
+    assert_contains(err, "a Limine kernel is an ELF64 file");
+}
+
+/* The memory map: sorted, without overlaps, the legacy hole reserved. */
+static void memory_map_is_sorted(void **state)
+{
+    (void)state;
+    struct boot_plan plan = {0};
+    uint64_t at;
+    assert_int_equal(loader_alloc(&mem, &plan, 0x3000, 0x1000, 0x100000, &at, err, sizeof(err)), 0);
+    assert_int_equal(at, 0x100000);
+    struct boot_mem_entry map[BOOT_MEM_MAX];
+    unsigned n = loader_memory_map(&mem, &plan, true, 0xD0000000, 0x1000, map);
+    assert_int_equal(n, 6); /* page 0, low RAM, hole, boot data, RAM, framebuffer */
+    for (unsigned i = 1; i < n; i++)
+        assert_true(map[i].base >= map[i - 1].base + map[i - 1].size);
+    assert_int_equal(map[2].type, BOOT_MEM_RESERVED);
+    assert_int_equal(map[3].type, BOOT_MEM_BOOT_DATA);
+    assert_int_equal(map[5].type, BOOT_MEM_FRAMEBUFFER);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(multiboot_aout_kludge, setup, teardown),
+        cmocka_unit_test_setup_teardown(multiboot2_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(limine_kernel, setup, teardown),
+        cmocka_unit_test_setup_teardown(limine_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(memory_map_is_sorted, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
