@@ -116,7 +116,7 @@ struct boot_mem_entry {
     uint64_t base, size;
     enum boot_mem_type type;
 };
-#define BOOT_MEM_MAX 64
+#define BOOT_MEM_MAX 96
 /* Fills out[] (BOOT_MEM_MAX entries) and returns the count. With `detailed` false, the kernel,
  * modules and boot data count as usable (Multiboot's view: the kernel knows where they are).
  * A framebuffer of fb_size bytes at fb_base is listed when fb_size is not 0. */

@@ -223,7 +223,7 @@ int64_t device_host_time(const struct device *dev, int64_t guest_ns) { return de
 
 unsigned device_cpu_count(const struct device *dev) { return dev->vm->cpus; }
 
-const struct boot_screen *device_boot_screen(const struct device *dev) { return &dev->vm->screen; }
+const struct boot_screen *device_boot_screen(const struct device *dev) { return &dev->vm->boot_screen; }
 
 struct console *device_console(struct device *dev) { return &dev->vm->console; }
 

@@ -24,7 +24,7 @@ struct vm {
     struct device devices[DEVICE_MAX];
     unsigned device_count;
     unsigned cpus;             /* device_cpu_count: 1 unless the test says otherwise */
-    struct boot_screen screen; /* device_boot_screen: zero (slate's own boot) unless set */
+    struct boot_screen boot_screen; /* device_boot_screen: zero (slate's own boot) unless set */
     _Atomic int status;        /* what device_stop_machine asked for, -1 before */
     _Atomic unsigned stops;    /* how many times it was asked */
     int64_t boot_ns;           /* CLOCK_MONOTONIC at creation: the guest clock's zero */
