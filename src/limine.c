@@ -485,15 +485,10 @@ static int check_requests(struct build *b, char *err, size_t errlen)
 /* Where the display's framebuffer is, if the kernel asked for one and the machine has one. */
 static void place_framebuffer(struct build *b)
 {
-    struct device_place places[DEVICE_MAX];
-    char err[128];
-    int n = device_plan(b->cfg, places, err, sizeof(err));
-    for (int i = 0; i < n && b->req.at[REQ_FRAMEBUFFER]; i++)
-        if (places[i].ops->type == SLATE_DEV_DISPLAY) {
-            b->plan->screen.width = FB_DEFAULT_W, b->plan->screen.height = FB_DEFAULT_H;
-            b->fb_gpa = places[i].window_gpa;
-            b->fb_size = (uint64_t)FB_DEFAULT_W * FB_DEFAULT_H * 4;
-        }
+    if (!b->req.at[REQ_FRAMEBUFFER] || !loader_display_window(b->cfg, &b->fb_gpa))
+        return;
+    b->plan->screen.width = FB_DEFAULT_W, b->plan->screen.height = FB_DEFAULT_H;
+    b->fb_size = (uint64_t)FB_DEFAULT_W * FB_DEFAULT_H * 4;
 }
 
 static uint64_t area_size(const struct build *b)

@@ -1,5 +1,6 @@
 /* loader.c - loads flat binaries and ELF32/ELF64 kernels (elfutils libelf) into guest RAM. */
 #include "loader.h"
+#include "device.h"
 #include "limine.h"
 #include "log.h"
 #include "multiboot.h"
@@ -60,6 +61,19 @@ static int describe_outside_ram(const struct guest_memory *mem, uint64_t gpa, ui
     return error_text(err, errlen, "%s [%#llx, %#llx) does not fit in RAM (%llu MiB: see -m)", what,
                 (unsigned long long)gpa, (unsigned long long)(gpa + len),
                 (unsigned long long)(mem->ram_total >> 20));
+}
+
+bool loader_display_window(const struct slate_config *cfg, uint64_t *gpa)
+{
+    struct device_place places[DEVICE_MAX];
+    char err[128];
+    int n = device_plan(cfg, places, err, sizeof(err));
+    for (int i = 0; i < n; i++)
+        if (places[i].ops->type == SLATE_DEV_DISPLAY) {
+            *gpa = places[i].window_gpa;
+            return true;
+        }
+    return false;
 }
 
 uint64_t loader_end_of_images(const struct boot_plan *plan)

@@ -101,6 +101,9 @@ int loader_copy_image(struct guest_memory *mem, struct boot_plan *plan, const ch
 int loader_alloc(const struct guest_memory *mem, struct boot_plan *plan, uint64_t size,
                  uint64_t align, uint64_t floor, uint64_t *gpa, char *err, size_t errlen);
 
+/* Whether cfg gives the machine a display, and where its window (the framebuffer) will be. */
+bool loader_display_window(const struct slate_config *cfg, uint64_t *gpa);
+
 /* The lowest page-aligned address above every image and allocation so far. */
 uint64_t loader_end_of_images(const struct boot_plan *plan);
 

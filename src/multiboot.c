@@ -320,18 +320,13 @@ struct fb_info {
 
 static struct fb_info framebuffer_info(const struct slate_config *cfg, const struct boot_plan *plan)
 {
-    struct device_place places[DEVICE_MAX];
-    char err[128];
-    int n = device_plan(cfg, places, err, sizeof(err));
-    for (int i = 0; i < n; i++) {
-        if (places[i].ops->type != SLATE_DEV_DISPLAY)
-            continue;
-        if (plan->screen.width)
-            return (struct fb_info){true, places[i].window_gpa, plan->screen.width * 4,
-                                    plan->screen.width, plan->screen.height, 32, FB_TYPE_RGB};
-        return (struct fb_info){true, 0xB8000, 160, 80, 25, 16, FB_TYPE_EGA_TEXT};
-    }
-    return (struct fb_info){0};
+    uint64_t window;
+    if (!loader_display_window(cfg, &window))
+        return (struct fb_info){0};
+    if (plan->screen.width)
+        return (struct fb_info){true, window, plan->screen.width * 4, plan->screen.width,
+                                plan->screen.height, 32, FB_TYPE_RGB};
+    return (struct fb_info){true, 0xB8000, 160, 80, 25, 16, FB_TYPE_EGA_TEXT};
 }
 
 /* mem_lower and mem_upper, in KiB: below 640 KiB, and from 1 MiB to the first hole. */
