@@ -23,8 +23,6 @@
 #define PAGE_1G 0x40000000ULL
 #define DEFAULT_STACK 0x10000ULL
 #define MAX_STACK (16ULL << 20)
-#define FB_DEFAULT_W 1024
-#define FB_DEFAULT_H 768
 
 #define PTE_P (1ULL << 0)
 #define PTE_W (1ULL << 1)
@@ -487,8 +485,8 @@ static void place_framebuffer(struct build *b)
 {
     if (!b->req.at[REQ_FRAMEBUFFER] || !loader_display_window(b->cfg, &b->fb_gpa))
         return;
-    b->plan->screen.width = FB_DEFAULT_W, b->plan->screen.height = FB_DEFAULT_H;
-    b->fb_size = (uint64_t)FB_DEFAULT_W * FB_DEFAULT_H * 4;
+    b->plan->screen.width = BOOT_FB_DEFAULT_W, b->plan->screen.height = BOOT_FB_DEFAULT_H;
+    b->fb_size = (uint64_t)BOOT_FB_DEFAULT_W * BOOT_FB_DEFAULT_H * 4;
 }
 
 static uint64_t area_size(const struct build *b)

@@ -21,6 +21,11 @@ struct boot_range {
 };
 #define BOOT_DATA_MAX 16
 
+/* The framebuffer a protocol kernel gets when it asks for one without a size (Multiboot) or
+ * cannot give one (Limine). */
+#define BOOT_FB_DEFAULT_W 1024
+#define BOOT_FB_DEFAULT_H 768
+
 /* What the screen shows when the kernel starts (the display device reads it at setup). */
 struct boot_screen {
     uint32_t width, height; /* graphics mode at these sizes; 0: text mode */

@@ -62,8 +62,6 @@ enum {
 
 #define FB_TYPE_RGB 1
 #define FB_TYPE_EGA_TEXT 2
-#define FB_DEFAULT_W 1024
-#define FB_DEFAULT_H 768
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -142,8 +140,8 @@ static int load_elf_kernel(struct guest_memory *mem, const char *name, const uin
 /* A requested mode: graphics at width x height (0: slate's default), clamped to the display's. */
 static void want_graphics(struct boot_plan *plan, uint32_t width, uint32_t height)
 {
-    plan->screen.width = width ? width : FB_DEFAULT_W;
-    plan->screen.height = height ? height : FB_DEFAULT_H;
+    plan->screen.width = width ? width : BOOT_FB_DEFAULT_W;
+    plan->screen.height = height ? height : BOOT_FB_DEFAULT_H;
     if (plan->screen.width > DISPLAY_MAX_W)
         plan->screen.width = DISPLAY_MAX_W;
     if (plan->screen.height > DISPLAY_MAX_H)
