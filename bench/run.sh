@@ -125,12 +125,15 @@ printf '%-44s %10s %10s %9s\n' "debugging" "off" "on" "ratio"
 trace_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace io --trace-file /dev/null "$HCALL")
 stats_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --stats "$HCALL")
 exc_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace exc "$HCALL")
+noflight_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --flight 0 "$HCALL")
 trace_call=$(us_per_call "$trace_hc" "$slate_boot")
 stats_call=$(us_per_call "$stats_hc" "$slate_boot")
 exc_call=$(us_per_call "$exc_hc" "$slate_boot")
+noflight_call=$(us_per_call "$noflight_hc" "$slate_boot")
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --trace io (to /dev/null)" "$slate_call" "$trace_call" "$(ratio "$trace_call" "$slate_call")"
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --stats" "$slate_call" "$stats_call" "$(ratio "$stats_call" "$slate_call")"
 printf '%-44s %8s us %8s us %9s\n' "exit cost, --trace exc (IDT checked per exit)" "$slate_call" "$exc_call" "$(ratio "$exc_call" "$slate_call")"
+printf '%-44s %8s us %8s us %9s   (goal <= 1.02x)\n' "exit cost, flight recorder (--flight 0 vs 32)" "$noflight_call" "$slate_call" "$(ratio "$slate_call" "$noflight_call")"
 # The profiler's cost: a CPU-bound guest loop with and without sampling at 997 Hz.
 work_plain=$(median_ms "$HCALL_RUNS" "$SLATE" --append work=200000 "$GUESTS/profile.elf")
 work_prof=$(median_ms "$HCALL_RUNS" "$SLATE" --profile "$TMP/bench.folded" --append work=200000 "$GUESTS/profile.elf")

@@ -1,6 +1,6 @@
-/* flight.h - the flight recorder: the machine's last FLIGHT_EVENTS port, MMIO, hypercall and
- * interrupt events, kept in memory at the cost of a few stores per exit and printed only in a
- * crash or hang report (and --report's JSON). */
+/* flight.h - the flight recorder: the machine's last N port, MMIO, hypercall, interrupt and
+ * exception events (--flight N, default FLIGHT_EVENTS), kept in memory at the cost of a few
+ * stores per exit and printed only in a crash or hang report (and --report's JSON). */
 #ifndef SLATE_FLIGHT_H
 #define SLATE_FLIGHT_H
 
@@ -9,7 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define FLIGHT_EVENTS 32
+#define FLIGHT_EVENTS 32      /* the default size */
+#define FLIGHT_EVENTS_MAX 4096 /* the largest --flight */
 
 enum flight_kind { FLIGHT_IN, FLIGHT_OUT, FLIGHT_MMIO_READ, FLIGHT_MMIO_WRITE, FLIGHT_HYPERCALL, FLIGHT_IRQ,
                    FLIGHT_EXCEPTION };
@@ -25,9 +26,14 @@ struct flight_event {
 };
 
 struct flight_recorder {
-    _Atomic uint64_t next; /* events recorded so far; slot next % FLIGHT_EVENTS is the oldest */
-    struct flight_event events[FLIGHT_EVENTS];
+    _Atomic uint64_t next;        /* events recorded so far; slot next % size is the oldest */
+    unsigned size;                /* 0: the recorder is off */
+    struct flight_event *events;  /* size slots */
 };
+
+/* A recorder of size events (0 turns it off); false when out of memory. */
+bool flight_init(struct flight_recorder *fr, unsigned size);
+void flight_free(struct flight_recorder *fr);
 
 /* Any thread. Events from several CPUs interleave; a report is read while the machine is held,
  * so no event is half-written then. */

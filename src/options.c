@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "device.h"
+#include "flight.h"
 #include "log.h"
 #include "profile.h"
 
@@ -49,6 +50,8 @@ static const char help_head[] =
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"
     "  --dump-dir DIR         where monitor commands (screendump) may write files; without it\n"
     "                         they write none\n"
+    "  --flight N             keep the last N events (0 to 4096; default 32; 0: off) for\n"
+    "                         crash and hang reports (the flight recorder)\n"
     "  --report PATH.json     write how the machine ended (status, reason, CPUs, the last\n"
     "                         events) as JSON, for CI\n"
     "  --on-crash pause|exit  pause: keep a crashed machine stopped for gdb and the monitor\n"
@@ -105,6 +108,7 @@ enum {
     OPT_SYMBOLS,
     OPT_EXIT_PORT,
     OPT_BOOT,
+    OPT_FLIGHT,
 };
 
 static const struct option core_options[] = {
@@ -130,6 +134,7 @@ static const struct option core_options[] = {
     {"symbols", required_argument, NULL, OPT_SYMBOLS},
     {"exit-port", required_argument, NULL, OPT_EXIT_PORT},
     {"boot", required_argument, NULL, OPT_BOOT},
+    {"flight", required_argument, NULL, OPT_FLIGHT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {"memory", required_argument, NULL, 'm'},
@@ -319,6 +324,14 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
         cfg->exit_port = (int)port;
         return 0;
     }
+    case OPT_FLIGHT: {
+        uint64_t events;
+        if (parse_uint(arg, &events) || events > FLIGHT_EVENTS_MAX)
+            return error_text(err, errlen, "--flight %s: expected a number of events from 0 to %d", arg,
+                              FLIGHT_EVENTS_MAX);
+        cfg->flight_events = (unsigned)events;
+        return 0;
+    }
     case OPT_PROFILE:
         return profile_parse(arg, cfg->profile_path, sizeof(cfg->profile_path), &cfg->profile_hz,
                              &cfg->profile_paused, err, errlen);
@@ -345,6 +358,7 @@ static void config_defaults(struct slate_config *cfg)
         .entry = ENTRY_DEFAULT,
         .serial = SERIAL_STDIO,
         .exit_port = -1,
+        .flight_events = FLIGHT_EVENTS,
     };
 }
 

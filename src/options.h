@@ -90,6 +90,7 @@ struct slate_config {
     const char *dump_core;  /* --dump-core: an ELF core file of a machine that crashed */
     char profile_path[LOAD_PATH_MAX]; /* --profile: folded stacks or an SVG ("" without) */
     const char *symbols;    /* --symbols: the ELF with the kernel's symbols (a flat binary has none) */
+    unsigned flight_events; /* --flight: the flight recorder's size; 0 turns it off */
     int exit_port;          /* --exit-port: QEMU's isa-debug-exit at this port; -1 without */
     unsigned profile_hz;
     bool profile_paused;

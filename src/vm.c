@@ -619,6 +619,11 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     pthread_mutex_init(&vm->pause_lock, NULL);
     pthread_mutex_init(&vm->inputs.lock, NULL);
     pthread_cond_init(&vm->pause_cond, NULL);
+    if (!flight_init(&vm->flight, cfg->flight_events)) {
+        log_error("out of memory");
+        vm_destroy(vm);
+        return -1;
+    }
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
         vm_setup_devices(vm) || (vm->plan.protocol != BOOT_NATIVE && com1_register(vm)) ||
@@ -786,5 +791,6 @@ void vm_destroy(struct vm *vm)
     pthread_mutex_destroy(&vm->pause_lock);
     pthread_mutex_destroy(&vm->inputs.lock);
     pthread_cond_destroy(&vm->pause_cond);
+    flight_free(&vm->flight);
     free(vm);
 }

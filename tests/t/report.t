@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # --report PATH.json (read back with a JSON parser) and --on-crash pause.
 . "$(dirname "$0")/../lib.sh"
-plan 14
+plan 18
 FAULTS=$GUEST/faults.elf
 json() { # FILE PERL-EXPRESSION ($r is the decoded report)
     perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or die "$ARGV[0]: $!\n"; my $r = decode_json(<$f>);
@@ -13,7 +13,9 @@ run_slate --report "$TMP/no/such/dir/r.json" "$GUEST/power.elf"
 has "$RC $ERR" '^125 slate: --report .*no/such/dir/r.json' "an unwritable --report path is refused before the machine starts (125)"
 run_slate --on-crash maybe "$GUEST/power.elf"
 has "$RC $ERR" "^125 slate: --on-crash maybe: expected pause or exit" "a bad --on-crash is refused (125)"
-skip_without_kvm 14
+run_slate --flight 5000 "$GUEST/power.elf"
+has "$RC $ERR" "^125 slate: --flight 5000: expected a number of events from 0 to 4096" "a --flight past 4096 is refused (125)"
+skip_without_kvm 17
 
 run_slate --report "$TMP/crash.json" --append ist0 "$FAULTS"
 is "$RC/$(json "$TMP/crash.json" '$r->{status}')" "126/126" "a crash: the report's status is slate's (126)"
@@ -22,6 +24,14 @@ has "$(json "$TMP/crash.json" '$r->{why}')" 'its stack \(IST1\) is 0 -> triple f
 has "$(json "$TMP/crash.json" '$r->{cpus}[0]{where}')" '^kmain\+0x[0-9a-f]+ \(tests/guest/faults.c:[0-9]+\)$' "each CPU's RIP, named"
 is "$(json "$TMP/crash.json" '$r->{cpus}[0]{rsp}')" "0x7000000000" "its registers, as 0x strings"
 has "$(json "$TMP/crash.json" 'join ",", map { $_->{kind} } @{$r->{events}}')" 'hypercall' "the flight recorder's last events"
+run_slate --report "$TMP/many.json" "$GUEST/hypercalls.elf"
+is "$RC/$(json "$TMP/many.json" 'scalar @{$r->{events}}')" "42/32" "the last 32 events by default"
+run_slate --flight 3 --report "$TMP/many3.json" "$GUEST/hypercalls.elf"
+is "$(json "$TMP/many3.json" 'join ",", map { $_->{kind} } @{$r->{events}}')" "hypercall,hypercall,hypercall" \
+    "--flight 3 keeps the last 3"
+run_slate --flight 0 --report "$TMP/crash0.json" --append ist0 "$FAULTS"
+is "$RC/$(json "$TMP/crash0.json" 'scalar @{$r->{events}}')/$(grep -c 'flight recorder' <<<"$ERR")" "126/0/0" \
+    "--flight 0 turns the recorder off: no events, and the crash is still reported"
 
 run_slate --report "$TMP/hang.json" --timeout 0.5 --append spin "$FAULTS"
 is "$(json "$TMP/hang.json" '"$r->{status} $r->{reason}"')" "124 --timeout expired" "a hang: status 124, and why"
