@@ -3,8 +3,19 @@
 #ifndef SLATE_DISASM_H
 #define SLATE_DISASM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* A memory operand: segment:[base + index * scale + disp], registers named as in assembly
+ * ("rax", "r8d", "eip"; "" when absent). */
+struct disasm_mem {
+    char segment[4], base[8], index[8];
+    int scale;
+    int64_t disp;
+    uint8_t size; /* bytes */
+    bool read, write;
+};
 
 struct disasm_insn {
     uint64_t address;
@@ -12,6 +23,8 @@ struct disasm_insn {
     uint8_t bytes[16];
     char mnemonic[32];
     char operands[160];
+    uint8_t mem_count;        /* explicit memory operands (not a push's or call's stack) */
+    struct disasm_mem mem[2];
 };
 
 struct disasm_module {

@@ -12,6 +12,7 @@
 
 #define PTE_P 1ULL
 #define PTE_W 2ULL
+#define PTE_U 4ULL
 #define PTE_PS (1ULL << 7)
 #define PTE_NX (1ULL << 63)
 #define PTE_ADDR 0x000FFFFFFFFFF000ULL
@@ -43,13 +44,13 @@ const char *explain_vector_name(unsigned vector, char *buf, size_t len)
  * (taken as identity, so only long-mode kernels get the page checks). */
 struct page {
     uint64_t pa;
-    bool writable, executable;
+    bool writable, executable, user;
 };
 
 static bool translate(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t va,
                       struct page *p)
 {
-    *p = (struct page){va, true, true};
+    *p = (struct page){va, true, true, true};
     if (!(s->cr0 & X86_CR0_PG) || !(s->efer & X86_EFER_LMA))
         return true;
     bool nx_on = s->efer & (1ULL << 11);
@@ -60,6 +61,7 @@ static bool translate(const struct explain_memory *mem, const struct kvm_sregs *
         if (!mem->read(mem->ctx, table + index * 8, &e, 8) || !(e & PTE_P))
             return false;
         p->writable &= (e & PTE_W) != 0;
+        p->user &= (e & PTE_U) != 0;
         p->executable &= !(nx_on && (e & PTE_NX));
         if ((level == 1 || level == 2) && (e & PTE_PS)) {
             uint64_t size = level == 1 ? 1ULL << 30 : 1ULL << 21;
@@ -170,6 +172,22 @@ bool explain_delivery(const struct explain_memory *mem, const struct kvm_sregs *
         return fail(why, whylen, "IDT[%u] is not present", vector);
     snprintf(why, whylen, "delivered through a 32-bit gate");
     return true;
+}
+
+bool explain_page_fault(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t va, bool write,
+                        char *why, size_t whylen)
+{
+    struct page p;
+    bool user = (s->cs.selector & 3) == 3;
+    if (!(s->cr0 & X86_CR0_PG) || !(s->efer & X86_EFER_LMA))
+        return false; /* (only long-mode paging is walked) */
+    if (!translate(mem, s, va, &p))
+        return !fail(why, whylen, "not mapped");
+    if (user && !p.user)
+        return !fail(why, whylen, "a supervisor page");
+    if (write && !p.writable && (user || (s->cr0 & (1ULL << 16)))) /* CR0.WP */
+        return !fail(why, whylen, "read-only");
+    return false;
 }
 
 void explain_triple_fault(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,

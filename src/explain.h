@@ -29,6 +29,11 @@ bool explain_delivery(const struct explain_memory *mem, const struct kvm_sregs *
 void explain_triple_fault(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,
                           int first, char *out, size_t outlen);
 
+/* Whether a CPU in state s page-faults when it reads (or writes) linear address va: true with
+ * why ("not mapped", "read-only", "a supervisor page"). Long-mode paging only. */
+bool explain_page_fault(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t va, bool write,
+                        char *why, size_t whylen);
+
 /* "#PF", "#GP", ... or "vector 40". */
 const char *explain_vector_name(unsigned vector, char *buf, size_t len);
 

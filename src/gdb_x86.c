@@ -135,6 +135,7 @@ bool gdb_set_register(struct vcpu *cpu, int n, uint64_t v)
         regs.rflags = (regs.rflags & ~0xFFFFFFFFULL) | (v & 0xFFFFFFFF) | 2;
     else
         *gpr(&regs, n) = v;
+    cpu->resume.valid = false; /* a replay from before this write would not be this CPU's path */
     return ioctl(cpu->fd, KVM_SET_REGS, &regs) == 0;
 }
 

@@ -7,6 +7,7 @@
 #include "exctrace.h"
 #include "explain.h"
 #include "module.h"
+#include "replay.h"
 
 #include "vm.h"
 
@@ -215,49 +216,129 @@ static bool read_guest(void *ctx, uint64_t gpa, void *buf, size_t len)
     return p != NULL;
 }
 
+/* A memory access of the instruction at RIP that page-faults. */
+struct faulting_access {
+    uint64_t addr;
+    bool write;
+    char insn[32]; /* its mnemonic */
+    char why[48];  /* "not mapped", "read-only", "a supervisor page" */
+};
+
+/* Register `name` ("rax", "r8d", "eip") of r; RIP-relative addresses count from next_rip. */
+static bool reg_value(const struct kvm_regs *r, const char *name, uint64_t next_rip, uint64_t *v)
+{
+    static const struct { const char *name[3]; size_t off; } gprs[] = {
+        {{"rax", "eax", "ax"}, offsetof(struct kvm_regs, rax)}, {{"rbx", "ebx", "bx"}, offsetof(struct kvm_regs, rbx)},
+        {{"rcx", "ecx", "cx"}, offsetof(struct kvm_regs, rcx)}, {{"rdx", "edx", "dx"}, offsetof(struct kvm_regs, rdx)},
+        {{"rsi", "esi", "si"}, offsetof(struct kvm_regs, rsi)}, {{"rdi", "edi", "di"}, offsetof(struct kvm_regs, rdi)},
+        {{"rsp", "esp", "sp"}, offsetof(struct kvm_regs, rsp)}, {{"rbp", "ebp", "bp"}, offsetof(struct kvm_regs, rbp)},
+        {{"r8", "r8d", "r8w"}, offsetof(struct kvm_regs, r8)},  {{"r9", "r9d", "r9w"}, offsetof(struct kvm_regs, r9)},
+        {{"r10", "r10d", "r10w"}, offsetof(struct kvm_regs, r10)}, {{"r11", "r11d", "r11w"}, offsetof(struct kvm_regs, r11)},
+        {{"r12", "r12d", "r12w"}, offsetof(struct kvm_regs, r12)}, {{"r13", "r13d", "r13w"}, offsetof(struct kvm_regs, r13)},
+        {{"r14", "r14d", "r14w"}, offsetof(struct kvm_regs, r14)}, {{"r15", "r15d", "r15w"}, offsetof(struct kvm_regs, r15)},
+    };
+    static const uint64_t masks[3] = {~0ULL, 0xFFFFFFFFULL, 0xFFFFULL};
+    if (!strcmp(name, "rip") || !strcmp(name, "eip")) {
+        *v = next_rip;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof(gprs) / sizeof(gprs[0]); i++)
+        for (int w = 0; w < 3; w++)
+            if (!strcmp(name, gprs[i].name[w])) {
+                uint64_t full;
+                memcpy(&full, (const char *)r + gprs[i].off, sizeof(full));
+                *v = full & masks[w];
+                return true;
+            }
+    return false;
+}
+
+/* Whether the instruction at RIP (a long-mode kernel's) reads or writes memory that is not
+ * mapped, or not writable: the page fault it raises, and where. Its explicit memory operands
+ * are decoded with capstone; a push or call writes below RSP, a pop or ret reads at RSP. */
+static bool find_faulting_access(struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
+                                 struct faulting_access *fa)
+{
+    uint8_t code[16];
+    if (!in_long_mode(s) || !(s->cr0 & X86_CR0_PG))
+        return false;
+    size_t len = vcpu_read_virtual(cpu, r->rip, code, sizeof(code));
+    const struct disasm_module *dis =
+        len ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
+    struct disasm_insn insn;
+    if (!dis || dis->decode(code, len, r->rip, 64, &insn, 1) != 1)
+        return false;
+    struct { uint64_t addr; bool write; } access[4];
+    unsigned n = 0;
+    for (unsigned i = 0; i < insn.mem_count; i++) {
+        const struct disasm_mem *m = &insn.mem[i];
+        uint64_t base = 0, index = 0, next = r->rip + insn.size;
+        if ((*m->base && !reg_value(r, m->base, next, &base)) || (*m->index && !reg_value(r, m->index, next, &index)))
+            continue;
+        uint64_t seg = !strcmp(m->segment, "fs") ? s->fs.base : !strcmp(m->segment, "gs") ? s->gs.base : 0;
+        access[n].addr = seg + base + index * (uint64_t)m->scale + (uint64_t)m->disp;
+        access[n++].write = m->write;
+    }
+    if (!strncmp(insn.mnemonic, "push", 4) || !strcmp(insn.mnemonic, "call"))
+        access[n].addr = r->rsp - 8, access[n++].write = true;
+    else if (!strncmp(insn.mnemonic, "pop", 3) || !strcmp(insn.mnemonic, "ret"))
+        access[n].addr = r->rsp, access[n++].write = false;
+    struct explain_memory mem = {read_guest, &cpu->vm->mem};
+    for (unsigned i = 0; i < n; i++)
+        if (explain_page_fault(&mem, s, access[i].addr, access[i].write, fa->why, sizeof(fa->why))) {
+            fa->addr = access[i].addr;
+            fa->write = access[i].write;
+            snprintf(fa->insn, sizeof(fa->insn), "%s", insn.mnemonic);
+            return true;
+        }
+    return false;
+}
+
+/* How the report knows which exception came first. */
+enum first_basis { FIRST_UNKNOWN, FIRST_TRACED, FIRST_INSTRUCTION, FIRST_ACCESS, FIRST_CR2 };
+
 /* The exception the CPU most likely raised first, from the instruction at RIP (a fault leaves
- * RIP on it): int3, int n, ud2; else a page fault when CR2 is set. -1 when there is no telling.
- * *sure says whether it is more than a guess. */
-static int first_exception(struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s, bool *sure)
+ * RIP on it): int3, int n, ud2, or a memory access that page-faults; else a page fault when CR2
+ * is set (a guess). -1 when there is no telling. */
+static int first_exception(struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
+                           const struct faulting_access *fa, enum first_basis *basis)
 {
     uint8_t code[2] = {0};
     size_t got = vcpu_read_virtual(cpu, linear_rip(r, s), code, 2);
-    *sure = true;
+    *basis = FIRST_INSTRUCTION;
     if (got >= 1 && code[0] == 0xCC)
         return 3;
     if (got == 2 && code[0] == 0xCD)
         return code[1];
     if (got == 2 && code[0] == 0x0F && code[1] == 0x0B)
         return 6;
-    *sure = false;
-    return s->cr2 ? 14 : -1;
+    *basis = fa ? FIRST_ACCESS : s->cr2 ? FIRST_CR2 : FIRST_UNKNOWN;
+    return *basis == FIRST_UNKNOWN ? -1 : 14;
 }
 
-/* KVM on AMD resets a CPU that triple-faults before user space sees the exit (Linux's svm.c,
- * shutdown_interception): what is left is the state after RESET. */
-static bool is_reset_state(const struct kvm_regs *r, const struct kvm_sregs *s)
-{
-    return r->rip == 0xFFF0 && s->cs.selector == 0xF000 && !(s->cr0 & X86_CR0_PE);
-}
-
-/* Why the CPU could not go on: the exception delivery that failed, step by step. */
+/* Why the CPU could not go on: the exception delivery that failed, step by step. `stale` says
+ * the state is from the CPU's last exit before the fault, not from the fault itself; fa is the
+ * instruction's faulting access, if it has one. */
 static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
-                      const char *reason)
+                      const char *reason, bool stale, const struct faulting_access *fa)
 {
     bool triple = strstr(reason, "triple fault") != NULL;
     if (!triple && !strstr(reason, "internal error"))
         return; /* a --strict stop or an entry failure: nothing was being delivered */
-    if (is_reset_state(r, s)) {
-        fprintf(out, "  note: KVM reset this CPU before slate saw the %s (KVM on AMD does): the state "
-                     "below is the CPU after RESET, not at the crash\n", triple ? "triple fault" : "failure");
+    if (vcpu_is_reset_state(r, s)) {
+        fprintf(out, "  note: KVM reset this CPU before slate saw the %s (KVM on AMD does), and it "
+                     "made no exit before: the state below is the CPU after RESET, not at the crash\n",
+                triple ? "triple fault" : "failure");
         return;
     }
     struct explain_memory mem = {read_guest, &cpu->vm->mem};
     char why[160], chain[512], name[24];
-    bool sure = true;
+    enum first_basis basis = FIRST_TRACED;
     int first = exc_trace_last_vector(cpu->vm, cpu->index); /* --trace exc saw it */
     if (first < 0)
-        first = first_exception(cpu, r, s, &sure);
+        basis = FIRST_UNKNOWN;
+    if (first < 0 && !stale)
+        first = first_exception(cpu, r, s, fa, &basis);
     /* An internal error is a triple fault when no exception could be delivered (nested KVM
      * reports it so); anything else is not for the explainer. */
     if (!triple && explain_delivery(&mem, s, r->rsp, 8, why, sizeof(why)))
@@ -265,8 +346,14 @@ static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, con
     explain_triple_fault(&mem, s, r->rsp, first, chain, sizeof(chain));
     fprintf(out, "  why: %s\n", chain);
     snprintf(cpu->vm->crash_why, sizeof(cpu->vm->crash_why), "%s", chain);
-    if (first >= 0 && !sure)
+    if (basis == FIRST_ACCESS)
+        fprintf(out, "       (#PF: %s %s %#" PRIx64 ", which is %s)\n", fa->insn, fa->write ? "writes" : "reads",
+                fa->addr, fa->why);
+    else if (basis == FIRST_CR2)
         fprintf(out, "       (%s is a guess from CR2)\n", explain_vector_name((unsigned)first, name, sizeof(name)));
+    else if (first < 0 && stale)
+        fprintf(out, "       (with the IDT, GDT and stack of the last exit; which exception came first "
+                     "is not known: --trace exc records it)\n");
     else if (first < 0)
         fprintf(out, "       (which exception came first is not known)\n");
 }
@@ -325,19 +412,33 @@ void crash_report(struct vcpu *cpu, const char *reason)
         fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
         return;
     }
+    bool stale = cpu->crash_state == CRASH_STATE_RESUMED;
+    const char *from = cpu->resume.entry ? "its start" : "its last exit";
+    if (cpu->crash_state == CRASH_STATE_REPLAYED)
+        fprintf(out, "  note: KVM reset this CPU at the fault (KVM on AMD does); slate replayed it from %s,\n"
+                     "        %u instructions by single steps, to the instruction that faulted\n",
+                from, cpu->crash_steps);
+    else if (stale)
+        fprintf(out, "  note: KVM reset this CPU at the fault (KVM on AMD does), and a replay from %s did\n"
+                     "        not reach it in %d steps: what follows is the CPU there, %.3f ms before the crash\n",
+                from, REPLAY_MAX_STEPS, (double)cpu->crash_after_ns / 1e6);
     struct symbols *syms = symbols_open(config_symbols(cpu->vm->cfg));
     uint64_t rip = linear_rip(&regs, &sregs);
     char where[256];
     if (*symbols_describe(syms, rip, where, sizeof(where)))
-        fprintf(out, "  at %s\n", where);
+        fprintf(out, "  %s %s\n", stale ? "last exit at" : "at", where);
     print_events(out, cpu);
-    print_why(out, cpu, &regs, &sregs, reason);
+    struct faulting_access access;
+    bool faulting = !stale && find_faulting_access(cpu, &regs, &sregs, &access);
+    print_why(out, cpu, &regs, &sregs, reason, stale, faulting ? &access : NULL);
     print_regs(out, &regs);
     print_sregs(out, &sregs);
     print_code(out, cpu, &regs, &sregs, syms);
     inspect_page_walk(out, cpu, &sregs, "rip", rip);
     inspect_page_walk(out, cpu, &sregs, "rsp", regs.rsp);
-    if (sregs.cr2)
+    if (faulting)
+        inspect_page_walk(out, cpu, &sregs, "access", access.addr);
+    if (sregs.cr2 && !(faulting && sregs.cr2 == access.addr))
         inspect_page_walk(out, cpu, &sregs, "cr2", sregs.cr2);
     print_stack_calls(out, cpu, &regs, &sregs, syms);
     exc_trace_history(cpu->vm, out);

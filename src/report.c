@@ -72,6 +72,10 @@ static void write_cpu(FILE *f, struct vcpu *cpu, struct symbols *syms)
     char where[256];
     fputs(", \"state\": ", f);
     json_string(f, !atomic_load(&cpu->started) ? "never started" : mp.mp_state == KVM_MP_STATE_HALTED ? "halted" : "running");
+    if (cpu->crash_state != CRASH_STATE_KVM) { /* KVM on AMD reset it at the triple fault */
+        fputs(", \"recovered\": ", f);
+        json_string(f, cpu->crash_state == CRASH_STATE_REPLAYED ? "replayed" : "last exit");
+    }
     fputs(", \"mode\": ", f);
     json_string(f, !(s.cr0 & X86_CR0_PE) ? "real" : lm ? "long" : "protected");
     fprintf(f, ", \"interrupts\": %s, \"rip\": ", r.rflags & (1u << 9) ? "true" : "false");

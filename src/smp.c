@@ -6,6 +6,7 @@
  * run can be targets, so a waiting caller never waits on a CPU that is itself waiting. */
 #include "vm.h"
 
+#include "replay.h"
 #include "x86.h"
 
 #include <errno.h>
@@ -107,6 +108,8 @@ static int64_t apply_start(struct vcpu *cpu, const struct start_request *req)
     }
     /* KVM_SET_REGS bypasses kvm_run's copy; make sure the next KVM_RUN does not restore it. */
     cpu->run->kvm_dirty_regs = 0;
+    if (cpu->vm->shutdown_resets)
+        replay_set_resume_point(cpu, &regs, &sregs); /* a crash before its first exit replays from here */
     atomic_store(&cpu->started, true);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "inspect.h"
 #include "x86.h"
 #include "profile.h"
+#include "replay.h"
 
 #include "exits.h"
 
@@ -92,6 +93,8 @@ static void vcpu_crash(struct vcpu *cpu, const char *what)
     pthread_mutex_unlock(&vm->pause_lock);
     if (!first)
         return;
+    if (vm->shutdown_resets)
+        replay_recover_crash(cpu);
     crash_report(cpu, what);
     if (!vm->cfg->on_crash_pause) {
         vm_request_stop(vm, EXIT_CRASH);
@@ -158,6 +161,11 @@ static bool vcpu_handle_exit(struct vcpu *cpu)
     return false;
 }
 
+bool vcpu_is_reset_state(const struct kvm_regs *regs, const struct kvm_sregs *sregs)
+{
+    return regs->rip == 0xFFF0 && sregs->cs.selector == 0xF000 && !(sregs->cr0 & X86_CR0_PE);
+}
+
 void *vcpu_thread(void *arg)
 {
     struct vcpu *cpu = arg;
@@ -167,6 +175,8 @@ void *vcpu_thread(void *arg)
     sigaddset(&kick, SIGUSR1);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
     vcpu_thread_init(cpu);
+    if (vm->shutdown_resets)
+        replay_keep_entry_point(cpu);
     while (!atomic_load(&vm->stopping)) {
         vcpu_service_requests(cpu);
         if (atomic_load(&vm->stopping))
@@ -190,6 +200,8 @@ void *vcpu_thread(void *arg)
             vcpu_count_exit(cpu, started);
         if (!go_on)
             break;
+        if (vm->shutdown_resets)
+            replay_keep_resume_point(cpu);
         if (vm->exc_vectors)
             exc_trace_check(cpu); /* the IDT may have moved since the last exit */
     }

@@ -14,7 +14,27 @@
 struct vm;
 
 /* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
-enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_OWNERS };
+enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_REPLAY, DEBUG_OWNERS };
+
+/* Where a CPU resumed after an exit: its registers as slate handed them back to KVM, and the
+ * input the resumed instruction (an IN or an MMIO read, completed by that KVM_RUN) received. */
+struct vcpu_snapshot {
+    bool valid;
+    bool entry; /* set without an exit: the entry state or a start request */
+    int64_t ns; /* CLOCK_MONOTONIC */
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    uint32_t exit_reason;
+    uint32_t input_len;
+    uint8_t input[64];
+};
+
+/* Where a crashed CPU's registers in reports come from. */
+enum crash_state {
+    CRASH_STATE_KVM,      /* KVM's, at the crash */
+    CRASH_STATE_REPLAYED, /* KVM reset the CPU; slate replayed it to the faulting instruction */
+    CRASH_STATE_RESUMED,  /* KVM reset the CPU and no replay reached the fault: its last exit */
+};
 
 /* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
  * wait for KVM_RUN to return, so only the owner can change its registers promptly). */
@@ -63,6 +83,12 @@ struct vcpu {
     struct exc_record exc_last;
     unsigned exc_repeats;
     _Atomic bool sample_requested; /* --profile: record a sample at the next exit */
+    /* Where KVM resets a CPU on a triple fault before user space sees it (vm->shutdown_resets):
+     * where it last resumed, to replay from (replay.c), and what the crash report shows. */
+    struct vcpu_snapshot resume;
+    enum crash_state crash_state;
+    unsigned crash_steps; /* instructions replayed (CRASH_STATE_REPLAYED) */
+    int64_t crash_after_ns; /* how long after the resume point the crash came */
 };
 
 /* Guest memory at linear addresses, as `cpu` sees it. Each page is translated once: whoever
@@ -80,6 +106,9 @@ size_t vcpu_map_virtual(struct vcpu *cpu, uint64_t gva, size_t len, bool for_wri
 /* Copies up to len bytes from gva; stops at the first page that is unmapped or not memory.
  * Returns the bytes copied. */
 size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len);
+
+/* The state x86 defines after RESET or INIT (CS:IP F000:FFF0, paging and protection off). */
+bool vcpu_is_reset_state(const struct kvm_regs *regs, const struct kvm_sregs *sregs);
 /* Writes len bytes (at most VCPU_WRITE_MAX) at gva, all or nothing: false, having written
  * nothing, if any page is not RAM. */
 #define VCPU_WRITE_MAX 16384

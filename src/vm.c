@@ -240,6 +240,8 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
     /* KVM copies the general registers into kvm_run on every exit, so a hypercall costs no
      * KVM_GET_REGS/KVM_SET_REGS round trip. */
     cpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    if (cpu->vm->shutdown_resets) /* the segments and tables too, for replay_keep_resume_point */
+        cpu->run->kvm_valid_regs |= KVM_SYNC_X86_SREGS;
     return 0;
 }
 
@@ -398,6 +400,8 @@ static int vm_setup_vcpus(struct vm *vm)
     vm->vcpus = calloc(vm->cfg->smp, sizeof(*vm->vcpus));
     if (!vm->cpuid || !vm->vcpus)
         return -1;
+    vm->replay_forced = getenv("SLATE_TEST_CRASH_REPLAY") != NULL;
+    vm->shutdown_resets = access("/sys/module/kvm_amd", F_OK) == 0 || vm->replay_forced;
     for (unsigned i = 0; i < vm->cfg->smp; i++, vm->vcpu_count++)
         if (vcpu_create(vm, &vm->vcpus[i], i))
             return -1;

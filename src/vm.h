@@ -61,6 +61,11 @@ struct vm {
     uint64_t tsc_khz;
     _Atomic uint64_t routing_updates; /* KVM_SET_GSI_ROUTING calls, for --stats */
     bool tsc_deadline; /* KVM_CAP_TSC_DEADLINE_TIMER: CPUID.1:ECX[24] is set */
+    /* KVM on AMD (kvm_amd) answers a triple fault by resetting the CPU before the exit reaches
+     * slate (Linux's svm.c, shutdown_interception): each CPU keeps where it resumed, and a crash
+     * is replayed from there (replay.h). */
+    bool shutdown_resets;
+    bool replay_forced; /* SLATE_TEST_CRASH_REPLAY: replay every triple fault (tests, any KVM) */
     /* The monotonic clock's zero: host CLOCK_MONOTONIC, the guest TSC and Unix time, read
      * together before the first instruction. */
     int64_t boot_mono_ns;

@@ -181,6 +181,13 @@ KMAIN kmain(const struct slate_info *info)
     if (str_eq(mode, "exc") || str_eq(mode, "pfloop"))
         exceptions(mode);
     puts_hc("about to fault\n");
+    if (str_eq(mode, "longrun")) { /* far more instructions between its last exit and the fault
+                                      than a crash replay steps through (REPLAY_MAX_STEPS) */
+        for (volatile unsigned i = 0; i < 30000; i = i + 1)
+            ;
+        struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
+        __asm__ volatile("lidt %0; ud2" ::"m"(empty));
+    }
     if (str_eq(mode, "noidt")) {
         struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
         __asm__ volatile("lidt %0; ud2" ::"m"(empty));

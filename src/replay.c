@@ -1,0 +1,146 @@
+/* replay.c - see replay.h. */
+#include "replay.h"
+
+#include "log.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+void replay_keep_resume_point(struct vcpu *cpu)
+{
+    const struct kvm_run *run = cpu->run;
+    struct vcpu_snapshot *p = &cpu->resume;
+    if (!(run->kvm_valid_regs & KVM_SYNC_X86_SREGS))
+        return;
+    p->regs = run->s.regs.regs; /* with what slate changed in it (a hypercall's result) */
+    p->sregs = run->s.regs.sregs;
+    p->exit_reason = run->exit_reason;
+    p->input_len = 0;
+    if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_IN) {
+        uint64_t len = (uint64_t)run->io.size * run->io.count;
+        if (len > sizeof(p->input) || run->io.data_offset > cpu->vm->run_size ||
+            len > cpu->vm->run_size - run->io.data_offset) {
+            p->valid = false; /* a long string input: not kept, so no replay from here */
+            return;
+        }
+        memcpy(p->input, (const uint8_t *)run + run->io.data_offset, len);
+        p->input_len = (uint32_t)len;
+    } else if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write) {
+        memcpy(p->input, run->mmio.data, sizeof(run->mmio.data));
+        p->input_len = sizeof(run->mmio.data);
+    }
+    p->ns = clock_now_ns();
+    p->entry = false;
+    p->valid = true;
+}
+
+void replay_set_resume_point(struct vcpu *cpu, const struct kvm_regs *regs, const struct kvm_sregs *sregs)
+{
+    cpu->resume = (struct vcpu_snapshot){.valid = true, .entry = true, .ns = clock_now_ns(), .regs = *regs,
+                                         .sregs = *sregs};
+}
+
+void replay_keep_entry_point(struct vcpu *cpu)
+{
+    struct kvm_mp_state mp;
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    if (ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_RUNNABLE &&
+        ioctl(cpu->fd, KVM_GET_REGS, &regs) == 0 && ioctl(cpu->fd, KVM_GET_SREGS, &sregs) == 0)
+        replay_set_resume_point(cpu, &regs, &sregs);
+}
+
+/* The instruction the CPU resumed at completes an exit (an IN or MMIO read receives what it
+ * received the first time; an OUT or a write goes nowhere). */
+static void complete_resumed_exit(struct vcpu *cpu)
+{
+    struct kvm_run *run = cpu->run;
+    const struct vcpu_snapshot *p = &cpu->resume;
+    if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_IN &&
+        (uint64_t)run->io.size * run->io.count == p->input_len &&
+        run->io.data_offset <= cpu->vm->run_size - p->input_len)
+        memcpy((uint8_t *)run + run->io.data_offset, p->input, p->input_len);
+    else if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write && p->input_len == sizeof(run->mmio.data))
+        memcpy(run->mmio.data, p->input, sizeof(run->mmio.data));
+}
+
+/* Single-steps from the resume point until the CPU faults again. True when it did: *regs and
+ * *sregs are then the state before the instruction that faulted. */
+static bool replay_to_fault(struct vcpu *cpu, struct kvm_regs *regs, struct kvm_sregs *sregs, unsigned *steps)
+{
+    struct kvm_run *run = cpu->run;
+    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (ioctl(cpu->fd, KVM_SET_MP_STATE, &runnable) < 0 || ioctl(cpu->fd, KVM_SET_SREGS, &cpu->resume.sregs) < 0 ||
+        ioctl(cpu->fd, KVM_SET_REGS, &cpu->resume.regs) < 0)
+        return false;
+    run->kvm_dirty_regs = 0;
+    const struct kvm_guest_debug step = {
+        .control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ};
+    if (vcpu_set_debug(cpu, DEBUG_REPLAY, &step) < 0)
+        return false;
+    *regs = cpu->resume.regs;
+    *sregs = cpu->resume.sregs;
+    *steps = 0;
+    bool at_resume_point = true, faulted = false;
+    for (unsigned budget = REPLAY_MAX_STEPS; budget > 0; budget--) {
+        __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue; /* a kick (it counts against the budget) */
+            break;
+        }
+        uint32_t reason = run->exit_reason;
+        if (reason == KVM_EXIT_DEBUG) {
+            *regs = run->s.regs.regs;
+            *sregs = run->s.regs.sregs;
+            ++*steps;
+            at_resume_point = false;
+        } else if (at_resume_point && (reason == KVM_EXIT_IO || reason == KVM_EXIT_MMIO)) {
+            complete_resumed_exit(cpu);
+            at_resume_point = false;
+        } else {
+            faulted = reason == KVM_EXIT_SHUTDOWN || reason == KVM_EXIT_INTERNAL_ERROR;
+            break;
+        }
+    }
+    vcpu_set_debug(cpu, DEBUG_REPLAY, NULL);
+    return faulted;
+}
+
+void replay_recover_crash(struct vcpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    struct kvm_run *run = cpu->run;
+    uint32_t reason = run->exit_reason;
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    if (reason != KVM_EXIT_SHUTDOWN && !(vm->replay_forced && reason == KVM_EXIT_INTERNAL_ERROR))
+        return;
+    if (ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0)
+        return;
+    if (!cpu->resume.valid || (!vm->replay_forced && !vcpu_is_reset_state(&regs, &sregs)))
+        return; /* KVM kept the crash's state, or there is nothing to go back to */
+    /* The exit that ended the machine is what the report describes, whatever the replay met. */
+    uint8_t exit[offsetof(struct kvm_run, kvm_valid_regs)];
+    memcpy(exit, run, sizeof(exit));
+    unsigned steps = 0;
+    cpu->crash_after_ns = clock_now_ns() - cpu->resume.ns;
+    bool replayed = replay_to_fault(cpu, &regs, &sregs, &steps);
+    if (!replayed) {
+        regs = cpu->resume.regs;
+        sregs = cpu->resume.sregs;
+    }
+    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (ioctl(cpu->fd, KVM_SET_MP_STATE, &runnable) < 0 || ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0 ||
+        ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0) {
+        log_warn("cpu %u: cannot restore the state before the crash: %s", cpu->index, strerror(errno));
+        return;
+    }
+    run->kvm_dirty_regs = 0;
+    memcpy(run, exit, sizeof(exit));
+    cpu->crash_state = replayed ? CRASH_STATE_REPLAYED : CRASH_STATE_RESUMED;
+    cpu->crash_steps = steps;
+}
