@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -50,6 +51,31 @@ static int highest_vector(const struct kvm_lapic_state *a, unsigned base)
             return i * 32 + 31 - __builtin_clz(bits);
     }
     return -1;
+}
+
+static bool vector_set(const struct kvm_lapic_state *a, unsigned base, unsigned vector)
+{
+    return (apic_reg(a, base + 16 * (vector / 32)) >> (vector % 32)) & 1;
+}
+
+/* Whether the local APIC of the CPU in v keeps `vector` from its handler, and why: an interrupt
+ * of the same or a higher priority class in service, the TPR, or waiting in the IRR while the
+ * CPU has interrupts off. */
+static bool held_back(const struct cpu_view *v, unsigned vector, char *why, size_t len)
+{
+    if (!v->ok || !v->apic_ok)
+        return false;
+    int in_service = highest_vector(&v->apic, APIC_ISR);
+    unsigned tpr = apic_reg(&v->apic, APIC_TPR) & 0xFF;
+    if (in_service >= 0 && (unsigned)in_service >> 4 >= vector >> 4)
+        snprintf(why, len, "behind vector %#x, in service and never EOI'd", in_service);
+    else if (tpr >> 4 >= vector >> 4)
+        snprintf(why, len, "by the TPR (%#x)", tpr);
+    else if (vector_set(&v->apic, APIC_IRR, vector) && !(v->r.rflags & (1u << 9)))
+        snprintf(why, len, "in the IRR: the CPU has interrupts off");
+    else
+        return false;
+    return true;
 }
 
 static bool long_mode(const struct kvm_sregs *s) { return (s->efer & X86_EFER_LMA) && s->cs.l; }
@@ -232,19 +258,36 @@ static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
 }
 
 /* Devices whose interrupt status is still set while their line is enabled: a guest that never
- * acknowledges gets no new interrupt from them (the rule in docs/machine.md). Machine held. */
-static void print_device_diagnoses(FILE *out, struct vm *vm)
+ * acknowledges gets no new interrupt from them (the rule in docs/machine.md) - unless the CPU's
+ * local APIC holds the interrupt back, and then that is what is said. Machine held; views[] are
+ * the first `views` CPUs. */
+static void print_device_diagnoses(FILE *out, struct vm *vm, const struct cpu_view *view, unsigned views)
 {
     for (unsigned d = 0; d < vm->device_count; d++) {
         struct device *dev = &vm->devices[d];
-        bool enabled = false;
-        for (unsigned i = 0; i < dev->ops->irq_count; i++)
-            enabled |= atomic_load(&dev->irq[i].vector) != 0;
+        bool enabled = false, all_held = true;
+        char why[96] = "";
+        unsigned held_vector = 0, held_cpu = 0;
+        for (unsigned i = 0; i < dev->ops->irq_count; i++) {
+            unsigned vector = atomic_load(&dev->irq[i].vector), cpu = atomic_load(&dev->irq[i].cpu);
+            if (!vector)
+                continue;
+            enabled = true;
+            if (cpu < views && held_back(&view[cpu], vector, why, sizeof(why)))
+                held_vector = vector, held_cpu = cpu;
+            else
+                all_held = false;
+        }
         if (!dev->ops->irq_status_reg || !enabled)
             continue;
         struct bus_io io = {.offset = dev->ops->irq_status_reg, .width = 4};
         device_register_io(dev, &io);
-        if ((uint32_t)io.value)
+        if (!(uint32_t)io.value)
+            continue;
+        if (all_held)
+            fprintf(out, "  diagnosis: %s's IRQ_STATUS is %#x: its interrupt (vector %#x) is held back on cpu %u %s\n",
+                    dev->name, (uint32_t)io.value, held_vector, held_cpu, why);
+        else
             fprintf(out, "  diagnosis: %s's IRQ_STATUS is %#x, never acknowledged: it sends no new "
                          "interrupt until the guest writes those bits back\n", dev->name,
                     (uint32_t)io.value);
@@ -259,14 +302,16 @@ void hang_report(struct vm *vm, FILE *out, const char *why)
         symbols_close(syms);
         return;
     }
-    for (unsigned c = 0; c < vm->vcpu_count && c < 64; c++) {
-        struct cpu_view v;
-        read_cpu(&vm->vcpus[c], &v);
-        print_cpu(out, vm, c, &v, syms);
+    unsigned views = vm->vcpu_count < 64 ? vm->vcpu_count : 64;
+    struct cpu_view *view = calloc(views, sizeof(*view));
+    for (unsigned c = 0; view && c < views; c++) {
+        read_cpu(&vm->vcpus[c], &view[c]);
+        print_cpu(out, vm, c, &view[c], syms);
     }
-    if (vm->vcpu_count > 64)
-        fprintf(out, "  (and %u more CPUs)\n", vm->vcpu_count - 64);
-    print_device_diagnoses(out, vm);
+    if (vm->vcpu_count > views)
+        fprintf(out, "  (and %u more CPUs)\n", vm->vcpu_count - views);
+    print_device_diagnoses(out, vm, view, view ? views : 0);
+    free(view);
     exc_trace_history(vm, out);
     inspect_flight(out, vm);
     vm_release(vm, HOLD_REPORT);

@@ -4,7 +4,7 @@
 # local APIC), the diagnosis that applies, and where each CPU spends its time.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 21
+plan 22
 FAULTS=$GUEST/faults.elf
 
 run_slate --timeout 1 --append spin "$FAULTS"
@@ -31,10 +31,13 @@ has "$ERR" "^  cpu [0-9]+: halted, .*\\(slate's park stub: the CPU's entry funct
 run_slate --timeout 1 --append noeoi "$FAULTS"
 if grep -q '^vector 0x40 in service$' <<<"$OUT"; then
     has "$ERR" "^    diagnosis: vector 0x40 is in service and was never EOI'd" "a timer interrupt never EOI'd is named"
+    has "$ERR" "^  diagnosis: timer0's IRQ_STATUS is 0x1: its interrupt \(vector 0x40\) is held back on cpu 0 behind vector 0x40, in service and never EOI'd$" \
+        "the timer's next interrupt, pending behind it, is said to be held back, not blamed on the guest's acknowledge"
 else
     # PVM's local APIC leaves no vector in service even without an EOI (the guest reads its own
     # ISR and says so): the report must not claim one.
     lacks "$ERR" 'in service and was never' "this local APIC keeps no vector in service without an EOI; the report does not invent one"
+    lacks "$ERR" 'is held back' "and no device's interrupt is said to be held back"
 fi
 
 lacks "$ERR" 'never acknowledged' "a device whose interrupt status the guest acknowledges is not blamed"
