@@ -42,10 +42,15 @@ need_kvm() {
 # test_number+1..LAST as skipped (and exits) when /dev/kvm cannot be used.
 skip_without_kvm() {
     kvm_usable && return 0
+    skip_rest "$1" "/dev/kvm is missing or not accessible"
+}
+
+# skip_rest PLANNED REASON: reports the rest of this script's tests as skipped, loudly, and ends it.
+skip_rest() {
     local n=$((test_number + 1)) left=$(($1 - test_number))
-    echo "SKIP: /dev/kvm is missing or not accessible; $left guest tests in $0 did not run" >&2
-    for ((; n <= $1; n++)); do echo "ok $n # SKIP /dev/kvm is missing or not accessible"; done
-    record_skip "$left" "/dev/kvm is missing or not accessible" tests
+    echo "SKIP: $2; $left tests in $0 did not run" >&2
+    for ((; n <= $1; n++)); do echo "ok $n # SKIP $2"; done
+    record_skip "$left" "$2" tests
     exit 0
 }
 

@@ -10,6 +10,11 @@ has "$RC $ERR" "^125 slate: --trace exc=pf\\+nope: 'nope' is not an exception" "
 run_slate --trace exc=de+db+bp+ud+df "$FAULTS"
 has "$RC $ERR" '^125 slate: --trace exc=de\+db\+bp\+ud\+df: at most 4 exceptions' "more than four (the debug registers) is refused"
 skip_without_kvm 11
+# QEMU's emulated SVM (make check-vm) loads DR7 from the VMCB without arming its hardware
+# breakpoints (helper_vmrun assigns env->dr[7]; cpu_x86_update_dr7 is never called), so a nested
+# guest's debug-register breakpoints never fire there: docs/testing.md.
+[ -n "${SLATE_UNDER_EMULATION:-}" ] &&
+    skip_rest 11 "under QEMU's emulated SVM the nested guest's hardware breakpoints never fire"
 
 line() { grep -n "$1" tests/guest/faults.c | head -1 | cut -d: -f1; }
 run_slate --trace exc --append exc "$FAULTS"
