@@ -15,7 +15,7 @@ DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libd
 	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin
 PKG_MODULES := libelf libdw capstone slirp libvncserver libpng sdl2
 # slate itself links only these; the rest belong to modules (src/module.h) loaded when used.
-CORE_PKG_MODULES := libelf libdw slirp libpng
+CORE_PKG_MODULES := libelf libpng
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS ?= -O2 -g
@@ -33,7 +33,8 @@ FONT_OBJ := $(BUILD)/obj/font8x16.o
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(FONT_OBJ)
 LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 # Optional parts as shared objects beside slate (slate-NAME.so), each with its library: a boot
-# without a window, VNC or a disassembly loads none of SDL2, libvncserver or capstone. Tests and
+# without a window, VNC, a disassembly or user networking loads none of SDL2, libvncserver,
+# capstone or libslirp (and GLib). Tests and
 # fuzzers link the same code in directly (LIB_OBJS).
 MODULE_SRC_vnc := src/ui_vnc.c
 MODULE_LIB_vnc := libvncserver
@@ -41,7 +42,11 @@ MODULE_SRC_sdl := src/ui_sdl.c
 MODULE_LIB_sdl := sdl2
 MODULE_SRC_disasm := src/disasm.c
 MODULE_LIB_disasm := capstone
-MODULE_NAMES := vnc sdl disasm
+MODULE_SRC_netuser := src/net_user.c
+MODULE_LIB_netuser := slirp
+MODULE_SRC_symbols := src/symbols_dw.c
+MODULE_LIB_symbols := libdw
+MODULE_NAMES := vnc sdl disasm netuser symbols
 MODULES := $(MODULE_NAMES:%=$(BUILD)/slate-%.so)
 MODULE_OBJS := $(foreach m,$(MODULE_NAMES),$(MODULE_SRC_$(m):src/%.c=$(BUILD)/obj/%.o))
 SLATE_OBJS := $(filter-out $(MODULE_OBJS),$(OBJS))

@@ -3,6 +3,7 @@
  * drains the transmit ring into the backend and fills the receive ring from it. Interrupts are
  * coalesced: raised on a 0 -> 1 edge of IRQ_STATUS, so a burst costs one. */
 #include "device.h"
+#include "module.h"
 #include "net.h"
 
 #include <pthread.h>
@@ -322,12 +323,15 @@ static int net_setup(struct device *dev, unsigned index)
     }
     dev->state = nd;
     const struct net_spec *spec = &cfg->nics[index];
-    static const struct net_backend_ops *const backends[] = {
-        [NET_TAP] = &net_tap_backend, [NET_USER] = &net_user_backend, [NET_SOCKET] = &net_socket_backend};
-    nd->nic = (struct nic){.spec = spec, .backend = backends[spec->kind], .dev = dev,
-                           .limit = RATELIMIT_INIT};
     nd->tx_notify_fd = nd->stop_fd = -1;
     pthread_mutex_init(&nd->lock, NULL);
+    const struct net_backend_ops *backend =
+        spec->kind == NET_TAP ? &net_tap_backend
+        : spec->kind == NET_SOCKET ? &net_socket_backend
+        : module_load("netuser", "net_user_backend", &net_user_backend, "--net user");
+    if (!backend)
+        return -EIO;
+    nd->nic = (struct nic){.spec = spec, .backend = backend, .dev = dev, .limit = RATELIMIT_INIT};
     if (spec->has_mac)
         memcpy(nd->nic.mac, spec->mac, 6);
     else

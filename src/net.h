@@ -38,7 +38,10 @@ struct net_backend_ops {
     void (*close)(struct nic *nic);
 };
 
-extern const struct net_backend_ops net_tap_backend, net_user_backend, net_socket_backend;
+extern const struct net_backend_ops net_tap_backend, net_socket_backend;
+/* In the netuser module (net_user.c, loaded with module_load): libslirp and GLib are loaded only
+ * by a run with --net user. */
+extern const struct net_backend_ops net_user_backend __attribute__((weak));
 
 /* The parts of a NIC the backends use. */
 struct nic {

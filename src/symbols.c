@@ -1,40 +1,30 @@
-/* symbols.c - libdwfl over the kernel ELF, reported as an offline module at its link addresses:
- * guest virtual addresses are the ELF's virtual addresses, whatever the load address. */
+/* symbols.c - see symbols.h: the symbols module (libdw), loaded on the first lookup's behalf. */
 #include "symbols.h"
 
-#include <elfutils/libdwfl.h>
+#include "module.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct symbols {
-    Dwfl *dwfl;
-    Dwfl_Module *module;
-};
-
-static char *debuginfo_path = NULL;
-static const Dwfl_Callbacks offline_callbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = &debuginfo_path,
+    const struct symbols_module *module;
+    void *handle;
 };
 
 struct symbols *symbols_open(const char *path)
 {
-    struct symbols *syms = calloc(1, sizeof(*syms));
-    if (!syms)
+    if (!path)
         return NULL;
-    syms->dwfl = dwfl_begin(&offline_callbacks);
-    if (syms->dwfl) {
-        dwfl_report_begin(syms->dwfl);
-        syms->module = dwfl_report_offline(syms->dwfl, "kernel", path, -1);
-        dwfl_report_end(syms->dwfl, NULL, NULL);
-    }
-    if (!syms->module || dwfl_module_getsymtab(syms->module) <= 0) {
-        symbols_close(syms);
+    const struct symbols_module *m =
+        module_load("symbols", "slate_symbols_module", &slate_symbols_module, "function names");
+    void *handle = m ? m->open(path) : NULL;
+    struct symbols *syms = handle ? malloc(sizeof(*syms)) : NULL;
+    if (!syms) {
+        if (handle)
+            m->close(handle);
         return NULL;
     }
+    *syms = (struct symbols){m, handle};
     return syms;
 }
 
@@ -42,30 +32,14 @@ void symbols_close(struct symbols *syms)
 {
     if (!syms)
         return;
-    if (syms->dwfl)
-        dwfl_end(syms->dwfl);
+    syms->module->close(syms->handle);
     free(syms);
 }
 
 bool symbols_lookup(struct symbols *syms, uint64_t addr, struct symbol_info *out)
 {
     *out = (struct symbol_info){0};
-    if (!syms)
-        return false;
-    GElf_Sym sym;
-    GElf_Off offset;
-    const char *name = dwfl_module_addrinfo(syms->module, addr, &offset, &sym, NULL, NULL, NULL);
-    if (!name || GELF_ST_TYPE(sym.st_info) != STT_FUNC)
-        return false;
-    out->function = name;
-    out->offset = offset;
-    out->function_start = addr - offset;
-    Dwfl_Line *line = dwfl_module_getsrc(syms->module, addr);
-    if (line) {
-        const char *file = dwfl_lineinfo(line, NULL, &out->line, NULL, NULL, NULL);
-        out->file = file;
-    }
-    return true;
+    return syms && syms->module->lookup(syms->handle, addr, out);
 }
 
 const char *symbols_describe(struct symbols *syms, uint64_t addr, char *buf, size_t len)

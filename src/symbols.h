@@ -1,5 +1,6 @@
 /* symbols.h - names for guest code addresses, from the kernel ELF's symbols and DWARF line table
- * (elfutils libdwfl). Loaded only when something needs it: a crash report, the monitor. */
+ * (elfutils libdwfl, in the symbols module: symbols_dw.c). Loaded only when something needs it: a
+ * crash or hang report, the monitor, a trace or a profile. */
 #ifndef SLATE_SYMBOLS_H
 #define SLATE_SYMBOLS_H
 
@@ -26,5 +27,13 @@ bool symbols_lookup(struct symbols *syms, uint64_t addr, struct symbol_info *out
 
 /* "func+0x12 (file.c:34)", "func+0x12", or "" into buf. */
 const char *symbols_describe(struct symbols *syms, uint64_t addr, char *buf, size_t len);
+
+/* The module's table (symbols_dw.c): libdw is loaded only by a run that names an address. */
+struct symbols_module {
+    void *(*open)(const char *path); /* NULL: not an ELF, or no symbols */
+    void (*close)(void *handle);
+    bool (*lookup)(void *handle, uint64_t addr, struct symbol_info *out);
+};
+extern const struct symbols_module slate_symbols_module __attribute__((weak));
 
 #endif

@@ -45,6 +45,8 @@ static int kvm_check(int fd, unsigned long cap, const char *name)
     return rc;
 }
 
+static void start_cpuid_fetch(struct vm *vm);
+
 static int vm_open_kvm(struct vm *vm)
 {
     vm->kvm_fd = preflight_open_kvm();
@@ -55,6 +57,7 @@ static int vm_open_kvm(struct vm *vm)
         log_error("KVM_GET_API_VERSION: got %d, expected %d", version, KVM_API_VERSION);
         return -1;
     }
+    start_cpuid_fetch(vm);
     int rc;
     do
         vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -181,6 +184,29 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
     }
     log_error("KVM_GET_SUPPORTED_CPUID: too many entries");
     return NULL;
+}
+
+static void *fetch_cpuid(void *arg)
+{
+    struct vm *vm = arg;
+    vm->cpuid = supported_cpuid(vm->kvm_fd);
+    return NULL;
+}
+
+/* Starts KVM_GET_SUPPORTED_CPUID on a thread of its own (or does it now if no thread starts). */
+static void start_cpuid_fetch(struct vm *vm)
+{
+    vm->cpuid_fetching = pthread_create(&vm->cpuid_thread, NULL, fetch_cpuid, vm) == 0;
+    if (!vm->cpuid_fetching)
+        fetch_cpuid(vm);
+}
+
+static struct kvm_cpuid2 *finish_cpuid_fetch(struct vm *vm)
+{
+    if (vm->cpuid_fetching)
+        pthread_join(vm->cpuid_thread, NULL);
+    vm->cpuid_fetching = false;
+    return vm->cpuid;
 }
 
 /* The host's supported set, with slate's hypervisor leaves and this CPU's APIC ID. */
@@ -396,9 +422,8 @@ static int vm_setup_vcpus(struct vm *vm)
         return -1;
     }
     vm->run_size = (size_t)size;
-    vm->cpuid = supported_cpuid(vm->kvm_fd);
     vm->vcpus = calloc(vm->cfg->smp, sizeof(*vm->vcpus));
-    if (!vm->cpuid || !vm->vcpus)
+    if (!vm->vcpus)
         return -1;
     vm->replay_forced = getenv("SLATE_TEST_CRASH_REPLAY") != NULL;
     vm->shutdown_resets = access("/sys/module/kvm_amd", F_OK) == 0 || vm->replay_forced;
@@ -413,6 +438,8 @@ static int vm_setup_vcpus(struct vm *vm)
     vm->tsc_khz = (uint64_t)khz;
     vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     if (vm_set_clock_base(vm))
+        return -1;
+    if (!finish_cpuid_fetch(vm))
         return -1;
     for (unsigned i = 0; i < vm->vcpu_count; i++)
         if (vcpu_set_cpuid(vm, &vm->vcpus[i]))
@@ -748,6 +775,7 @@ int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace)
 
 void vm_destroy(struct vm *vm)
 {
+    finish_cpuid_fetch(vm); /* (a setup that failed early) */
     for (unsigned i = vm->device_count; i-- > 0;) {
         struct device *dev = &vm->devices[i];
         if (dev->ops->teardown)

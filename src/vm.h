@@ -72,6 +72,11 @@ struct vm {
     uint64_t boot_tsc;
     int64_t boot_unix_ns;
     struct kvm_cpuid2 *cpuid;
+    /* KVM_GET_SUPPORTED_CPUID takes a few hundred microseconds (every host CPUID traps under nested
+     * KVM): it runs on its own thread while the machine is set up, joined before the first vCPU
+     * needs it. */
+    pthread_t cpuid_thread;
+    bool cpuid_fetching;
     unsigned slot_count;
 
     struct vcpu *vcpus;
