@@ -11,7 +11,8 @@ test_number=0
 codes=""
 statuses=""
 
-plan() { echo "1..$1"; }
+PLANNED=""
+plan() { PLANNED=$1; echo "1..$1"; }
 
 # Guest tests' time limits scale by SLATE_TIME_SCALE (e.g. 10 under emulation): scaled SECONDS.
 scaled() { echo $(( $1 * ${SLATE_TIME_SCALE:-1} )); }
@@ -60,6 +61,9 @@ on_amd_kvm() { [ -d /sys/module/kvm_amd ]; }
 
 # skip_here REASON: skips this whole script (e.g. under emulation, for a reason of the emulator).
 skip_here() {
+    # After the plan is out, the rest of its tests are reported skipped (a second plan line
+    # would make the whole file fail).
+    [ -n "$PLANNED" ] && skip_rest "$PLANNED" "$1"
     local planned
     planned=$(sed -n 's/^plan \([0-9]*\).*/\1/p' "$0" | head -1)
     echo "SKIP: $1; $0 did not run" >&2
