@@ -17,6 +17,18 @@ plan() { PLANNED=$1; echo "1..$1"; }
 # Guest tests' time limits scale by SLATE_TIME_SCALE (e.g. 10 under emulation): scaled SECONDS.
 scaled() { echo $(( $1 * ${SLATE_TIME_SCALE:-1} )); }
 
+# wait_until SECONDS COMMAND...: runs COMMAND every 0.05 s until it succeeds, or until SECONDS
+# (scaled) of wall time have passed (then 1). Counts time, not tries: under emulation every try
+# (a fork, a grep) takes far longer than the sleep between them.
+wait_until() {
+    local end=$((SECONDS + $(scaled "$1")))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -ge "$end" ] && return 1
+        sleep 0.05
+    done
+}
+
 kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 
 # record_skip COUNT REASON [file|tests]: notes skipped tests (a whole script's, or some of them,
