@@ -17,7 +17,7 @@ if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 
     ip netns exec "$NS" perl -MIO::Socket::INET -e '
         my $s = IO::Socket::INET->new(LocalAddr => "10.77.0.1:9999", Proto => "udp") or die "$!";
         my $r = ""; vec($r, fileno($s), 1) = 1;
-        if (select($r, undef, undef, 20)) { $s->recv(my $b, 100); print "host got: $b\n" }' >"$TMP/udp.out" 2>&1 &
+        if (select($r, undef, undef, $ARGV[0])) { $s->recv(my $b, 100); print "host got: $b\n" }' "$(scaled 20)" >"$TMP/udp.out" 2>&1 &
     listener=$!
     sleep 0.2
     : >"$TMP/tap.out" # emptied first: the wait below must not see the last run's lines
@@ -30,8 +30,8 @@ if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 
     ECHO=$(ip netns exec "$NS" perl -MIO::Socket::INET -e '
         my $s = IO::Socket::INET->new(PeerAddr => "10.77.0.2:7", Proto => "udp") or die;
         $s->send("over the tap"); my $r = ""; vec($r, fileno($s), 1) = 1;
-        if (select($r, undef, undef, 5)) { $s->recv(my $b, 100); print "echo: $b\n" }
-        $s->send("quit");')
+        if (select($r, undef, undef, $ARGV[0])) { $s->recv(my $b, 100); print "echo: $b\n" }
+        $s->send("quit");' "$(scaled 5)")
     is "$ECHO" "echo: over the tap" "TAP: a host UDP datagram is echoed by the guest"
     wait "$listener"
     is "$(cat "$TMP/udp.out")" "host got: hello from slate" "TAP: the guest's UDP datagram reaches a host socket"
