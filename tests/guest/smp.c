@@ -7,7 +7,7 @@
 #define VEC_ARRIVED 0x50
 #define VEC_PING 0x51
 #define VEC_PONG 0x52
-#define PING_ROUNDS 1000
+#define PING_ROUNDS 1000 /* unless "ipi rounds=N" says otherwise */
 #define TRAMPOLINE 0x8000
 
 static volatile uint32_t seen[MAX_CPUS];
@@ -209,22 +209,22 @@ static void restart(unsigned n)
     guest_exit(0);
 }
 
-static void ping_pong(void)
+static void ping_pong(uint32_t rounds)
 {
     GUEST_ASSERT(start_cpu(1, ap_main, stack_top(1), 1) == 0);
     WAIT_FOR(arrived == 1);
     uint64_t t0 = rdtsc();
-    for (uint32_t i = 0; i < PING_ROUNDS; i++) {
+    for (uint32_t i = 0; i < rounds; i++) {
         send_ipi(1, VEC_PING);
         WAIT_FOR(pongs == i + 1);
     }
     uint64_t cycles = rdtsc() - t0;
-    GUEST_ASSERT(pings == PING_ROUNDS && pongs == PING_ROUNDS);
+    GUEST_ASSERT(pings == rounds && pongs == rounds);
     puts_hc("ipi round trips: ");
-    put_dec(PING_ROUNDS);
+    put_dec(rounds);
     puts_hc("\nipi round trip ns: ");
     const struct slate_info *info = (const void *)SLATE_INFO_ADDR;
-    put_dec((int64_t)(cycles * 1000000 / info->tsc_khz / PING_ROUNDS));
+    put_dec((int64_t)(cycles * 1000000 / info->tsc_khz / rounds));
     puts_hc("\n");
 }
 
@@ -242,8 +242,8 @@ KMAIN kmain(const struct slate_info *info)
         start_all(n);
     else if (str_eq(mode, "sipi"))
         sipi_all(n);
-    else if (str_eq(mode, "ipi"))
-        ping_pong();
+    else if (str_starts(mode, "ipi"))
+        ping_pong((uint32_t)cmdline_number(mode, "rounds=", PING_ROUNDS));
     else if (str_eq(mode, "restart"))
         restart(n);
     else if (str_eq(mode, "lines"))
@@ -264,7 +264,7 @@ KMAIN kmain(const struct slate_info *info)
     }
     else
         GUEST_ASSERT(!"unknown mode");
-    for (unsigned i = 1; i < n && !str_eq(mode, "ipi"); i++)
+    for (unsigned i = 1; i < n && !str_starts(mode, "ipi"); i++)
         GUEST_ASSERT(seen[i] == 1);
     puts_hc("cpus running: ");
     put_dec(1 + arrived);
