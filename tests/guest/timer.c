@@ -154,7 +154,6 @@ static void oneshot(void)
     puts_hc("cpu 1 woke by its own timer\n");
 }
 
-static uint64_t abs_diff(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }
 
 /* How far v lies outside [lo, hi]: 0 when inside. */
 static uint64_t outside(uint64_t v, uint64_t lo, uint64_t hi)
