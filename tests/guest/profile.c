@@ -90,6 +90,9 @@ KMAIN kmain(const struct slate_info *boot_info)
             spins++;
         guest_exit(0);
     }
+    if (str_eq(cmdline(info), "forever")) /* until the monitor's quit, however slow the host */
+        for (;;)
+            mix();
     if (str_eq(cmdline(info), "phase")) { /* profile only the second half, from the guest */
         mix();
         GUEST_ASSERT(hypercall(SLATE_HC_PROFILE, 1, 0, 0) == 0);

@@ -16,10 +16,11 @@ if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 
     ip netns exec "$NS" ip link set lo up; then
     ip netns exec "$NS" perl -MIO::Socket::INET -e '
         my $s = IO::Socket::INET->new(LocalAddr => "10.77.0.1:9999", Proto => "udp") or die "$!";
+        $| = 1; print "listening\n";
         my $r = ""; vec($r, fileno($s), 1) = 1;
         if (select($r, undef, undef, $ARGV[0])) { $s->recv(my $b, 100); print "host got: $b\n" }' "$(scaled 20)" >"$TMP/udp.out" 2>&1 &
     listener=$!
-    sleep 0.2
+    wait_until 30 grep -q listening "$TMP/udp.out" # the guest says hello as soon as it boots
     : >"$TMP/tap.out" # emptied first: the wait below must not see the last run's lines
     ip netns exec "$NS" timeout -s KILL "$(scaled 60)" "$SLATE" --net tap:tap0 --append "ip=10.77.0.2 peer=10.77.0.1 mode=hello" \
         "$NET" >"$TMP/tap.out" 2>"$TMP/tap.err" </dev/null &
@@ -34,7 +35,7 @@ if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip tuntap add dev tap0 
         $s->send("quit");' "$(scaled 5)")
     is "$ECHO" "echo: over the tap" "TAP: a host UDP datagram is echoed by the guest"
     wait "$listener"
-    is "$(cat "$TMP/udp.out")" "host got: hello from slate" "TAP: the guest's UDP datagram reaches a host socket"
+    is "$(grep -v listening "$TMP/udp.out")" "host got: hello from slate" "TAP: the guest's UDP datagram reaches a host socket"
     wait "$guest"
     is "$?/$(cat "$TMP/tap.out")" "0/ready ip=10.77.0.2
 quit received" "TAP: the guest ends when told to"

@@ -68,10 +68,10 @@ has "$OUT" 'ASSERT FAILED.*SLATE_HC_PROFILE' "without --profile the hypercall fa
 SOCK=$TMP/mon.sock
 mkdir -p "$TMP/dumps"
 timeout -s KILL "$(scaled 60)" "$SLATE" --profile "$TMP/m.folded" --monitor "unix:$SOCK" --dump-dir "$TMP/dumps" \
-    "$PROFILE" >"$TMP/out" 2>"$TMP/err" </dev/null &
+    --append forever "$PROFILE" >"$TMP/out" 2>"$TMP/err" </dev/null &
 PID=$!
 wait_until 60 test -S "$SOCK"
-M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "profile dump mid.svg" "profile stop" "profile dump ../x.svg")
+M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "profile dump mid.svg" "profile stop" "profile dump ../x.svg" "quit")
 wait "$PID"
 has "$M" '^slate: profile: [0-9]+ samples at 997 Hz on 1 CPUs, written to .*/dumps/mid.svg$' "profile dump writes the profile so far in --dump-dir"
 has "$M" '^profile stopped$' "profile stop"
