@@ -29,6 +29,10 @@ wait_until() {
     done
 }
 
+# tsc_steady: true when this host's kernel trusts its TSC (clocksource tsc); else KVM re-bases a
+# vCPU's TSC as it moves between CPUs and the exit-free clock is not exact (docs/machine.md).
+tsc_steady() { [ "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)" = tsc ]; }
+
 kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 
 # record_skip COUNT REASON [file|tests]: notes skipped tests (a whole script's, or some of them,

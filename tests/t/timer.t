@@ -25,14 +25,21 @@ has "$OUT" '^cpu 0 woke after ms: ' "a one-shot 20 ms timer wakes halted CPU 0 n
 has "$OUT" '^past deadline fired$' "an absolute deadline in the past fires at once"
 has "$OUT" '^cpu 1 woke by its own timer$' "a timer routed to CPU 1 wakes CPU 1"
 
-run_slate --append clock "$TIMER"
-is "$RC" 0 "clock: rdtsc with the info block agrees with the register clock to 1 ms"
-guest_wall=$(sed -n 's/^wall clock s: //p' <<<"$OUT")
-host_wall=$(date +%s)
-if [ -n "$guest_wall" ] && [ $((host_wall - guest_wall)) -ge 0 ] && [ $((host_wall - guest_wall)) -le "$(scaled 2)" ]; then
-    pass "the wall clock register matches the host's time"
+UNSTEADY="this host's clocksource is not tsc (its kernel marked the TSC unstable), so the exit-free clock is not exact here (docs/machine.md)"
+skip_one() { echo "ok $((test_number += 1)) # SKIP $UNSTEADY"; record_skip 1 "$UNSTEADY" tests; }
+if tsc_steady; then
+    run_slate --append clock "$TIMER"
+    is "$RC" 0 "clock: rdtsc with the info block agrees with the register clock to 1 ms"
+    guest_wall=$(sed -n 's/^wall clock s: //p' <<<"$OUT")
+    host_wall=$(date +%s)
+    if [ -n "$guest_wall" ] && [ $((host_wall - guest_wall)) -ge 0 ] && [ $((host_wall - guest_wall)) -le "$(scaled 2)" ]; then
+        pass "the wall clock register matches the host's time"
+    else
+        fail "the wall clock register matches the host's time" "guest: '$guest_wall' host: '$host_wall'"
+    fi
 else
-    fail "the wall clock register matches the host's time" "guest: '$guest_wall' host: '$host_wall'"
+    echo "SKIP: $UNSTEADY: 2 clock tests in $0 did not run" >&2
+    skip_one; skip_one
 fi
 
 run_slate --append errors "$TIMER"
@@ -50,5 +57,9 @@ is "$RC" 0 "CPUID 0x40000000's 12 signature bytes are \"SlateMachine\", 0x400000
 has "$OUT" '^cpuid signature: SlateMachine$' "the guest reads the signature in order"
 has "$OUT" '^tsc-deadline yes$' "CPUID.1:ECX[24] says TSC-deadline (KVM emulates it whatever the host CPU)"
 
-run_slate --append drift "$TIMER"
-is "$RC" 0 "drift: over 3 s the rdtsc clock and the CLOCK register agree within 0.01% ($(sed -n 's/^clock drift over ms: //p' <<<"$OUT") ppm)"
+if tsc_steady; then
+    run_slate --append drift "$TIMER"
+    is "$RC" 0 "drift: over 3 s the rdtsc clock and the CLOCK register agree within 0.01% ($(sed -n 's/^clock drift over ms: //p' <<<"$OUT") ppm)"
+else
+    skip_one
+fi
