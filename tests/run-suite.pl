@@ -27,7 +27,7 @@ open my $log, '<', $skip_log or die "$skip_log: $!";
 while (<$log>) {
     chomp;
     my ($file, $count, $kind, $reason) = split /\t/, $_, 4;
-    $files{$reason}++;
+    $files{$reason}{$file} = 1;
     $tests{$reason} += $count;
     $whole += $count if $kind eq 'file';
 }
@@ -37,7 +37,8 @@ if (!%files) {
         ($ENV{SLATE_UNDER_EMULATION} ? " (inside a VM under emulation)" : ""), ".\n";
 }
 for my $reason (sort keys %files) {
-    print "SKIPPED: $tests{$reason} tests in $files{$reason} test files did not run: $reason.\n";
+    my $n = keys %{$files{$reason}};
+    print "SKIPPED: $tests{$reason} tests in $n test file", ($n == 1 ? "" : "s"), " did not run: $reason.\n";
 }
 print "Without /dev/kvm, `make check-vm` runs the guest tests under emulation (docs/testing.md).\n"
     if grep { /kvm/ } keys %files;

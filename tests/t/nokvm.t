@@ -29,6 +29,6 @@ has "$OUT" "^kvm not usable here: cannot open /dev/kvm" "no KVM: --check says KV
 # The suite's runner, as `make check` uses it, on one guest test file.
 nokvm env BUILD="$BUILD" perl tests/run-suite.pl tests/t/boot.t
 is "$RC" 0 "no KVM: a suite of skipped guest tests still passes"
-has "$(tail -3 "$TMP/out")" "^SKIPPED: 24 tests in 1 test files did not run: /dev/kvm is missing or not accessible\.$" \
+has "$(tail -3 "$TMP/out")" "^SKIPPED: 24 tests in 1 test file did not run: /dev/kvm is missing or not accessible\.$" \
     "no KVM: the last lines say how many tests were skipped and why"
 is "$(tail -1 "$TMP/out")" "check: 0 passed, 0 failed, 24 skipped" "no KVM: the last line counts them"
