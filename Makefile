@@ -216,12 +216,14 @@ $(BUILD)/bench/floor: bench/floor.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
 $(BUILD)/bench/taprate: bench/taprate.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
+$(BUILD)/bench/flightcost: bench/flightcost.c $(BUILD)/obj/flight.o $(BUILD)/obj/log.o | $(BUILD)/bench
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
 	$(GUEST_CC) -m32 -Iinclude -c -o $(BUILD)/bench/$*.o $<
 	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/bench/$*.o
 BENCH_GUESTS := $(patsubst bench/%.S,$(BUILD)/bench/%.bin,$(wildcard bench/*.S))
 
-bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BENCH_GUESTS) guests $(TEST_TOOLS) need-kvm
+bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BUILD)/bench/flightcost $(BENCH_GUESTS) guests $(TEST_TOOLS) need-kvm
 	bench/run.sh $(BUILD)
 
 # ---- everything ----------------------------------------------------------------------------
