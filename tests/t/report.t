@@ -15,7 +15,7 @@ run_slate --on-crash maybe "$GUEST/power.elf"
 has "$RC $ERR" "^125 slate: --on-crash maybe: expected pause or exit" "a bad --on-crash is refused (125)"
 run_slate --flight 5000 "$GUEST/power.elf"
 has "$RC $ERR" "^125 slate: --flight 5000: expected a number of events from 0 to 4096" "a --flight past 4096 is refused (125)"
-skip_without_kvm 17
+skip_without_kvm 18
 
 run_slate --report "$TMP/crash.json" --append ist0 "$FAULTS"
 is "$RC/$(json "$TMP/crash.json" '$r->{status}')" "126/126" "a crash: the report's status is slate's (126)"
