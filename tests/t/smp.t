@@ -25,11 +25,20 @@ run_slate --smp 4 --append lines "$SMP"
 is "$RC/$(count "$OUT" '.')" "0/300" "3 CPUs write 100 lines each at the same time: 300 lines"
 is "$(grep -cE '^cpu 0[1-3] line [0-9]{3} x{40}$' <<<"$OUT")" 300 "one CONSOLE_WRITE is never interleaved with another CPU's output"
 
-# Under emulation an IPI round trip takes most of a second: 50 rounds there, 1000 on KVM.
-rounds=1000; [ -n "${SLATE_UNDER_EMULATION:-}" ] && rounds=50
-run_slate --smp 2 --append "ipi rounds=$rounds" "$SMP"
-is "$RC" 0 "IPI ping-pong between CPU 0 and CPU 1 completes"
-has "$OUT" "^ipi round trips: $rounds\$" "$rounds round trips, each answered"
+# The ping-pong is KVM's alone (in-kernel local APICs; slate's threads sit in KVM_RUN). Under
+# emulation it did not finish within 10 minutes in 2 of 3 whole-suite runs, even at 50 rounds:
+# docs/testing.md. 1000 rounds on KVM.
+if [ -n "${SLATE_UNDER_EMULATION:-}" ]; then
+    why="under emulation the in-kernel IPI ping-pong stalls (KVM's local APICs, not slate)"
+    echo "SKIP: $why: 2 tests in $0 did not run" >&2
+    echo "ok $((test_number += 1)) # SKIP $why"
+    echo "ok $((test_number += 1)) # SKIP $why"
+    record_skip 2 "$why" tests
+else
+    run_slate --smp 2 --append "ipi rounds=1000" "$SMP"
+    is "$RC" 0 "IPI ping-pong between CPU 0 and CPU 1 completes"
+    has "$OUT" '^ipi round trips: 1000$' "1000 round trips, each answered"
+fi
 
 run_slate --smp 8 --append start --timeout 0.5 "$GUEST/info.elf"
 is "$RC" 0 "8 CPUs with 7 never started: the machine still exits cleanly"
