@@ -193,12 +193,12 @@ run: deps
 # ---- unit tests (cmocka) -------------------------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
-$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/unit
+$(BUILD)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_OBJS) | $(BUILD)/unit
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) \
 	  $(PKG_LIBS) $$($(PKG_CONFIG) --libs cmocka) $(LDLIBS)
 # Device tests run against the fake machine (tests/fake/fake_host.c) in place of the core's side
 # of device.h (device_host.c): no KVM, so they run everywhere.
-$(BUILD)/unit/test_dev_%: tests/unit/test_dev_%.c tests/unit/unit.h tests/fake/fake_host.c \
+$(BUILD)/unit/test_dev_%: tests/unit/test_dev_%.c $(wildcard tests/unit/*.h) tests/fake/fake_host.c \
 	  tests/fake/fake_host.h $(LIB_OBJS) | $(BUILD)/unit
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Itests/fake -Wno-missing-prototypes -o $@ $< \
 	  tests/fake/fake_host.c $(filter-out $(BUILD)/obj/device_host.o,$(LIB_OBJS)) \

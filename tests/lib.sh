@@ -62,12 +62,17 @@ skip_without_kvm() {
     skip_rest "$1" "/dev/kvm is missing or not accessible"
 }
 
+# skip_tests COUNT REASON: reports the next COUNT tests as skipped, loudly, and goes on.
+skip_tests() {
+    echo "SKIP: $2; $1 tests in $0 did not run" >&2
+    local i
+    for ((i = 0; i < $1; i++)); do echo "ok $((test_number += 1)) # SKIP $2"; done
+    record_skip "$1" "$2" tests
+}
+
 # skip_rest PLANNED REASON: reports the rest of this script's tests as skipped, loudly, and ends it.
 skip_rest() {
-    local n=$((test_number + 1)) left=$(($1 - test_number))
-    echo "SKIP: $2; $left tests in $0 did not run" >&2
-    for ((; n <= $1; n++)); do echo "ok $n # SKIP $2"; done
-    record_skip "$left" "$2" tests
+    skip_tests $(($1 - test_number)) "$2"
     exit 0
 }
 

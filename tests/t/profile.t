@@ -52,8 +52,7 @@ if command -v rsvg-convert >/dev/null; then
     want=$(printf '%02x%02x%02x' $fill)
     is "$px" "$want" "rendered (rsvg-convert), the middle of hot()'s frame has its colour"
 else
-    test_number=$((test_number + 1)); echo "ok $test_number # SKIP rsvg-convert is not installed (librsvg2-bin)"
-    record_skip 1 "rsvg-convert is not installed (librsvg2-bin)" tests
+    skip_tests 1 "rsvg-convert is not installed (librsvg2-bin)"
 fi
 
 # From the guest: profile only the second half (SLATE_HC_PROFILE), and paused to begin with.

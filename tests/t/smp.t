@@ -29,11 +29,7 @@ is "$(grep -cE '^cpu 0[1-3] line [0-9]{3} x{40}$' <<<"$OUT")" 300 "one CONSOLE_W
 # emulation it did not finish within 10 minutes in 2 of 3 whole-suite runs, even at 50 rounds:
 # docs/testing.md. 1000 rounds on KVM.
 if [ -n "${SLATE_UNDER_EMULATION:-}" ]; then
-    why="under emulation the in-kernel IPI ping-pong stalls (KVM's local APICs, not slate)"
-    echo "SKIP: $why: 2 tests in $0 did not run" >&2
-    echo "ok $((test_number += 1)) # SKIP $why"
-    echo "ok $((test_number += 1)) # SKIP $why"
-    record_skip 2 "$why" tests
+    skip_tests 2 "under emulation the in-kernel IPI ping-pong stalls (KVM's local APICs, not slate)"
 else
     run_slate --smp 2 --append "ipi rounds=1000" "$SMP"
     is "$RC" 0 "IPI ping-pong between CPU 0 and CPU 1 completes"

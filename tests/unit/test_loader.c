@@ -3,28 +3,12 @@
 #include "unit.h"
 
 #include "loader.h"
-#include "memory.h"
+#include "guest_ram.h"
 #include "slate/slate.h"
 
 #include <elf.h>
 
-static struct guest_memory mem;
 static char err[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&mem, 0, sizeof(mem));
-    memory_layout(&mem, 16ULL << 20);
-    return memory_map(&mem);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    memory_unmap(&mem);
-    return 0;
-}
 
 /* An ELF64 executable built in memory: `nseg` PT_LOAD segments, each 16 bytes of file data. */
 struct segment {

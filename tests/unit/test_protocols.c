@@ -5,31 +5,15 @@
 
 #include "limine.h"
 #include "loader.h"
-#include "memory.h"
+#include "guest_ram.h"
 #include "multiboot.h"
 #include "slate/slate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-static struct guest_memory mem;
 static char err[512];
 static uint8_t file[16384];
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&mem, 0, sizeof(mem));
-    memory_layout(&mem, 16ULL << 20);
-    return memory_map(&mem);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    memory_unmap(&mem);
-    return 0;
-}
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static uint32_t get32(uint64_t gpa) { uint32_t v; memcpy(&v, memory_ram_ptr(&mem, gpa, 4), 4); return v; }
