@@ -333,10 +333,8 @@ static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, con
     }
     struct explain_memory mem = {read_guest, &cpu->vm->mem};
     char why[160], chain[512], name[24];
-    enum first_basis basis = FIRST_TRACED;
     int first = exc_trace_last_vector(cpu->vm, cpu->index); /* --trace exc saw it */
-    if (first < 0)
-        basis = FIRST_UNKNOWN;
+    enum first_basis basis = first >= 0 ? FIRST_TRACED : FIRST_UNKNOWN;
     if (first < 0 && !stale)
         first = first_exception(cpu, r, s, fa, &basis);
     /* An internal error is a triple fault when no exception could be delivered (nested KVM

@@ -67,16 +67,24 @@ static void complete_resumed_exit(struct vcpu *cpu)
         memcpy(run->mmio.data, p->input, sizeof(run->mmio.data));
 }
 
+/* Makes the CPU runnable in the given state, which the next KVM_RUN takes as it is. */
+static bool put_state(struct vcpu *cpu, const struct kvm_regs *regs, const struct kvm_sregs *sregs)
+{
+    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (ioctl(cpu->fd, KVM_SET_MP_STATE, &runnable) < 0 || ioctl(cpu->fd, KVM_SET_SREGS, sregs) < 0 ||
+        ioctl(cpu->fd, KVM_SET_REGS, regs) < 0)
+        return false;
+    cpu->run->kvm_dirty_regs = 0; /* (kvm_run's copy of the registers is not KVM's now) */
+    return true;
+}
+
 /* Single-steps from the resume point until the CPU faults again. True when it did: *regs and
  * *sregs are then the state before the instruction that faulted. */
 static bool replay_to_fault(struct vcpu *cpu, struct kvm_regs *regs, struct kvm_sregs *sregs, unsigned *steps)
 {
     struct kvm_run *run = cpu->run;
-    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
-    if (ioctl(cpu->fd, KVM_SET_MP_STATE, &runnable) < 0 || ioctl(cpu->fd, KVM_SET_SREGS, &cpu->resume.sregs) < 0 ||
-        ioctl(cpu->fd, KVM_SET_REGS, &cpu->resume.regs) < 0)
+    if (!put_state(cpu, &cpu->resume.regs, &cpu->resume.sregs))
         return false;
-    run->kvm_dirty_regs = 0;
     const struct kvm_guest_debug step = {
         .control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_BLOCKIRQ};
     if (vcpu_set_debug(cpu, DEBUG_REPLAY, &step) < 0)
@@ -133,13 +141,10 @@ void replay_recover_crash(struct vcpu *cpu)
         regs = cpu->resume.regs;
         sregs = cpu->resume.sregs;
     }
-    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
-    if (ioctl(cpu->fd, KVM_SET_MP_STATE, &runnable) < 0 || ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0 ||
-        ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0) {
+    if (!put_state(cpu, &regs, &sregs)) {
         log_warn("cpu %u: cannot restore the state before the crash: %s", cpu->index, strerror(errno));
         return;
     }
-    run->kvm_dirty_regs = 0;
     memcpy(run, exit, sizeof(exit));
     cpu->crash_state = replayed ? CRASH_STATE_REPLAYED : CRASH_STATE_RESUMED;
     cpu->crash_steps = steps;
