@@ -4,6 +4,7 @@
 #include "net.h"
 
 #include "log.h"
+#include "net_policy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,32 +42,12 @@ struct user_net {
     struct slirp_timer timers[SLIRP_TIMERS_MAX];
 };
 
-/* ---- keeping the host's loopback closed ------------------------------------------------------
- * Through 10.0.2.2 the guest would reach every service on the host's 127.0.0.1: slate's own
- * monitor, gdb stub and VNC server, other VMs' gdb stubs, whatever the user runs. Unless the user
- * asks for it (loopback=on), a connection the guest opens to 10.0.2.2 is refused (slate answers
- * its SYN with a reset) and its UDP datagrams to 10.0.2.2 are dropped, except replies within a
- * flow a UDP port forward opened. Port forwards (hostfwd) work as before. */
-
-#define GATEWAY 0x0202000Au /* 10.0.2.2, as it sits in a frame (network order, read LE) */
+/* ---- keeping the host's services closed ------------------------------------------------------
+ * What the guest may reach is net_policy.c's decision; here it is applied. A refused connection
+ * is answered with a reset from its destination, so the guest sees "connection refused" at once.
+ * UDP replies to the gateway pass within a flow a UDP port forward opened. */
 
 static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-/* Where a guest frame goes when it is IPv4 to the gateway: its protocol and the offset of its
- * transport header, or 0 when it is something else. */
-static size_t gateway_ip(const uint8_t *f, size_t len, uint8_t *proto)
-{
-    if (len < 34 || be16(f + 12) != 0x0800 || (f[14] >> 4) != 4)
-        return 0;
-    size_t ihl = (size_t)(f[14] & 0xF) * 4;
-    uint32_t dst;
-    memcpy(&dst, f + 30, 4);
-    if (ihl < 20 || dst != GATEWAY)
-        return 0;
-    /* A fragment, or a header cut short, could hide its ports: proto 0, which is dropped. */
-    *proto = (be16(f + 20) & 0x3FFF) || len < 14 + ihl + 20 ? 0 : f[23];
-    return 14 + ihl;
-}
 
 static uint16_t fold_sum(uint32_t sum)
 {
@@ -108,32 +89,31 @@ static void refuse_syn(struct user_net *u, const uint8_t *f, size_t tcp)
     nic_receive(u->nic, r, sizeof(r));
 }
 
+static bool in_udp_flow(const struct user_net *u, const struct net_packet *p)
+{
+    for (unsigned i = 0; i < UDP_FLOWS; i++)
+        if (u->flows[i].guest_port == p->sport && u->flows[i].host_port == p->dport && p->sport)
+            return true;
+    return false;
+}
+
 /* True when a guest frame may go to slirp. */
 static bool user_filter(struct user_net *u, const uint8_t *f, size_t len)
 {
-    uint8_t proto;
-    size_t l4 = u->nic->spec->host_loopback ? 0 : gateway_ip(f, len, &proto);
-    if (!l4)
+    struct net_packet p;
+    net_packet_parse(f, len, &p);
+    const char *why;
+    enum net_verdict verdict = net_policy(&p, u->nic->spec->host_loopback, &why);
+    if (verdict == NET_PASS || (verdict == NET_PASS_IF_FLOW && in_udp_flow(u, &p)))
         return true;
-    if (proto == 6 && (f[l4 + 13] & 0x12) == 0x02) { /* a SYN without ACK: a new connection */
-        log_warn_limited(&u->nic->limit, "--net user: the guest's connection to 10.0.2.2:%u refused "
-                         "(the host's loopback; loopback=on allows it)", be16(f + l4 + 2));
-        refuse_syn(u, f, l4);
-        return false;
-    }
-    if (proto == 1 || proto == 6)
-        return true; /* ping 10.0.2.2, and TCP within a forwarded connection */
-    if (proto != 17) {
-        log_warn_limited(&u->nic->limit, "--net user: a fragmented or unknown packet to 10.0.2.2 "
-                         "dropped (the host's loopback; loopback=on allows it)");
-        return false;
-    }
-    uint16_t sport = be16(f + l4), dport = be16(f + l4 + 2);
-    for (unsigned i = 0; i < UDP_FLOWS; i++)
-        if (u->flows[i].guest_port == sport && u->flows[i].host_port == dport && sport)
-            return true;
-    log_warn_limited(&u->nic->limit, "--net user: the guest's UDP datagram to 10.0.2.2:%u dropped "
-                     "(the host's loopback; loopback=on allows it)", dport);
+    char port[16] = "";
+    if (p.has_ports)
+        snprintf(port, sizeof(port), " to port %u", p.dport);
+    log_warn_limited(&u->nic->limit, "--net user: %s%s %s: %s (loopback=on allows it)",
+                     p.tcp_syn ? "a connection" : "a packet", port,
+                     verdict == NET_REFUSE ? "refused" : "dropped", why);
+    if (verdict == NET_REFUSE && !p.ipv6)
+        refuse_syn(u, f, p.l4);
     return false;
 }
 
@@ -145,7 +125,7 @@ static void note_udp_flow(struct user_net *u, const uint8_t *f, size_t len)
     uint32_t src;
     memcpy(&src, f + 26, 4);
     size_t l4 = 14 + (size_t)(f[14] & 0xF) * 4;
-    if (src != GATEWAY || len < l4 + 8)
+    if (ntohl(src) != NET_USER_GATEWAY || len < l4 + 8)
         return;
     uint16_t host_port = be16(f + l4), guest_port = be16(f + l4 + 2);
     const struct net_spec *spec = u->nic->spec;

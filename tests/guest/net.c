@@ -6,6 +6,9 @@
  *   hostile   break the rings on purpose; the device must refuse and survive
  *   knock     (with port=N) send a UDP datagram and a TCP SYN to peer:N, print the TCP answer
  *             (SYN-ACK, RST) or the ICMP error, exit 0
+ *   flows     (with port=N udp=U tcp=T) send one UDP datagram from each of U source ports and a
+ *             TCP SYN from each of T, all to peer:N, print "flows sent", then serve
+ * "via=A.B.C.D" sends to the peer through that router (its MAC), for a peer off the network.
  * Everything waits with HLT for the card's interrupt. */
 #include "netlib.h"
 
@@ -16,7 +19,7 @@ static const struct slate_device *nic;
 static volatile uint8_t tcp_answer, icmp_error;
 static volatile struct slate_net_window *win;
 static uint8_t my_mac[6], peer_mac[6];
-static uint32_t my_ip, peer_ip, offered_ip, dhcp_server;
+static uint32_t my_ip, peer_ip, arp_ip, offered_ip, dhcp_server;
 static volatile bool peer_known, done, dhcp_offered, dhcp_acked;
 static volatile uint32_t pongs;
 static const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -80,15 +83,15 @@ static void send_udp(const uint8_t *dst_mac, uint32_t src, uint32_t dst, uint16_
     send_frame(frame, ip_packet(frame, dst_mac, src, dst, 17, payload, 8 + len));
 }
 
-/* A TCP SYN from port 4444, its checksum over the pseudo-header. */
-static void send_syn(const uint8_t *dst_mac, uint32_t dst, uint16_t dport)
+/* A TCP SYN from `sport`, its checksum over the pseudo-header. */
+static void send_syn(const uint8_t *dst_mac, uint32_t dst, uint16_t sport, uint16_t dport)
 {
     struct __attribute__((packed)) {
         uint32_t src, dst;
         uint8_t zero, proto;
         uint16_t len;
         struct tcp t;
-    } p = {my_ip, dst, 0, 6, htons(20), {htons(4444), htons(dport), htonl(1000), 0, 5 << 4, 0x02,
+    } p = {my_ip, dst, 0, 6, htons(20), {htons(sport), htons(dport), htonl(1000), 0, 5 << 4, 0x02,
                                          htons(8192), 0, 0}};
     p.t.sum = net_checksum(&p, sizeof(p));
     uint8_t frame[1514] = {0};
@@ -160,7 +163,7 @@ static void handle_frame(const uint8_t *frame, unsigned len)
         return;
     if (e->type == htons(0x0806)) {
         const struct arp *a = (const void *)(e + 1);
-        if (a->spa == peer_ip && peer_ip) {
+        if (a->spa == arp_ip && arp_ip) {
             net_copy(peer_mac, a->sha, 6);
             peer_known = true;
         }
@@ -252,7 +255,7 @@ static void put_ip(uint32_t ip)
 static void resolve_peer(void)
 {
     for (int tries = 0; !peer_known && tries < 50; tries++) {
-        send_arp(1, broadcast, peer_ip);
+        send_arp(1, broadcast, arp_ip);
         const struct slate_device *timer = slate_find_device((const void *)SLATE_INFO_ADDR, SLATE_DEV_TIMER, 0);
         uint32_t start = slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO);
         while (!peer_known && slate_inl(timer->port_base + SLATE_TIMER_CLOCK_LO) - start < 100000000u) {
@@ -351,6 +354,7 @@ KMAIN kmain(const struct slate_info *info)
     const char *v;
     if ((v = option(cmd, "peer=")))
         peer_ip = parse_ip(v);
+    arp_ip = (v = option(cmd, "via=")) ? parse_ip(v) : peer_ip; /* a router, for a peer beyond it */
     if (option(cmd, "mode=blast")) {
         blast(cmd);
         guest_exit(0);
@@ -371,12 +375,23 @@ KMAIN kmain(const struct slate_info *info)
         puts_hc("\n");
     }
     GUEST_ASSERT(my_ip);
-    if (option(cmd, "mode=hello") || option(cmd, "mode=ping") || option(cmd, "mode=knock"))
+    if (option(cmd, "mode=hello") || option(cmd, "mode=ping") || option(cmd, "mode=knock") ||
+        option(cmd, "mode=flows"))
         resolve_peer();
+    if (option(cmd, "mode=flows")) { /* each source port a new flow for the host to carry */
+        uint16_t port = (uint16_t)cmdline_number(cmd, "port=", 0);
+        uint32_t udp = (uint32_t)cmdline_number(cmd, "udp=", 0), tcp = (uint32_t)cmdline_number(cmd, "tcp=", 0);
+        for (uint32_t i = 0; i < udp; i++)
+            send_udp(peer_mac, my_ip, peer_ip, (uint16_t)(10000 + i), port, "flow", 4);
+        for (uint32_t i = 0; i < tcp; i++)
+            send_syn(peer_mac, peer_ip, (uint16_t)(40000 + i), port);
+        WAIT_FOR(win->tx.tail == win->tx.head);
+        puts_hc("flows sent\n");
+    }
     if (option(cmd, "mode=knock")) {
         uint16_t port = (uint16_t)cmdline_number(cmd, "port=", 0);
         send_udp(peer_mac, my_ip, peer_ip, 5555, port, "knock", 5);
-        send_syn(peer_mac, peer_ip, port);
+        send_syn(peer_mac, peer_ip, 4444, port);
         NET_WAIT(tcp_answer || icmp_error);
         puts_hc(tcp_answer == 0x12 ? "tcp answer: syn-ack\n"
                 : tcp_answer ? "tcp answer: reset\n" : "tcp answer: unreachable\n");

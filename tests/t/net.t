@@ -4,7 +4,7 @@
 # forward, two guests on one Unix datagram socket, and a hostile guest.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 24
+plan 36
 NET=$GUEST/net.elf
 NS=slate-test-$$
 cleanup() { ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"; }
@@ -82,13 +82,15 @@ quit received" "socket: the other guest answered and ended when told to"
 if [ -e "$TMP/lan.0" ] || [ -e "$TMP/lan.1" ]; then fail "socket files are removed at exit"; else pass "socket files are removed at exit"; fi
 
 # ---- the host's loopback: unreachable from user networking unless loopback=on ----
-# A listener on the host's 127.0.0.1 (TCP and UDP) and a guest that knocks on 10.0.2.2 at its port.
-knock() { # NET-OPTIONS: runs the guest against a fresh listener; sets OUT and HEARD
-    local port=$((20000 + ($$ + RANDOM) % 20000))
+# A listener on the host's loopback (TCP and UDP) and a guest that knocks on its port, at 10.0.2.2
+# (libslirp's alias for 127.0.0.1) or straight at a loopback address through the gateway.
+knock() { # LISTEN-ADDR GUEST-DESTINATION NET-OPTIONS: runs the guest; sets OUT, ERR and HEARD
+    local port=$((20000 + ($$ + RANDOM) % 20000)) via=""
+    [ "$2" = 10.0.2.2 ] || via=" via=10.0.2.2"
     perl -MIO::Socket::INET -MIO::Select -e '
-        my ($port, $secs) = @ARGV; $| = 1;
-        my $t = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port", Listen => 5, ReuseAddr => 1) or die "tcp: $!";
-        my $u = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port", Proto => "udp") or die "udp: $!";
+        my ($addr, $port, $secs) = @ARGV; $| = 1;
+        my $t = IO::Socket::INET->new(LocalAddr => "$addr:$port", Listen => 5, ReuseAddr => 1) or die "tcp: $!";
+        my $u = IO::Socket::INET->new(LocalAddr => "$addr:$port", Proto => "udp") or die "udp: $!";
         print "listening\n";
         my $sel = IO::Select->new($t, $u); my $end = time + $secs;
         while (time < $end) {
@@ -96,21 +98,28 @@ knock() { # NET-OPTIONS: runs the guest against a fresh listener; sets OUT and H
                 if ($s == $t) { my $c = $t->accept; print "tcp connection\n"; close $c }
                 else { $u->recv(my $b, 100); print "udp datagram: $b\n" }
             }
-        }' "$port" "$(scaled 4)" >"$TMP/listener.out" 2>&1 &
+        }' "$1" "$port" "$(scaled 4)" >"$TMP/listener.out" 2>&1 &
     local listener=$!
     for _ in $(seq "$(scaled 100)"); do grep -q listening "$TMP/listener.out" && break; sleep 0.02; done
-    run_slate --timeout "$(scaled 10)" --net "user$1" --append "dhcp peer=10.0.2.2 mode=knock port=$port" "$NET"
+    run_slate --timeout "$(scaled 10)" --net "user$3" --append "dhcp peer=$2$via mode=knock port=$port" "$NET"
     wait "$listener"
     HEARD=$(cat "$TMP/listener.out")
 }
-knock ""
-is "$RC/$(grep answer <<<"$OUT")" "0/tcp answer: reset" "user net: a TCP SYN to 10.0.2.2 is refused: it does not reach the host's 127.0.0.1"
-lacks "$HEARD" '^tcp connection' "user net: the host's loopback listener gets no TCP connection"
-lacks "$HEARD" '^udp datagram' "user net: nor a UDP datagram"
-knock ",loopback=on"
-is "$RC/$(grep answer <<<"$OUT")" "0/tcp answer: syn-ack" "user net, loopback=on: the guest's SYN is answered by the host's listener"
-has "$HEARD" '^tcp connection' "user net, loopback=on: the host's 127.0.0.1 listener accepts the connection"
-has "$HEARD" '^udp datagram: knock$' "user net, loopback=on: and gets the UDP datagram"
+# Linux sends 0.0.0.0 to its own 127.0.0.1; a listener on 127.1.2.3 hears only that address.
+refusals=""
+for target in 10.0.2.2:127.0.0.1 127.0.0.1:127.0.0.1 127.1.2.3:127.1.2.3 0.0.0.0:127.0.0.1; do
+    dest=${target%%:*} listen=${target#*:}
+    knock "$listen" "$dest" ""
+    is "$RC/$(grep answer <<<"$OUT")" "0/tcp answer: reset" "user net: a TCP SYN to $dest is refused with a reset"
+    lacks "$HEARD" '^(tcp connection|udp datagram)' "user net: the host's listener on $listen hears nothing from a guest knocking on $dest"
+    refusals+=$ERR
+    [ "$dest" = 10.0.2.2 ] && continue
+    knock "$listen" "$dest" ",loopback=on"
+    is "$RC/$(grep answer <<<"$OUT")" "0/tcp answer: syn-ack" "user net, loopback=on: the guest's SYN to $dest is answered by the host's listener"
+    has "$HEARD" '^tcp connection' "user net, loopback=on: the listener on $listen accepts the guest's connection to $dest"
+    has "$HEARD" '^udp datagram: knock$' "user net, loopback=on: and gets its UDP datagram"
+done
+has "$refusals" "a connection to port [0-9]+ refused: 0.0.0.0/8 and :: are the host itself" "the refusal is logged with its reason"
 
 # ---- a hostile guest ----
 run_slate --net user --append "mode=hostile" "$NET"
