@@ -286,6 +286,13 @@ static int parse_net(struct slate_config *cfg, const char *arg, char *err, size_
             net->host_loopback = true;
         } else if (net->kind == NET_USER && n == 12 && !strncmp(opt, "loopback=off", 12)) {
             net->host_loopback = false;
+        } else if (net->kind == NET_USER && !strncmp(opt, "sockets=", 8)) {
+            char *end;
+            unsigned long v = strtoul(opt + 8, &end, 10);
+            if (end != opt + n || v < NET_USER_SOCKETS_MIN || v > NET_USER_SOCKETS_MAX)
+                return error_text(err, errlen, "--net %s: sockets= takes %d to %d", arg,
+                                  NET_USER_SOCKETS_MIN, NET_USER_SOCKETS_MAX);
+            net->max_sockets = (unsigned)v;
         } else if (net->kind == NET_USER && !strncmp(opt, "hostfwd=", 8)) {
             if (net->fwd_count == MAX_HOSTFWD)
                 return error_text(err, errlen, "--net: at most %d hostfwd rules", MAX_HOSTFWD);
@@ -306,7 +313,8 @@ static const struct device_option net_options[] = {
      "  --net tap:IFNAME|user|socket:PATH[,mac=XX:XX:XX:XX:XX:XX]\n"
      "                         a network card (repeatable, up to 4); user mode takes\n"
      "                         ,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (repeatable)\n"
-     "                         and ,loopback=on to let the guest reach the host's 127.0.0.1\n",
+     "                         ,loopback=on to let the guest reach the host's 127.0.0.1,\n"
+     "                         and ,sockets=N: the most host sockets it may hold (default 200)\n",
      parse_net},
     {0},
 };

@@ -707,7 +707,7 @@ static void say_goodbye(struct gdb_server *g)
 
 static void attach_client(struct gdb_server *g)
 {
-    int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = listen_accept(g->listen_fd, &g->warn_limit, "gdb");
     if (fd < 0)
         return;
     int one = 1;

@@ -5,11 +5,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int parse_port(const char *text, uint16_t *port)
@@ -130,4 +135,46 @@ int listen_start(const char *spec, enum listen_style style, const char *option, 
     }
     log_error("%s %s: %s", option, spec, err);
     return -1;
+}
+
+/* One spare descriptor for the whole process (descriptors are a process-wide resource): given up
+ * for a moment to take a connection that could not otherwise be accepted. */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static int spare_fd = -1;
+
+static void take_spare(void)
+{
+    if (spare_fd < 0)
+        spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+int listen_accept(int listen_fd, struct ratelimit *limit, const char *who)
+{
+    pthread_mutex_lock(&spare_lock);
+    take_spare();
+    pthread_mutex_unlock(&spare_lock);
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
+        return fd;
+    pthread_mutex_lock(&spare_lock);
+    if (spare_fd >= 0) {
+        close(spare_fd);
+        spare_fd = -1;
+        int dropped = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (dropped >= 0)
+            close(dropped);
+        take_spare();
+    }
+    pthread_mutex_unlock(&spare_lock);
+    log_warn_limited(limit, "%s: out of descriptors; closed a new connection at once", who);
+    nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+    return -1;
+}
+
+int listen_fd_ceiling(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > FD_SETSIZE)
+        return FD_SETSIZE;
+    return (int)rl.rlim_cur;
 }

@@ -37,4 +37,20 @@ int listen_start(const char *spec, enum listen_style style, const char *option, 
 #define LISTEN_SEND_TIMEOUT_MS 500
 void listen_client_timeout(int fd);
 
+struct ratelimit;
+
+/* accept4 for every listener of slate's (VNC, gdb, monitor). When the process is out of
+ * descriptors (EMFILE, ENFILE) the pending connection is taken with a spare descriptor kept for
+ * this and closed at once, so the listener is not left readable for a loop to spin on; `who`
+ * ("VNC") is warned about at a limited rate, and -1 returned after a 50 ms pause. Returns the
+ * client's fd, or -1. */
+int listen_accept(int listen_fd, struct ratelimit *limit, const char *who);
+
+/* Descriptors slate keeps for itself, out of what libslirp may open: listeners, their clients,
+ * libvncserver's pipes and threads, disks and outputs. */
+#define LISTEN_FD_RESERVE 128
+/* The highest descriptor count the whole process should reach: the soft RLIMIT_NOFILE, and
+ * never past FD_SETSIZE (libvncserver waits with select()). */
+int listen_fd_ceiling(void);
+
 #endif

@@ -46,6 +46,7 @@ struct monitor {
     size_t line_len;
     int dump_dir_fd; /* --dump-dir, opened at start (-1 without it) */
     bool gone;       /* a reply could not be sent: the client is dropped */
+    struct ratelimit limit; /* warnings about its listener */
 };
 
 static void reply(struct monitor *m, const char *text, size_t len)
@@ -505,7 +506,7 @@ static void *monitor_thread(void *arg)
         if (!(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         if (m->in_fd < 0) {
-            int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            int fd = listen_accept(m->listen_fd, &m->limit, "monitor");
             if (fd >= 0) {
                 listen_client_timeout(fd);
                 m->in_fd = m->out_fd = fd;
@@ -584,6 +585,7 @@ struct monitor *monitor_open(const char *spec, bool serial_on_stdio, const char 
         return NULL;
     }
     m->listen_fd = m->in_fd = m->out_fd = m->dump_dir_fd = -1;
+    m->limit = (struct ratelimit)RATELIMIT_INIT;
     m->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (dump_dir && (m->dump_dir_fd = open(dump_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC)) < 0) {
         log_error("--dump-dir %s: %s", dump_dir, strerror(errno));

@@ -15,6 +15,8 @@ static uint32_t be32(const uint8_t *p) { return (uint32_t)be16(p) << 16 | be16(p
 static void parse_ports(const uint8_t *f, size_t len, struct net_packet *p)
 {
     size_t need = p->proto == 6 ? 20 : p->proto == 17 ? 8 : 0;
+    if (p->proto == 1 && !p->fragment && len > p->l4)
+        p->icmp_echo = f[p->l4] == 8;
     if (!need || p->fragment)
         return;
     if (len < p->l4 + need) {

@@ -44,6 +44,7 @@ struct net_packet {
     bool fragment;  /* a fragment: its ports may be in another one */
     uint8_t proto;  /* 1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, ... */
     bool tcp_syn;   /* a SYN without ACK: a new connection */
+    bool icmp_echo; /* an ICMP echo request (a ping) */
     bool has_ports;
     uint16_t sport, dport;
     uint8_t dst[16]; /* IPv4 in the first 4 bytes, in network order */

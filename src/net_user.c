@@ -3,6 +3,7 @@
  * Everything here runs on the NIC's own I/O thread. */
 #include "net.h"
 
+#include "listen.h"
 #include "log.h"
 #include "net_policy.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <time.h>
 
 /* ---- user-mode networking (libslirp) --------------------------------------------------------
@@ -33,9 +35,23 @@ struct udp_flow {
     uint16_t guest_port, host_port;
 };
 
+/* A guest UDP source port libslirp holds a host socket for, as far as this side can tell. */
+struct udp_port {
+    uint16_t port;
+    int64_t last_ms;
+};
+/* libslirp closes a UDP socket after this long without traffic (its SO_EXPIRE). */
+#define UDP_SOCKET_IDLE_MS 240000
+
 struct user_net {
     Slirp *slirp;
     struct nic *nic;
+    /* The host-socket budget: libslirp opens one per TCP connection, UDP source port and ping,
+     * without a limit of its own. `polled` is how many it waited on in the last round, `admitted`
+     * the new flows let through since. */
+    unsigned max_sockets, polled, admitted;
+    struct udp_port *udp_ports; /* max_sockets of them */
+    unsigned udp_port_count;
     struct udp_flow flows[UDP_FLOWS]; /* replaced round-robin */
     unsigned next_flow;
     struct poll_set *set; /* during a fill or a poll: the NIC's set */
@@ -97,6 +113,50 @@ static bool in_udp_flow(const struct user_net *u, const struct net_packet *p)
     return false;
 }
 
+/* The guest's UDP source port in the table, refreshed; or NULL when libslirp has (as far as this
+ * side knows) no socket for it. Expired entries are dropped on the way. */
+static struct udp_port *known_udp_port(struct user_net *u, uint16_t port, int64_t now_ms)
+{
+    for (unsigned i = 0; i < u->udp_port_count;) {
+        struct udp_port *e = &u->udp_ports[i];
+        if (now_ms - e->last_ms > UDP_SOCKET_IDLE_MS) {
+            *e = u->udp_ports[--u->udp_port_count];
+            continue;
+        }
+        if (e->port == port) {
+            e->last_ms = now_ms;
+            return e;
+        }
+        i++;
+    }
+    return NULL;
+}
+
+/* True when a frame libslirp would give a host socket of its own is within the budget. Frames of
+ * existing flows always are. */
+static bool within_socket_budget(struct user_net *u, const struct net_packet *p)
+{
+    int64_t now_ms = clock_now_ns() / 1000000;
+    bool new_udp = p->proto == 17 && p->has_ports && p->dport != 67 &&
+                   !known_udp_port(u, p->sport, now_ms);
+    /* libslirp answers pings to 10.0.2.2 and 10.0.2.3 itself; others get a socket each */
+    uint32_t dst = (uint32_t)p->dst[0] << 24 | (uint32_t)p->dst[1] << 16 | (uint32_t)p->dst[2] << 8 | p->dst[3];
+    bool new_ping = p->icmp_echo && !p->ipv6 && dst != NET_USER_GATEWAY && dst != NET_USER_DNS;
+    bool new_flow = p->tcp_syn || new_udp || new_ping;
+    if (!new_flow)
+        return true;
+    if (u->polled + u->admitted >= u->max_sockets) {
+        log_warn_limited(&u->nic->limit, "--net user: the guest's flows hold %u host sockets, the "
+                         "most this card may (sockets=%u); a new %s refused", u->polled + u->admitted,
+                         u->max_sockets, p->tcp_syn ? "connection" : p->proto == 17 ? "UDP flow" : "ping");
+        return false;
+    }
+    u->admitted++;
+    if (new_udp && u->udp_port_count < u->max_sockets)
+        u->udp_ports[u->udp_port_count++] = (struct udp_port){p->sport, now_ms};
+    return true;
+}
+
 /* True when a guest frame may go to slirp. */
 static bool user_filter(struct user_net *u, const uint8_t *f, size_t len)
 {
@@ -104,8 +164,15 @@ static bool user_filter(struct user_net *u, const uint8_t *f, size_t len)
     net_packet_parse(f, len, &p);
     const char *why;
     enum net_verdict verdict = net_policy(&p, u->nic->spec->host_loopback, &why);
-    if (verdict == NET_PASS || (verdict == NET_PASS_IF_FLOW && in_udp_flow(u, &p)))
-        return true;
+    if (verdict == NET_PASS_IF_FLOW && in_udp_flow(u, &p))
+        return true; /* a reply within a hostfwd flow: its socket is the forward's own */
+    if (verdict == NET_PASS) {
+        if (within_socket_budget(u, &p))
+            return true;
+        if (p.tcp_syn && !p.ipv6)
+            refuse_syn(u, f, p.l4);
+        return false;
+    }
     char port[16] = "";
     if (p.has_ports)
         snprintf(port, sizeof(port), " to port %u", p.dport);
@@ -212,6 +279,21 @@ static const SlirpCb user_callbacks = {
     .notify = user_notify,
 };
 
+/* The card's share of the process's descriptors, after what slate keeps for itself. */
+static unsigned socket_budget(const struct net_spec *spec)
+{
+    unsigned asked = spec->max_sockets ? spec->max_sockets : NET_USER_SOCKETS_DEFAULT;
+    int share = (listen_fd_ceiling() - LISTEN_FD_RESERVE) / MAX_NICS;
+    unsigned most = share < NET_USER_SOCKETS_MIN ? NET_USER_SOCKETS_MIN : (unsigned)share;
+    if (asked <= most)
+        return asked;
+    if (spec->max_sockets)
+        log_warn("--net user,sockets=%u: this process may open %d descriptors (ulimit -n, and at "
+                 "most %d for VNC); this card holds at most %u", asked, listen_fd_ceiling(),
+                 FD_SETSIZE, most);
+    return most;
+}
+
 static int user_open(struct nic *nic)
 {
     struct user_net *u = calloc(1, sizeof(*u));
@@ -219,6 +301,11 @@ static int user_open(struct nic *nic)
         return -1;
     nic->backend_state = u;
     u->nic = nic;
+    u->max_sockets = socket_budget(nic->spec);
+    if (!(u->udp_ports = calloc(u->max_sockets, sizeof(*u->udp_ports)))) {
+        log_error("--net user: out of memory");
+        return -1;
+    }
     /* libslirp's own disable_host_loopback would also drop the replies of UDP port forwards:
      * user_filter below keeps the host's loopback closed instead. */
     SlirpConfig cfg = {.version = 3, .in_enabled = true};
@@ -279,8 +366,10 @@ static void user_poll_fill(struct nic *nic, struct poll_set *set, int *timeout_m
 {
     struct user_net *u = nic->backend_state;
     u->set = set;
+    int before = set->count;
     uint32_t timeout = *timeout_ms < 0 ? UINT32_MAX : (uint32_t)*timeout_ms;
     slirp_pollfds_fill(u->slirp, &timeout, user_add_poll, u);
+    u->polled = (unsigned)(set->count - before), u->admitted = 0;
     int64_t now_ms = clock_now_ns() / 1000000;
     for (int i = 0; i < SLIRP_TIMERS_MAX; i++) {
         const struct slirp_timer *t = &u->timers[i];
@@ -313,6 +402,8 @@ static void user_close(struct nic *nic)
     struct user_net *u = nic->backend_state;
     if (u && u->slirp)
         slirp_cleanup(u->slirp);
+    if (u)
+        free(u->udp_ports);
     free(u);
 }
 

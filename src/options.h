@@ -52,7 +52,13 @@ struct net_spec {
     struct hostfwd fwd[MAX_HOSTFWD];
     unsigned fwd_count;
     bool host_loopback; /* user: loopback=on lets the guest reach the host's 127.0.0.1 */
+    unsigned max_sockets; /* user: sockets=N, the host sockets its flows may hold (0: default) */
 };
+/* user networking: each guest flow (a TCP connection, a UDP source port, a ping) is a host
+ * socket in libslirp; a card holds at most this many (sockets=N), new flows beyond are refused */
+#define NET_USER_SOCKETS_DEFAULT 200
+#define NET_USER_SOCKETS_MIN 16
+#define NET_USER_SOCKETS_MAX 4096
 
 struct disk_spec {
     char path[LOAD_PATH_MAX];

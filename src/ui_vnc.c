@@ -2,6 +2,7 @@
  * accept loop (limits on viewers, password lockout). Its state lives in one struct vnc_front per
  * display; keys and pointer moves go to the machine's input sinks through device.h. */
 #include "display.h"
+#include "listen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@ struct vnc_front {
     _Atomic int starting;  /* clients being set up by vnc_start_client threads */
     char *passwords[2];    /* libvncserver's list: the password, then NULL */
     pthread_mutex_t auth_lock; /* guards the client serial and the lockout */
+    pthread_mutex_t start_lock; /* one client at a time takes its descriptors (vnc_start_client) */
     uint64_t client_serial;    /* order of arrival, in each client's clientData */
     unsigned auth_failures;
     int64_t locked_until_ns;
@@ -132,17 +134,40 @@ struct vnc_start {
     int fd;
 };
 
+/* libvncserver gives a started client a pipe, which its thread waits on with select(): a pipe()
+ * that fails (-1) or lands at or past FD_SETSIZE aborts the whole process. So two descriptors
+ * below the line are held from before the client is set up, and handed back just before the
+ * library takes its pipe (rfbStartOnHoldClient), one client at a time. */
+static bool vnc_hold_descriptors(int held[2])
+{
+    if (pipe2(held, O_CLOEXEC) < 0)
+        return false;
+    if (held[0] < FD_SETSIZE - 16 && held[1] < FD_SETSIZE - 16)
+        return true;
+    close(held[0]), close(held[1]);
+    return false;
+}
+
 static void *vnc_start_client(void *arg)
 {
     struct vnc_start start = *(struct vnc_start *)arg;
     free(arg);
     struct vnc_front *v = start.v;
+    int held[2];
+    if (!vnc_hold_descriptors(held)) {
+        log_warn_limited(&v->limit, "VNC: out of descriptors; refused a viewer");
+        close(start.fd);
+        atomic_fetch_sub(&v->starting, 1);
+        return NULL;
+    }
     pthread_mutex_lock(&v->auth_lock);
     bool room = vnc_make_room(v);
     pthread_mutex_unlock(&v->auth_lock);
     rfbClientPtr cl = room ? rfbNewClient(v->screen, start.fd) : NULL;
     if (!room)
         close(start.fd);
+    pthread_mutex_lock(&v->start_lock);
+    close(held[0]), close(held[1]);
     if (cl) {
         pthread_mutex_lock(&v->auth_lock);
         cl->clientData = (void *)(uintptr_t)++v->client_serial;
@@ -150,6 +175,7 @@ static void *vnc_start_client(void *arg)
         if (!cl->onHold)
             rfbStartOnHoldClient(cl);
     }
+    pthread_mutex_unlock(&v->start_lock);
     atomic_fetch_sub(&v->starting, 1);
     return NULL;
 }
@@ -178,7 +204,7 @@ static void *vnc_listener(void *arg)
             break;
         if (!(fds[0].revents & POLLIN))
             continue;
-        int fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = listen_accept(v->listen_fd, &v->limit, "VNC");
         if (fd < 0)
             continue;
         /* libvncserver waits with select(): a descriptor past FD_SETSIZE would overflow it. */
@@ -308,6 +334,7 @@ static int vnc_front_start(struct display *d)
     }
     *v = (struct vnc_front){.d = d, .listen_fd = -1, .stop_fd = -1, .limit = RATELIMIT_INIT};
     pthread_mutex_init(&v->auth_lock, NULL);
+    pthread_mutex_init(&v->start_lock, NULL);
     d->vnc = v;
     rfbLog = vnc_quiet;
     rfbErr = vnc_quiet;
@@ -363,6 +390,7 @@ static void vnc_front_stop(struct display *d)
         close(v->stop_fd);
     free(v->passwords[0]);
     pthread_mutex_destroy(&v->auth_lock);
+    pthread_mutex_destroy(&v->start_lock);
     free(v);
     d->vnc = NULL;
 }
