@@ -3,6 +3,7 @@
  * segment from the GDT, the stack from the TSS (IST or RSP0) or the current one. */
 #include "explain.h"
 
+#include "pagewalk.h"
 #include "x86.h"
 
 #include <inttypes.h>
@@ -10,12 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PTE_P 1ULL
-#define PTE_W 2ULL
-#define PTE_U 4ULL
-#define PTE_PS (1ULL << 7)
-#define PTE_NX (1ULL << 63)
-#define PTE_ADDR 0x000FFFFFFFFFF000ULL
 
 static bool fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static bool fail(char *why, size_t len, const char *fmt, ...)
@@ -39,9 +34,8 @@ const char *explain_vector_name(unsigned vector, char *buf, size_t len)
     return buf;
 }
 
-/* A linear address as the CPU sees it: the physical address, and whether the page is writable
- * and executable. Paging off: identity. Long mode: the 4-level walk. 32-bit paging: not walked
- * (taken as identity, so only long-mode kernels get the page checks). */
+/* A linear address as the CPU sees it (pagewalk.c): the physical address, and whether the page
+ * is writable, executable and a user page. */
 struct page {
     uint64_t pa;
     bool writable, executable, user;
@@ -50,27 +44,11 @@ struct page {
 static bool translate(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t va,
                       struct page *p)
 {
-    *p = (struct page){va, true, true, true};
-    if (!(s->cr0 & X86_CR0_PG) || !(s->efer & X86_EFER_LMA))
-        return true;
-    bool nx_on = s->efer & (1ULL << 11);
-    uint64_t table = s->cr3 & PTE_ADDR;
-    for (int level = 0; level < 4; level++) {
-        uint64_t e;
-        unsigned index = (unsigned)(va >> (39 - 9 * level)) & 511;
-        if (!mem->read(mem->ctx, table + index * 8, &e, 8) || !(e & PTE_P))
-            return false;
-        p->writable &= (e & PTE_W) != 0;
-        p->user &= (e & PTE_U) != 0;
-        p->executable &= !(nx_on && (e & PTE_NX));
-        if ((level == 1 || level == 2) && (e & PTE_PS)) {
-            uint64_t size = level == 1 ? 1ULL << 30 : 1ULL << 21;
-            p->pa = ((e & PTE_ADDR) & ~(size - 1)) | (va & (size - 1));
-            return true;
-        }
-        table = e & PTE_ADDR;
-    }
-    p->pa = table | (va & 0xFFF);
+    const struct pagewalk_memory walk_mem = {mem->read, mem->ctx};
+    struct page_rights r;
+    if (!pagewalk(&walk_mem, s, va, &r))
+        return false;
+    *p = (struct page){r.pa, r.writable, r.executable, r.user};
     return true;
 }
 

@@ -4,10 +4,11 @@
  * registered it (the display's SCREENSHOT, gdb's DEBUG_BREAK). */
 #include "vm.h"
 
+#include "x86.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <sys/ioctl.h>
 
 #define PAGE_SIZE 4096ULL
 
@@ -23,21 +24,14 @@ static int64_t hc_exit(struct vcpu *cpu, uint64_t code)
     return 0;
 }
 
-/* True when the CPU runs 64-bit code; otherwise addresses are 32 bits wide. */
-static bool vcpu_in_64bit_mode(struct vcpu *cpu)
-{
-    struct kvm_sregs sregs;
-    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0)
-        return false;
-    return (sregs.efer & (1ULL << 10)) && sregs.cs.l;
-}
-
-/* Translates every page first, so the write is all or nothing. */
-static int64_t hc_console_write(struct vcpu *cpu, uint64_t gva, uint64_t len)
+/* Translates every page first, as the caller may read it, so the write is all or nothing. */
+static int64_t hc_console_write(struct vcpu *cpu, const struct caller_view *caller, uint64_t gva,
+                                uint64_t len)
 {
     if (len > SLATE_CONSOLE_WRITE_MAX)
         return SLATE_EINVAL;
-    if (!vcpu_in_64bit_mode(cpu)) {
+    bool in_64bit_mode = (caller->sregs.efer & X86_EFER_LMA) && caller->sregs.cs.l;
+    if (!in_64bit_mode) { /* addresses are 32 bits wide */
         gva &= 0xFFFFFFFFULL;
         if (gva + len > 0x100000000ULL)
             return SLATE_EFAULT;
@@ -46,17 +40,40 @@ static int64_t hc_console_write(struct vcpu *cpu, uint64_t gva, uint64_t len)
         return SLATE_EFAULT;
     struct guest_piece pieces[SLATE_CONSOLE_WRITE_MAX / PAGE_SIZE + 2];
     unsigned count;
-    if (vcpu_map_virtual(cpu, gva, len, false, pieces, sizeof(pieces) / sizeof(pieces[0]), &count) < len)
+    if (vcpu_map_as_caller(cpu, caller, gva, len, false, pieces, sizeof(pieces) / sizeof(pieces[0]),
+                           &count) < len)
         return SLATE_EFAULT;
     for (unsigned i = 0; i < count; i++)
         console_write(cpu->vm->console, pieces[i].host, pieces[i].len);
     return (int64_t)len;
 }
 
+/* SLATE_HC_USER_HYPERCALLS: what code at CPL > 0 may call (the caller is at CPL 0). */
+static int64_t hc_user_hypercalls(struct vm *vm, uint64_t mask)
+{
+    return (int64_t)(atomic_exchange(&vm->user_hypercalls, mask & ~(1ULL << SLATE_HC_USER_HYPERCALLS)) &
+                     INT64_MAX);
+}
+
+/* Code at CPL > 0 calls only what the kernel allowed it. */
+static bool allowed_at(struct vcpu *cpu, const struct caller_view *caller, uint64_t function)
+{
+    if (caller->cpl == 0)
+        return true;
+    uint64_t mask = atomic_load(&cpu->vm->user_hypercalls);
+    if (function < 64 && (mask & (1ULL << function)) && function != SLATE_HC_USER_HYPERCALLS)
+        return true;
+    log_warn_limited(&cpu->vm->guest_limit, "cpu %u: hypercall %" PRIu64 " from CPL %u refused "
+                     "(SLATE_EPERM): the kernel has not allowed it to user mode "
+                     "(SLATE_HC_USER_HYPERCALLS)", cpu->index, function, caller->cpl);
+    return false;
+}
+
 static bool core_hypercall(uint64_t function)
 {
     return function == SLATE_HC_NOP || function == SLATE_HC_EXIT ||
-           function == SLATE_HC_CONSOLE_WRITE || function == SLATE_HC_START_CPU;
+           function == SLATE_HC_CONSOLE_WRITE || function == SLATE_HC_START_CPU ||
+           function == SLATE_HC_USER_HYPERCALLS;
 }
 
 int vm_add_hypercall(struct vm *vm, const struct hypercall *hc)
@@ -92,21 +109,33 @@ static int64_t registered_hypercall(struct vcpu *cpu, uint64_t function, const u
     return SLATE_ENOSYS;
 }
 
+/* Every function but NOP looks at its caller first: its privilege decides whether it may call at
+ * all, and how addresses it passes are reached. */
+static int64_t run_hypercall(struct vcpu *cpu, uint64_t function, const struct kvm_regs *regs)
+{
+    if (function == SLATE_HC_NOP) /* no privilege needed, and no ioctl: the cheapest exit */
+        return 0;
+    struct caller_view caller;
+    if (!vcpu_caller_view(cpu, &caller))
+        return SLATE_EINVAL;
+    if (!allowed_at(cpu, &caller, function))
+        return SLATE_EPERM;
+    const uint64_t args[4] = {regs->rdi, regs->rsi, regs->rcx, regs->rbx};
+    switch (function) {
+    case SLATE_HC_EXIT: return hc_exit(cpu, regs->rdi);
+    case SLATE_HC_CONSOLE_WRITE: return hc_console_write(cpu, &caller, regs->rdi, regs->rsi);
+    case SLATE_HC_START_CPU:
+        return smp_start_cpu(cpu, &caller, regs->rdi, regs->rsi, regs->rcx, regs->rbx);
+    case SLATE_HC_USER_HYPERCALLS: return hc_user_hypercalls(cpu->vm, regs->rdi);
+    default: return registered_hypercall(cpu, function, args);
+    }
+}
+
 /* Runs hypercall `function` with the caller's RDI, RSI, RCX, RBX; the result goes to RAX. */
 static void hypercall(struct vcpu *cpu, uint64_t function)
 {
     struct kvm_regs *regs = &cpu->run->s.regs.regs;
-    const uint64_t args[4] = {regs->rdi, regs->rsi, regs->rcx, regs->rbx};
-    int64_t result;
-    switch (function) {
-    case SLATE_HC_NOP: result = 0; break;
-    case SLATE_HC_EXIT: result = hc_exit(cpu, regs->rdi); break;
-    case SLATE_HC_CONSOLE_WRITE: result = hc_console_write(cpu, regs->rdi, regs->rsi); break;
-    case SLATE_HC_START_CPU:
-        result = smp_start_cpu(cpu, regs->rdi, regs->rsi, regs->rcx, regs->rbx);
-        break;
-    default: result = registered_hypercall(cpu, function, args);
-    }
+    int64_t result = run_hypercall(cpu, function, regs);
     flight_record(&cpu->vm->flight, FLIGHT_HYPERCALL, cpu->index, function, (uint64_t)result, 0);
     if (cpu->vm->trace & TRACE_HYPERCALL)
         trace_event(cpu->vm, cpu, "hypercall %" PRIu64 "(%#llx, %#llx, %#llx, %#llx) = %" PRId64,

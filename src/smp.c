@@ -15,26 +15,22 @@
 
 /* Writes the frame of a call to the entry (a return address to the park stub, and the argument
  * in 32-bit mode) below `stack` and returns the initial RSP, or 0 when the stack is not RAM. */
-static uint64_t write_entry_frame(struct vcpu *caller, bool long_mode, uint64_t stack, uint64_t arg)
+static uint64_t write_entry_frame(struct vcpu *caller, const struct caller_view *view, bool long_mode,
+                                  uint64_t stack, uint64_t arg)
 {
     uint64_t park = SLATE_BOOT_TABLES + BOOT_PARK_STUB_OFFSET;
-    if (long_mode) {
-        uint8_t *frame = vcpu_gva_to_ram(caller, stack - 8, 8);
-        if (!frame)
-            return 0;
-        memcpy(frame, &park, 8);
-        return stack - 8;
-    }
     uint32_t words[2] = {(uint32_t)park, (uint32_t)arg}; /* cdecl: return address, argument */
-    uint8_t *frame = vcpu_gva_to_ram(caller, stack - 20, 8);
-    if (!frame)
+    uint64_t rsp = long_mode ? stack - 8 : stack - 20;
+    struct guest_piece piece; /* the frame is 8-byte aligned: within one page */
+    unsigned count;
+    if (vcpu_map_as_caller(caller, view, rsp, 8, true, &piece, 1, &count) < 8)
         return 0;
-    memcpy(frame, words, sizeof(words));
-    return stack - 20;
+    memcpy(piece.host, long_mode ? (const void *)&park : (const void *)words, 8);
+    return rsp;
 }
 
-int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint64_t stack,
-                      uint64_t arg)
+int64_t smp_start_cpu(struct vcpu *caller, const struct caller_view *view, uint64_t index,
+                      uint64_t entry, uint64_t stack, uint64_t arg)
 {
     struct vm *vm = caller->vm;
     if (index >= vm->vcpu_count) {
@@ -45,9 +41,7 @@ int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint6
     struct vcpu *target = &vm->vcpus[index];
     if (atomic_load(&target->started))
         return SLATE_EBUSY;
-    struct start_request req = {.pending = true, .rip = entry, .arg = arg};
-    if (ioctl(caller->fd, KVM_GET_SREGS, &req.sregs) < 0)
-        return SLATE_EINVAL;
+    struct start_request req = {.pending = true, .rip = entry, .arg = arg, .sregs = view->sregs};
     bool long_mode = (req.sregs.efer & X86_EFER_LMA) && req.sregs.cs.l;
     bool protected_32 = (req.sregs.cr0 & X86_CR0_PE) && !(req.sregs.efer & X86_EFER_LMA);
     if (!long_mode && !protected_32)
@@ -63,7 +57,7 @@ int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint6
         return SLATE_EBUSY;
     }
     /* The frame is written only once the request is ours: a refused start changes nothing. */
-    req.rsp = write_entry_frame(caller, long_mode, stack, arg);
+    req.rsp = write_entry_frame(caller, view, long_mode, stack, arg);
     if (!req.rsp) {
         pthread_mutex_unlock(&target->lock);
         return SLATE_EFAULT;

@@ -10,8 +10,9 @@
 void smp_serve_start(struct vcpu *cpu);
 
 /* The start-CPU hypercall: starts CPU `index` at `entry` with stack `stack` and `arg` in RDI, in
- * the caller's mode. Returns 0 or a SLATE_E* code. Called on the caller's vCPU thread. */
-int64_t smp_start_cpu(struct vcpu *caller, uint64_t index, uint64_t entry, uint64_t stack,
-                      uint64_t arg);
+ * the caller's mode (`view`: its registers, and the privilege its stack frame is written with).
+ * Returns 0 or a SLATE_E* code. Called on the caller's vCPU thread. */
+int64_t smp_start_cpu(struct vcpu *caller, const struct caller_view *view, uint64_t index,
+                      uint64_t entry, uint64_t stack, uint64_t arg);
 
 #endif

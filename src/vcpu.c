@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include "inspect.h"
+#include "pagewalk.h"
 #include "x86.h"
 #include "profile.h"
 #include "replay.h"
@@ -294,6 +295,47 @@ size_t vcpu_map_virtual(struct vcpu *cpu, uint64_t gva, size_t len, bool for_wri
             n = len - done;
         void *host = for_write ? vcpu_gva_to_ram(cpu, gva + done, n)
                                : (void *)vcpu_gva_to_host(cpu, gva + done, n);
+        if (!host)
+            break;
+        pieces[(*count)++] = (struct guest_piece){host, n};
+        done += n;
+    }
+    return done;
+}
+
+bool vcpu_caller_view(struct vcpu *cpu, struct caller_view *view)
+{
+    if (ioctl(cpu->fd, KVM_GET_SREGS, &view->sregs) < 0)
+        return false;
+    view->rflags = cpu->run->s.regs.regs.rflags; /* synced on every exit (KVM_SYNC_X86_REGS) */
+    view->cpl = pagewalk_cpl(&view->sregs, view->rflags);
+    return true;
+}
+
+static bool read_guest_physical(void *ctx, uint64_t gpa, void *buf, size_t len)
+{
+    const void *p = memory_readable_ptr(ctx, gpa, len);
+    if (p)
+        memcpy(buf, p, len);
+    return p != NULL;
+}
+
+size_t vcpu_map_as_caller(struct vcpu *cpu, const struct caller_view *view, uint64_t gva, size_t len,
+                          bool for_write, struct guest_piece *pieces, unsigned max, unsigned *count)
+{
+    const struct pagewalk_memory mem = {read_guest_physical, &cpu->vm->mem};
+    size_t done = 0;
+    *count = 0;
+    while (done < len && *count < max) {
+        size_t n = 0x1000 - ((gva + done) & 0xFFF);
+        if (n > len - done)
+            n = len - done;
+        struct page_rights page;
+        if (!pagewalk(&mem, &view->sregs, gva + done, &page) ||
+            !pagewalk_allows(&page, &view->sregs, view->rflags, view->cpl, for_write))
+            break;
+        void *host = for_write ? memory_ram_ptr(&cpu->vm->mem, page.pa, n)
+                               : (void *)memory_readable_ptr(&cpu->vm->mem, page.pa, n);
         if (!host)
             break;
         pieces[(*count)++] = (struct guest_piece){host, n};

@@ -103,6 +103,21 @@ struct guest_piece {
  * too when reading). Returns the bytes covered from gva on; *count pieces describe them. */
 size_t vcpu_map_virtual(struct vcpu *cpu, uint64_t gva, size_t len, bool for_write,
                         struct guest_piece *pieces, unsigned max, unsigned *count);
+/* A hypercall's caller as the CPU judges its memory accesses: its mode, page tables and
+ * privilege. Arguments it passes by address are reached only as it could reach them itself. */
+struct caller_view {
+    struct kvm_sregs sregs;
+    uint64_t rflags;
+    unsigned cpl; /* 3 in user mode and virtual-8086 mode */
+};
+/* Reads the caller's state (one KVM_GET_SREGS). False when KVM refuses. */
+bool vcpu_caller_view(struct vcpu *cpu, struct caller_view *view);
+/* vcpu_map_virtual as the caller may access the memory: every page must be present, a user page
+ * for a caller at CPL 3, writable for a write (a supervisor write to a read-only page only with
+ * CR0.WP clear), and a supervisor's access to a user page is refused under SMAP unless RFLAGS.AC
+ * is set. The walk is slate's own over the caller's tables (all paging modes). */
+size_t vcpu_map_as_caller(struct vcpu *cpu, const struct caller_view *view, uint64_t gva, size_t len,
+                          bool for_write, struct guest_piece *pieces, unsigned max, unsigned *count);
 /* Copies up to len bytes from gva; stops at the first page that is unmapped or not memory.
  * Returns the bytes copied. */
 size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len);

@@ -646,6 +646,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     vm->crash_cpu = -1;
     vm->unclaimed_limit = (struct ratelimit)RATELIMIT_INIT;
     vm->guest_limit = (struct ratelimit)RATELIMIT_INIT;
+    atomic_store(&vm->user_hypercalls, SLATE_HC_USER_DEFAULT);
     pthread_mutex_init(&vm->irq_lock, NULL);
     pthread_mutex_init(&vm->pause_lock, NULL);
     pthread_mutex_init(&vm->inputs.lock, NULL);

@@ -114,6 +114,7 @@ struct vm {
     /* Registries: what the rooms outside the core plug in. The core never names them. */
     struct hypercall hypercalls[VM_MAX_HYPERCALLS];
     unsigned hypercall_count;
+    _Atomic uint64_t user_hypercalls; /* SLATE_HC_USER_HYPERCALLS: what CPL > 0 may call */
     struct vm_observer observers[VM_MAX_OBSERVERS];
     unsigned observer_count;
     struct {

@@ -101,7 +101,8 @@
 #define SLATE_HC_NOP 0           /* () -> 0                                                  */
 #define SLATE_HC_EXIT 1          /* (code) -> does not return; code 0..123 is slate's status  */
 #define SLATE_HC_CONSOLE_WRITE 2 /* (vaddr, len) -> bytes written. vaddr is a linear address as
-                                  * the calling CPU sees it (paging applies; in real mode use
+                                  * the calling CPU sees it, with its privilege (paging, U/S and
+                                  * SMAP apply: EFAULT where the caller itself would fault; in real mode use
                                   * segment*16+offset); len <= SLATE_CONSOLE_WRITE_MAX. One
                                   * write is never interleaved with another CPU's output; it
                                   * goes to the same stream as the serial device and port 0xE9,
@@ -131,12 +132,24 @@
                                   * kernel can profile one phase (slate --profile PATH,paused
                                   * starts stopped); SLATE_EINVAL without --profile, or for any
                                   * other argument                                             */
+#define SLATE_HC_USER_HYPERCALLS 7 /* (mask) -> the previous mask: bit F set lets code at CPL > 0
+                                  * (user mode, virtual-8086 mode) call function F. Only from
+                                  * CPL 0 (SLATE_EPERM otherwise); machine-wide; function 7
+                                  * itself is never callable from CPL > 0. At boot the mask is
+                                  * SLATE_HC_USER_DEFAULT. Addresses a caller passes are always
+                                  * reached with its own privilege (see docs/machine.md).      */
+/* What user mode may call until the kernel says otherwise: NOP and CONSOLE_WRITE (of its own
+ * memory); EXIT, START_CPU, SCREENSHOT, DEBUG_BREAK, PROFILE and every device hypercall get
+ * SLATE_EPERM. */
+#define SLATE_HC_USER_DEFAULT ((1ULL << SLATE_HC_NOP) | (1ULL << SLATE_HC_CONSOLE_WRITE))
 /* Hypercall and device error codes (negative results). */
 #define SLATE_ENOSYS (-1) /* no such function                                                  */
 #define SLATE_EINVAL (-2) /* an argument is out of range                                       */
 #define SLATE_EFAULT (-3) /* an address is not mapped, not RAM, or the range is too long      */
 #define SLATE_EBUSY (-4)  /* the resource is already in use                                     */
 #define SLATE_EIO (-5)    /* the host failed to do it (e.g. the screenshot file could not be written) */
+#define SLATE_EPERM (-6)  /* the caller runs at CPL > 0 and the kernel has not allowed the function
+                           * to user mode (SLATE_HC_USER_HYPERCALLS)                            */
 
 /* ---- Devices: common ------------------------------------------------------------------------ */
 
