@@ -93,18 +93,10 @@ struct gdb_server {
 
 /* ---- packets ---------------------------------------------------------------------------------- */
 
-static bool send_all(int fd, const char *buf, size_t len)
+/* A machine that is stopping waits for no client (listen_send_all). */
+static bool send_all(struct gdb_server *g, const char *buf, size_t len)
 {
-    while (len) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
+    return listen_send_all(g->client_fd, buf, len, &g->vm->stopping);
 }
 
 static void send_packet(struct gdb_server *g, const char *data)
@@ -113,7 +105,7 @@ static void send_packet(struct gdb_server *g, const char *data)
         return;
     size_t len;
     char *frame = gdb_frame(data, &len);
-    if (frame && !send_all(g->client_fd, frame, len))
+    if (frame && !send_all(g, frame, len))
         g->lost = true; /* it left or stopped reading: detached by the thread's loop */
     free(frame);
 }
@@ -123,7 +115,7 @@ static enum gdb_item next_item(struct gdb_server *g, char *out)
 {
     char ack;
     enum gdb_item item = gdb_take_item(g->rx, &g->rx_len, out, &ack);
-    if (ack && (!g->no_ack || ack == '-') && !g->lost && !send_all(g->client_fd, &ack, 1))
+    if (ack && (!g->no_ack || ack == '-') && !g->lost && !send_all(g, &ack, 1))
         g->lost = true;
     if (g->lost)
         return GDB_ITEM_NONE;

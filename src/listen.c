@@ -6,7 +6,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,37 @@ void listen_client_timeout(int fd)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = LISTEN_SEND_TIMEOUT_MS * 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* best effort: a pipe has none */
+}
+
+/* Stopping: one send that takes what fits now, or nothing. */
+static ssize_t send_now(int fd, const void *buf, size_t len)
+{
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0 || errno != ENOTSOCK)
+        return n;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return write(fd, buf, len);
+}
+
+bool listen_send_all(int fd, const void *buf, size_t len, const _Atomic bool *stopping)
+{
+    while (len) {
+        bool now = stopping && atomic_load(stopping);
+        ssize_t n = now ? send_now(fd, buf, len) : send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        buf = (const char *)buf + n;
+        len -= (size_t)n;
+    }
+    return true;
 }
 
 int listen_start(const char *spec, enum listen_style style, const char *option, char *unix_path)

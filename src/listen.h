@@ -4,6 +4,7 @@
 #define SLATE_LISTEN_H
 
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/un.h>
@@ -36,6 +37,12 @@ int listen_start(const char *spec, enum listen_style style, const char *option, 
  * machine's shutdown, forever. */
 #define LISTEN_SEND_TIMEOUT_MS 500
 void listen_client_timeout(int fd);
+
+/* Sends all of buf to a client of slate's (a socket, or stdio's pipe or terminal). False when the
+ * client has gone or stopped reading (a send blocked for LISTEN_SEND_TIMEOUT_MS). Once *stopping
+ * is set, only what can be sent at once is sent: a machine that is stopping waits for no client,
+ * however slowly and steadily it reads. */
+bool listen_send_all(int fd, const void *buf, size_t len, const _Atomic bool *stopping);
 
 struct ratelimit;
 

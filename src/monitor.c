@@ -51,17 +51,8 @@ struct monitor {
 
 static void reply(struct monitor *m, const char *text, size_t len)
 {
-    while (len && m->out_fd >= 0 && !m->gone) {
-        ssize_t n = write(m->out_fd, text, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            m->gone = true; /* it stopped reading (or left): dropped after this batch of lines */
-            return;
-        }
-        text += n;
-        len -= (size_t)n;
-    }
+    if (m->out_fd >= 0 && !m->gone && !listen_send_all(m->out_fd, text, len, &m->vm->stopping))
+        m->gone = true; /* it stopped reading (or left): dropped after this batch of lines */
 }
 
 static struct vcpu *selected(struct monitor *m) { return &m->vm->vcpus[m->cpu]; }
@@ -454,7 +445,7 @@ static void execute(struct monitor *m, char *line, FILE *out)
 static void serve_lines(struct monitor *m)
 {
     char *nl;
-    while ((nl = memchr(m->line, '\n', m->line_len))) {
+    while (!m->gone && (nl = memchr(m->line, '\n', m->line_len))) {
         *nl = 0;
         char *text = NULL;
         size_t size = 0;

@@ -5,7 +5,7 @@
 # packets makes a rate-limited handful of warnings, not one line each.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 10
+plan 13
 SOCK=$TMP/peer.sock
 
 # stuck_client KIND: connects to $SOCK, writes requests (gdb 'g' packets or monitor lines) until
@@ -66,6 +66,49 @@ stuck_client monitor
 wait "$PID"; RC=$?
 kill "$CLIENT" 2>/dev/null; wait "$CLIENT" 2>/dev/null
 is "$RC" 9 "monitor: a guest's exit code still comes back with a stuck client attached"
+
+# A client that reads, but slowly and steadily: it asks for far more than it reads (gdb: 8 KiB
+# memory reads; the monitor: x/4096gx), so slate always has replies to send it. A stop ends
+# slate within 2 s all the same (it used to wait for the whole batch: 9-29 s).
+trickle_client() { # KIND BYTES-PER-SECOND
+    wait_until 60 test -S "$SOCK"
+    perl -MIO::Socket::UNIX -MIO::Handle -MTime::HiRes=sleep -e '
+        my ($path, $kind, $rate, $secs) = @ARGV;
+        $SIG{PIPE} = "IGNORE";
+        my $s; my $until = time + $secs;
+        until ($s = IO::Socket::UNIX->new(Peer => $path)) { last if time > $until; sleep 0.05 }
+        $s or die "connect: $!";
+        $s->blocking(0);
+        my $req = $kind eq "gdb" ? "\$m100000,1f00#" . sprintf("%02x", unpack("%8C*", "m100000,1f00")) : "x/4096gx 0x100000\n";
+        my $pending = $req x 200; my $got = 0; my $told = 0;
+        while (1) {
+            my $n = syswrite($s, $pending); $pending = substr($pending, $n) if $n;
+            $pending .= $req x 50 if length($pending) < length($req) * 50;
+            my $r = sysread($s, my $buf, 4096);
+            last if defined $r && $r == 0;
+            $got += $r if $r;
+            if (!$told && $got > 65536) { print "trickling\n"; STDOUT->flush; $told = 1 }
+            sleep 4096 / $rate;
+        }' "$SOCK" "$1" "$2" "$(scaled 10)" >"$TMP/client.out" 2>&1 &
+    CLIENT=$!
+    wait_until 30 grep -q trickling "$TMP/client.out"
+}
+for case in "gdb 1000000" "gdb 500000" "monitor 250000"; do
+    set -- $case
+    start "$1" --append spin "$GUEST/debugme.elf"
+    trickle_client "$1" "$2"
+    t0=$(date +%s%N)
+    kill -TERM "$PID"
+    wait "$PID"; RC=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    kill "$CLIENT" 2>/dev/null; wait "$CLIENT" 2>/dev/null
+    if [ "$RC" = 143 ] && [ "$ms" -lt "$(scaled 2000)" ]; then
+        pass "$1: with a client reading $2 bytes/s, SIGTERM ends slate with 143 in ${ms} ms"
+    else
+        fail "$1: with a client reading $2 bytes/s, SIGTERM ends slate with 143 in under 2 s" \
+            "status $RC after $ms ms" "$(tail -3 "$TMP/err")" "$(cat "$TMP/client.out")"
+    fi
+done
 
 # 5,000 packets with bad checksums: each gets '-', the warnings are rate-limited.
 start gdb --append spin "$GUEST/debugme.elf"
