@@ -56,13 +56,9 @@ int console_open(struct console *c, const struct slate_config *cfg)
     pthread_mutex_init(&c->lock, NULL);
     if (cfg->serial == SERIAL_FILE) {
         c->path = cfg->serial_path;
-        /* Never through a link: O_EXCL for a new file, O_NOFOLLOW for an existing one. */
-        c->out_fd = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        c->created = c->out_fd >= 0;
-        if (c->out_fd < 0 && errno == EEXIST)
-            c->out_fd = open(c->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        c->out_fd = outfile_create(&c->file, c->path);
         if (c->out_fd < 0) {
-            log_error("--serial file:%s: %s", cfg->serial_path, strerror(errno));
+            log_error("--serial file:%s: %s", cfg->serial_path, strerror(-c->out_fd));
             return -1;
         }
         c->close_out = true;
@@ -82,16 +78,18 @@ int console_open(struct console *c, const struct slate_config *cfg)
 
 void console_begin(struct console *c)
 {
-    if (c->path && !c->created && ftruncate(c->out_fd, 0) < 0)
-        log_warn("--serial file:%s: cannot truncate: %s", c->path, strerror(errno));
-    c->created = false; /* from now on the file is the guest's output: keep it */
+    if (!c->path || c->placed)
+        return; /* a reset: the file goes on */
+    int rc = outfile_place(&c->file, true);
+    if (rc)
+        log_warn("--serial file:%s: %s (the output is lost)", c->path, strerror(-rc));
+    c->placed = true;
 }
 
 void console_abandon(struct console *c)
 {
-    if (c->path && c->created)
-        unlink(c->path);
-    c->created = false;
+    if (c->path && !c->placed)
+        outfile_finish(&c->file);
 }
 
 void console_close(struct console *c)
@@ -99,6 +97,8 @@ void console_close(struct console *c)
     terminal_restore();
     if (c->close_out && c->out_fd >= 0)
         close(c->out_fd);
+    if (c->path)
+        outfile_finish(&c->file);
     c->out_fd = c->in_fd = -1;
 }
 

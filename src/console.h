@@ -4,6 +4,7 @@
 #define SLATE_CONSOLE_H
 
 #include "options.h"
+#include "outfile.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,8 +23,9 @@ struct console {
     bool in_is_tty;
     bool escape; /* Ctrl-A seen, waiting for the command key */
     bool out_broken;
-    const char *path; /* --serial file:PATH, truncated only once the machine starts */
-    bool created;     /* console_open created PATH: removed again if the machine never starts */
+    const char *path;     /* --serial file:PATH: a new file, put in place once the machine starts */
+    struct outfile file;  /* its temporary file until then */
+    bool placed;
     pthread_mutex_t lock; /* one writer at a time, so lines from several CPUs do not mix bytes */
     /* While a writer waits (for the lock, or for a reader that stopped reading our stdout), it
      * is not running guest code: wait_begin/wait_end let the machine count it as parked, so a
@@ -39,10 +41,11 @@ struct console {
 
 /* Opens the backend chosen by cfg->serial. Logs one line and returns -1 on failure. */
 int console_open(struct console *c, const struct slate_config *cfg);
-/* The machine is about to start: an existing --serial file is truncated now, not before, so a
- * bad kernel or option leaves it untouched. */
+/* The machine is about to start: the --serial file takes PATH's place now (replacing what was
+ * there by a rename, never writing through it), not before, so a bad kernel or option leaves an
+ * existing file untouched. */
 void console_begin(struct console *c);
-/* The machine never started: removes a --serial file that console_open created. */
+/* The machine never started: removes the --serial file console_open created. */
 void console_abandon(struct console *c);
 /* Restores the terminal and closes what console_open opened. */
 void console_close(struct console *c);

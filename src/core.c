@@ -2,6 +2,7 @@
  * a unikernel): an ELF header, a PT_NOTE with one NT_PRSTATUS per CPU, then PT_LOAD segments. */
 #include "core.h"
 
+#include "outfile.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -167,36 +168,23 @@ static int write_core(struct vm *vm, int fd)
 
 int core_dump_at(struct vm *vm, int dirfd, const char *name, bool replace)
 {
-    char tmp[300];
-    snprintf(tmp, sizeof(tmp), ".%.200s.%d.part", name, (int)getpid());
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    struct outfile o;
+    int fd = dirfd >= 0 ? outfile_create_at(&o, dirfd, name) : outfile_create(&o, name);
     if (fd < 0)
-        return -errno;
+        return fd;
     int rc = write_core(vm, fd);
     if (close(fd) < 0 && !rc)
         rc = -errno;
-    if (!rc && (replace ? renameat(dirfd, tmp, dirfd, name) : renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE)) < 0)
-        rc = -errno;
-    if (rc)
-        unlinkat(dirfd, tmp, 0);
+    if (!rc)
+        rc = outfile_place(&o, replace);
+    outfile_finish(&o);
     return rc;
 }
 
 int core_dump(struct vm *vm, const char *path)
 {
-    char *copy = strdup(path);
-    if (!copy)
-        return -ENOMEM;
-    char *slash = strrchr(copy, '/');
-    const char *name = slash ? slash + 1 : copy;
-    if (slash)
-        *slash = 0;
-    int dirfd = open(slash ? (copy[0] ? copy : "/") : ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    int rc = dirfd < 0 ? -errno : core_dump_at(vm, dirfd, name, true);
-    if (dirfd >= 0)
-        close(dirfd);
+    int rc = core_dump_at(vm, -1, path, true);
     if (rc)
         log_error("--dump-core %s: %s", path, strerror(-rc));
-    free(copy);
     return rc;
 }

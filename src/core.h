@@ -8,8 +8,8 @@
 
 struct vm;
 
-/* Writes the core as file `name` in directory dirfd (through a temporary file renamed into place;
- * an existing file is replaced only when `replace`). The vCPUs must be stopped or held. 0 or
+/* Writes the core as file `name` in directory dirfd, or at path `name` when dirfd is -1 (a new
+ * file renamed into place, outfile.h; an existing file is replaced only when `replace`). The vCPUs must be stopped or held. 0 or
  * -errno (-EEXIST: the file exists). Pages of zeros are left as holes. */
 int core_dump_at(struct vm *vm, int dirfd, const char *name, bool replace);
 

@@ -5,7 +5,7 @@
  * window), so a small change costs a small update. Screenshots are ui_png.c's. */
 #include "display.h"
 #include "module.h"
-#include "preflight.h"
+#include "outfile.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -393,7 +393,7 @@ static int display_check(const struct slate_config *cfg, unsigned index)
         if (!ok)
             return -1;
     }
-    return cfg->screenshot ? preflight_output_file("--screenshot", cfg->screenshot) : 0;
+    return cfg->screenshot ? outfile_check("--screenshot", cfg->screenshot) : 0;
 }
 
 /* The device's state in text mode, without VNC, SDL or the refresh thread. NULL if out of memory. */

@@ -53,12 +53,16 @@ int main(int argc, char **argv)
     if (console_open(&console, &cfg))
         return EXIT_FAILURE_SLATE;
     FILE *trace_out = NULL;
-    int trace_fd = cfg.trace_file ? open(cfg.trace_file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-                                                               O_CLOEXEC, 0644) : -1;
-    if (cfg.trace_file && (trace_fd < 0 || !(trace_out = fdopen(trace_fd, "w")))) {
+    struct outfile trace_file;
+    int trace_fd = cfg.trace_file ? outfile_create(&trace_file, cfg.trace_file) : -1, trace_rc = trace_fd;
+    if (trace_fd >= 0) { /* in place at once: the trace can be followed as it is written */
+        trace_rc = outfile_place(&trace_file, true);
+        outfile_finish(&trace_file);
+    }
+    if (cfg.trace_file && (trace_rc < 0 || !(trace_out = fdopen(trace_fd, "w")))) {
         if (trace_fd >= 0)
             close(trace_fd);
-        log_error("--trace-file %s: %s", cfg.trace_file, strerror(errno));
+        log_error("--trace-file %s: %s", cfg.trace_file, strerror(trace_rc < 0 ? -trace_rc : errno));
         console_abandon(&console);
         console_close(&console);
         return EXIT_FAILURE_SLATE;

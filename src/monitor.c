@@ -265,7 +265,7 @@ static const char help_text[] =
     "                       save the display as NAME.png in --dump-dir (force: replace it)\n"
     "  dump-core NAME.core [force]\n"
     "                       save an ELF core file of the machine in --dump-dir (gdb KERNEL NAME)\n"
-    "  profile start|stop|dump NAME.folded|NAME.svg\n"
+    "  profile start|stop|dump NAME.folded|NAME.svg [force]\n"
     "                       --profile's sampling for one phase; dump writes it in --dump-dir\n"
     "  quit                 stop the machine; slate exits with status 0\n";
 
@@ -335,21 +335,27 @@ static void cmd_profile(struct monitor *m, FILE *out, char *arg)
         fprintf(out, "profile %sed\n", arg[2] == 'a' ? "start" : "stopp");
         return;
     }
-    char *name = strncmp(arg, "dump ", 5) ? NULL : arg + 5;
-    if (!name || (!plain_file_name(name, ".svg") && !plain_file_name(name, ".folded"))) {
-        fprintf(out, "error: usage: profile start|stop|dump NAME.folded|NAME.svg\n");
+    char *name = strncmp(arg, "dump ", 5) ? NULL : arg + 5, *flag = name ? name + strcspn(name, " ") : NULL;
+    if (flag && *flag)
+        *flag++ = 0;
+    bool force = flag && !strcmp(flag + strspn(flag, " "), "force");
+    if (!name || (!plain_file_name(name, ".svg") && !plain_file_name(name, ".folded")) ||
+        (flag[strspn(flag, " ")] && !force)) {
+        fprintf(out, "error: usage: profile start|stop|dump NAME.folded|NAME.svg [force]\n");
         return;
     }
     if (m->dump_dir_fd < 0) {
         fprintf(out, "error: profile dump writes files only in a directory named with --dump-dir DIR\n");
         return;
     }
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", m->vm->cfg->dump_dir, name);
+    char shown[4200];
+    snprintf(shown, sizeof(shown), "%s/%s", m->vm->cfg->dump_dir, name);
     bool held = hold(m);
-    int rc = profile_write(m->vm, path, out);
+    int rc = profile_write(m->vm, m->dump_dir_fd, name, force, shown, out);
     release(m, held);
-    if (rc)
+    if (rc == -EEXIST)
+        fprintf(out, "error: %s exists (profile dump %s force replaces it)\n", name, name);
+    else if (rc)
         fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
 }
 

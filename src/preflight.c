@@ -5,6 +5,7 @@
 #include "device.h"
 #include "listen.h"
 #include "log.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,46 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-int preflight_output_file(const char *option, const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-        log_error("%s %s: is a symbolic link (slate does not write through links)", option, path);
-        return -1;
-    }
-    if (stat(path, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) {
-            log_error("%s %s: is a directory", option, path);
-            return -1;
-        }
-        if (access(path, W_OK) < 0) {
-            log_error("%s %s: %s", option, path, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    if (errno != ENOENT) {
-        log_error("%s %s: %s", option, path, strerror(errno));
-        return -1;
-    }
-    char *copy = strdup(path);
-    if (!copy) {
-        log_error("out of memory");
-        return -1;
-    }
-    const char *dir = dirname(copy);
-    int rc = 0;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        log_error("%s %s: the directory %s does not exist", option, path, dir);
-        rc = -1;
-    } else if (access(dir, W_OK | X_OK) < 0) {
-        log_error("%s %s: cannot create it in %s: %s", option, path, dir, strerror(errno));
-        rc = -1;
-    }
-    free(copy);
-    return rc;
-}
 
 /* Loads the kernel and every --load image into scratch memory that is never touched by KVM:
  * the same loader and checks as the real boot. */
@@ -130,19 +91,19 @@ int preflight_check(const struct slate_config *cfg, struct preflight *pf)
     *pf = (struct preflight){0};
     if (check_images(cfg, pf) || check_devices(cfg) || check_listeners(cfg))
         return -1;
-    if (cfg->serial == SERIAL_FILE && preflight_output_file("--serial file:", cfg->serial_path))
+    if (cfg->serial == SERIAL_FILE && outfile_check("--serial file:", cfg->serial_path))
         return -1;
     if (cfg->symbols && access(cfg->symbols, R_OK) < 0) {
         log_error("--symbols %s: %s", cfg->symbols, strerror(errno));
         return -1;
     }
-    if (cfg->report && preflight_output_file("--report", cfg->report))
+    if (cfg->report && outfile_check("--report", cfg->report))
         return -1;
-    if (cfg->dump_core && preflight_output_file("--dump-core", cfg->dump_core))
+    if (cfg->dump_core && outfile_check("--dump-core", cfg->dump_core))
         return -1;
-    if (cfg->profile_path[0] && preflight_output_file("--profile", cfg->profile_path))
+    if (cfg->profile_path[0] && outfile_check("--profile", cfg->profile_path))
         return -1;
-    if (cfg->trace_file && preflight_output_file("--trace-file", cfg->trace_file))
+    if (cfg->trace_file && outfile_check("--trace-file", cfg->trace_file))
         return -1;
     struct stat st;
     if (cfg->dump_dir) {

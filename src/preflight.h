@@ -24,10 +24,6 @@ struct preflight {
  * and returns -1; 0 when all passed. */
 int preflight_check(const struct slate_config *cfg, struct preflight *pf);
 
-/* An output file slate will create or overwrite: it must not be a directory, and it or its
- * directory must be writable. Nothing is created here. Logs "OPTION PATH: why", returns -1. */
-int preflight_output_file(const char *option, const char *path);
-
 /* Opens /dev/kvm read-write. On failure logs why, telling a missing module from a CPU or VM
  * without hardware virtualization and from a permission problem, and returns -1. */
 int preflight_open_kvm(void);

@@ -4,6 +4,7 @@
 #include "profile.h"
 
 #include "flamegraph.h"
+#include "outfile.h"
 #include "symbols.h"
 #include "vm.h"
 #include "x86.h"
@@ -229,102 +230,133 @@ static struct fn_count *fn_entry(struct fn_count **fns, size_t *n, const char *n
     return &grown[(*n)++];
 }
 
-int profile_write(struct vm *vm, const char *path, FILE *table)
+/* Everything the samples say: each distinct stack with its count, each function's self and
+ * total samples. */
+struct profile_summary {
+    struct stack_count *stacks;
+    size_t nstacks;
+    struct fn_count *fns;
+    size_t nfns;
+    uint64_t total, dropped;
+};
+
+/* One sample: its folded stack line (root first) and its functions' counts. */
+static void add_sample(struct profile_summary *s, struct symbols *syms, const uint64_t *addrs, size_t depth)
 {
-    struct profiler *p = vm->profiler;
-    struct symbols *syms = symbols_open(config_symbols(vm->cfg));
-    struct stack_count *stacks = NULL;
-    struct fn_count *fns = NULL;
-    size_t nstacks = 0, nfns = 0;
-    uint64_t total = 0, dropped = 0;
-    for (unsigned c = 0; c < vm->vcpu_count; c++) {
-        const struct profile_buf *b = &p->bufs[c];
-        dropped += b->dropped;
-        for (size_t i = 0; i < b->len;) {
-            size_t depth = b->words[i++];
-            const uint64_t *addrs = b->words + i;
-            i += depth;
-            char line[PROFILE_DEPTH * 64 + 64] = "", name[128];
-            size_t used = 0, frames = depth;
-            if (depth >= 2 && addrs[depth - 2] == TAG_USER) { /* ring 3: root it at its CR3 */
-                used = (size_t)snprintf(line, sizeof(line), "[user cr3=%#" PRIx64 "]", addrs[depth - 1]);
-                frames = depth - 2;
-            }
-            char seen[PROFILE_DEPTH][128];
-            unsigned nseen = 0;
-            for (size_t f = frames; f-- > 0;) { /* root first */
-                frame_name(syms, addrs[f], f == 0, name, sizeof(name));
-                used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%s", used ? ";" : "", name);
-                struct fn_count *fc = NULL;
-                bool again = false;
-                for (unsigned k = 0; k < nseen; k++)
-                    again |= !strcmp(seen[k], name);
-                if (!again && nseen < PROFILE_DEPTH) { /* total: once per sample, even if recursive */
-                    snprintf(seen[nseen++], sizeof(seen[0]), "%s", name);
-                    if ((fc = fn_entry(&fns, &nfns, name)))
-                        fc->total++;
-                }
-                if (f == 0 && (fc = fn_entry(&fns, &nfns, name)))
-                    fc->self++;
-            }
-            struct stack_count *grown = realloc(stacks, (nstacks + 1) * sizeof(*stacks));
-            if (grown) {
-                stacks = grown;
-                stacks[nstacks++] = (struct stack_count){strdup(line), 1};
-            }
-            total++;
+    char line[PROFILE_DEPTH * 64 + 64] = "", name[128];
+    size_t used = 0, frames = depth;
+    if (depth >= 2 && addrs[depth - 2] == TAG_USER) { /* ring 3: root it at its CR3 */
+        used = (size_t)snprintf(line, sizeof(line), "[user cr3=%#" PRIx64 "]", addrs[depth - 1]);
+        frames = depth - 2;
+    }
+    char seen[PROFILE_DEPTH][128];
+    unsigned nseen = 0;
+    for (size_t f = frames; f-- > 0;) { /* root first */
+        frame_name(syms, addrs[f], f == 0, name, sizeof(name));
+        used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%s", used ? ";" : "", name);
+        struct fn_count *fc = NULL;
+        bool again = false;
+        for (unsigned k = 0; k < nseen; k++)
+            again |= !strcmp(seen[k], name);
+        if (!again && nseen < PROFILE_DEPTH) { /* total: once per sample, even if recursive */
+            snprintf(seen[nseen++], sizeof(seen[0]), "%s", name);
+            if ((fc = fn_entry(&s->fns, &s->nfns, name)))
+                fc->total++;
         }
+        if (f == 0 && (fc = fn_entry(&s->fns, &s->nfns, name)))
+            fc->self++;
+    }
+    struct stack_count *grown = realloc(s->stacks, (s->nstacks + 1) * sizeof(*s->stacks));
+    if (grown) {
+        s->stacks = grown;
+        s->stacks[s->nstacks++] = (struct stack_count){strdup(line), 1};
+    }
+    s->total++;
+}
+
+/* Every CPU's samples, equal stacks folded into one with their count. */
+static void summarize(struct vm *vm, struct profile_summary *s)
+{
+    struct symbols *syms = symbols_open(config_symbols(vm->cfg));
+    for (unsigned c = 0; c < vm->vcpu_count; c++) {
+        const struct profile_buf *b = &vm->profiler->bufs[c];
+        s->dropped += b->dropped;
+        for (size_t i = 0; i < b->len; i += b->words[i] + 1)
+            add_sample(s, syms, b->words + i + 1, b->words[i]);
     }
     symbols_close(syms);
-    /* Fold equal stacks. */
-    qsort(stacks, nstacks, sizeof(*stacks), by_stack);
+    qsort(s->stacks, s->nstacks, sizeof(*s->stacks), by_stack);
     size_t folded = 0;
-    for (size_t i = 0; i < nstacks; i++) {
-        if (folded && !strcmp(stacks[folded - 1].stack, stacks[i].stack)) {
-            stacks[folded - 1].count++;
-            free(stacks[i].stack);
+    for (size_t i = 0; i < s->nstacks; i++) {
+        if (folded && !strcmp(s->stacks[folded - 1].stack, s->stacks[i].stack)) {
+            s->stacks[folded - 1].count++;
+            free(s->stacks[i].stack);
         } else {
-            stacks[folded++] = stacks[i];
+            s->stacks[folded++] = s->stacks[i];
         }
     }
+    s->nstacks = folded;
+}
+
+/* The folded stacks, or a flame graph for a name ending in .svg, written as a new file of its
+ * own renamed into place (outfile.h): in dirfd when it is >= 0, else at `name` as a path. */
+static int write_profile_file(struct vm *vm, const struct profile_summary *s, int dirfd, const char *name,
+                              bool replace)
+{
     char *text = NULL;
     size_t size = 0;
     FILE *mem = open_memstream(&text, &size);
-    for (size_t i = 0; mem && i < folded; i++)
-        fprintf(mem, "%s %" PRIu64 "\n", stacks[i].stack, stacks[i].count);
-    if (mem)
-        fclose(mem);
-    int rc = 0;
-    /* Never through a link (the monitor writes in --dump-dir for whoever is connected). */
-    int fd = text ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
+    if (!mem)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->nstacks; i++)
+        fprintf(mem, "%s %" PRIu64 "\n", s->stacks[i].stack, s->stacks[i].count);
+    fclose(mem);
+    struct outfile o;
+    int fd = dirfd >= 0 ? outfile_create_at(&o, dirfd, name) : outfile_create(&o, name);
     FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    int rc = fd < 0 ? fd : !out ? -errno : 0;
     if (fd >= 0 && !out)
         close(fd);
-    size_t plen = strlen(path);
-    if (!out)
-        rc = -errno ? -errno : -ENOMEM;
-    else if (plen > 4 && !strcmp(path + plen - 4, ".svg"))
+    size_t len = strlen(name);
+    if (out && len > 4 && !strcmp(name + len - 4, ".svg"))
         flamegraph_svg(text, vm->cfg->kernel, out);
-    else
+    else if (out)
         fputs(text, out);
     if (out && fclose(out) != 0)
         rc = -errno;
-    if (table && total) {
-        qsort(fns, nfns, sizeof(*fns), by_self);
-        fprintf(table, "slate: profile: %" PRIu64 " samples at %u Hz on %u CPUs%s%s\n", total, p->hz,
-                vm->vcpu_count, rc ? "" : ", written to ", rc ? "" : path);
-        if (dropped)
-            fprintf(table, "  (%" PRIu64 " samples dropped: out of memory for them)\n", dropped);
-        fprintf(table, "  %6s %6s  function\n", "self", "total");
-        for (size_t i = 0; i < nfns && i < 15; i++)
-            fprintf(table, "  %5.1f%% %5.1f%%  %s\n", 100.0 * (double)fns[i].self / (double)total,
-                    100.0 * (double)fns[i].total / (double)total, fns[i].name);
-    }
-    for (size_t i = 0; i < folded; i++)
-        free(stacks[i].stack);
-    for (size_t i = 0; i < nfns; i++)
-        free(fns[i].name);
-    free(stacks), free(fns), free(text);
+    if (!rc)
+        rc = outfile_place(&o, replace);
+    if (fd >= 0)
+        outfile_finish(&o);
+    free(text);
+    return rc;
+}
+
+static void print_table(struct vm *vm, struct profile_summary *s, FILE *table, const char *written)
+{
+    qsort(s->fns, s->nfns, sizeof(*s->fns), by_self);
+    fprintf(table, "slate: profile: %" PRIu64 " samples at %u Hz on %u CPUs%s%s\n", s->total,
+            vm->profiler->hz, vm->vcpu_count, written ? ", written to " : "", written ? written : "");
+    if (s->dropped)
+        fprintf(table, "  (%" PRIu64 " samples dropped: out of memory for them)\n", s->dropped);
+    fprintf(table, "  %6s %6s  function\n", "self", "total");
+    for (size_t i = 0; i < s->nfns && i < 15; i++)
+        fprintf(table, "  %5.1f%% %5.1f%%  %s\n", 100.0 * (double)s->fns[i].self / (double)s->total,
+                100.0 * (double)s->fns[i].total / (double)s->total, s->fns[i].name);
+}
+
+int profile_write(struct vm *vm, int dirfd, const char *name, bool replace, const char *shown, FILE *table)
+{
+    struct profile_summary s = {0};
+    summarize(vm, &s);
+    int rc = write_profile_file(vm, &s, dirfd, name, replace);
+    if (table && s.total)
+        print_table(vm, &s, table, rc ? NULL : shown);
+    for (size_t i = 0; i < s.nstacks; i++)
+        free(s.stacks[i].stack);
+    for (size_t i = 0; i < s.nfns; i++)
+        free(s.fns[i].name);
+    free(s.stacks), free(s.fns);
     return rc;
 }
 
@@ -333,7 +365,7 @@ void profile_finish(struct vm *vm, bool write)
     struct profiler *p = vm->profiler;
     if (!p)
         return;
-    int rc = write ? profile_write(vm, p->path, stderr) : 0;
+    int rc = write ? profile_write(vm, -1, p->path, true, p->path, stderr) : 0;
     if (rc)
         log_error("--profile %s: %s", p->path, strerror(-rc));
     for (unsigned i = 0; i < vm->vcpu_count; i++)

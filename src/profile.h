@@ -27,9 +27,11 @@ int profile_attach(struct vm *vm);
 void profile_run(struct vm *vm, bool on);
 /* On a vCPU's own thread after a kick: records a sample if one was asked for. */
 void profile_sample(struct vcpu *cpu);
-/* Writes the profile so far: folded stacks or an SVG at path, the top table to `table` (may be
- * NULL). 0, or -errno. */
-int profile_write(struct vm *vm, const char *path, FILE *table);
+/* Writes the profile so far: folded stacks, or an SVG when `name` ends in .svg, as a new file
+ * renamed into place (outfile.h): `name` in dirfd, or `name` as a path when dirfd is -1. An
+ * existing file is replaced only when `replace` (-EEXIST otherwise). The top table goes to
+ * `table` (may be NULL), naming the file as `shown`. 0, or -errno. */
+int profile_write(struct vm *vm, int dirfd, const char *name, bool replace, const char *shown, FILE *table);
 /* At the machine's end: writes --profile's PATH and the table on stderr (when `write`: not on
  * the way to a reset), and frees the samples. */
 void profile_finish(struct vm *vm, bool write);

@@ -3,6 +3,7 @@
 #include "report.h"
 
 #include "inspect.h"
+#include "outfile.h"
 #include "symbols.h"
 #include "vm.h"
 #include "x86.h"
@@ -155,21 +156,19 @@ static void write_report(FILE *f, struct vm *vm, int status)
 
 int report_write(struct vm *vm, const char *path, int status)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.%d.part", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    struct outfile o;
+    int fd = outfile_create(&o, path);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        log_error("--report %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd), unlink(tmp);
-        return -1;
+    int rc = fd < 0 ? fd : !f ? -errno : 0;
+    if (fd >= 0 && !f)
+        close(fd);
+    if (f) {
+        write_report(f, vm, status);
+        rc = fclose(f) != 0 ? -errno : outfile_place(&o, true);
     }
-    write_report(f, vm, status);
-    if (fclose(f) != 0 || rename(tmp, path) < 0) {
-        log_error("--report %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    if (fd >= 0)
+        outfile_finish(&o);
+    if (rc)
+        log_error("--report %s: %s", path, strerror(-rc));
+    return rc ? -1 : 0;
 }

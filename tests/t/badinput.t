@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad kernels, images and options: one clear line naming the problem, status 125, nothing written.
 . "$(dirname "$0")/../lib.sh"
-plan 74
+plan 82
 
 # expect_error DESCRIPTION PATTERN ARGS...: slate must refuse with 125 and a matching message.
 expect_error() {
@@ -91,3 +91,10 @@ expect_error "--serial file: that is a link" "--serial file: $TMP/link: is a sym
 expect_error "--trace-file that is a link" "--trace-file $TMP/link: is a symbolic link" --trace io --trace-file "$TMP/link" "$good"
 expect_error "--screenshot that is a link" "--screenshot $TMP/link: is a symbolic link" --screenshot "$TMP/link" "$good"
 is "$(cat "$TMP/victim")" precious "the file behind the link is untouched"
+# Nor into a FIFO, a socket or a device: opening a FIFO would wait for a reader, with the stop
+# signals already blocked (only SIGKILL ended slate).
+mkfifo "$TMP/fifo"
+expect_error "--serial file: that is a FIFO" "--serial file: $TMP/fifo: is a FIFO" --serial "file:$TMP/fifo" "$good"
+expect_error "--trace-file that is a FIFO" "--trace-file $TMP/fifo: is a FIFO" --trace io --trace-file "$TMP/fifo" "$good"
+expect_error "--profile that is a FIFO" "--profile $TMP/fifo: is a FIFO" --profile "$TMP/fifo" "$good"
+expect_error "--report that is a device" "--report /dev/null: is a device" --report /dev/null "$good"
