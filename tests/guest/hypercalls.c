@@ -53,7 +53,6 @@ static void check_preserved(void)
 
 KMAIN kmain(const struct slate_info *info)
 {
-    (void)info;
     check_preserved();
     GUEST_ASSERT(hypercall(SLATE_HC_NOP, 0, 0, 0) == 0);
     GUEST_ASSERT(hypercall(12345, 0, 0, 0) == SLATE_ENOSYS);
@@ -80,6 +79,11 @@ KMAIN kmain(const struct slate_info *info)
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, ALIAS_VA + 3 * 4096, 4, 0) == SLATE_EFAULT);
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, ALIAS_VA + 2 * 4096 - 2, 4, 0) == SLATE_EFAULT);
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, SLATE_LAPIC_ADDR, 4, 0) == SLATE_EFAULT);
+    GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, SLATE_HYPERCALL_PAGE, 4, 0) == SLATE_EFAULT);
+    /* The info block is readable memory (machine.md): the command line prints from where it is. */
+    const char *cmd = slate_cmdline(info);
+    GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, (uint64_t)cmd, str_len(cmd), 0) == (int64_t)str_len(cmd));
+    puts_hc("\n");
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, (uint64_t)m, SLATE_CONSOLE_WRITE_MAX + 1, 0) == SLATE_EINVAL);
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, ~0ULL - 2, 8, 0) == SLATE_EFAULT);
     GUEST_ASSERT(hypercall(SLATE_HC_CONSOLE_WRITE, (uint64_t)m, 0, 0) == 0);
