@@ -56,8 +56,11 @@ REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/f
 	guests bench clean format need-kvm
 all: $(BUILD)/slate $(MODULES)
 
-# Before the first compile: every library slate builds against, or one line saying `make deps`.
-libs:
+# Before the first compile: the Debian packages (installed when missing, as `make deps` does, or
+# one line saying what to run), then every library slate builds against and the console font.
+# Every rule that builds waits for it (order-only: `| libs`, or through the build directories).
+libs: deps
+	@test -r $(FONT_PSF) || { echo "slate: the console font $(FONT_PSF) is missing (Debian's kbd package): run \`make deps\`" >&2; exit 1; }
 	@missing=""; for m in $(PKG_MODULES); do $(PKG_CONFIG) --exists $$m 2>/dev/null || missing="$$missing $$m"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "slate: missing libraries:$$missing. Run \`make deps\` to install the Debian packages (needs root or sudo)." >&2; \
@@ -73,7 +76,7 @@ need-kvm: $(BUILD)/slate $(BUILD)/guest/power.elf
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj libs
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-$(BUILD)/gen/font8x16.c: tools/psf2c.pl
+$(BUILD)/gen/font8x16.c: tools/psf2c.pl | libs
 	@mkdir -p $(BUILD)/gen
 	perl tools/psf2c.pl $(FONT_PSF) > $@.tmp && mv $@.tmp $@
 $(FONT_OBJ): $(BUILD)/gen/font8x16.c | $(BUILD)/obj
@@ -93,24 +96,12 @@ $(BUILD)/slate-$(1).so: $(MODULE_SRC_$(1):src/%.c=$(BUILD)/pic/%.o)
 endef
 $(foreach m,$(MODULE_NAMES),$(eval $(call module_rule,$(m))))
 
-$(BUILD)/obj $(BUILD)/unit $(BUILD)/guest $(BUILD)/bench:
+$(BUILD)/obj $(BUILD)/unit $(BUILD)/guest $(BUILD)/bench: | libs
 	mkdir -p $@
 
 # ---- dependencies ------------------------------------------------------------------------------
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "slate: installing Debian packages:$$missing"; \
-	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  apt="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq"; \
-	  for try in 1 2 3 4 5 6 7 8 9 10; do \
-	    $$apt update && $$apt install -y $$missing && exit 0; \
-	    echo "slate: apt-get failed (another package manager holding the lock?); retrying in 30 s" >&2; \
-	    sleep 30; \
-	  done; exit 1; \
-	fi
+	@tools/deps.sh $(DEB_PACKAGES)
 
 # ---- guest kernels (freestanding, built with the host gcc and ld whatever CC is) ------------
 GUEST_CC ?= gcc
@@ -165,10 +156,10 @@ DEMO := $(BUILD)/guest/demo.bin
 # gcc may turn a byte loop into a call to memcpy/memset: not inside memcpy and memset themselves.
 DEMO_CFLAGS := $(GUEST_CFLAGS) -m64 -fno-tree-loop-distribute-patterns
 
-$(BUILD)/demo/%.c.o: guest/%.c guest/kernel.h include/slate/slate.h include/slate/guest.h
+$(BUILD)/demo/%.c.o: guest/%.c guest/kernel.h include/slate/slate.h include/slate/guest.h | libs
 	@mkdir -p $(BUILD)/demo
 	$(GUEST_CC) $(DEMO_CFLAGS) -c -o $@ $<
-$(BUILD)/demo/boot.S.o: guest/boot.S include/slate/slate.h
+$(BUILD)/demo/boot.S.o: guest/boot.S include/slate/slate.h | libs
 	@mkdir -p $(BUILD)/demo
 	$(GUEST_CC) -m64 -Iinclude -c -o $@ $<
 $(DEMO_ELF): $(DEMO_OBJS) guest/kernel.ld | $(BUILD)/guest
@@ -206,7 +197,7 @@ $(BUILD)/unit/test_dev_%: tests/unit/test_dev_%.c $(wildcard tests/unit/*.h) tes
 unit: $(UNIT_BINS)
 
 # ---- test tools (never sanitized: they are the clients, not what is tested) ------------------
-$(BUILD)/tools/vnctool: tests/tools/vnctool.c
+$(BUILD)/tools/vnctool: tests/tools/vnctool.c | libs
 	@mkdir -p $(BUILD)/tools
 	$(CC) $(HOST_CFLAGS) -O2 -g -Wno-missing-prototypes -o $@ $< $$($(PKG_CONFIG) --libs libvncclient libpng)
 TEST_TOOLS := $(BUILD)/tools/vnctool
@@ -286,14 +277,14 @@ fuzz_fake = $(if $(call fuzz_on_fake,$(1)),tests/fake/fake_host.c,tests/fuzz/fak
 fuzz_not_linked = $(call fuzz_included,$(1)) $(if $(call fuzz_on_fake,$(1)),src/device_host.c)
 FUZZ_DEPS := tests/fuzz/fake_machine.c tests/fuzz/fake_machine.h tests/fuzz/fuzz_input.h \
 	tests/fuzz/fuzz_devices.h tests/fake/fake_host.c tests/fake/fake_host.h
-build-fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h)
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h) | libs
 	@mkdir -p build-fuzz
 	clang $(HOST_CFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Itests/fuzz -Itests/fake -Wno-missing-prototypes -o $@ $< \
 	  $(call fuzz_fake,$<) $(filter-out $(call fuzz_not_linked,$<),$(FUZZ_SRCS)) $(PKG_LIBS) $(LDLIBS)
 fuzz-build: $(FUZZ_HARNESSES)
 # The same harnesses without libFuzzer, built by the project's compiler with its flags (and so with
 # the sanitizers under check-asan), to replay the committed corpus in `make check`.
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(FUZZ_DEPS) $(LIB_OBJS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(FUZZ_DEPS) $(LIB_OBJS) | libs
 	@mkdir -p $(BUILD)/fuzz
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(LDFLAGS) $(PKG_CFLAGS) -Itests/fuzz -Itests/fake -o $@ $< $(call fuzz_fake,$<) \
 	  tests/fuzz/replay.c $(filter-out $(patsubst src/%.c,$(BUILD)/obj/%.o,$(call fuzz_not_linked,$<)),$(LIB_OBJS)) \

@@ -91,7 +91,7 @@ trickle_client() { # KIND BYTES-PER-SECOND
             sleep 4096 / $rate;
         }' "$SOCK" "$1" "$2" "$(scaled 10)" >"$TMP/client.out" 2>&1 &
     CLIENT=$!
-    wait_until 30 grep -q trickling "$TMP/client.out"
+    wait_until 30 grep -qs trickling "$TMP/client.out"
 }
 for case in "gdb 1000000" "gdb 500000" "monitor 250000"; do
     set -- $case
