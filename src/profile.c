@@ -285,7 +285,8 @@ static void summarize(struct vm *vm, struct profile_summary *s)
             add_sample(s, syms, b->words + i + 1, b->words[i]);
     }
     symbols_close(syms);
-    qsort(s->stacks, s->nstacks, sizeof(*s->stacks), by_stack);
+    if (s->nstacks) /* (no samples: no array at all) */
+        qsort(s->stacks, s->nstacks, sizeof(*s->stacks), by_stack);
     size_t folded = 0;
     for (size_t i = 0; i < s->nstacks; i++) {
         if (folded && !strcmp(s->stacks[folded - 1].stack, s->stacks[i].stack)) {
