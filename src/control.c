@@ -9,20 +9,11 @@
  * the other's setup. */
 #include "vm.h"
 
+#include "cpu_state.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
-
-/* Registers changed through kvm_run (a hypercall's result) reach KVM only at the next KVM_RUN;
- * a parked CPU hands them over now, so a debugger reading them sees the truth. */
-static void flush_sync_regs(struct vcpu *cpu)
-{
-    if (!cpu->run->kvm_dirty_regs)
-        return;
-    if (ioctl(cpu->fd, KVM_SET_REGS, &cpu->run->s.regs.regs) < 0)
-        log_warn("cpu %u: KVM_SET_REGS: %s", cpu->index, strerror(errno));
-    cpu->run->kvm_dirty_regs = 0;
-}
 
 static bool must_park(struct vm *vm, struct vcpu *cpu)
 {
@@ -34,7 +25,7 @@ static void park_while_held(struct vcpu *cpu)
     struct vm *vm = cpu->vm;
     pthread_mutex_lock(&vm->pause_lock);
     if (vm->holds && !cpu->step_release) {
-        flush_sync_regs(cpu);
+        cpu_state_flush(cpu);
         vm->parked++;
         pthread_cond_broadcast(&vm->pause_cond);
         while (must_park(vm, cpu)) {

@@ -4,6 +4,7 @@
  * registered it (the display's SCREENSHOT, gdb's DEBUG_BREAK). */
 #include "vm.h"
 
+#include "cpu_state.h"
 #include "x86.h"
 
 #include <errno.h>
@@ -101,8 +102,8 @@ static int64_t registered_hypercall(struct vcpu *cpu, uint64_t function, const u
             continue;
         return hc->device_fn ? hc->device_fn(hc->opaque, args) : hc->fn(hc->opaque, cpu, args);
     }
-    if (function == SLATE_HC_DEBUG_BREAK)
-        return 0;
+    if (function == SLATE_HC_DEBUG_BREAK) /* no debugger: nothing happens (but in a test) */
+        return vm->test_roundtrip ? (cpu_state_roundtrip(cpu, vm->test_roundtrip_skip) ? SLATE_EIO : 2) : 0;
     if (function == SLATE_HC_SCREENSHOT || function == SLATE_HC_PROFILE)
         return SLATE_EINVAL; /* no display, no --profile */
     log_warn_limited(&vm->guest_limit, "cpu %u: unknown hypercall %" PRIu64, cpu->index, function);

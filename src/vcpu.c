@@ -1,6 +1,7 @@
 /* vcpu.c - the vCPU thread: KVM_RUN, then one switch over what the exit asks for. */
 #include "vm.h"
 
+#include "cpu_state.h"
 #include "inspect.h"
 #include "pagewalk.h"
 #include "x86.h"
@@ -182,6 +183,7 @@ void *vcpu_thread(void *arg)
         vcpu_service_requests(cpu);
         if (atomic_load(&vm->stopping))
             break;
+        cpu_state_running(cpu);
         if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
             /* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI woke up. */
             if (errno == EINTR || errno == EAGAIN) {

@@ -12,6 +12,7 @@
 #include "exctrace.h"
 
 struct vm;
+struct cpu_state;
 
 /* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
 enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_REPLAY, DEBUG_OWNERS };
@@ -83,6 +84,12 @@ struct vcpu {
     struct exc_record exc_last;
     unsigned exc_repeats;
     _Atomic bool sample_requested; /* --profile: record a sample at the next exit */
+    /* What cpu_state.c read of this CPU since it last ran (state_lock): valid while cached_gen
+     * equals run_gen, which the CPU's thread bumps before every KVM_RUN. */
+    pthread_mutex_t state_lock;
+    struct cpu_state *cached;
+    uint64_t cached_gen;
+    _Atomic uint64_t run_gen;
     /* Where KVM resets a CPU on a triple fault before user space sees it (vm->shutdown_resets):
      * where it last resumed, to replay from (replay.c), and what the crash report shows. */
     struct vcpu_snapshot resume;

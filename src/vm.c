@@ -9,6 +9,7 @@
 #include "profile.h"
 #include "report.h"
 
+#include "cpu_state.h"
 #include "info.h"
 #include "preflight.h"
 #include "pc_legacy.h"
@@ -246,6 +247,7 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
     pthread_mutex_init(&cpu->lock, NULL);
     pthread_mutex_init(&cpu->kick_lock, NULL);
     pthread_mutex_init(&cpu->debug_lock, NULL);
+    pthread_mutex_init(&cpu->state_lock, NULL);
     pthread_cond_init(&cpu->cond, NULL);
     atomic_store(&cpu->started, index == 0); /* the boot CPU runs from the start */
     cpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
@@ -426,6 +428,9 @@ static int vm_setup_vcpus(struct vm *vm)
     if (!vm->vcpus)
         return -1;
     vm->replay_forced = getenv("SLATE_TEST_CRASH_REPLAY") != NULL;
+    const char *roundtrip = getenv("SLATE_TEST_CPU_ROUNDTRIP");
+    vm->test_roundtrip = roundtrip != NULL;
+    vm->test_roundtrip_skip = roundtrip ? cpu_state_part(roundtrip) : 0;
     vm->shutdown_resets = access("/sys/module/kvm_amd", F_OK) == 0 || vm->replay_forced;
     for (unsigned i = 0; i < vm->cfg->smp; i++, vm->vcpu_count++)
         if (vcpu_create(vm, &vm->vcpus[i], i))
@@ -793,6 +798,8 @@ void vm_destroy(struct vm *vm)
         pthread_mutex_destroy(&vm->vcpus[i].lock);
         pthread_mutex_destroy(&vm->vcpus[i].kick_lock);
         pthread_mutex_destroy(&vm->vcpus[i].debug_lock);
+        pthread_mutex_destroy(&vm->vcpus[i].state_lock);
+        free(vm->vcpus[i].cached);
         free(vm->vcpus[i].stats);
         pthread_cond_destroy(&vm->vcpus[i].cond);
     }

@@ -66,6 +66,10 @@ struct vm {
      * is replayed from there (replay.h). */
     bool shutdown_resets;
     bool replay_forced; /* SLATE_TEST_CRASH_REPLAY: replay every triple fault (tests, any KVM) */
+    /* SLATE_TEST_CPU_ROUNDTRIP=1 (or =PART to leave one part out): a debug-break hypercall with no
+     * debugger takes the CPU's state out and puts it back (cpu_state_roundtrip) and returns 2. */
+    bool test_roundtrip;
+    unsigned test_roundtrip_skip;
     /* The monotonic clock's zero: host CLOCK_MONOTONIC, the guest TSC and Unix time, read
      * together before the first instruction. */
     int64_t boot_mono_ns;
