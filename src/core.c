@@ -2,6 +2,7 @@
  * a unikernel): an ELF header, a PT_NOTE with one NT_PRSTATUS per CPU, then PT_LOAD segments. */
 #include "core.h"
 
+#include "cpu_state.h"
 #include "outfile.h"
 #include "vm.h"
 #include "x86.h"
@@ -80,10 +81,10 @@ static void walk(const struct vm *vm, struct layout *l, uint64_t table, int leve
 
 static void prstatus_of(struct vcpu *cpu, struct elf_prstatus *st)
 {
-    struct kvm_regs r = {0};
-    struct kvm_sregs s = {0};
-    ioctl(cpu->fd, KVM_GET_REGS, &r);
-    ioctl(cpu->fd, KVM_GET_SREGS, &s);
+    struct cpu_state cs = {0}; /* zeros where KVM would not say */
+    cpu_state_get(cpu, CPU_REGS | CPU_SREGS, &cs, NULL);
+    const struct kvm_regs r = cs.regs;
+    const struct kvm_sregs s = cs.sregs;
     memset(st, 0, sizeof(*st));
     st->pr_pid = (int)cpu->index + 1; /* gdb's thread N+1, as the gdb stub numbers them */
     /* struct user_regs_struct order */
@@ -121,10 +122,11 @@ static int write_core(struct vm *vm, int fd)
                                             PF_R | PF_W | PF_X};
         off += vm->mem.ram[i].size;
     }
-    struct kvm_sregs s;
+    struct cpu_state cs = {0};
     unsigned budget = 4096;
-    if (ioctl(vm->vcpus[0].fd, KVM_GET_SREGS, &s) == 0 && (s.cr0 & X86_CR0_PG) && (s.efer & X86_EFER_LMA))
-        walk(vm, &l, s.cr3 & PTE_ADDR, 0, 0, &budget);
+    if (cpu_state_get(&vm->vcpus[0], CPU_SREGS, &cs, NULL) == 0 && (cs.sregs.cr0 & X86_CR0_PG) &&
+        (cs.sregs.efer & X86_EFER_LMA))
+        walk(vm, &l, cs.sregs.cr3 & PTE_ADDR, 0, 0, &budget);
 
     Elf64_Ehdr eh = {.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT,
                                  ELFOSABI_NONE},

@@ -249,22 +249,46 @@ int cpu_state_get(struct vcpu *cpu, unsigned parts, struct cpu_state *st, const 
         st->have |= CPU_SREGS;
         need &= ~CPU_SREGS;
     }
-    if (need) {
-        struct cpu_state *fresh = calloc(1, sizeof(*fresh));
-        int rc = fresh ? cpu_state_get_fd(cpu->fd, need, fresh, failed) : -ENOMEM;
-        if (rc) {
-            free(fresh);
+    if (need) { /* (cpu_state_get_fd writes only the parts it reads) */
+        int rc = cpu_state_get_fd(cpu->fd, need, st, failed);
+        if (rc)
             return rc;
-        }
         pthread_mutex_lock(&cpu->state_lock);
-        remember(cpu, fresh, need, gen);
+        remember(cpu, st, need, gen);
         pthread_mutex_unlock(&cpu->state_lock);
-        copy_parts(st, fresh, need);
-        free(fresh);
     }
     if (own && (parts & CPU_REGS))
         st->regs = cpu->run->s.regs.regs; /* slate's copy: a hypercall's result is in it */
     return 0;
+}
+
+int cpu_state_regs(struct vcpu *cpu, struct kvm_regs *regs, struct kvm_sregs *sregs)
+{
+    struct cpu_state st;
+    st.have = 0;
+    int rc = cpu_state_get(cpu, CPU_REGS | CPU_SREGS, &st, NULL);
+    if (rc) {
+        errno = -rc;
+        return rc;
+    }
+    *regs = st.regs, *sregs = st.sregs;
+    return 0;
+}
+
+int cpu_state_tsc(struct vcpu *cpu, uint64_t *tsc)
+{
+    struct msr_buf buf = {.head = {.nmsrs = 1}, .entries = {{.index = MSR_TSC}}};
+    if (ioctl(cpu->fd, KVM_GET_MSRS, &buf) != 1)
+        return errno ? -errno : -EINVAL;
+    *tsc = buf.entries[0].data;
+    return 0;
+}
+
+bool cpu_state_halted(struct vcpu *cpu)
+{
+    struct cpu_state st;
+    st.have = 0;
+    return cpu_state_get(cpu, CPU_MP, &st, NULL) == 0 && st.mp.mp_state == KVM_MP_STATE_HALTED;
 }
 
 int cpu_state_put(struct vcpu *cpu, unsigned parts, const struct cpu_state *st, const char **failed)
@@ -303,6 +327,27 @@ void cpu_state_flush(struct vcpu *cpu)
     if (cpu->cached && cpu->cached_gen == atomic_load(&cpu->run_gen))
         cpu->cached->have &= ~(unsigned)CPU_REGS;
     pthread_mutex_unlock(&cpu->state_lock);
+}
+
+void cpu_state_fpu(const struct cpu_state *st, struct kvm_fpu *out)
+{
+    if (st->fpu_legacy) {
+        memcpy(out, &st->xsave, sizeof(*out));
+        return;
+    }
+    const uint8_t *fx = (const uint8_t *)st->xsave.region; /* FXSAVE's 512 bytes */
+    *out = (struct kvm_fpu){0};
+    memcpy(&out->fcw, fx, 2);
+    memcpy(&out->fsw, fx + 2, 2);
+    out->ftwx = fx[4];
+    memcpy(&out->last_opcode, fx + 6, 2);
+    memcpy(&out->last_ip, fx + 8, 8);
+    memcpy(&out->last_dp, fx + 16, 8);
+    memcpy(&out->mxcsr, fx + 24, 4);
+    for (int i = 0; i < 8; i++)
+        memcpy(out->fpr[i], fx + 32 + 16 * i, 16);
+    for (int i = 0; i < 16; i++)
+        memcpy(out->xmm[i], fx + 160 + 16 * i, 16);
 }
 
 bool cpu_state_msr(const struct cpu_state *st, uint32_t index, uint64_t *value)

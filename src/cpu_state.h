@@ -61,6 +61,13 @@ int cpu_state_get(struct vcpu *cpu, unsigned parts, struct cpu_state *st, const 
  * CPU: its own thread, or the CPU parked. 0, or -errno with the failing ioctl in *failed. */
 int cpu_state_put(struct vcpu *cpu, unsigned parts, const struct cpu_state *st, const char **failed);
 
+/* The most common read: the general and segment registers. 0 or -errno (errno set too). */
+int cpu_state_regs(struct vcpu *cpu, struct kvm_regs *regs, struct kvm_sregs *sregs);
+/* The CPU's TSC, read alone (one MSR: its moment is known to within one ioctl). 0 or -errno. */
+int cpu_state_tsc(struct vcpu *cpu, uint64_t *tsc);
+/* Whether the CPU waits in HLT (its MP state), false when KVM would not say. */
+bool cpu_state_halted(struct vcpu *cpu);
+
 /* The same on a bare vCPU fd (a probe VM's), without a cache. */
 int cpu_state_get_fd(int fd, unsigned parts, struct cpu_state *st, const char **failed);
 int cpu_state_put_fd(int fd, unsigned parts, const struct cpu_state *st, const char **failed);
@@ -70,6 +77,10 @@ void cpu_state_running(struct vcpu *cpu);
 /* On cpu's own thread, as it parks: registers changed in kvm_run (a hypercall's result) reach
  * KVM now rather than at the next KVM_RUN, so a debugger reading them sees the truth. */
 void cpu_state_flush(struct vcpu *cpu);
+
+/* The x87 and SSE state of *st (which has CPU_FPU) in KVM's struct kvm_fpu form: XSAVE's legacy
+ * region (the FXSAVE layout) unpacked. */
+void cpu_state_fpu(const struct cpu_state *st, struct kvm_fpu *out);
 
 /* The value of MSR `index` in *st, or false when it was not read. */
 bool cpu_state_msr(const struct cpu_state *st, uint32_t index, uint64_t *value);

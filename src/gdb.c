@@ -359,7 +359,7 @@ static void gdb_notify_stop(void *opaque)
 
 static void reply_registers(struct gdb_server *g)
 {
-    struct cpu_state st;
+    struct gdb_regs st;
     if (!gdb_load_state(thread_cpu(g, g->cur_g), &st)) {
         send_packet(g, "E01");
         return;
@@ -374,7 +374,7 @@ static void reply_registers(struct gdb_server *g)
 static void reply_one_register(struct gdb_server *g, const char *args)
 {
     uint64_t n;
-    struct cpu_state st;
+    struct gdb_regs st;
     uint8_t bytes[16];
     size_t size;
     if (!gdb_parse_hex(args, &n) || n >= REG_COUNT || !gdb_load_state(thread_cpu(g, g->cur_g), &st) ||

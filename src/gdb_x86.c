@@ -2,6 +2,7 @@
  * and writing it through KVM, the debug registers' encoding, and what this KVM can do. */
 #include "gdb_x86.h"
 
+#include "cpu_state.h"
 #include "log.h"
 
 #include <fcntl.h>
@@ -66,10 +67,14 @@ const char gdb_target_xml[] =
     "<reg name=\"efer\" bitsize=\"64\" type=\"int\" group=\"system\"/>"
     "</feature></target>";
 
-bool gdb_load_state(struct vcpu *cpu, struct cpu_state *st)
+bool gdb_load_state(struct vcpu *cpu, struct gdb_regs *st)
 {
-    return ioctl(cpu->fd, KVM_GET_REGS, &st->regs) == 0 &&
-           ioctl(cpu->fd, KVM_GET_SREGS, &st->sregs) == 0 && ioctl(cpu->fd, KVM_GET_FPU, &st->fpu) == 0;
+    struct cpu_state cs = {0};
+    if (cpu_state_get(cpu, CPU_REGS | CPU_SREGS | CPU_FPU, &cs, NULL))
+        return false;
+    st->regs = cs.regs, st->sregs = cs.sregs;
+    cpu_state_fpu(&cs, &st->fpu);
+    return true;
 }
 
 /* kvm_regs in gdb's order: rax rbx rcx rdx rsi rdi rbp rsp r8..r15. */
@@ -80,7 +85,7 @@ static __u64 *gpr(struct kvm_regs *r, int n)
     return order[n];
 }
 
-size_t gdb_reg_bytes(struct cpu_state *st, int n, uint8_t *out)
+size_t gdb_reg_bytes(struct gdb_regs *st, int n, uint8_t *out)
 {
     uint64_t v = 0;
     size_t size = 8;
@@ -126,17 +131,17 @@ size_t gdb_reg_bytes(struct cpu_state *st, int n, uint8_t *out)
 
 bool gdb_set_register(struct vcpu *cpu, int n, uint64_t v)
 {
-    struct kvm_regs regs;
-    if (n < REG_RAX || n > REG_EFLAGS || ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0)
+    struct cpu_state cs = {0};
+    if (n < REG_RAX || n > REG_EFLAGS || cpu_state_get(cpu, CPU_REGS, &cs, NULL))
         return false;
     if (n == REG_RIP)
-        regs.rip = v;
+        cs.regs.rip = v;
     else if (n == REG_EFLAGS)
-        regs.rflags = (regs.rflags & ~0xFFFFFFFFULL) | (v & 0xFFFFFFFF) | 2;
+        cs.regs.rflags = (cs.regs.rflags & ~0xFFFFFFFFULL) | (v & 0xFFFFFFFF) | 2;
     else
-        *gpr(&regs, n) = v;
+        *gpr(&cs.regs, n) = v;
     cpu->resume.valid = false; /* a replay from before this write would not be this CPU's path */
-    return ioctl(cpu->fd, KVM_SET_REGS, &regs) == 0;
+    return cpu_state_put(cpu, CPU_REGS, &cs, NULL) == 0;
 }
 
 uint64_t gdb_dr7(const struct hw_bp hw[HW_SLOTS])
@@ -173,12 +178,13 @@ static bool probe_debug_exit(int kvm, const uint8_t *code, size_t len, const str
         ram[0x40] = 0xF4;                          /* hlt: where int3 lands if the guest gets it */
         memcpy(ram + 0x0C, (uint16_t[]){0x40, 0}, 4); /* IVT[3] = 0000:0040 */
         struct kvm_userspace_memory_region slot = {.memory_size = 0x1000, .userspace_addr = (uint64_t)ram};
-        struct kvm_sregs sregs;
-        struct kvm_regs regs = {.rip = 0x20, .rflags = 2};
-        if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0 && ioctl(cpu, KVM_GET_SREGS, &sregs) == 0) {
-            sregs.cs.selector = 0;
-            sregs.cs.base = 0;
-            if (ioctl(cpu, KVM_SET_SREGS, &sregs) == 0 && ioctl(cpu, KVM_SET_REGS, &regs) == 0 &&
+        struct cpu_state st = {0};
+        if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0 && cpu_state_get_fd(cpu, CPU_SREGS, &st, NULL) == 0) {
+            st.sregs.cs.selector = 0;
+            st.sregs.cs.base = 0;
+            st.regs = (struct kvm_regs){.rip = 0x20, .rflags = 2};
+            st.have |= CPU_REGS;
+            if (cpu_state_put_fd(cpu, CPU_SREGS | CPU_REGS, &st, NULL) == 0 &&
                 ioctl(cpu, KVM_SET_GUEST_DEBUG, dbg) == 0 && ioctl(cpu, KVM_RUN, 0) == 0)
                 hit = run->exit_reason == KVM_EXIT_DEBUG;
         }

@@ -19,14 +19,14 @@ enum {
 };
 
 /* A vCPU's registers as gdb sees them, read together (the machine is held). */
-struct cpu_state {
+struct gdb_regs {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     struct kvm_fpu fpu;
 };
-bool gdb_load_state(struct vcpu *cpu, struct cpu_state *st);
+bool gdb_load_state(struct vcpu *cpu, struct gdb_regs *st);
 /* The bytes of register n (little-endian); returns its size, 0 if there is no such register. */
-size_t gdb_reg_bytes(struct cpu_state *st, int n, uint8_t *out);
+size_t gdb_reg_bytes(struct gdb_regs *st, int n, uint8_t *out);
 /* Writes a general register, RIP or EFLAGS (n up to REG_EFLAGS); false for others or when KVM
  * refused. */
 bool gdb_set_register(struct vcpu *cpu, int n, uint64_t value);

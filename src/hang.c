@@ -3,6 +3,7 @@
  * debugger, for every CPU at once, and says what it sees. */
 #include "hang.h"
 
+#include "cpu_state.h"
 #include "exctrace.h"
 #include "explain.h"
 #include "inspect.h"
@@ -87,11 +88,13 @@ static uint64_t rip_of(const struct cpu_view *v)
 
 static void read_cpu(struct vcpu *cpu, struct cpu_view *v)
 {
-    struct kvm_mp_state mp;
     *v = (struct cpu_view){0};
-    v->ok = ioctl(cpu->fd, KVM_GET_REGS, &v->r) == 0 && ioctl(cpu->fd, KVM_GET_SREGS, &v->s) == 0;
-    v->halted = ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED;
-    v->apic_ok = ioctl(cpu->fd, KVM_GET_LAPIC, &v->apic) == 0;
+    struct cpu_state st = {0};
+    v->ok = cpu_state_get(cpu, CPU_REGS | CPU_SREGS, &st, NULL) == 0;
+    v->r = st.regs, v->s = st.sregs;
+    v->halted = cpu_state_halted(cpu);
+    v->apic_ok = cpu_state_get(cpu, CPU_LAPIC, &st, NULL) == 0;
+    v->apic = st.lapic;
 }
 
 static const char *mode_name(const struct kvm_sregs *s)
@@ -213,10 +216,8 @@ static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
             break;
         for (unsigned c = 0; c < n; c++) {
             struct cpu_view v;
-            struct kvm_mp_state mp;
-            v.ok = ioctl(vm->vcpus[c].fd, KVM_GET_REGS, &v.r) == 0 &&
-                   ioctl(vm->vcpus[c].fd, KVM_GET_SREGS, &v.s) == 0;
-            bool halted = ioctl(vm->vcpus[c].fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED;
+            v.ok = cpu_state_regs(&vm->vcpus[c], &v.r, &v.s) == 0;
+            bool halted = cpu_state_halted(&vm->vcpus[c]);
             rips[c][taken] = !v.ok ? 0 : halted ? 1 : rip_of(&v); /* 1: halted */
         }
         vm_release(vm, HOLD_REPORT);

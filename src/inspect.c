@@ -4,6 +4,7 @@
 #include "inspect.h"
 
 #include "disasm.h"
+#include "cpu_state.h"
 #include "exctrace.h"
 #include "explain.h"
 #include "module.h"
@@ -172,9 +173,10 @@ static void print_stack_calls(FILE *out, struct vcpu *cpu, const struct kvm_regs
 
 static void print_events(FILE *out, struct vcpu *cpu)
 {
-    struct kvm_vcpu_events ev;
-    if (ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+    struct cpu_state st = {0};
+    if (cpu_state_get(cpu, CPU_EVENTS, &st, NULL))
         return;
+    const struct kvm_vcpu_events ev = st.events;
     if (ev.exception.injected || ev.exception.pending)
         fprintf(out, "  exception being delivered: vector %u%s error code %#x\n", ev.exception.nr,
                 ev.exception.has_error_code ? "," : " (no error code),", ev.exception.error_code);
@@ -200,7 +202,7 @@ void inspect_registers(FILE *out, struct vcpu *cpu)
 {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
-    if (ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+    if (cpu_state_regs(cpu, &regs, &sregs) < 0) {
         fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
         return;
     }
@@ -406,7 +408,7 @@ void crash_report(struct vcpu *cpu, const char *reason)
     fprintf(out, "slate: guest crashed on cpu %u: %s (KVM exit reason %u)\n", cpu->index,
             reason, cpu->run->exit_reason);
     print_exit_details(out, cpu->run);
-    if (ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
+    if (cpu_state_regs(cpu, &regs, &sregs) < 0) {
         fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
         return;
     }
@@ -532,10 +534,11 @@ void inspect_mappings_at(FILE *out, const struct guest_memory *mem, const struct
 
 void inspect_mappings(FILE *out, struct vcpu *cpu, unsigned max_lines)
 {
-    struct kvm_sregs s;
-    if (ioctl(cpu->fd, KVM_GET_SREGS, &s) < 0) {
-        fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
+    struct cpu_state st = {0};
+    int rc = cpu_state_get(cpu, CPU_SREGS, &st, NULL);
+    if (rc) {
+        fprintf(out, "  (registers unavailable: %s)\n", strerror(-rc));
         return;
     }
-    inspect_mappings_at(out, &cpu->vm->mem, &s, max_lines);
+    inspect_mappings_at(out, &cpu->vm->mem, &st.sregs, max_lines);
 }

@@ -8,6 +8,7 @@
 #include "hang.h"
 #include "profile.h"
 #include "inspect.h"
+#include "cpu_state.h"
 #include "listen.h"
 #include "vm.h"
 #include "x86.h"
@@ -108,12 +109,12 @@ static void cmd_info_cpus(struct monitor *m, FILE *out)
     bool held = hold(m);
     for (unsigned i = 0; i < m->vm->vcpu_count; i++) {
         struct vcpu *cpu = &m->vm->vcpus[i];
-        struct kvm_regs r;
-        struct kvm_sregs s;
-        struct kvm_mp_state mp = {0};
-        ioctl(cpu->fd, KVM_GET_MP_STATE, &mp);
-        if (ioctl(cpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &s) < 0)
+        struct cpu_state st = {0};
+        if (cpu_state_get(cpu, CPU_REGS | CPU_SREGS | CPU_MP, &st, NULL))
             continue;
+        const struct kvm_regs r = st.regs;
+        const struct kvm_sregs s = st.sregs;
+        const struct kvm_mp_state mp = st.mp;
         const char *mode = !(s.cr0 & X86_CR0_PE) ? "real" : (s.efer & X86_EFER_LMA) && s.cs.l ? "long" : "protected";
         const char *state = mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED
                                 ? "waiting for start"
@@ -188,9 +189,9 @@ static void cmd_examine(struct monitor *m, FILE *out, const char *spec, const ch
     bool held = hold(m);
     struct vcpu *cpu = selected(m);
     if (format == 'i') {
-        struct kvm_sregs s;
-        if (ioctl(cpu->fd, KVM_GET_SREGS, &s) == 0)
-            inspect_disasm(out, cpu, &s, addr, addr, 0, (unsigned)count, monitor_symbols(m));
+        struct cpu_state st = {0};
+        if (cpu_state_get(cpu, CPU_SREGS, &st, NULL) == 0)
+            inspect_disasm(out, cpu, &st.sregs, addr, addr, 0, (unsigned)count, monitor_symbols(m));
         release(m, held);
         return;
     }
@@ -241,7 +242,7 @@ static void cmd_step(struct monitor *m, FILE *out, const char *arg)
     vcpu_set_debug(cpu, DEBUG_MONITOR, NULL);
     struct kvm_regs r;
     struct kvm_sregs s;
-    if (ioctl(cpu->fd, KVM_GET_REGS, &r) == 0 && ioctl(cpu->fd, KVM_GET_SREGS, &s) == 0) {
+    if (cpu_state_regs(cpu, &r, &s) == 0) {
         uint64_t rip = (s.efer & X86_EFER_LMA) && s.cs.l ? r.rip : (s.cs.base + r.rip) & 0xFFFFFFFF;
         inspect_disasm(out, cpu, &s, rip, rip, 0, 1, monitor_symbols(m));
     }
@@ -314,11 +315,13 @@ static void cmd_info_tlb(struct monitor *m, FILE *out, const char *arg)
         return;
     }
     bool held = hold(m);
-    struct kvm_sregs s;
-    if (ioctl(selected(m)->fd, KVM_GET_SREGS, &s) == 0)
-        inspect_page_walk(out, selected(m), &s, "address", va);
+    struct cpu_state st = {0};
+    const char *failed;
+    int rc = cpu_state_get(selected(m), CPU_SREGS, &st, &failed);
+    if (rc == 0)
+        inspect_page_walk(out, selected(m), &st.sregs, "address", va);
     else
-        fprintf(out, "error: KVM_GET_SREGS: %s\n", strerror(errno));
+        fprintf(out, "error: %s: %s\n", failed, strerror(-rc));
     release(m, held);
 }
 

@@ -1,6 +1,7 @@
 /* replay.c - see replay.h. */
 #include "replay.h"
 
+#include "cpu_state.h"
 #include "log.h"
 #include "vm.h"
 
@@ -45,12 +46,10 @@ void replay_set_resume_point(struct vcpu *cpu, const struct kvm_regs *regs, cons
 
 void replay_keep_entry_point(struct vcpu *cpu)
 {
-    struct kvm_mp_state mp;
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    if (ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_RUNNABLE &&
-        ioctl(cpu->fd, KVM_GET_REGS, &regs) == 0 && ioctl(cpu->fd, KVM_GET_SREGS, &sregs) == 0)
-        replay_set_resume_point(cpu, &regs, &sregs);
+    struct cpu_state st = {0};
+    if (cpu_state_get(cpu, CPU_MP | CPU_REGS | CPU_SREGS, &st, NULL) == 0 &&
+        st.mp.mp_state == KVM_MP_STATE_RUNNABLE)
+        replay_set_resume_point(cpu, &st.regs, &st.sregs);
 }
 
 /* The instruction the CPU resumed at completes an exit (an IN or MMIO read receives what it
@@ -70,12 +69,9 @@ static void complete_resumed_exit(struct vcpu *cpu)
 /* Makes the CPU runnable in the given state, which the next KVM_RUN takes as it is. */
 static bool put_state(struct vcpu *cpu, const struct kvm_regs *regs, const struct kvm_sregs *sregs)
 {
-    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
-    if (ioctl(cpu->fd, KVM_SET_MP_STATE, &runnable) < 0 || ioctl(cpu->fd, KVM_SET_SREGS, sregs) < 0 ||
-        ioctl(cpu->fd, KVM_SET_REGS, regs) < 0)
-        return false;
-    cpu->run->kvm_dirty_regs = 0; /* (kvm_run's copy of the registers is not KVM's now) */
-    return true;
+    struct cpu_state st = {.have = CPU_MP | CPU_SREGS | CPU_REGS, .regs = *regs, .sregs = *sregs,
+                           .mp = {.mp_state = KVM_MP_STATE_RUNNABLE}};
+    return cpu_state_put(cpu, st.have, &st, NULL) == 0;
 }
 
 /* Single-steps from the resume point until the CPU faults again. True when it did: *regs and
@@ -127,7 +123,7 @@ void replay_recover_crash(struct vcpu *cpu)
     struct kvm_sregs sregs;
     if (reason != KVM_EXIT_SHUTDOWN && !(vm->replay_forced && reason == KVM_EXIT_INTERNAL_ERROR))
         return;
-    if (ioctl(cpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0)
+    if (cpu_state_regs(cpu, &regs, &sregs) < 0)
         return;
     if (!cpu->resume.valid || (!vm->replay_forced && !vcpu_is_reset_state(&regs, &sregs)))
         return; /* KVM kept the crash's state, or there is nothing to go back to */

@@ -2,6 +2,7 @@
  * as "0x..." strings (JSON numbers lose 64-bit precision in most parsers). */
 #include "report.h"
 
+#include "cpu_state.h"
 #include "inspect.h"
 #include "outfile.h"
 #include "symbols.h"
@@ -59,20 +60,18 @@ static void write_cpu(FILE *f, struct vcpu *cpu, struct symbols *syms)
 {
     struct kvm_regs r;
     struct kvm_sregs s;
-    struct kvm_mp_state mp = {0};
     fprintf(f, "    {\"index\": %u", cpu->index);
-    if (ioctl(cpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(cpu->fd, KVM_GET_SREGS, &s) < 0) {
+    if (cpu_state_regs(cpu, &r, &s) < 0) {
         fputs(", \"error\": ", f);
         json_string(f, strerror(errno));
         fputc('}', f);
         return;
     }
-    ioctl(cpu->fd, KVM_GET_MP_STATE, &mp);
     bool lm = (s.efer & X86_EFER_LMA) && s.cs.l;
     uint64_t rip = lm ? r.rip : (s.cs.base + r.rip) & 0xFFFFFFFF;
     char where[256];
     fputs(", \"state\": ", f);
-    json_string(f, !atomic_load(&cpu->started) ? "never started" : mp.mp_state == KVM_MP_STATE_HALTED ? "halted" : "running");
+    json_string(f, !atomic_load(&cpu->started) ? "never started" : cpu_state_halted(cpu) ? "halted" : "running");
     if (cpu->crash_state != CRASH_STATE_KVM) { /* KVM on AMD reset it at the triple fault */
         fputs(", \"recovered\": ", f);
         json_string(f, cpu->crash_state == CRASH_STATE_REPLAYED ? "replayed" : "last exit");

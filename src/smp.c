@@ -6,6 +6,7 @@
  * run can be targets, so a waiting caller never waits on a CPU that is itself waiting. */
 #include "vm.h"
 
+#include "cpu_state.h"
 #include "replay.h"
 #include "x86.h"
 
@@ -81,29 +82,26 @@ int64_t smp_start_cpu(struct vcpu *caller, const struct caller_view *view, uint6
 /* On the target's thread: the caller's mode, this CPU's own APIC base, then runnable. */
 static int64_t apply_start(struct vcpu *cpu, const struct start_request *req)
 {
-    struct kvm_mp_state mp;
-    if (ioctl(cpu->fd, KVM_GET_MP_STATE, &mp) < 0)
+    struct cpu_state st = {0};
+    if (cpu_state_get(cpu, CPU_MP | CPU_SREGS, &st, NULL))
         return SLATE_EINVAL;
-    if (mp.mp_state != KVM_MP_STATE_UNINITIALIZED && mp.mp_state != KVM_MP_STATE_INIT_RECEIVED)
+    if (st.mp.mp_state != KVM_MP_STATE_UNINITIALIZED && st.mp.mp_state != KVM_MP_STATE_INIT_RECEIVED)
         return SLATE_EBUSY; /* INIT/SIPI got there first */
-    struct kvm_sregs sregs;
-    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0)
-        return SLATE_EINVAL;
-    uint64_t apic_base = sregs.apic_base;
-    sregs = req->sregs;
-    sregs.apic_base = apic_base; /* never the caller's: it carries the BSP flag */
-    memset(sregs.interrupt_bitmap, 0, sizeof(sregs.interrupt_bitmap));
-    struct kvm_regs regs = {.rip = req->rip, .rsp = req->rsp, .rdi = req->arg, .rflags = 0x2};
-    mp.mp_state = KVM_MP_STATE_RUNNABLE;
-    if (ioctl(cpu->fd, KVM_SET_MP_STATE, &mp) < 0 || ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0 ||
-        ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0) {
-        log_warn("cpu %u: cannot apply the start request: %s", cpu->index, strerror(errno));
+    uint64_t apic_base = st.sregs.apic_base;
+    st.sregs = req->sregs;
+    st.sregs.apic_base = apic_base; /* never the caller's: it carries the BSP flag */
+    memset(st.sregs.interrupt_bitmap, 0, sizeof(st.sregs.interrupt_bitmap));
+    st.regs = (struct kvm_regs){.rip = req->rip, .rsp = req->rsp, .rdi = req->arg, .rflags = 0x2};
+    st.mp.mp_state = KVM_MP_STATE_RUNNABLE;
+    st.have |= CPU_REGS;
+    const char *failed;
+    int rc = cpu_state_put(cpu, CPU_MP | CPU_SREGS | CPU_REGS, &st, &failed);
+    if (rc) {
+        log_warn("cpu %u: cannot apply the start request: %s: %s", cpu->index, failed, strerror(-rc));
         return SLATE_EINVAL;
     }
-    /* KVM_SET_REGS bypasses kvm_run's copy; make sure the next KVM_RUN does not restore it. */
-    cpu->run->kvm_dirty_regs = 0;
-    if (cpu->vm->shutdown_resets)
-        replay_set_resume_point(cpu, &regs, &sregs); /* a crash before its first exit replays from here */
+    if (cpu->vm->shutdown_resets) /* a crash before its first exit replays from here */
+        replay_set_resume_point(cpu, &st.regs, &st.sregs);
     atomic_store(&cpu->started, true);
     return 0;
 }

@@ -307,8 +307,11 @@ size_t vcpu_map_virtual(struct vcpu *cpu, uint64_t gva, size_t len, bool for_wri
 
 bool vcpu_caller_view(struct vcpu *cpu, struct caller_view *view)
 {
-    if (ioctl(cpu->fd, KVM_GET_SREGS, &view->sregs) < 0)
+    struct cpu_state st;
+    st.have = 0;
+    if (cpu_state_get(cpu, CPU_SREGS, &st, NULL))
         return false;
+    view->sregs = st.sregs;
     view->rflags = cpu->run->s.regs.regs.rflags; /* synced on every exit (KVM_SYNC_X86_REGS) */
     view->cpl = pagewalk_cpl(&view->sregs, view->rflags);
     return true;

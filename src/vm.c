@@ -10,6 +10,8 @@
 #include "report.h"
 
 #include "cpu_state.h"
+#include "cpuid.h"
+#include "entry.h"
 #include "info.h"
 #include "preflight.h"
 #include "pc_legacy.h"
@@ -46,8 +48,6 @@ static int kvm_check(int fd, unsigned long cap, const char *name)
     return rc;
 }
 
-static void start_cpuid_fetch(struct vm *vm);
-
 static int vm_open_kvm(struct vm *vm)
 {
     vm->kvm_fd = preflight_open_kvm();
@@ -58,7 +58,7 @@ static int vm_open_kvm(struct vm *vm)
         log_error("KVM_GET_API_VERSION: got %d, expected %d", version, KVM_API_VERSION);
         return -1;
     }
-    start_cpuid_fetch(vm);
+    cpuid_fetch_start(vm);
     int rc;
     do
         vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -114,7 +114,7 @@ static int vm_setup_irqchip(struct vm *vm)
 }
 
 /* flags: KVM_MEM_READONLY, KVM_MEM_LOG_DIRTY_PAGES. */
-static int vm_add_slot(struct vm *vm, uint64_t gpa, uint64_t size, void *host, uint32_t flags,
+int vm_add_slot(struct vm *vm, uint64_t gpa, uint64_t size, void *host, uint32_t flags,
                        const char *what)
 {
     struct kvm_userspace_memory_region region = {
@@ -133,7 +133,7 @@ static int vm_add_slot(struct vm *vm, uint64_t gpa, uint64_t size, void *host, u
     return 0;
 }
 
-static void *map_anonymous(uint64_t size)
+void *vm_map_anonymous(uint64_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -153,8 +153,8 @@ static int vm_setup_memory(struct vm *vm)
         if (vm_add_slot(vm, vm->mem.ram[i].gpa, vm->mem.ram[i].size, vm->mem.ram[i].host, 0,
                         "RAM"))
             return -1;
-    vm->info = map_anonymous(SLATE_INFO_MAX_SIZE);
-    vm->boot_tables = map_anonymous(SLATE_BOOT_TABLES_SIZE);
+    vm->info = vm_map_anonymous(SLATE_INFO_MAX_SIZE);
+    vm->boot_tables = vm_map_anonymous(SLATE_BOOT_TABLES_SIZE);
     if (!vm->info || !vm->boot_tables) {
         log_error("cannot map the info block and boot tables: %s", strerror(errno));
         return -1;
@@ -166,78 +166,6 @@ static int vm_setup_memory(struct vm *vm)
     memory_add_extra(&vm->mem, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info);
     memory_add_extra(&vm->mem, SLATE_BOOT_TABLES, SLATE_BOOT_TABLES_SIZE, vm->boot_tables);
     return 0;
-}
-
-static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
-{
-    for (unsigned n = 128; n <= 4096; n *= 2) {
-        struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
-        if (!cpuid)
-            return NULL;
-        cpuid->nent = n;
-        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-            return cpuid;
-        free(cpuid);
-        if (errno != E2BIG) {
-            log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-            return NULL;
-        }
-    }
-    log_error("KVM_GET_SUPPORTED_CPUID: too many entries");
-    return NULL;
-}
-
-static void *fetch_cpuid(void *arg)
-{
-    struct vm *vm = arg;
-    vm->cpuid = supported_cpuid(vm->kvm_fd);
-    return NULL;
-}
-
-/* Starts KVM_GET_SUPPORTED_CPUID on a thread of its own (or does it now if no thread starts). */
-static void start_cpuid_fetch(struct vm *vm)
-{
-    vm->cpuid_fetching = pthread_create(&vm->cpuid_thread, NULL, fetch_cpuid, vm) == 0;
-    if (!vm->cpuid_fetching)
-        fetch_cpuid(vm);
-}
-
-static struct kvm_cpuid2 *finish_cpuid_fetch(struct vm *vm)
-{
-    if (vm->cpuid_fetching)
-        pthread_join(vm->cpuid_thread, NULL);
-    vm->cpuid_fetching = false;
-    return vm->cpuid;
-}
-
-/* The host's supported set, with slate's hypervisor leaves and this CPU's APIC ID. */
-static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t tsc_khz,
-                           bool tsc_deadline)
-{
-    unsigned out = 0;
-    for (unsigned i = 0; i < cpuid->nent; i++) {
-        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
-        if (e->function >= 0x40000000 && e->function < 0x50000000)
-            continue; /* KVM's own leaves: replaced below */
-        if (e->function == 1) {
-            e->ebx = (e->ebx & 0x00FFFFFF) | (index << 24);
-            e->ecx |= 1u << 31; /* running under a hypervisor */
-            if (tsc_deadline) /* KVM emulates it even where the host CPU lacks it (as QEMU sets) */
-                e->ecx |= 1u << 24;
-        }
-        if (e->function == 0xB || e->function == 0x1F)
-            e->edx = index; /* x2APIC ID */
-        cpuid->entries[out++] = *e;
-    }
-    /* 0x40000000: "SlateMachine"; 0x40000010: TSC and LAPIC timer frequency in kHz, the leaf
-     * VMware and Linux use for that. The LAPIC timer in KVM counts at 1 GHz. */
-    cpuid->entries[out++] = (struct kvm_cpuid_entry2){
-        .function = 0x40000000, .eax = 0x40000010,
-        .ebx = 0x74616c53 /* "Slat" */, .ecx = 0x63614d65 /* "eMac" */,
-        .edx = 0x656e6968 /* "hine" */};
-    cpuid->entries[out++] = (struct kvm_cpuid_entry2){
-        .function = 0x40000010, .eax = (uint32_t)tsc_khz, .ebx = 1000000};
-    cpuid->nent = out;
 }
 
 static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
@@ -273,116 +201,6 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
     return 0;
 }
 
-static int vcpu_set_cpuid(struct vm *vm, struct vcpu *cpu)
-{
-    struct kvm_cpuid2 *base = vm->cpuid;
-    size_t size = sizeof(*base) + (base->nent + 2) * sizeof(base->entries[0]);
-    struct kvm_cpuid2 *cpuid = malloc(size);
-    if (!cpuid) {
-        log_error("out of memory");
-        return -1;
-    }
-    memcpy(cpuid, base, sizeof(*base) + base->nent * sizeof(base->entries[0]));
-    cpuid_for_vcpu(cpuid, cpu->index, vm->tsc_khz, vm->tsc_deadline);
-    int rc = ioctl(cpu->fd, KVM_SET_CPUID2, cpuid);
-    free(cpuid);
-    if (rc < 0) {
-        log_error("KVM_SET_CPUID2: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* A Limine kernel finds every local APIC software-enabled with spurious vector 0xFF (SVR
- * 0x1FF), as base revision 5 promises; KVM resets it disabled. */
-static int vcpu_enable_lapic(struct vcpu *cpu)
-{
-    struct kvm_lapic_state apic;
-    if (ioctl(cpu->fd, KVM_GET_LAPIC, &apic) < 0) {
-        log_error("KVM_GET_LAPIC: %s", strerror(errno));
-        return -1;
-    }
-    uint32_t svr = 0x1FF;
-    memcpy(apic.regs + 0xF0, &svr, 4);
-    if (ioctl(cpu->fd, KVM_SET_LAPIC, &apic) < 0) {
-        log_error("KVM_SET_LAPIC: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Under Limine's MP request every CPU runs from the start: the others in the parking stub,
- * waiting for their goto_address, with RDI = their struct limine_mp_info. */
-static int vcpu_set_limine_state(struct vm *vm, struct vcpu *cpu)
-{
-    const struct boot_paging *pg = &vm->plan.paging;
-    struct kvm_sregs sregs;
-    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
-        log_error("KVM_GET_SREGS: %s", strerror(errno));
-        return -1;
-    }
-    x86_limine_sregs(&sregs, pg->cr3, pg->gdt_base, pg->gdt_limit, pg->code_sel, pg->data_sel);
-    struct kvm_regs regs = {.rflags = 0x2, .rip = vm->plan.entry_point, .rsp = vm->plan.rsp};
-    if (cpu->index > 0)
-        regs = (struct kvm_regs){.rflags = 0x2, .rip = pg->ap_rip,
-                                 .rdi = pg->ap_info + cpu->index * pg->ap_info_stride};
-    struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
-    if (ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0 ||
-        (cpu->index > 0 && ioctl(cpu->fd, KVM_SET_MP_STATE, &mp) < 0)) {
-        log_error("cpu %u: cannot set the Limine entry state: %s", cpu->index, strerror(errno));
-        return -1;
-    }
-    atomic_store(&cpu->started, true);
-    return vcpu_enable_lapic(cpu);
-}
-
-/* The boot CPU starts in the entry mode; the others wait for INIT/SIPI (KVM's reset state). */
-static int vcpu_set_entry_state(struct vm *vm, struct vcpu *cpu)
-{
-    if (vm->plan.paging.cr3) {
-        x86_write_boot_tables(vm->boot_tables, SLATE_BOOT_TABLES_SIZE, SLATE_BOOT_TABLES, 0);
-        for (unsigned i = 0; i < (vm->plan.paging.ap_rip ? vm->vcpu_count : 1); i++)
-            if (vcpu_set_limine_state(vm, &vm->vcpus[i]))
-                return -1;
-        return 0;
-    }
-    struct kvm_sregs sregs;
-    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) < 0) {
-        log_error("KVM_GET_SREGS: %s", strerror(errno));
-        return -1;
-    }
-    uint64_t cr3 = 0;
-    if (vm->plan.entry == ENTRY_LONG) {
-        cr3 = x86_write_boot_tables(vm->boot_tables, SLATE_BOOT_TABLES_SIZE, SLATE_BOOT_TABLES,
-                                    vm->mem.map_top);
-        if (!cr3) {
-            log_error("internal: boot page tables do not fit");
-            return -1;
-        }
-    } else {
-        x86_write_boot_tables(vm->boot_tables, SLATE_BOOT_TABLES_SIZE, SLATE_BOOT_TABLES, 0);
-    }
-    x86_entry_sregs(&sregs, vm->plan.entry, SLATE_BOOT_TABLES + BOOT_GDT_OFFSET, cr3);
-    if (ioctl(cpu->fd, KVM_SET_SREGS, &sregs) < 0) {
-        log_error("KVM_SET_SREGS: %s", strerror(errno));
-        return -1;
-    }
-    uint64_t top = loader_boot_stack_top(&vm->mem);
-    uint64_t rsp = 0;
-    if (vm->plan.entry != ENTRY_REAL)
-        rsp = x86_entry_stack((uint8_t *)memory_ram_ptr(&vm->mem, top - 32, 32) + 32,
-                              vm->plan.entry, top, SLATE_BOOT_TABLES + BOOT_EXIT_STUB_OFFSET,
-                              vm->plan.rbx);
-    struct kvm_regs regs;
-    x86_entry_regs(&regs, vm->plan.entry, vm->plan.entry_point, rsp, vm->plan.rbx);
-    regs.rax = vm->plan.rax; /* Multiboot's magic */
-    if (ioctl(cpu->fd, KVM_SET_REGS, &regs) < 0) {
-        log_error("KVM_SET_REGS: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 int64_t vm_clock_ns(const struct vm *vm) { return clock_now_ns() - vm->boot_mono_ns; }
 
 int64_t vm_host_time(const struct vm *vm, int64_t guest_ns) { return vm->boot_mono_ns + guest_ns; }
@@ -391,20 +209,16 @@ int64_t vm_host_time(const struct vm *vm, int64_t guest_ns) { return vm->boot_mo
  * timer device's registers share one zero. KVM keeps the vCPUs' TSCs in step. */
 static int vm_set_clock_base(struct vm *vm)
 {
-    union {
-        struct kvm_msrs head;
-        uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
-    } buf = {.head = {.nmsrs = 1}};
-    struct kvm_msr_entry *tsc = &buf.head.entries[0];
-    tsc->index = 0x10; /* IA32_TSC */
+    uint64_t tsc;
     int64_t before = clock_now_ns();
-    if (ioctl(vm->vcpus[0].fd, KVM_GET_MSRS, &buf) != 1) {
-        log_error("KVM_GET_MSRS(IA32_TSC): %s", strerror(errno));
+    int rc = cpu_state_tsc(&vm->vcpus[0], &tsc);
+    int64_t after = clock_now_ns();
+    if (rc) {
+        log_error("KVM_GET_MSRS(IA32_TSC): %s", strerror(-rc));
         return -1;
     }
-    int64_t after = clock_now_ns();
     vm->boot_mono_ns = before + (after - before) / 2;
-    vm->boot_tsc = tsc->data;
+    vm->boot_tsc = tsc;
     vm->boot_unix_ns = clock_read_ns(CLOCK_REALTIME) - (clock_now_ns() - vm->boot_mono_ns);
     return 0;
 }
@@ -444,12 +258,12 @@ static int vm_setup_vcpus(struct vm *vm)
     vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     if (vm_set_clock_base(vm))
         return -1;
-    if (!finish_cpuid_fetch(vm))
+    if (!cpuid_fetch_finish(vm))
         return -1;
     for (unsigned i = 0; i < vm->vcpu_count; i++)
-        if (vcpu_set_cpuid(vm, &vm->vcpus[i]))
+        if (cpuid_set(vm, &vm->vcpus[i]))
             return -1;
-    return vcpu_set_entry_state(vm, &vm->vcpus[0]);
+    return entry_set_state(vm);
 }
 
 static int vm_load_images(struct vm *vm)
@@ -457,90 +271,6 @@ static int vm_load_images(struct vm *vm)
     char err[512];
     if (loader_load_all(&vm->mem, vm->cfg, &vm->plan, err, sizeof(err))) {
         log_error("%s", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int device_create(struct vm *vm, const struct device_place *place)
-{
-    const struct device_ops *ops = place->ops;
-    struct device *dev = &vm->devices[vm->device_count];
-    *dev = (struct device){.ops = ops, .vm = vm, .port_base = place->port_base};
-    snprintf(dev->name, sizeof(dev->name), "%s%u", ops->name, place->index);
-    for (unsigned i = 0; i < DEVICE_MAX_IRQS; i++)
-        dev->irq[i].fd = -1;
-    for (unsigned i = 0; i < ops->irq_count; i++)
-        if (irq_line_init(vm, &dev->irq[i]))
-            return -1;
-    if (place->window_bytes) {
-        dev->window_gpa = place->window_gpa;
-        dev->window_bytes = place->window_bytes;
-        dev->window = map_anonymous(place->window_bytes);
-        dev->window_slot = vm->slot_count;
-        if (!dev->window || vm_add_slot(vm, dev->window_gpa, place->window_bytes, dev->window,
-                                        ops->window_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0, dev->name))
-            return -1;
-    }
-    vm->device_count++; /* from here on, teardown covers it */
-    if (ops->setup(dev, place->index))
-        return -1;
-    int rc = bus_register(&vm->pio, dev->port_base, ops->port_count, dev->name, device_register_io, dev);
-    if (rc) {
-        log_error("%s: cannot claim ports %#x+%u: %s", dev->name, dev->port_base,
-                  ops->port_count, strerror(-rc));
-        return -1;
-    }
-    return 0;
-}
-
-static int vm_setup_devices(struct vm *vm)
-{
-    struct device_place places[DEVICE_MAX];
-    char err[256];
-    int count = device_plan(vm->cfg, places, err, sizeof(err));
-    if (count < 0) {
-        log_error("%s", err);
-        return -1;
-    }
-    for (int i = 0; i < count; i++)
-        if (device_create(vm, &places[i]))
-            return -1;
-    return 0;
-}
-
-static int vm_write_info(struct vm *vm)
-{
-    struct slate_device table[VM_MAX_DEVICES];
-    for (unsigned i = 0; i < vm->device_count; i++) {
-        const struct device *d = &vm->devices[i];
-        table[i] = (struct slate_device){
-            .type = d->ops->type,
-            .version = d->ops->version,
-            .port_base = d->port_base,
-            .port_count = d->ops->port_count,
-            .window_base = d->window_gpa,
-            .window_size = d->ops->window_size,
-            .irq_reg = d->ops->irq_reg,
-            .irq_count = d->ops->irq_count,
-        };
-        memcpy(table[i].name, d->name, sizeof(table[i].name));
-    }
-    struct info_input in = {
-        .mem = &vm->mem,
-        .cpu_count = vm->vcpu_count,
-        .tsc_khz = vm->tsc_khz,
-        .boot_tsc = vm->boot_tsc,
-        .boot_unix_ns = vm->boot_unix_ns,
-        .boot_stack_top = vm->plan.entry == ENTRY_REAL ? 0 : loader_boot_stack_top(&vm->mem),
-        .cmdline = vm->cfg->append,
-        .plan = &vm->plan,
-        .devices = table,
-        .device_count = vm->device_count,
-    };
-    if (info_build(vm->info, SLATE_INFO_MAX_SIZE, &in) < 0) {
-        log_error("the info block does not fit in %llu bytes",
-                  (unsigned long long)SLATE_INFO_MAX_SIZE);
         return -1;
     }
     return 0;
@@ -781,16 +511,8 @@ int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace)
 
 void vm_destroy(struct vm *vm)
 {
-    finish_cpuid_fetch(vm); /* (a setup that failed early) */
-    for (unsigned i = vm->device_count; i-- > 0;) {
-        struct device *dev = &vm->devices[i];
-        if (dev->ops->teardown)
-            dev->ops->teardown(dev);
-        for (unsigned j = 0; j < dev->ops->irq_count; j++)
-            irq_line_close(&dev->irq[j]);
-        if (dev->window)
-            munmap(dev->window, dev->window_bytes);
-    }
+    cpuid_fetch_finish(vm); /* (a setup that failed early) */
+    vm_teardown_devices(vm);
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         if (vm->vcpus[i].run)
             munmap(vm->vcpus[i].run, vm->run_size);

@@ -169,6 +169,16 @@ void vm_destroy(struct vm *vm);
 /* Asks the machine to stop with `status`; the first request wins. Any thread. */
 void vm_request_stop(struct vm *vm, int status);
 
+/* Inside the core (vm.c, vm_devices.c): a memory slot for [gpa, gpa + size) at host (flags:
+ * KVM_MEM_READONLY, KVM_MEM_LOG_DIRTY_PAGES), and anonymous memory for one. -1 / NULL, logged. */
+int vm_add_slot(struct vm *vm, uint64_t gpa, uint64_t size, void *host, uint32_t flags, const char *what);
+void *vm_map_anonymous(uint64_t size);
+/* The devices the configuration asks for, set up (vm_devices.c); their table in the info block;
+ * their teardown, last device first. */
+int vm_setup_devices(struct vm *vm);
+int vm_write_info(struct vm *vm);
+void vm_teardown_devices(struct vm *vm);
+
 /* Nanoseconds on the guest's monotonic clock, and the host CLOCK_MONOTONIC time of guest ns. */
 int64_t vm_clock_ns(const struct vm *vm);
 int64_t vm_host_time(const struct vm *vm, int64_t guest_ns);

@@ -25,7 +25,7 @@ stuck_client() {
         print "stuck\n"; STDOUT->flush;
         sleep 30;' "$SOCK" "$1" "$(scaled 10)" >"$TMP/client.out" 2>&1 &
     CLIENT=$!
-    wait_until 30 grep -q stuck "$TMP/client.out"
+    wait_until 30 grep -qs stuck "$TMP/client.out"
 }
 
 # start KIND GUEST-ARGS...: slate with its gdb stub or monitor on $SOCK, in the background.
