@@ -106,6 +106,30 @@ static bool write_at(int fd, const void *buf, size_t len, uint64_t off)
     return true;
 }
 
+/* A CPU's NT_PRSTATUS note: its header, "CORE", and the registers. */
+static void write_note(struct vcpu *cpu, uint8_t *n)
+{
+    Elf64_Nhdr nh = {.n_namesz = 5, .n_descsz = sizeof(struct elf_prstatus), .n_type = NT_PRSTATUS};
+    memcpy(n, &nh, sizeof(nh));
+    memcpy(n + sizeof(nh), "CORE", 5);
+    struct elf_prstatus st; /* built aligned, then copied to its unaligned place in the note */
+    prstatus_of(cpu, &st);
+    memcpy(n + sizeof(nh) + 8, &st, sizeof(st));
+}
+
+/* RAM a page at a time; pages of zeros (never touched, most of it) stay holes. */
+static bool write_ram(struct vm *vm, int fd, const struct layout *l)
+{
+    static const uint8_t zero[4096];
+    for (unsigned i = 0; i < vm->mem.ram_count; i++)
+        for (uint64_t p = 0; p < vm->mem.ram[i].size; p += 4096) {
+            const uint8_t *page = vm->mem.ram[i].host + p;
+            if (memcmp(page, zero, 4096) && !write_at(fd, page, 4096, l->ram_offset[i] + p))
+                return false;
+        }
+    return true;
+}
+
 static int write_core(struct vm *vm, int fd)
 {
     static struct layout l;
@@ -145,27 +169,12 @@ static int write_core(struct vm *vm, int fd)
         ph[1 + i] = (Elf64_Phdr){.p_type = PT_LOAD, .p_flags = l.seg[i].flags, .p_offset = l.seg[i].offset,
                                  .p_vaddr = l.seg[i].vaddr, .p_paddr = l.seg[i].paddr,
                                  .p_filesz = l.seg[i].size, .p_memsz = l.seg[i].size, .p_align = 4096};
-    for (unsigned c = 0; c < cpus; c++) {
-        uint8_t *n = notes + c * note_one;
-        Elf64_Nhdr nh = {.n_namesz = 5, .n_descsz = sizeof(struct elf_prstatus), .n_type = NT_PRSTATUS};
-        memcpy(n, &nh, sizeof(nh));
-        memcpy(n + sizeof(nh), "CORE", 5);
-        struct elf_prstatus st; /* built aligned, then copied to its unaligned place in the note */
-        prstatus_of(&vm->vcpus[c], &st);
-        memcpy(n + sizeof(nh) + 8, &st, sizeof(st));
-    }
+    for (unsigned c = 0; c < cpus; c++)
+        write_note(&vm->vcpus[c], notes + c * note_one);
     bool ok = write_at(fd, &eh, sizeof(eh), 0) && write_at(fd, ph, sizeof(*ph) * (1 + l.count), sizeof(eh)) &&
               write_at(fd, notes, notes_size, notes_off) && ftruncate(fd, (off_t)off) == 0;
     free(ph), free(notes);
-    /* RAM a page at a time; pages of zeros (never touched, most of it) stay holes. */
-    static const uint8_t zero[4096];
-    for (unsigned i = 0; ok && i < vm->mem.ram_count; i++)
-        for (uint64_t p = 0; ok && p < vm->mem.ram[i].size; p += 4096) {
-            const uint8_t *page = vm->mem.ram[i].host + p;
-            if (memcmp(page, zero, 4096))
-                ok = write_at(fd, page, 4096, l.ram_offset[i] + p);
-        }
-    return ok ? 0 : -errno;
+    return ok && write_ram(vm, fd, &l) ? 0 : -errno;
 }
 
 int core_dump_at(struct vm *vm, int dirfd, const char *name, bool replace)

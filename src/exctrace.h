@@ -8,6 +8,7 @@
 #define SLATE_EXCTRACE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,11 +31,19 @@ struct exc_record {
  * #UD. At most four vectors (the debug registers). 0, or -1 with err set. */
 int exc_trace_parse(const char *list, uint32_t *vectors, char *err, size_t errlen);
 
-/* Sets it up for the machine (before vm_run): the debug hook, the kick timer. 0 or -1. */
+/* Sets it up for the machine (before vm_run): its state in the debugging room, the debug and
+ * vCPU hooks, the kick timer. 0 or -1 (logged). exc_trace_stop takes it down (without a tracer:
+ * nothing). */
 int exc_trace_start(struct vm *vm);
+void exc_trace_stop(struct vm *vm);
 
 /* On a vCPU's own thread, between exits: arms the breakpoints again if the IDT moved. */
 void exc_trace_check(struct vcpu *cpu);
+
+/* Whether cpu took the same exception at the same place again and again (10 times or more):
+ * the last one, how often it repeated, and its place named. */
+bool exc_trace_fault_loop(struct vcpu *cpu, struct exc_record *last, unsigned *repeats, char *where,
+                          size_t len);
 
 /* Prints the last exceptions (oldest first) for a crash or hang report; returns how many. */
 unsigned exc_trace_history(struct vm *vm, FILE *out);

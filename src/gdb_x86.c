@@ -4,6 +4,7 @@
 
 #include "cpu_state.h"
 #include "log.h"
+#include "replay.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -140,7 +141,7 @@ bool gdb_set_register(struct vcpu *cpu, int n, uint64_t v)
         cs.regs.rflags = (cs.regs.rflags & ~0xFFFFFFFFULL) | (v & 0xFFFFFFFF) | 2;
     else
         *gpr(&cs.regs, n) = v;
-    cpu->resume.valid = false; /* a replay from before this write would not be this CPU's path */
+    replay_forget(cpu); /* a replay from before this write would not be this CPU's path */
     return cpu_state_put(cpu, CPU_REGS, &cs, NULL) == 0;
 }
 

@@ -139,18 +139,16 @@ static unsigned lines_aimed_at(struct vm *vm, unsigned cpu)
 static void print_diagnoses(FILE *out, struct vm *vm, unsigned index, const struct cpu_view *v)
 {
     bool interrupts_on = v->r.rflags & (1u << 9);
-    const struct vcpu *cpu = &vm->vcpus[index];
-    if (cpu->exc_repeats >= 10) {
-        char name[24], where[256] = "";
-        pthread_mutex_lock(&vm->exc_lock);
-        symbols_describe(vm->exc_syms, cpu->exc_last.rip, where, sizeof(where));
-        pthread_mutex_unlock(&vm->exc_lock);
-        fprintf(out, "    diagnosis: a fault loop: %s at rip=%#" PRIx64 " %s", explain_vector_name(cpu->exc_last.vector, name, sizeof(name)),
-                cpu->exc_last.rip, where);
-        if (cpu->exc_last.vector == 14)
-            fprintf(out, " cr2=%#" PRIx64, cpu->exc_last.cr2);
+    struct exc_record last;
+    unsigned repeats;
+    char name[24], where[256] = "";
+    if (exc_trace_fault_loop(&vm->vcpus[index], &last, &repeats, where, sizeof(where))) {
+        fprintf(out, "    diagnosis: a fault loop: %s at rip=%#" PRIx64 " %s",
+                explain_vector_name(last.vector, name, sizeof(name)), last.rip, where);
+        if (last.vector == 14)
+            fprintf(out, " cr2=%#" PRIx64, last.cr2);
         fprintf(out, ", %u times in a row: its handler returns to the faulting instruction unchanged\n",
-                cpu->exc_repeats + 1);
+                repeats + 1);
     }
     if (v->halted && !interrupts_on)
         fprintf(out, "    diagnosis: halted with interrupts off (cli; hlt): only an NMI or INIT "

@@ -5,6 +5,7 @@
 
 #include "disasm.h"
 #include "cpu_state.h"
+#include "debug.h"
 #include "exctrace.h"
 #include "explain.h"
 #include "module.h"
@@ -345,7 +346,7 @@ static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, con
         return;
     explain_triple_fault(&mem, s, r->rsp, first, chain, sizeof(chain));
     fprintf(out, "  why: %s\n", chain);
-    snprintf(cpu->vm->crash_why, sizeof(cpu->vm->crash_why), "%s", chain);
+    snprintf(debug_room(cpu->vm)->crash_why, sizeof(debug_room(cpu->vm)->crash_why), "%s", chain);
     if (basis == FIRST_ACCESS)
         fprintf(out, "       (#PF: %s %s %#" PRIx64 ", which is %s)\n", fa->insn, fa->write ? "writes" : "reads",
                 fa->addr, fa->why);
@@ -412,16 +413,17 @@ void crash_report(struct vcpu *cpu, const char *reason)
         fprintf(out, "  (registers unavailable: %s)\n", strerror(errno));
         return;
     }
-    bool stale = cpu->crash_state == CRASH_STATE_RESUMED;
-    const char *from = cpu->resume.entry ? "its start" : "its last exit";
-    if (cpu->crash_state == CRASH_STATE_REPLAYED)
+    const struct replay_crash rc = replay_crash_of(cpu);
+    bool stale = rc.state == CRASH_STATE_RESUMED;
+    const char *from = rc.from_entry ? "its start" : "its last exit";
+    if (rc.state == CRASH_STATE_REPLAYED)
         fprintf(out, "  note: KVM reset this CPU at the fault (KVM on AMD does); slate replayed it from %s,\n"
                      "        %u instructions by single steps, to the instruction that faulted\n",
-                from, cpu->crash_steps);
+                from, rc.steps);
     else if (stale)
         fprintf(out, "  note: KVM reset this CPU at the fault (KVM on AMD does), and a replay from %s did\n"
                      "        not reach it in %d steps: what follows is the CPU there, %.3f ms before the crash\n",
-                from, REPLAY_MAX_STEPS, (double)cpu->crash_after_ns / 1e6);
+                from, REPLAY_MAX_STEPS, (double)rc.after_ns / 1e6);
     struct symbols *syms = symbols_open(config_symbols(cpu->vm->cfg));
     uint64_t rip = linear_rip(&regs, &sregs);
     char where[256];

@@ -1,6 +1,7 @@
 /* main.c - slate's entry: parse options, open the console, build and run the machine (again after
  * each guest reset), and turn the outcome into the documented exit status. */
 #include "console.h"
+#include "debug.h"
 #include "gdb.h"
 #include "monitor.h"
 #include "log.h"
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Stop signals (and SIGQUIT) are blocked on every thread and read from a signalfd by the event
  * loop. */
@@ -28,6 +30,83 @@ static void block_stop_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN); /* a closed stdout becomes EPIPE, handled by the console */
     signal(SIGXFSZ, SIG_IGN); /* a write past ulimit -f is EFBIG: an I/O error for the guest */
+}
+
+/* What outlives a guest reset: the console, the trace file, gdb's and the monitor's servers
+ * (their clients stay attached). */
+struct session {
+    struct console console;
+    FILE *trace_out;
+    struct gdb_server *gdb;
+    struct monitor *monitor;
+    bool started; /* a machine was built: the --serial file is in place */
+};
+
+/* --trace-file, in place at once: the trace can be followed as it is written. NULL (logged). */
+static FILE *open_trace(const char *path)
+{
+    struct outfile file;
+    int fd = outfile_create(&file, path), rc = fd;
+    if (fd >= 0) {
+        rc = outfile_place(&file, true);
+        outfile_finish(&file);
+    }
+    FILE *out = rc < 0 ? NULL : fdopen(fd, "w");
+    if (!out) {
+        log_error("--trace-file %s: %s", path, strerror(rc < 0 ? -rc : errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    setvbuf(out, NULL, _IOLBF, 0);
+    return out;
+}
+
+static void session_close(struct session *s)
+{
+    if (!s->started)
+        console_abandon(&s->console);
+    console_close(&s->console);
+    gdb_server_close(s->gdb);
+    monitor_close(s->monitor);
+    if (s->trace_out)
+        fclose(s->trace_out);
+}
+
+static int session_open(struct session *s, const struct slate_config *cfg)
+{
+    *s = (struct session){0};
+    if (console_open(&s->console, cfg))
+        return -1;
+    if ((cfg->trace_file && !(s->trace_out = open_trace(cfg->trace_file))) ||
+        (cfg->gdb && !(s->gdb = gdb_server_open(cfg->gdb, cfg->gdb_wait))) ||
+        (cfg->monitor && !(s->monitor = monitor_open(cfg->monitor, cfg->serial == SERIAL_STDIO, cfg->dump_dir)))) {
+        session_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* One machine, from building it to taking it apart: its exit status, or VM_STATUS_RESET. The
+ * debugging room, gdb and the monitor attach to it; main names nothing else. */
+static int run_machine(struct session *s, const struct slate_config *cfg, int64_t deadline)
+{
+    struct vm *vm;
+    if (vm_create(cfg, &s->console, &vm))
+        return EXIT_FAILURE_SLATE;
+    if (debug_attach(vm)) { /* the crash and hang reports, --trace exc, --profile, ... */
+        vm_destroy(vm);
+        return EXIT_FAILURE_SLATE;
+    }
+    if (!s->started)
+        console_begin(&s->console);
+    s->started = true;
+    vm->trace_out = s->trace_out;
+    int status = EXIT_FAILURE_SLATE;
+    if (!(s->gdb && gdb_attach(s->gdb, vm)) && !(s->monitor && monitor_attach(s->monitor, vm)))
+        status = vm_run(vm, deadline);
+    vm_destroy(vm);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -49,61 +128,13 @@ int main(int argc, char **argv)
     }
     block_stop_signals();
     int64_t deadline = cfg.timeout_s > 0 ? clock_now_ns() + (int64_t)(cfg.timeout_s * 1e9) : 0;
-    struct console console;
-    if (console_open(&console, &cfg))
+    struct session session;
+    if (session_open(&session, &cfg))
         return EXIT_FAILURE_SLATE;
-    FILE *trace_out = NULL;
-    struct outfile trace_file;
-    int trace_fd = cfg.trace_file ? outfile_create(&trace_file, cfg.trace_file) : -1, trace_rc = trace_fd;
-    if (trace_fd >= 0) { /* in place at once: the trace can be followed as it is written */
-        trace_rc = outfile_place(&trace_file, true);
-        outfile_finish(&trace_file);
-    }
-    if (cfg.trace_file && (trace_rc < 0 || !(trace_out = fdopen(trace_fd, "w")))) {
-        if (trace_fd >= 0)
-            close(trace_fd);
-        log_error("--trace-file %s: %s", cfg.trace_file, strerror(trace_rc < 0 ? -trace_rc : errno));
-        console_abandon(&console);
-        console_close(&console);
-        return EXIT_FAILURE_SLATE;
-    }
-    if (trace_out)
-        setvbuf(trace_out, NULL, _IOLBF, 0);
-    struct gdb_server *gdb = NULL; /* both outlive resets: their clients stay attached */
-    struct monitor *monitor = NULL;
-    if ((cfg.gdb && !(gdb = gdb_server_open(cfg.gdb, cfg.gdb_wait))) ||
-        (cfg.monitor && !(monitor = monitor_open(cfg.monitor, cfg.serial == SERIAL_STDIO, cfg.dump_dir)))) {
-        gdb_server_close(gdb);
-        console_abandon(&console);
-        console_close(&console);
-        return EXIT_FAILURE_SLATE;
-    }
     int status;
-    bool started = false;
-    do {
-        struct vm *vm;
-        if (vm_create(&cfg, &console, &vm)) {
-            status = EXIT_FAILURE_SLATE;
-            break;
-        }
-        if (!started)
-            console_begin(&console);
-        started = true;
-        vm->trace_out = trace_out;
-        if ((gdb && gdb_attach(gdb, vm)) || (monitor && monitor_attach(monitor, vm))) {
-            vm_destroy(vm);
-            status = EXIT_FAILURE_SLATE;
-            break;
-        }
-        status = vm_run(vm, deadline);
-        vm_destroy(vm);
-    } while (status == VM_STATUS_RESET);
-    if (!started)
-        console_abandon(&console);
-    console_close(&console);
-    gdb_server_close(gdb);
-    monitor_close(monitor);
-    if (trace_out)
-        fclose(trace_out);
+    do
+        status = run_machine(&session, &cfg, deadline);
+    while (status == VM_STATUS_RESET);
+    session_close(&session);
     return status;
 }

@@ -9,6 +9,7 @@
 #include "profile.h"
 #include "inspect.h"
 #include "cpu_state.h"
+#include "debug.h"
 #include "listen.h"
 #include "vm.h"
 #include "x86.h"
@@ -329,7 +330,7 @@ static void cmd_info_tlb(struct monitor *m, FILE *out, const char *arg)
  * far (folded, or an SVG for NAME.svg) in --dump-dir. */
 static void cmd_profile(struct monitor *m, FILE *out, char *arg)
 {
-    if (!m->vm->profiler) {
+    if (!debug_room(m->vm)->profiler) {
         fprintf(out, "error: profile needs --profile PATH on slate's command line\n");
         return;
     }

@@ -3,6 +3,7 @@
  * its frames; symbols are looked up once per distinct address at the end. */
 #include "profile.h"
 
+#include "debug.h"
 #include "flamegraph.h"
 #include "outfile.h"
 #include "symbols.h"
@@ -27,6 +28,7 @@ struct profile_buf {
     uint64_t *words; /* per sample: depth, then depth addresses (leaf first) */
     size_t len, cap;
     uint64_t samples, dropped;
+    _Atomic bool requested; /* the timer asked for a sample at the CPU's next kick */
 };
 
 struct profiler {
@@ -84,8 +86,8 @@ static bool push(struct profile_buf *b, const uint64_t *words, size_t n)
 void profile_sample(struct vcpu *cpu)
 {
     struct vm *vm = cpu->vm;
-    struct profiler *p = vm->profiler;
-    if (!p || !atomic_exchange(&cpu->sample_requested, false) || !atomic_load(&p->running) ||
+    struct profiler *p = debug_room(vm)->profiler;
+    if (!p || !atomic_exchange(&p->bufs[cpu->index].requested, false) || !atomic_load(&p->running) ||
         !atomic_load(&cpu->started))
         return;
     uint64_t words[PROFILE_DEPTH + 3];
@@ -127,17 +129,17 @@ static void profile_tick(void *opaque, uint32_t events)
     struct vm *vm = opaque;
     uint64_t ticks;
     (void)events;
-    if (read(vm->profiler->tick.fd, &ticks, sizeof(ticks)) <= 0 || !atomic_load(&vm->profiler->running))
+    if (read(debug_room(vm)->profiler->tick.fd, &ticks, sizeof(ticks)) <= 0 || !atomic_load(&debug_room(vm)->profiler->running))
         return;
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
-        atomic_store(&vm->vcpus[i].sample_requested, true);
+        atomic_store(&debug_room(vm)->profiler->bufs[i].requested, true);
         vcpu_kick(&vm->vcpus[i]);
     }
 }
 
 void profile_run(struct vm *vm, bool on)
 {
-    struct profiler *p = vm->profiler;
+    struct profiler *p = debug_room(vm)->profiler;
     if (!p)
         return;
     atomic_store(&p->running, on);
@@ -156,6 +158,13 @@ static int64_t profile_hypercall(void *opaque, struct vcpu *cpu, const uint64_t 
     return 0;
 }
 
+static void on_vcpu(void *opaque, struct vcpu *cpu, enum vcpu_hook_point at)
+{
+    (void)opaque;
+    if (at == VCPU_HOOK_KICK)
+        profile_sample(cpu); /* a kick from the profiler's timer, if it asked */
+}
+
 int profile_attach(struct vm *vm)
 {
     struct profiler *p = calloc(1, sizeof(*p));
@@ -164,7 +173,7 @@ int profile_attach(struct vm *vm)
         log_error("out of memory");
         return -1;
     }
-    vm->profiler = p;
+    debug_room(vm)->profiler = p;
     snprintf(p->path, sizeof(p->path), "%s", vm->cfg->profile_path);
     p->hz = vm->cfg->profile_hz;
     for (unsigned i = 0; i < vm->vcpu_count; i++)
@@ -175,6 +184,10 @@ int profile_attach(struct vm *vm)
         vm_add_hypercall(vm, &(struct hypercall){.function = SLATE_HC_PROFILE, .fn = profile_hypercall,
                                                  .opaque = vm})) {
         log_error("--profile: cannot start its timer: %s", strerror(errno));
+        return -1;
+    }
+    if (vm_add_vcpu_hook(vm, on_vcpu, p)) {
+        log_error("internal: too many vCPU hooks");
         return -1;
     }
     if (!vm->cfg->profile_paused)
@@ -279,7 +292,7 @@ static void summarize(struct vm *vm, struct profile_summary *s)
 {
     struct symbols *syms = symbols_open(config_symbols(vm->cfg));
     for (unsigned c = 0; c < vm->vcpu_count; c++) {
-        const struct profile_buf *b = &vm->profiler->bufs[c];
+        const struct profile_buf *b = &debug_room(vm)->profiler->bufs[c];
         s->dropped += b->dropped;
         for (size_t i = 0; i < b->len; i += b->words[i] + 1)
             add_sample(s, syms, b->words + i + 1, b->words[i]);
@@ -337,7 +350,7 @@ static void print_table(struct vm *vm, struct profile_summary *s, FILE *table, c
 {
     qsort(s->fns, s->nfns, sizeof(*s->fns), by_self);
     fprintf(table, "slate: profile: %" PRIu64 " samples at %u Hz on %u CPUs%s%s\n", s->total,
-            vm->profiler->hz, vm->vcpu_count, written ? ", written to " : "", written ? written : "");
+            debug_room(vm)->profiler->hz, vm->vcpu_count, written ? ", written to " : "", written ? written : "");
     if (s->dropped)
         fprintf(table, "  (%" PRIu64 " samples dropped: out of memory for them)\n", s->dropped);
     fprintf(table, "  %6s %6s  function\n", "self", "total");
@@ -363,7 +376,7 @@ int profile_write(struct vm *vm, int dirfd, const char *name, bool replace, cons
 
 void profile_finish(struct vm *vm, bool write)
 {
-    struct profiler *p = vm->profiler;
+    struct profiler *p = debug_room(vm)->profiler;
     if (!p)
         return;
     int rc = write ? profile_write(vm, -1, p->path, true, p->path, stderr) : 0;
@@ -375,5 +388,5 @@ void profile_finish(struct vm *vm, bool write)
     if (p->tick.fd >= 0)
         close(p->tick.fd);
     free(p);
-    vm->profiler = NULL;
+    debug_room(vm)->profiler = NULL;
 }

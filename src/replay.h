@@ -12,24 +12,44 @@
 #ifndef SLATE_REPLAY_H
 #define SLATE_REPLAY_H
 
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 #define REPLAY_MAX_STEPS 20000
 
+struct vm;
 struct vcpu;
-struct kvm_regs;
-struct kvm_sregs;
 
-/* On the vCPU's thread, after an exit was handled: where the next KVM_RUN resumes. */
-void replay_keep_resume_point(struct vcpu *cpu);
+/* Where a crashed CPU's registers in reports come from. */
+enum crash_state {
+    CRASH_STATE_KVM,      /* KVM's, at the crash */
+    CRASH_STATE_REPLAYED, /* KVM reset the CPU; slate replayed it to the faulting instruction */
+    CRASH_STATE_RESUMED,  /* KVM reset the CPU and no replay reached the fault: its last exit */
+};
 
-/* On the vCPU's thread, when its state was set without an exit (the entry state, a start
- * request): a kernel that faults before its first exit is replayed from there. */
-void replay_set_resume_point(struct vcpu *cpu, const struct kvm_regs *regs, const struct kvm_sregs *sregs);
+/* How a crashed CPU's state was found, for the reports. */
+struct replay_crash {
+    enum crash_state state;
+    bool from_entry;  /* the replay began at the CPU's start, not at an exit */
+    unsigned steps;   /* instructions replayed (CRASH_STATE_REPLAYED) */
+    int64_t after_ns; /* how long after the resume point the crash came */
+};
 
-/* The same for the state KVM has now, if the CPU is running (before its first KVM_RUN). */
-void replay_keep_entry_point(struct vcpu *cpu);
+/* Where KVM resets a triple-faulted CPU (kvm_amd), or SLATE_TEST_CRASH_REPLAY is set: every vCPU
+ * keeps where it resumed (vCPU hooks), and the debugging room's crash observer calls
+ * replay_recover_crash. Elsewhere nothing. 0, or -1 (logged). */
+int replay_attach(struct vm *vm);
+void replay_detach(struct vm *vm);
 
 /* On the crashed vCPU's thread, before the crash report: puts the CPU back at its faulting
- * instruction if KVM reset it (sets cpu->crash_state). */
+ * instruction if KVM reset it. */
 void replay_recover_crash(struct vcpu *cpu);
+
+/* How cpu's crash state was found (CRASH_STATE_KVM without a replay). */
+struct replay_crash replay_crash_of(const struct vcpu *cpu);
+
+/* Someone changed cpu's registers (gdb): a replay from before would not be its path. */
+void replay_forget(struct vcpu *cpu);
 
 #endif

@@ -3,8 +3,10 @@
 #include "report.h"
 
 #include "cpu_state.h"
+#include "debug.h"
 #include "inspect.h"
 #include "outfile.h"
+#include "replay.h"
 #include "symbols.h"
 #include "vm.h"
 #include "x86.h"
@@ -72,9 +74,10 @@ static void write_cpu(FILE *f, struct vcpu *cpu, struct symbols *syms)
     char where[256];
     fputs(", \"state\": ", f);
     json_string(f, !atomic_load(&cpu->started) ? "never started" : cpu_state_halted(cpu) ? "halted" : "running");
-    if (cpu->crash_state != CRASH_STATE_KVM) { /* KVM on AMD reset it at the triple fault */
+    enum crash_state crash = replay_crash_of(cpu).state;
+    if (crash != CRASH_STATE_KVM) { /* KVM on AMD reset it at the triple fault */
         fputs(", \"recovered\": ", f);
-        json_string(f, cpu->crash_state == CRASH_STATE_REPLAYED ? "replayed" : "last exit");
+        json_string(f, crash == CRASH_STATE_REPLAYED ? "replayed" : "last exit");
     }
     fputs(", \"mode\": ", f);
     json_string(f, !(s.cr0 & X86_CR0_PE) ? "real" : lm ? "long" : "protected");
@@ -137,9 +140,9 @@ static void write_report(FILE *f, struct vm *vm, int status)
     json_string(f, vm->end_reason[0] ? vm->end_reason : status <= EXIT_GUEST_MAX ? "the guest exited" : "stopped");
     if (vm->crash_cpu >= 0)
         fprintf(f, ",\n  \"crash_cpu\": %d", vm->crash_cpu);
-    if (vm->crash_why[0]) {
+    if (debug_room(vm)->crash_why[0]) {
         fputs(",\n  \"why\": ", f);
-        json_string(f, vm->crash_why);
+        json_string(f, debug_room(vm)->crash_why);
     }
     fputs(",\n  \"cpus\": [\n", f);
     for (unsigned i = 0; i < vm->vcpu_count; i++) {

@@ -7,7 +7,6 @@
 #include "vm.h"
 
 #include "cpu_state.h"
-#include "replay.h"
 #include "x86.h"
 
 #include <errno.h>
@@ -100,8 +99,8 @@ static int64_t apply_start(struct vcpu *cpu, const struct start_request *req)
         log_warn("cpu %u: cannot apply the start request: %s: %s", cpu->index, failed, strerror(-rc));
         return SLATE_EINVAL;
     }
-    if (cpu->vm->shutdown_resets) /* a crash before its first exit replays from here */
-        replay_set_resume_point(cpu, &st.regs, &st.sregs);
+    if (cpu->vm->vcpu_hook_count) /* its first instruction, as for the boot CPU */
+        vm_vcpu_hooks(cpu, VCPU_HOOK_FIRST);
     atomic_store(&cpu->started, true);
     return 0;
 }

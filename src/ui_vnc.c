@@ -256,6 +256,43 @@ static rfbBool vnc_check_password(rfbClientPtr cl, const char *response, int len
     return ok;
 }
 
+/* --vnc-password FILE: the first line is the password. */
+static int vnc_load_password(struct vnc_front *v, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char line[128] = "";
+    if (!f || !fgets(line, sizeof(line), f)) {
+        log_error("--vnc-password %s: %s", path, f ? "empty file" : strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    line[strcspn(line, "\r\n")] = 0;
+    if (!(v->passwords[0] = strdup(line))) {
+        log_error("out of memory");
+        return -1;
+    }
+    v->screen->authPasswdData = v->passwords;
+    v->screen->passwordCheck = vnc_check_password;
+    return 0;
+}
+
+/* slate's own listening socket (vnc_listener accepts on it). */
+static int vnc_listen(struct vnc_front *v, const struct slate_config *cfg)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->vnc_port),
+                               .sin_addr.s_addr = v->screen->listenInterface};
+    v->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (v->listen_fd < 0 || setsockopt(v->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(v->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(v->listen_fd, 32) < 0) {
+        log_error("--vnc %s:%d: cannot listen: %s", cfg->vnc_host, cfg->vnc_port, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* The server: libvncserver's screen, with slate's listener. */
 static int vnc_serve(struct vnc_front *v, const struct slate_config *cfg)
 {
@@ -276,36 +313,13 @@ static int vnc_serve(struct vnc_front *v, const struct slate_config *cfg)
         log_error("--vnc %s: not an IPv4 address", cfg->vnc_host);
         return -1;
     }
-    if (cfg->vnc_password_file) {
-        FILE *f = fopen(cfg->vnc_password_file, "re");
-        char line[128] = "";
-        if (!f || !fgets(line, sizeof(line), f)) {
-            log_error("--vnc-password %s: %s", cfg->vnc_password_file, f ? "empty file" : strerror(errno));
-            if (f)
-                fclose(f);
-            return -1;
-        }
-        fclose(f);
-        line[strcspn(line, "\r\n")] = 0;
-        if (!(v->passwords[0] = strdup(line))) {
-            log_error("out of memory");
-            return -1;
-        }
-        v->screen->authPasswdData = v->passwords;
-        v->screen->passwordCheck = vnc_check_password;
-    }
+    if (cfg->vnc_password_file && vnc_load_password(v, cfg->vnc_password_file))
+        return -1;
     vnc_show(v, (char *)d->text_fb, d->width, d->height); /* no viewer yet: safe here */
     v->screen->socketState = RFB_SOCKET_READY; /* slate listens itself: vnc_listener */
     rfbInitServer(v->screen);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->vnc_port),
-                               .sin_addr.s_addr = v->screen->listenInterface};
-    v->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (v->listen_fd < 0 || setsockopt(v->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(v->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(v->listen_fd, 32) < 0) {
-        log_error("--vnc %s:%d: cannot listen: %s", cfg->vnc_host, cfg->vnc_port, strerror(errno));
+    if (vnc_listen(v, cfg))
         return -1;
-    }
     v->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     v->screen->backgroundLoop = TRUE; /* each client gets its own threads, as with rfbRunEventLoop */
     /* rfbShutdownServer wakes and joins the library's own listener thread: give it one that only

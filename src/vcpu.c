@@ -2,11 +2,8 @@
 #include "vm.h"
 
 #include "cpu_state.h"
-#include "inspect.h"
 #include "pagewalk.h"
 #include "x86.h"
-#include "profile.h"
-#include "replay.h"
 
 #include "exits.h"
 
@@ -95,9 +92,7 @@ static void vcpu_crash(struct vcpu *cpu, const char *what)
     pthread_mutex_unlock(&vm->pause_lock);
     if (!first)
         return;
-    if (vm->shutdown_resets)
-        replay_recover_crash(cpu);
-    crash_report(cpu, what);
+    vm_notify_crash(vm, cpu, what); /* the crash report, and what helps it (replay.h) */
     if (!vm->cfg->on_crash_pause) {
         vm_request_stop(vm, EXIT_CRASH);
         return;
@@ -177,8 +172,8 @@ void *vcpu_thread(void *arg)
     sigaddset(&kick, SIGUSR1);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
     vcpu_thread_init(cpu);
-    if (vm->shutdown_resets)
-        replay_keep_entry_point(cpu);
+    if (vm->vcpu_hook_count)
+        vm_vcpu_hooks(cpu, VCPU_HOOK_FIRST);
     while (!atomic_load(&vm->stopping)) {
         vcpu_service_requests(cpu);
         if (atomic_load(&vm->stopping))
@@ -188,8 +183,8 @@ void *vcpu_thread(void *arg)
             /* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI woke up. */
             if (errno == EINTR || errno == EAGAIN) {
                 __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-                if (vm->profiler)
-                    profile_sample(cpu); /* a kick from the profiler's timer */
+                if (vm->vcpu_hook_count) /* (a kick from the profiler's timer, say) */
+                    vm_vcpu_hooks(cpu, VCPU_HOOK_KICK);
                 continue;
             }
             log_error("cpu %u: KVM_RUN: %s", cpu->index, strerror(errno));
@@ -203,10 +198,8 @@ void *vcpu_thread(void *arg)
             vcpu_count_exit(cpu, started);
         if (!go_on)
             break;
-        if (vm->shutdown_resets)
-            replay_keep_resume_point(cpu);
-        if (vm->exc_vectors)
-            exc_trace_check(cpu); /* the IDT may have moved since the last exit */
+        if (vm->vcpu_hook_count)
+            vm_vcpu_hooks(cpu, VCPU_HOOK_EXIT);
     }
     vm_count_parked(vm); /* a finished thread counts as parked: a pause never waits for it */
     return NULL;
@@ -249,7 +242,7 @@ static void report_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint
         if (!atomic_load(&vm->stopping)) {
             char reason[160];
             snprintf(reason, sizeof(reason), "--strict: %s", what);
-            crash_report(cpu, reason);
+            vm_notify_crash(vm, cpu, reason);
             vm_request_stop(vm, EXIT_CRASH);
         }
         return;

@@ -9,33 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "exctrace.h"
-
 struct vm;
 struct cpu_state;
 
 /* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
 enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_REPLAY, DEBUG_OWNERS };
-
-/* Where a CPU resumed after an exit: its registers as slate handed them back to KVM, and the
- * input the resumed instruction (an IN or an MMIO read, completed by that KVM_RUN) received. */
-struct vcpu_snapshot {
-    bool valid;
-    bool entry; /* set without an exit: the entry state or a start request */
-    int64_t ns; /* CLOCK_MONOTONIC */
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    uint32_t exit_reason;
-    uint32_t input_len;
-    uint8_t input[64];
-};
-
-/* Where a crashed CPU's registers in reports come from. */
-enum crash_state {
-    CRASH_STATE_KVM,      /* KVM's, at the crash */
-    CRASH_STATE_REPLAYED, /* KVM reset the CPU; slate replayed it to the faulting instruction */
-    CRASH_STATE_RESUMED,  /* KVM reset the CPU and no replay reached the fault: its last exit */
-};
 
 /* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
  * wait for KVM_RUN to return, so only the owner can change its registers promptly). */
@@ -76,26 +54,12 @@ struct vcpu {
     struct kvm_guest_debug debug_wish[DEBUG_OWNERS];
     pthread_mutex_t debug_lock;
     struct vcpu_stats *stats; /* --stats only */
-    /* --trace exc: the handlers watched in the debug registers, and the last exception. */
-    uint64_t exc_handler[EXC_WATCHED];
-    int exc_vector[EXC_WATCHED]; /* -1: slot unused */
-    bool exc_armed;
-    int exc_stepping; /* the slot stepped past, its breakpoint off for one instruction; -1: none */
-    struct exc_record exc_last;
-    unsigned exc_repeats;
-    _Atomic bool sample_requested; /* --profile: record a sample at the next exit */
     /* What cpu_state.c read of this CPU since it last ran (state_lock): valid while cached_gen
      * equals run_gen, which the CPU's thread bumps before every KVM_RUN. */
     pthread_mutex_t state_lock;
     struct cpu_state *cached;
     uint64_t cached_gen;
     _Atomic uint64_t run_gen;
-    /* Where KVM resets a CPU on a triple fault before user space sees it (vm->shutdown_resets):
-     * where it last resumed, to replay from (replay.c), and what the crash report shows. */
-    struct vcpu_snapshot resume;
-    enum crash_state crash_state;
-    unsigned crash_steps; /* instructions replayed (CRASH_STATE_REPLAYED) */
-    int64_t crash_after_ns; /* how long after the resume point the crash came */
 };
 
 /* Guest memory at linear addresses, as `cpu` sees it. Each page is translated once: whoever

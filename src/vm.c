@@ -2,13 +2,6 @@
  * and takes it apart. */
 #include "vm.h"
 
-#include "core.h"
-#include "exctrace.h"
-#include "symbols.h"
-#include "hang.h"
-#include "profile.h"
-#include "report.h"
-
 #include "cpu_state.h"
 #include "cpuid.h"
 #include "entry.h"
@@ -196,8 +189,6 @@ static int vcpu_create(struct vm *vm, struct vcpu *cpu, unsigned index)
     /* KVM copies the general registers into kvm_run on every exit, so a hypercall costs no
      * KVM_GET_REGS/KVM_SET_REGS round trip. */
     cpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
-    if (cpu->vm->shutdown_resets) /* the segments and tables too, for replay_keep_resume_point */
-        cpu->run->kvm_valid_regs |= KVM_SYNC_X86_SREGS;
     return 0;
 }
 
@@ -241,11 +232,9 @@ static int vm_setup_vcpus(struct vm *vm)
     vm->vcpus = calloc(vm->cfg->smp, sizeof(*vm->vcpus));
     if (!vm->vcpus)
         return -1;
-    vm->replay_forced = getenv("SLATE_TEST_CRASH_REPLAY") != NULL;
     const char *roundtrip = getenv("SLATE_TEST_CPU_ROUNDTRIP");
     vm->test_roundtrip = roundtrip != NULL;
     vm->test_roundtrip_skip = roundtrip ? cpu_state_part(roundtrip) : 0;
-    vm->shutdown_resets = access("/sys/module/kvm_amd", F_OK) == 0 || vm->replay_forced;
     for (unsigned i = 0; i < vm->cfg->smp; i++, vm->vcpu_count++)
         if (vcpu_create(vm, &vm->vcpus[i], i))
             return -1;
@@ -284,7 +273,7 @@ static void vm_on_signal(void *opaque, uint32_t events)
     if (read(vm->signal_source.fd, &si, sizeof(si)) != sizeof(si))
         return;
     if (si.ssi_signo == SIGQUIT) { /* a report, as a JVM prints its threads; the machine runs on */
-        hang_report(vm, stderr, "SIGQUIT");
+        vm_report(vm, stderr, "SIGQUIT");
         return;
     }
     if (!vm->end_reason[0])
@@ -304,7 +293,7 @@ static void vm_on_timeout(void *opaque, uint32_t events)
      * must not win over the timeout (a resetting guest would otherwise never end). */
     int none = -1;
     atomic_compare_exchange_strong(&vm->status, &none, EXIT_TIMEOUT);
-    hang_report(vm, stderr, "--timeout expired: the guest did not finish");
+    vm_report(vm, stderr, "--timeout expired: the guest did not finish");
     if (!vm->end_reason[0])
         snprintf(vm->end_reason, sizeof(vm->end_reason), "--timeout expired");
     vm_request_stop(vm, EXIT_TIMEOUT);
@@ -352,17 +341,6 @@ static int vm_arm_timeout(struct vm *vm, int64_t deadline_ns)
     return 0;
 }
 
-/* --trace exc: breakpoints on the guest's exception handlers (exctrace.c). */
-static int vm_setup_tracing(struct vm *vm)
-{
-    if (vm->cfg->profile_path[0] && profile_attach(vm))
-        return -1;
-    if (!(vm->cfg->trace & TRACE_EXC))
-        return 0;
-    vm->exc_vectors = vm->cfg->exc_vectors;
-    return exc_trace_start(vm);
-}
-
 int vm_create(const struct slate_config *cfg, struct console *console, struct vm **out)
 {
     struct vm *vm = calloc(1, sizeof(*vm));
@@ -376,7 +354,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     vm->trace = cfg->trace;
     vm->kvm_fd = vm->vm_fd = -1;
     vm->loop.epoll_fd = vm->loop.stop_fd = -1;
-    vm->signal_source.fd = vm->timeout_source.fd = vm->exc_kick.fd = -1;
+    vm->signal_source.fd = vm->timeout_source.fd = -1;
     atomic_store(&vm->status, -1);
     vm->crash_cpu = -1;
     vm->unclaimed_limit = (struct ratelimit)RATELIMIT_INIT;
@@ -394,7 +372,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
         vm_setup_devices(vm) || (vm->plan.protocol != BOOT_NATIVE && com1_register(vm)) ||
-        vm_write_info(vm) || vm_setup_tracing(vm)) {
+        vm_write_info(vm)) {
         vm_destroy(vm);
         return -1;
     }
@@ -437,12 +415,10 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
         return EXIT_FAILURE_SLATE;
     struct sigaction kick = {.sa_handler = kick_handler};
     sigaction(SIGUSR1, &kick, NULL);
-    for (unsigned i = 0; i < vm->observer_count; i++) {
-        const struct vm_observer *o = &vm->observers[i];
-        if (o->start && o->start(o->opaque, vm)) {
-            vm->observer_count = i; /* only those that started see the end */
-            return EXIT_FAILURE_SLATE;
-        }
+    for (; vm->observers_started < vm->observer_count; vm->observers_started++) {
+        const struct vm_observer *o = &vm->observers[vm->observers_started];
+        if (o->start && o->start(o->opaque, vm))
+            return EXIT_FAILURE_SLATE; /* only those that started see the end */
     }
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         struct vcpu *cpu = &vm->vcpus[i];
@@ -468,20 +444,15 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
         pthread_mutex_unlock(&cpu->kick_lock);
         pthread_join(cpu->thread, NULL);
     }
-    profile_finish(vm, atomic_load(&vm->status) != VM_STATUS_RESET);
-    for (unsigned i = vm->observer_count; i-- > 0;)
-        if (vm->observers[i].end)
-            vm->observers[i].end(vm->observers[i].opaque, atomic_load(&vm->status));
-    if (vm->cfg->stats)
-        stats_print(vm);
     int status = atomic_load(&vm->status);
     /* --on-crash pause: however the user ends a crashed machine, it crashed. */
     if (vm->crash_cpu >= 0 && status != VM_STATUS_RESET)
         status = EXIT_CRASH;
-    if (vm->cfg->report && status != VM_STATUS_RESET)
-        report_write(vm, vm->cfg->report, status);
-    if (vm->cfg->dump_core && vm->crash_cpu >= 0)
-        core_dump(vm, vm->cfg->dump_core);
+    for (unsigned i = vm->observers_started; i-- > 0;)
+        if (vm->observers[i].end)
+            vm->observers[i].end(vm->observers[i].opaque, status);
+    if (vm->cfg->stats)
+        stats_print(vm);
     return status;
 }
 
@@ -500,6 +471,36 @@ int vm_add_debug_hook(struct vm *vm, debug_hook_fn fn, void *opaque)
     vm->debug_hooks[vm->debug_hook_count].fn = fn;
     vm->debug_hooks[vm->debug_hook_count++].opaque = opaque;
     return 0;
+}
+
+int vm_add_vcpu_hook(struct vm *vm, vcpu_hook_fn fn, void *opaque)
+{
+    if (vm->vcpu_hook_count == VM_MAX_VCPU_HOOKS)
+        return -1;
+    vm->vcpu_hooks[vm->vcpu_hook_count].fn = fn;
+    vm->vcpu_hooks[vm->vcpu_hook_count++].opaque = opaque;
+    return 0;
+}
+
+void vm_vcpu_hooks(struct vcpu *cpu, enum vcpu_hook_point at)
+{
+    struct vm *vm = cpu->vm;
+    for (unsigned i = 0; i < vm->vcpu_hook_count; i++)
+        vm->vcpu_hooks[i].fn(vm->vcpu_hooks[i].opaque, cpu, at);
+}
+
+void vm_notify_crash(struct vm *vm, struct vcpu *cpu, const char *what)
+{
+    for (unsigned i = 0; i < vm->observer_count; i++)
+        if (vm->observers[i].crash)
+            vm->observers[i].crash(vm->observers[i].opaque, cpu, what);
+}
+
+void vm_report(struct vm *vm, FILE *out, const char *why)
+{
+    for (unsigned i = 0; i < vm->observer_count; i++)
+        if (vm->observers[i].report)
+            vm->observers[i].report(vm->observers[i].opaque, out, why);
 }
 
 int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace)
@@ -529,13 +530,9 @@ void vm_destroy(struct vm *vm)
         close(vm->signal_source.fd);
     if (vm->timeout_source.fd >= 0)
         close(vm->timeout_source.fd);
-    profile_finish(vm, false); /* (when vm_run never ran) */
-    if (vm->exc_vectors) {
-        if (vm->exc_kick.fd >= 0)
-            close(vm->exc_kick.fd);
-        symbols_close(vm->exc_syms);
-        pthread_mutex_destroy(&vm->exc_lock);
-    }
+    for (unsigned i = vm->observer_count; i-- > 0;)
+        if (vm->observers[i].destroy)
+            vm->observers[i].destroy(vm->observers[i].opaque);
     event_loop_close(&vm->loop);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);

@@ -34,17 +34,33 @@
 #define VM_MAX_OBSERVERS 8
 #define VM_MAX_DEBUG_HOOKS 4
 
-/* Someone who follows the machine's life (gdb, the monitor): each hook may be NULL. */
+/* Someone who follows the machine's life (gdb, the monitor, the debugging room): each hook may be
+ * NULL. Hooks run in the order observers were added; `end` and `destroy` in reverse. */
 struct vm_observer {
     int (*start)(void *opaque, struct vm *vm); /* before the first instruction; -1 aborts */
     void (*stop)(void *opaque);                /* a stop was requested (any thread) */
-    void (*end)(void *opaque, int status);     /* every vCPU has stopped */
+    /* A CPU crashed (a triple fault, a KVM internal error, a --strict violation): on its own
+     * thread, before the machine stops or pauses (--on-crash pause). `what` names it. */
+    void (*crash)(void *opaque, struct vcpu *cpu, const char *what);
+    /* Someone asks how the machine is doing (SIGQUIT, --timeout): a report to `out`. */
+    void (*report)(void *opaque, FILE *out, const char *why);
+    void (*end)(void *opaque, int status);     /* every vCPU has stopped; status is final */
+    void (*destroy)(void *opaque);             /* the machine is taken apart */
     void *opaque;
 };
 
 /* A KVM_EXIT_DEBUG on cpu's own thread; returns true if it was the hook's (its breakpoint or
  * step). Hooks are asked in the order they were added. */
 typedef bool (*debug_hook_fn)(void *opaque, struct vcpu *cpu);
+
+/* Where a vCPU hook runs, on the vCPU's own thread: before its first instruction (or when a
+ * start request gave it a state without an exit), after each exit the machine goes on from, and
+ * after a kick out of KVM_RUN. Unused, hooks cost one predictable branch per exit. */
+enum vcpu_hook_point { VCPU_HOOK_FIRST, VCPU_HOOK_EXIT, VCPU_HOOK_KICK };
+typedef void (*vcpu_hook_fn)(void *opaque, struct vcpu *cpu, enum vcpu_hook_point at);
+#define VM_MAX_VCPU_HOOKS 4
+
+struct debug_room; /* the debugging room's state for this machine (debug.h) */
 
 struct vm {
     const struct slate_config *cfg;
@@ -61,11 +77,6 @@ struct vm {
     uint64_t tsc_khz;
     _Atomic uint64_t routing_updates; /* KVM_SET_GSI_ROUTING calls, for --stats */
     bool tsc_deadline; /* KVM_CAP_TSC_DEADLINE_TIMER: CPUID.1:ECX[24] is set */
-    /* KVM on AMD (kvm_amd) answers a triple fault by resetting the CPU before the exit reaches
-     * slate (Linux's svm.c, shutdown_interception): each CPU keeps where it resumed, and a crash
-     * is replayed from there (replay.h). */
-    bool shutdown_resets;
-    bool replay_forced; /* SLATE_TEST_CRASH_REPLAY: replay every triple fault (tests, any KVM) */
     /* SLATE_TEST_CPU_ROUNDTRIP=1 (or =PART to leave one part out): a debug-break hypercall with no
      * debugger takes the CPU's state out and puts it back (cpu_state_roundtrip) and returns 2. */
     bool test_roundtrip;
@@ -121,24 +132,24 @@ struct vm {
     _Atomic uint64_t user_hypercalls; /* SLATE_HC_USER_HYPERCALLS: what CPL > 0 may call */
     struct vm_observer observers[VM_MAX_OBSERVERS];
     unsigned observer_count;
+    unsigned observers_started; /* the first ones, whose start succeeded: they see the end */
     struct {
         debug_hook_fn fn;
         void *opaque;
     } debug_hooks[VM_MAX_DEBUG_HOOKS];
     unsigned debug_hook_count;
+    struct {
+        vcpu_hook_fn fn;
+        void *opaque;
+    } vcpu_hooks[VM_MAX_VCPU_HOOKS];
+    unsigned vcpu_hook_count;
+    struct debug_room *debug; /* set by the debugging room (debug.c); the core never looks inside */
 
-    struct flight_recorder flight; /* the last events, for crash and hang reports */
-    /* --trace exc (exctrace.c) */
-    uint32_t exc_vectors;
-    struct exc_record exc_ring[EXC_HISTORY];
-    _Atomic uint64_t exc_next;
-    pthread_mutex_t exc_lock; /* guards exc_syms */
-    struct symbols *exc_syms;
-    struct event_source exc_kick;
-    struct profiler *profiler; /* --profile, or NULL */
-    /* How the machine ended, for --report: set by whoever decided it (a crash, --timeout). */
+    /* The machine's own log of its last events (port, MMIO, hypercall, interrupt, exception),
+     * which crash and hang reports print. */
+    struct flight_recorder flight;
+    /* How the machine ended: set by whoever decided it (a crash, --timeout, a signal). */
     char end_reason[128];
-    char crash_why[512];  /* the triple-fault explainer's verdict, when there was one */
     int crash_cpu;        /* -1: none */
 
     /* Input sinks and the screen, as devices offered them (device_host.c). */
@@ -151,6 +162,12 @@ struct vm {
  * hypercall registry is hypercall.h's. */
 int vm_add_observer(struct vm *vm, const struct vm_observer *observer);
 int vm_add_debug_hook(struct vm *vm, debug_hook_fn fn, void *opaque);
+int vm_add_vcpu_hook(struct vm *vm, vcpu_hook_fn fn, void *opaque);
+/* Runs the vCPU hooks for `at` on cpu's own thread. */
+void vm_vcpu_hooks(struct vcpu *cpu, enum vcpu_hook_point at);
+/* Tells the observers a CPU crashed (vcpu.c), or asks them for a report (SIGQUIT, --timeout). */
+void vm_notify_crash(struct vm *vm, struct vcpu *cpu, const char *what);
+void vm_report(struct vm *vm, FILE *out, const char *why);
 
 /* The screen as a PNG named `name` in dirfd (the monitor's screendump). -ENODEV without a display. */
 int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace);
