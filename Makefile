@@ -14,19 +14,23 @@ DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libd
 	libcapstone-dev libpng-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
 	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin
 PKG_MODULES := libelf libdw capstone slirp libvncserver libpng sdl2
-# slate itself links only these; the rest belong to modules (src/module.h) loaded when used.
+# slate itself links only these; the rest belong to modules (src/common/module.h) loaded when used.
 CORE_PKG_MODULES := libelf libpng
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS ?= -O2 -g
-HOST_CFLAGS := -std=c17 $(WARN) -D_GNU_SOURCE -DSLATE_VERSION='"$(VERSION)"' -Iinclude -Isrc \
+# src/ is the rooms as folders (docs/internals.md): core, boot, devices, ui, debug, and common for
+# what every room uses; main.c and the option parser at the top.
+SRC_DIRS := src src/core src/boot src/devices src/ui src/debug src/common
+HOST_CFLAGS := -std=c17 $(WARN) -D_GNU_SOURCE -DSLATE_VERSION='"$(VERSION)"' -Iinclude $(SRC_DIRS:%=-I%) \
 	-fno-strict-aliasing $(EXTRA_CFLAGS)
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
 CORE_PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(CORE_PKG_MODULES) 2>/dev/null)
 LDLIBS := -pthread
 
-SRCS := $(wildcard src/*.c)
+SRCS := $(wildcard $(SRC_DIRS:%=%/*.c))
+HDRS := $(wildcard $(SRC_DIRS:%=%/*.h) include/slate/*.h)
 # The display's 8x16 font, generated from a console font in Debian's kbd package.
 FONT_PSF ?= /usr/share/consolefonts/Lat15-VGA16.psf.gz
 FONT_OBJ := $(BUILD)/obj/font8x16.o
@@ -36,15 +40,15 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 # without a window, VNC, a disassembly or user networking loads none of SDL2, libvncserver,
 # capstone or libslirp (and GLib). Tests and
 # fuzzers link the same code in directly (LIB_OBJS).
-MODULE_SRC_vnc := src/ui_vnc.c
+MODULE_SRC_vnc := src/ui/ui_vnc.c
 MODULE_LIB_vnc := libvncserver
-MODULE_SRC_sdl := src/ui_sdl.c
+MODULE_SRC_sdl := src/ui/ui_sdl.c
 MODULE_LIB_sdl := sdl2
-MODULE_SRC_disasm := src/disasm.c
+MODULE_SRC_disasm := src/debug/disasm.c
 MODULE_LIB_disasm := capstone
-MODULE_SRC_netuser := src/net_user.c
+MODULE_SRC_netuser := src/devices/net_user.c
 MODULE_LIB_netuser := slirp
-MODULE_SRC_symbols := src/symbols_dw.c
+MODULE_SRC_symbols := src/debug/symbols_dw.c
 MODULE_LIB_symbols := libdw
 MODULE_NAMES := vnc sdl disasm netuser symbols
 MODULES := $(MODULE_NAMES:%=$(BUILD)/slate-%.so)
@@ -73,7 +77,8 @@ need-kvm: $(BUILD)/slate $(BUILD)/guest/power.elf
 	@$(BUILD)/slate --check $(BUILD)/guest/power.elf 2>&1 | sed -n 's/^kvm not usable here: /slate: /p' | \
 	  { read -r why && { echo "$$why" >&2; echo "slate: this target boots guests and needs KVM" >&2; exit 1; } || true; }
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | $(BUILD)/obj libs
+$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj libs
+	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/gen/font8x16.c: tools/psf2c.pl | libs
@@ -86,8 +91,8 @@ $(FONT_OBJ): $(BUILD)/gen/font8x16.c | $(BUILD)/obj
 $(BUILD)/slate: $(SLATE_OBJS) | $(MODULES)
 	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(CORE_PKG_LIBS) $(LDLIBS) -ldl
 
-$(BUILD)/pic/%.o: src/%.c $(wildcard src/*.h include/slate/*.h) | libs
-	@mkdir -p $(BUILD)/pic
+$(BUILD)/pic/%.o: src/%.c $(HDRS) | libs
+	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -fPIC -c -o $@ $<
 .SECONDARY: # objects built on the way to a module or test are kept, not rebuilt next time
 define module_rule
@@ -192,7 +197,7 @@ $(BUILD)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_OBJS) | $(BUILD
 $(BUILD)/unit/test_dev_%: tests/unit/test_dev_%.c $(wildcard tests/unit/*.h) tests/fake/fake_host.c \
 	  tests/fake/fake_host.h $(LIB_OBJS) | $(BUILD)/unit
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Itests/fake -Wno-missing-prototypes -o $@ $< \
-	  tests/fake/fake_host.c $(filter-out $(BUILD)/obj/device_host.o,$(LIB_OBJS)) \
+	  tests/fake/fake_host.c $(filter-out $(BUILD)/obj/core/device_host.o,$(LIB_OBJS)) \
 	  $(PKG_LIBS) $$($(PKG_CONFIG) --libs cmocka) $(LDLIBS)
 unit: $(UNIT_BINS)
 
@@ -207,7 +212,7 @@ $(BUILD)/bench/floor: bench/floor.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
 $(BUILD)/bench/taprate: bench/taprate.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
-$(BUILD)/bench/flightcost: bench/flightcost.c $(BUILD)/obj/flight.o $(BUILD)/obj/log.o | $(BUILD)/bench
+$(BUILD)/bench/flightcost: bench/flightcost.c $(BUILD)/obj/core/flight.o $(BUILD)/obj/common/log.o | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
 	$(GUEST_CC) -m32 -Iinclude -c -o $(BUILD)/bench/$*.o $<
@@ -268,16 +273,16 @@ soak: $(BUILD)/slate guests need-kvm
 FUZZ_SECONDS ?= 30
 FUZZ_SRCS := $(filter-out src/main.c,$(SRCS)) $(BUILD)/gen/font8x16.c
 FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
-fuzz_included = $(shell sed -n 's|^\#include "\.\./\.\./\(src/[a-z_]*\.c\)"|\1|p' $(1))
+fuzz_included = $(shell sed -n 's|^\#include "\.\./\.\./\(src/[a-z_/]*\.c\)"|\1|p' $(1))
 FUZZ_HARNESSES := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # Device harnesses (those including fuzz_devices.h) run on the unit tests' fake machine in place of
 # device_host.c; the others (gdb, monitor, loader, ...) on a struct vm without KVM (fake_machine.c).
 fuzz_on_fake = $(shell grep -l 'fuzz_devices.h' $(1))
 fuzz_fake = $(if $(call fuzz_on_fake,$(1)),tests/fake/fake_host.c,tests/fuzz/fake_machine.c)
-fuzz_not_linked = $(call fuzz_included,$(1)) $(if $(call fuzz_on_fake,$(1)),src/device_host.c)
+fuzz_not_linked = $(call fuzz_included,$(1)) $(if $(call fuzz_on_fake,$(1)),src/core/device_host.c)
 FUZZ_DEPS := tests/fuzz/fake_machine.c tests/fuzz/fake_machine.h tests/fuzz/fuzz_input.h \
 	tests/fuzz/fuzz_devices.h tests/fake/fake_host.c tests/fake/fake_host.h
-build-fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(FUZZ_SRCS) $(wildcard src/*.h include/slate/*.h) | libs
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(FUZZ_SRCS) $(HDRS) | libs
 	@mkdir -p build-fuzz
 	clang $(HOST_CFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Itests/fuzz -Itests/fake -Wno-missing-prototypes -o $@ $< \
 	  $(call fuzz_fake,$<) $(filter-out $(call fuzz_not_linked,$<),$(FUZZ_SRCS)) $(PKG_LIBS) $(LDLIBS)
@@ -306,4 +311,4 @@ clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz
 
 format:
-	clang-format -i src/*.c src/*.h include/slate/*.h tests/unit/*.c bench/*.c
+	clang-format -i $(SRCS) $(filter-out include/%,$(HDRS)) include/slate/*.h tests/unit/*.c bench/*.c

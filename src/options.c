@@ -4,9 +4,7 @@
 #include "device.h"
 #include "flight.h"
 #include "log.h"
-#include "profile.h"
 
-#include "trace.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -14,10 +12,118 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifndef SLATE_VERSION
 #define SLATE_VERSION "0.1.0"
 #endif
+
+/* --profile PATH[,hz=N][,paused]: fills path (its own copy), hz and paused. */
+/* "df,pf,gp,ud" (names or numbers 0..31) into a vector mask for --trace exc=...; "" gives the
+ * default #DF #PF #GP #UD. At most EXC_WATCHED vectors (the debug registers). */
+static int exc_trace_parse(const char *list, uint32_t *vectors, char *err, size_t errlen)
+{
+    static const char *const names[32] = {"de", "db", "nmi", "bp", "of", "br", "ud", "nm", "df", NULL,
+                                          "ts", "np", "ss", "gp", "pf", NULL, "mf", "ac", "mc", "xm",
+                                          "ve", "cp"};
+    *vectors = 0;
+    if (!*list) {
+        *vectors = 1u << 8 | 1u << 14 | 1u << 13 | 1u << 6;
+        return 0;
+    }
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, "+,");
+        int v = -1;
+        for (int i = 0; i < 32; i++)
+            if (names[i] && strlen(names[i]) == len && !strncasecmp(p, names[i], len))
+                v = i;
+        char *end;
+        long n = strtol(p, &end, 0);
+        if (v < 0 && end == p + len && n >= 0 && n < 32)
+            v = (int)n;
+        if (v < 0)
+            return error_text(err, errlen, "--trace exc=%s: '%.*s' is not an exception (de, db, bp, ud, "
+                              "df, gp, pf, ... or 0..31)", list, (int)len, p);
+        *vectors |= 1u << v;
+        p += len + (p[len] != 0);
+    }
+    if (__builtin_popcount(*vectors) > EXC_WATCHED)
+        return error_text(err, errlen, "--trace exc=%s: at most %d exceptions (one debug register "
+                          "each)", list, EXC_WATCHED);
+    return 0;
+}
+
+
+static int trace_parse(const char *list, unsigned *mask, uint32_t *exc_vectors, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        unsigned bits;
+    } kinds[] = {{"io", TRACE_IO}, {"mmio", TRACE_MMIO}, {"hypercall", TRACE_HYPERCALL},
+                 {"irq", TRACE_IRQ}, {"all", TRACE_IO | TRACE_MMIO | TRACE_HYPERCALL | TRACE_IRQ}};
+    *mask = 0;
+    *exc_vectors = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        unsigned bits = 0;
+        if ((len == 3 || (len > 4 && p[3] == '=')) && !strncmp(p, "exc", 3)) {
+            char vectors[64] = "";
+            if (len > 4)
+                snprintf(vectors, sizeof(vectors), "%.*s", (int)(len - 4), p + 4);
+            if (exc_trace_parse(vectors, exc_vectors, err, errlen))
+                return -1;
+            *mask |= TRACE_EXC;
+            p += len + (p[len] == ',');
+            continue;
+        }
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+            if (strlen(kinds[i].name) == len && !strncmp(p, kinds[i].name, len))
+                bits = kinds[i].bits;
+        if (!bits) {
+            snprintf(err, errlen, "--trace %s: unknown event '%.*s' (expected io, mmio, hypercall, "
+                     "irq, exc[=VECTORS] or all)", list, (int)len, p);
+            return -1;
+        }
+        *mask |= bits;
+        p += len + (p[len] == ',');
+    }
+    if (!*mask) {
+        snprintf(err, errlen, "--trace: expected io, mmio, hypercall, irq, exc or all");
+        return -1;
+    }
+    return 0;
+}
+
+static int profile_parse(const char *arg, char *path, size_t pathlen, unsigned *hz, bool *paused, char *err,
+                  size_t errlen)
+{
+    size_t n = strcspn(arg, ",");
+    *hz = PROFILE_HZ_DEFAULT, *paused = false;
+    if (n == 0 || n >= pathlen)
+        return error_text(err, errlen, "--profile %s: expected PATH[,hz=N][,paused]", arg);
+    memcpy(path, arg, n);
+    path[n] = 0;
+    for (const char *p = arg + n; *p == ',';) {
+        const char *opt = p + 1;
+        size_t len = strcspn(opt, ",");
+        char *end;
+        if (len > 3 && !strncmp(opt, "hz=", 3)) {
+            unsigned long v = strtoul(opt + 3, &end, 10);
+            if (end != opt + len || v < 1 || v > 10000)
+                return error_text(err, errlen, "--profile %s: hz=%.*s is not from 1 to 10000", arg,
+                                  (int)(len - 3), opt + 3);
+            *hz = (unsigned)v;
+        } else if (len == 6 && !strncmp(opt, "paused", 6)) {
+            *paused = true;
+        } else {
+            return error_text(err, errlen, "--profile %s: unknown option '%.*s' (hz=N, paused)", arg,
+                              (int)len, opt);
+        }
+        p = opt + len;
+    }
+    return 0;
+}
+
 
 static const char help_head[] =
     "usage: slate [OPTIONS] KERNEL\n"

@@ -19,6 +19,13 @@
 #define RAM_MAX (256ULL << 30)
 #define SMP_MAX 1024
 
+/* --trace: what is logged (cfg->trace is a mask of these). */
+enum trace_kind { TRACE_IO = 1, TRACE_MMIO = 2, TRACE_HYPERCALL = 4, TRACE_IRQ = 8, TRACE_EXC = 16 };
+/* --trace exc watches at most this many vectors: one debug register each (exctrace.c). */
+#define EXC_WATCHED 4
+/* --profile's default rate: a prime, so sampling does not beat with the guest's own timers. */
+#define PROFILE_HZ_DEFAULT 997
+
 enum entry_mode { ENTRY_DEFAULT, ENTRY_REAL, ENTRY_PROTECTED, ENTRY_LONG };
 /* --boot: how the kernel is started (docs/machine.md, "Coming from QEMU, GRUB or Limine"). */
 enum boot_protocol { BOOT_DETECT, BOOT_NATIVE, BOOT_MULTIBOOT2, BOOT_MULTIBOOT, BOOT_LIMINE };

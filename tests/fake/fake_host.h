@@ -1,13 +1,15 @@
-/* fake_host.h - a machine for devices, without KVM: the other side of src/device.h, so a device's
+/* fake_host.h - a machine for devices, without KVM: the other side of src/core/device.h, so a device's
  * register semantics, rings and interrupts can be tested (and fuzzed) on any Linux machine.
  * Guest RAM is host memory at guest address 0, the event loop runs only when the test turns it
  * (fake_serve), interrupts are counted, doorbells are eventfds the test rings, warnings are
- * counted. A test links it instead of src/device_host.c. */
+ * counted. A test links it instead of src/core/device_host.c. */
 #ifndef SLATE_FAKE_HOST_H
 #define SLATE_FAKE_HOST_H
 
 #include "console.h"
 #include "device.h"
+#include "loader.h"
+#include "options.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -3,7 +3,7 @@
  * against fake guest memory and an in-memory image. Checks what a guest must never achieve:
  * writing a read-only image, growing or shrinking the image, or the device losing count of the
  * requests it completed. */
-#include "../../src/dev_block.c"
+#include "../../src/devices/dev_block.c"
 
 #include "fuzz_devices.h"
 

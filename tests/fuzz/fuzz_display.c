@@ -3,7 +3,7 @@
  * with what was last shown, against a fake window and any dirty-page bitmap. A screenshot now
  * and then renders whatever mode the guest left. Checks that the shown mode always fits the
  * window. */
-#include "../../src/dev_display.c"
+#include "../../src/devices/dev_display.c"
 
 #include "fuzz_devices.h"
 

@@ -4,7 +4,7 @@
  * The fake machine has no KVM, so register and memory access fails as it would for a vCPU the
  * kernel refuses; replies go to /dev/null. What must hold: nothing crashes, no breakpoint table
  * overflows, the selected threads stay valid. */
-#include "../../src/gdb.c"
+#include "../../src/debug/gdb.c"
 
 #include "fake_machine.h"
 

@@ -4,7 +4,7 @@
  * they would for an unmapped address. An input whose first byte is odd has a display attached
  * and a --dump-dir (a fresh temporary directory): `screendump` then writes real files, and
  * must write them nowhere else. */
-#include "../../src/monitor.c"
+#include "../../src/debug/monitor.c"
 
 #include "fake_machine.h"
 

@@ -3,7 +3,7 @@
  * while the backend delivers frames of any length, against fake guest memory. Checks that only
  * frames of a legal length reach the backend or the receive ring, that one wake-up never sends
  * more than a ring, and that a frame is received only into a free slot. */
-#include "../../src/dev_net.c"
+#include "../../src/devices/dev_net.c"
 
 #include "fuzz_devices.h"
 

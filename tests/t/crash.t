@@ -4,7 +4,7 @@
 need_kvm
 plan 27
 # KVM on AMD (kvm_amd) resets a CPU that triple-faults before slate sees it; slate then replays
-# the CPU from where it last resumed to the faulting instruction (src/replay.h), so the same
+# the CPU from where it last resumed to the faulting instruction (src/debug/replay.h), so the same
 # report comes out on every KVM. SLATE_TEST_CRASH_REPLAY=1 makes slate replay on any KVM: the
 # second half of this file checks that the replayed report says what the direct one says.
 on_amd_kvm && echo "# NOTE: KVM on AMD here: every report below comes from a replay" >&2
