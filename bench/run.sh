@@ -122,7 +122,7 @@ printf '%-44s %10s %8s IOPS\n' "random 4 KiB writes" "" "$(field rand-write-4K 2
 # Debugging: what tracing costs per exit, off and on, and the single-step rate through gdb.
 echo
 printf '%-44s %10s %10s %9s\n' "debugging" "off" "on" "ratio"
-trace_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace io --trace-file /dev/null "$HCALL")
+trace_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace io --trace-file "$TMP/trace.log" "$HCALL")
 stats_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --stats "$HCALL")
 exc_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --trace exc "$HCALL")
 noflight_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --flight 0 "$HCALL")
