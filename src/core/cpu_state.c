@@ -313,7 +313,9 @@ int cpu_state_put(struct vcpu *cpu, unsigned parts, const struct cpu_state *st, 
 
 void cpu_state_running(struct vcpu *cpu)
 {
-    atomic_fetch_add(&cpu->run_gen, 1);
+    /* Only the CPU's own thread writes it: a plain store, no locked add on every exit. */
+    atomic_store_explicit(&cpu->run_gen, atomic_load_explicit(&cpu->run_gen, memory_order_relaxed) + 1,
+                          memory_order_release);
 }
 
 void cpu_state_flush(struct vcpu *cpu)
