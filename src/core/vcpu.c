@@ -78,9 +78,30 @@ static void vcpu_msr(struct vcpu *cpu)
     cpu->run->msr.error = 1; /* the guest gets #GP, as on hardware without the MSR */
 }
 
+const char *vcpu_run_state(struct vcpu *cpu, char *buf, size_t len)
+{
+    if (cpu->crashed[0]) {
+        snprintf(buf, len, "crashed (%s)", cpu->crashed);
+        return buf;
+    }
+    if (!atomic_load(&cpu->started))
+        return "never started";
+    struct cpu_state st;
+    st.have = 0;
+    if (cpu_state_get(cpu, CPU_MP, &st, NULL))
+        return "running";
+    switch (st.mp.mp_state) {
+    case KVM_MP_STATE_UNINITIALIZED:
+    case KVM_MP_STATE_INIT_RECEIVED: return "waiting for start";
+    case KVM_MP_STATE_HALTED: return "halted";
+    default: return "running";
+    }
+}
+
 static void vcpu_crash(struct vcpu *cpu, const char *what)
 {
     struct vm *vm = cpu->vm;
+    snprintf(cpu->crashed, sizeof(cpu->crashed), "%s", what);
     if (atomic_load(&vm->stopping))
         return; /* another CPU already decided how this ends */
     pthread_mutex_lock(&vm->pause_lock);
@@ -242,6 +263,7 @@ static void report_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint
         if (!atomic_load(&vm->stopping)) {
             char reason[160];
             snprintf(reason, sizeof(reason), "--strict: %s", what);
+            snprintf(cpu->crashed, sizeof(cpu->crashed), "%s", reason);
             vm_notify_crash(vm, cpu, reason);
             vm_request_stop(vm, EXIT_CRASH);
         }

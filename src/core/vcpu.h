@@ -48,6 +48,9 @@ struct vcpu {
     pthread_cond_t cond;
     struct start_request start;
     _Atomic bool start_posted; /* a start request waits in `start` (read without `lock`) */
+    /* How this CPU crashed ("triple fault (shutdown)", "KVM internal error", "--strict: ..."), or
+     * "" while it has not; written once, on its own thread, before the machine hears of it. */
+    char crashed[160];
     /* Set by a debugger to let this one CPU run (a single step) while the machine is held. */
     bool step_release;
     /* Each owner's wish for this CPU's guest-debug state, and what KVM was given (debug_lock). */
@@ -92,6 +95,10 @@ size_t vcpu_map_as_caller(struct vcpu *cpu, const struct caller_view *view, uint
 /* Copies up to len bytes from gva; stops at the first page that is unmapped or not memory.
  * Returns the bytes copied. */
 size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len);
+
+/* What the CPU is doing, in words for reports: "crashed (triple fault (shutdown))", "never
+ * started", "waiting for start", "halted" or "running". */
+const char *vcpu_run_state(struct vcpu *cpu, char *buf, size_t len);
 
 /* The state x86 defines after RESET or INIT (CS:IP F000:FFF0, paging and protection off). */
 bool vcpu_is_reset_state(const struct kvm_regs *regs, const struct kvm_sregs *sregs);

@@ -187,8 +187,9 @@ static void print_cpu(FILE *out, struct vm *vm, unsigned index, const struct cpu
         snprintf(where, sizeof(where), "(slate's park stub: the CPU's entry function returned)");
     else
         symbols_describe(syms, rip, where, sizeof(where));
+    char state[128];
     fprintf(out, "  cpu %u: %s, interrupts %s, %s, rip=%#" PRIx64 " %s\n", index,
-            v->halted ? "halted" : "running", v->r.rflags & (1u << 9) ? "on" : "off",
+            vcpu_run_state(&vm->vcpus[index], state, sizeof(state)), v->r.rflags & (1u << 9) ? "on" : "off",
             mode_name(&v->s), rip, where);
     print_backtrace(out, &vm->vcpus[index], v, syms);
     if (v->apic_ok) {

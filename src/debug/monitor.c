@@ -110,17 +110,13 @@ static void cmd_info_cpus(struct monitor *m, FILE *out)
     bool held = hold(m);
     for (unsigned i = 0; i < m->vm->vcpu_count; i++) {
         struct vcpu *cpu = &m->vm->vcpus[i];
-        struct cpu_state st = {0};
-        if (cpu_state_get(cpu, CPU_REGS | CPU_SREGS | CPU_MP, &st, NULL))
+        struct kvm_regs r;
+        struct kvm_sregs s;
+        if (cpu_state_regs(cpu, &r, &s))
             continue;
-        const struct kvm_regs r = st.regs;
-        const struct kvm_sregs s = st.sregs;
-        const struct kvm_mp_state mp = st.mp;
         const char *mode = !(s.cr0 & X86_CR0_PE) ? "real" : (s.efer & X86_EFER_LMA) && s.cs.l ? "long" : "protected";
-        const char *state = mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED
-                                ? "waiting for start"
-                            : mp.mp_state == KVM_MP_STATE_HALTED ? "halted"
-                                                                 : "running";
+        char buf[128];
+        const char *state = vcpu_run_state(cpu, buf, sizeof(buf));
         char where[256];
         fprintf(out, "%c cpu %u: %s, %s mode, rip=%#llx %s\n", i == m->cpu ? '*' : ' ', i, state, mode,
                 r.rip, symbols_describe(monitor_symbols(m), r.rip, where, sizeof(where)));

@@ -73,7 +73,8 @@ static void write_cpu(FILE *f, struct vcpu *cpu, struct symbols *syms)
     uint64_t rip = lm ? r.rip : (s.cs.base + r.rip) & 0xFFFFFFFF;
     char where[256];
     fputs(", \"state\": ", f);
-    json_string(f, !atomic_load(&cpu->started) ? "never started" : cpu_state_halted(cpu) ? "halted" : "running");
+    char state[128];
+    json_string(f, vcpu_run_state(cpu, state, sizeof(state)));
     enum crash_state crash = replay_crash_of(cpu).state;
     if (crash != CRASH_STATE_KVM) { /* KVM on AMD reset it at the triple fault */
         fputs(", \"recovered\": ", f);

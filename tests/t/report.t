@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # --report PATH.json (read back with a JSON parser) and --on-crash pause.
 . "$(dirname "$0")/../lib.sh"
-plan 18
+plan 21
 FAULTS=$GUEST/faults.elf
 json() { # FILE PERL-EXPRESSION ($r is the decoded report)
     perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or die "$ARGV[0]: $!\n"; my $r = decode_json(<$f>);
@@ -15,7 +15,7 @@ run_slate --on-crash maybe "$GUEST/power.elf"
 has "$RC $ERR" "^125 slate: --on-crash maybe: expected pause or exit" "a bad --on-crash is refused (125)"
 run_slate --flight 5000 "$GUEST/power.elf"
 has "$RC $ERR" "^125 slate: --flight 5000: expected a number of events from 0 to 4096" "a --flight past 4096 is refused (125)"
-skip_without_kvm 18
+skip_without_kvm 21
 
 run_slate --report "$TMP/crash.json" --append ist0 "$FAULTS"
 is "$RC/$(json "$TMP/crash.json" '$r->{status}')" "126/126" "a crash: the report's status is slate's (126)"
@@ -23,6 +23,7 @@ is "$(json "$TMP/crash.json" '$r->{reason}')" "crash: triple fault (shutdown)" "
 has "$(json "$TMP/crash.json" '$r->{why}')" 'its stack \(IST1\) is 0 -> triple fault$' "the explainer's verdict"
 has "$(json "$TMP/crash.json" '$r->{cpus}[0]{where}')" '^kmain\+0x[0-9a-f]+ \(tests/guest/faults.c:[0-9]+\)$' "each CPU's RIP, named"
 is "$(json "$TMP/crash.json" '$r->{cpus}[0]{rsp}')" "0x7000000000" "its registers, as 0x strings"
+is "$(json "$TMP/crash.json" '$r->{cpus}[0]{state}')" "crashed (triple fault (shutdown))" "the crashed CPU is called crashed, not running"
 has "$(json "$TMP/crash.json" 'join ",", map { $_->{kind} } @{$r->{events}}')" 'hypercall' "the flight recorder's last events"
 run_slate --report "$TMP/many.json" "$GUEST/hypercalls.elf"
 is "$RC/$(json "$TMP/many.json" 'scalar @{$r->{events}}')" "42/32" "the last 32 events by default"
@@ -46,9 +47,11 @@ timeout -s KILL "$(scaled 60)" "$SLATE" --on-crash pause --monitor "unix:$SOCK" 
     >"$TMP/out" 2>"$TMP/err" </dev/null &
 PID=$!
 for _ in $(seq "$(scaled 200)"); do grep -q 'on-crash pause' "$TMP/err" && break; sleep 0.05; done
-M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info registers" "quit")
+M=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info registers" "info cpus" "info hang" "quit")
 wait "$PID"
 RC=$?
 has "$(cat "$TMP/err")" '^slate: --on-crash pause: the machine is stopped for gdb and the monitor' "--on-crash pause keeps the machine and says so"
 has "$M" ' rsp=0000007000000000$' "the monitor reads the crashed CPU's registers"
+has "$M" '^\* cpu 0: crashed \(triple fault \(shutdown\)\), long mode' "info cpus calls the CPU crashed"
+has "$M" '^  cpu 0: crashed \(triple fault \(shutdown\)\), interrupts' "and so does info hang"
 is "$RC" 126 "quitting a crashed machine exits with 126"
