@@ -7,10 +7,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #define FLIGHT_EVENTS 32      /* the default size */
 #define FLIGHT_EVENTS_MAX 4096 /* the largest --flight */
+#define FLIGHT_TEXT 23         /* bytes of console output one event holds */
 
 enum flight_kind { FLIGHT_IN, FLIGHT_OUT, FLIGHT_MMIO_READ, FLIGHT_MMIO_WRITE, FLIGHT_HYPERCALL, FLIGHT_IRQ,
                    FLIGHT_EXCEPTION };
@@ -23,6 +25,11 @@ struct flight_event {
     uint64_t addr;    /* port, physical address, hypercall function, or vector */
                       /* (for an exception: the vector, and the faulting RIP as value) */
     uint64_t value;   /* the value written or read; a hypercall's result */
+    /* Byte writes to one port in a row from one CPU (a console: port 0xE9, a UART's data
+     * register) are one event: the bytes, up to FLIGHT_TEXT of them, so the last events are not
+     * the last letters. 0 for every other event. */
+    uint8_t text_len;
+    char text[FLIGHT_TEXT];
 };
 
 struct flight_recorder {
@@ -43,6 +50,9 @@ void flight_record(struct flight_recorder *fr, enum flight_kind kind, uint32_t c
 /* Calls fn for each recorded event, oldest first; returns how many. */
 unsigned flight_each(const struct flight_recorder *fr, void (*fn)(void *ctx, const struct flight_event *e),
                      void *ctx);
+
+/* A byte run as a C string literal's contents ("hello\\n"), in at most len bytes. */
+void flight_text(const struct flight_event *e, char *buf, size_t len);
 
 /* "out", "in", "mmio read", ... */
 const char *flight_kind_name(enum flight_kind kind);

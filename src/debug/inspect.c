@@ -386,6 +386,12 @@ static void print_event(void *ctx, const struct flight_event *e)
     else if (e->kind == FLIGHT_IRQ)
         fprintf(p->out, "    -%.3f ms cpu%u irq vector %#" PRIx64 " (gsi %" PRIu64 ")\n", ms, e->cpu, e->addr,
                 e->value);
+    else if (e->text_len > 1) { /* console output, one event for the run of bytes */
+        char text[4 * FLIGHT_TEXT + 8];
+        flight_text(e, text, sizeof(text));
+        fprintf(p->out, "    -%.3f ms cpu%u out %#" PRIx64 "%s \"%s\" (%u bytes)\n", ms, e->cpu, e->addr, where,
+                text, e->text_len);
+    }
     else
         fprintf(p->out, "    -%.3f ms cpu%u %s %#" PRIx64 "%s %s %#" PRIx64 " (%u bytes)\n", ms, e->cpu,
                 flight_kind_name((enum flight_kind)e->kind), e->addr, where,

@@ -127,6 +127,20 @@ static void write_event(void *ctx, const struct flight_event *e)
         fprintf(f, "%" PRId64, (int64_t)e->value);
     else
         json_hex(f, e->value);
+    if (e->text_len > 1) { /* a run of console bytes: the text, as JSON escapes it */
+        fputs(", \"text\": \"", f);
+        for (unsigned i = 0; i < e->text_len; i++) { /* the guest's bytes: any of the 256 */
+            unsigned char c = (unsigned char)e->text[i];
+            if (c == '"' || c == '\\')
+                fprintf(f, "\\%c", c);
+            else if (c < 0x20 || c >= 0x7F)
+                fprintf(f, "\\u%04x", c);
+            else
+                fputc(c, f);
+        }
+        fputc('"', f);
+        fprintf(f, ", \"bytes\": %u", e->text_len);
+    }
     if (e->width)
         fprintf(f, ", \"width\": %u", e->width);
     fputc('}', f);

@@ -188,7 +188,10 @@ KMAIN kmain(const struct slate_info *info)
         struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
         __asm__ volatile("lidt %0; ud2" ::"m"(empty));
     }
-    if (str_eq(mode, "noidt")) {
+    if (str_eq(mode, "e9noidt")) /* console output through port 0xE9 just before the crash */
+        for (const char *p = "fault ahead\n"; *p; p++)
+            slate_outb(SLATE_DEBUGCON_PORT, (uint8_t)*p);
+    if (str_eq(mode, "noidt") || str_eq(mode, "e9noidt")) {
         struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
         __asm__ volatile("lidt %0; ud2" ::"m"(empty));
     }
