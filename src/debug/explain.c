@@ -60,18 +60,46 @@ static bool read_linear(const struct explain_memory *mem, const struct kvm_sregs
            mem->read(mem->ctx, p.pa, buf, len);
 }
 
-/* The stack the handler gets must take the frame: mapped and writable just below it. */
-static bool check_stack(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,
-                        const char *which, char *why, size_t len)
+/* Whether the stack's byte at va takes a push: mapped and writable. */
+static bool pushable(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t va, bool *mapped)
 {
     struct page p;
+    *mapped = translate(mem, s, va, &p);
+    return *mapped && p.writable;
+}
+
+/* Vectors whose frame carries an error code. */
+static bool has_error_code(unsigned v)
+{
+    return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
+}
+
+/* The stack the handler gets must take the frame (SS, RSP, RFLAGS, CS, RIP and maybe an error
+ * code, pushed from RSP aligned down to 16): every slot mapped and writable. The first push that
+ * cannot go is named; a stack whose own top is fine but whose frame runs into a page below is a
+ * stack overflow. */
+static bool check_stack(const struct explain_memory *mem, const struct kvm_sregs *s, uint64_t rsp,
+                        unsigned vector, const char *which, char *why, size_t len)
+{
     if (rsp == 0)
         return fail(why, len, "its stack (%s) is 0", which);
-    uint64_t top = (rsp & ~15ULL) - 8;
-    if (!translate(mem, s, top, &p))
-        return fail(why, len, "its stack (%s=%#" PRIx64 ") is not mapped", which, rsp);
-    if (!p.writable)
-        return fail(why, len, "its stack (%s=%#" PRIx64 ") is read-only", which, rsp);
+    uint64_t top = rsp & ~15ULL;
+    unsigned slots = has_error_code(vector) ? 6 : 5;
+    for (unsigned i = 1; i <= slots; i++) {
+        uint64_t at = top - 8ULL * i;
+        bool mapped, above_mapped;
+        if (pushable(mem, s, at, &mapped))
+            continue;
+        bool overflow = pushable(mem, s, at + 8, &above_mapped) && ((at + 8) & 0xFFF) == 0;
+        if (overflow)
+            return fail(why, len, "a stack overflow: its stack (%s=%#" PRIx64 ") ran off the bottom "
+                        "of its pages: the push at %#" PRIx64 " is %s", which, rsp, at,
+                        mapped ? "read-only" : "not mapped");
+        if (i == 1 && !mapped)
+            return fail(why, len, "its stack (%s=%#" PRIx64 ") is not mapped", which, rsp);
+        return fail(why, len, "its stack (%s=%#" PRIx64 ") cannot take the frame: the push at %#" PRIx64
+                    " is %s", which, rsp, at, mapped ? "read-only" : "not mapped");
+    }
     return true;
 }
 
@@ -121,9 +149,9 @@ static bool deliver_long(const struct explain_memory *mem, const struct kvm_sreg
             return fail(why, len, "the TSS at %#" PRIx64 " is not readable", (uint64_t)s->tr.base);
         char which[16];
         snprintf(which, sizeof(which), ist ? "IST%u" : "RSP0", ist);
-        if (!check_stack(mem, s, stack, which, why, len))
+        if (!check_stack(mem, s, stack, vector, which, why, len))
             return false;
-    } else if (!check_stack(mem, s, rsp, "RSP", why, len)) {
+    } else if (!check_stack(mem, s, rsp, vector, "RSP", why, len)) {
         return false;
     }
     snprintf(why, len, "delivered to %#" PRIx64, handler);

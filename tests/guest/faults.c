@@ -196,6 +196,20 @@ KMAIN kmain(const struct slate_info *info)
         __asm__ volatile("lidt %0; ud2" ::"m"(empty));
     }
     set_gate(6, (uint64_t)on_ud, 0);
+    if (str_eq(mode, "overflow")) { /* a stack at 4 MiB + 4 KiB whose page below is unmapped */
+        static uint64_t pt[512] __attribute__((aligned(4096)));
+        uint64_t cr3;
+        __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+        const uint64_t addr = 0x000FFFFFFFFFF000ULL;
+        uint64_t *pml4 = (uint64_t *)(cr3 & addr), *pdpt = (uint64_t *)(pml4[0] & addr);
+        uint64_t *pd = (uint64_t *)(pdpt[0] & addr);
+        for (unsigned i = 1; i < 512; i++)
+            pt[i] = (0x400000 + i * 4096ULL) | 3;
+        pd[2] = (uint64_t)pt | 3;
+        __asm__ volatile("mov %0, %%cr3" ::"r"(cr3) : "memory");
+        idt_load();
+        __asm__ volatile("mov %0, %%rsp; ud2" ::"r"(0x401000ULL) : "memory");
+    }
     if (str_eq(mode, "notss") || str_eq(mode, "ist0"))
         set_gate(8, (uint64_t)on_df, 1);
     if (str_eq(mode, "ist0"))

@@ -2,7 +2,7 @@
 # A triple fault ends in a crash report and status 126.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 27
+plan 28
 # KVM on AMD (kvm_amd) resets a CPU that triple-faults before slate sees it; slate then replays
 # the CPU from where it last resumed to the faulting instruction (src/debug/replay.h), so the same
 # report comes out on every KVM. SLATE_TEST_CRASH_REPLAY=1 makes slate replay on any KVM: the
@@ -39,6 +39,8 @@ is "$(why noidt)" "  why: #UD: IDT[6] is past the IDT's limit (0) -> #DF: IDT[8]
     "an empty IDT (lidt with limit 0), then ud2"
 is "$(why badstack)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: IDT[8] is not present -> triple fault" \
     "an unmapped stack under a good #UD gate: the double fault, then no #DF gate"
+is "$(why overflow)" "  why: #UD: a stack overflow: its stack (RSP=0x401000) ran off the bottom of its pages: the push at 0x400ff8 is not mapped -> #DF: IDT[8] is not present -> triple fault" \
+    "a stack run off its bottom: the push that fails is named (not RSP, which is mapped), and it is called a stack overflow"
 is "$(why notss)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: its IST entry needs the TSS, and none is loaded (LTR) -> triple fault" \
     "a #DF gate asking for an IST stack with no TSS loaded"
 is "$(why ist0)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: its stack (IST1) is 0 -> triple fault" \

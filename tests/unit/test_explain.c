@@ -154,6 +154,30 @@ static void the_stack(void **state)
     expect(&s, STACK, 3, false, "a privilege change needs the TSS");
 }
 
+/* A stack in 4 KiB pages, [0x10f000, 0x110000) mapped and nothing below: an RSP at its bottom
+ * overflows, and the message names the push that fails, not RSP (which is mapped). */
+static void a_stack_overflow(void **state)
+{
+    (void)state;
+    struct kvm_sregs s = setup();
+    const uint64_t pt = 0x4000;
+    put64(PD, pt | 3); /* the first 2 MiB in 4 KiB pages: only the low ones and the stack page */
+    for (uint64_t a = 0; a < 0x20000; a += 0x1000)
+        put64(pt + (a >> 12) * 8, a | 3);
+    put64(pt + (0x10e000 >> 12) * 8, 0); /* the page below the stack */
+    put64(pt + (0x10f000 >> 12) * 8, 0x10f000 | 3);
+    expect(&s, 0x110000, 14, true, "delivered");
+    expect(&s, 0x10f000, 14, false, "a stack overflow: its stack (RSP=0x10f000) ran off the bottom of its "
+                                    "pages: the push at 0x10eff8 is not mapped");
+    /* Part of the frame fits: the fifth push is the one that fails; 48 bytes above the bottom,
+     * the whole frame with its error code fits. */
+    expect(&s, 0x10f020, 3, false, "a stack overflow: its stack (RSP=0x10f020) ran off the bottom of its "
+                                   "pages: the push at 0x10eff8 is not mapped");
+    expect(&s, 0x10f030, 14, true, "delivered");
+    /* A stack that is wholly elsewhere is simply not mapped. */
+    expect(&s, 0x10e800, 14, false, "its stack (RSP=0x10e800) is not mapped");
+}
+
 static void when_df_could_be_delivered(void **state)
 {
     (void)state;
@@ -170,7 +194,8 @@ int main(void)
         cmocka_unit_test(a_sound_setup_delivers), cmocka_unit_test(the_idt_limit),
         cmocka_unit_test(the_gate),               cmocka_unit_test(the_code_segment),
         cmocka_unit_test(the_handler_page),       cmocka_unit_test(the_tss_and_ist),
-        cmocka_unit_test(the_stack),              cmocka_unit_test(when_df_could_be_delivered),
+        cmocka_unit_test(the_stack),
+        cmocka_unit_test(a_stack_overflow),              cmocka_unit_test(when_df_could_be_delivered),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(mem);
