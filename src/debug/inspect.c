@@ -219,8 +219,10 @@ static bool read_guest(void *ctx, uint64_t gpa, void *buf, size_t len)
     return p != NULL;
 }
 
-/* A memory access of the instruction at RIP that page-faults. */
+/* What the instruction at RIP does that faults: a memory access that page-faults (#PF) or is not
+ * canonical (#GP, #SS for the stack), or a division by zero (#DE). */
 struct faulting_access {
+    unsigned vector;
     uint64_t addr;
     bool write;
     char insn[32]; /* its mnemonic */
@@ -256,9 +258,39 @@ static bool reg_value(const struct kvm_regs *r, const char *name, uint64_t next_
     return false;
 }
 
-/* Whether the instruction at RIP (a long-mode kernel's) reads or writes memory that is not
- * mapped, or not writable: the page fault it raises, and where. Its explicit memory operands
- * are decoded with capstone; a push or call writes below RSP, a pop or ret reads at RSP. */
+static bool canonical(const struct kvm_sregs *s, uint64_t va)
+{
+    unsigned bits = (s->cr4 & (1ULL << 12)) ? 57 : 48;
+    return (uint64_t)((int64_t)(va << (64 - bits)) >> (64 - bits)) == va;
+}
+
+/* div or idiv by a register or memory operand that is 0: #DE. */
+static bool divides_by_zero(struct vcpu *cpu, const struct kvm_regs *r, const struct disasm_insn *insn,
+                            const uint64_t *mem_addr, struct faulting_access *fa)
+{
+    if (strcmp(insn->mnemonic, "div") && strcmp(insn->mnemonic, "idiv"))
+        return false;
+    uint64_t v = 1;
+    if (insn->mem_count && mem_addr) {
+        unsigned size = insn->mem[0].size && insn->mem[0].size <= 8 ? insn->mem[0].size : 8;
+        v = 0;
+        if (vcpu_read_virtual(cpu, *mem_addr, &v, size) != size)
+            return false;
+    } else if (!reg_value(r, insn->operands, r->rip + insn->size, &v)) {
+        return false;
+    }
+    if (v)
+        return false;
+    *fa = (struct faulting_access){.vector = 0};
+    snprintf(fa->insn, sizeof(fa->insn), "%s", insn->mnemonic);
+    snprintf(fa->why, sizeof(fa->why), "%.47s", insn->operands);
+    return true;
+}
+
+/* Whether the instruction at RIP (a long-mode kernel's) faults, and how: a memory access that is
+ * not canonical (#GP, or #SS through RSP or RBP), not mapped or not writable (#PF), or a
+ * division by zero (#DE). Its explicit memory operands are decoded with capstone; a push or call
+ * writes below RSP, a pop or ret reads at RSP. */
 static bool find_faulting_access(struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
                                  struct faulting_access *fa)
 {
@@ -271,7 +303,7 @@ static bool find_faulting_access(struct vcpu *cpu, const struct kvm_regs *r, con
     struct disasm_insn insn;
     if (!dis || dis->decode(code, len, r->rip, 64, &insn, 1) != 1)
         return false;
-    struct { uint64_t addr; bool write; } access[4];
+    struct { uint64_t addr; bool write, stack; } access[4];
     unsigned n = 0;
     for (unsigned i = 0; i < insn.mem_count; i++) {
         const struct disasm_mem *m = &insn.mem[i];
@@ -280,20 +312,27 @@ static bool find_faulting_access(struct vcpu *cpu, const struct kvm_regs *r, con
             continue;
         uint64_t seg = !strcmp(m->segment, "fs") ? s->fs.base : !strcmp(m->segment, "gs") ? s->gs.base : 0;
         access[n].addr = seg + base + index * (uint64_t)m->scale + (uint64_t)m->disp;
+        access[n].stack = !strcmp(m->base, "rsp") || !strcmp(m->base, "rbp");
         access[n++].write = m->write;
     }
+    if (divides_by_zero(cpu, r, &insn, n ? &access[0].addr : NULL, fa))
+        return true;
     if (!strncmp(insn.mnemonic, "push", 4) || !strcmp(insn.mnemonic, "call"))
-        access[n].addr = r->rsp - 8, access[n++].write = true;
+        access[n].addr = r->rsp - 8, access[n].stack = true, access[n++].write = true;
     else if (!strncmp(insn.mnemonic, "pop", 3) || !strcmp(insn.mnemonic, "ret"))
-        access[n].addr = r->rsp, access[n++].write = false;
+        access[n].addr = r->rsp, access[n].stack = true, access[n++].write = false;
     struct explain_memory mem = {read_guest, &cpu->vm->mem};
-    for (unsigned i = 0; i < n; i++)
-        if (explain_page_fault(&mem, s, access[i].addr, access[i].write, fa->why, sizeof(fa->why))) {
-            fa->addr = access[i].addr;
-            fa->write = access[i].write;
-            snprintf(fa->insn, sizeof(fa->insn), "%s", insn.mnemonic);
+    for (unsigned i = 0; i < n; i++) {
+        *fa = (struct faulting_access){.vector = 14, .addr = access[i].addr, .write = access[i].write};
+        snprintf(fa->insn, sizeof(fa->insn), "%s", insn.mnemonic);
+        if (!canonical(s, access[i].addr)) {
+            fa->vector = access[i].stack ? 12 : 13;
+            snprintf(fa->why, sizeof(fa->why), "not canonical");
             return true;
         }
+        if (explain_page_fault(&mem, s, access[i].addr, access[i].write, fa->why, sizeof(fa->why)))
+            return true;
+    }
     return false;
 }
 
@@ -316,7 +355,7 @@ static int first_exception(struct vcpu *cpu, const struct kvm_regs *r, const str
     if (got == 2 && code[0] == 0x0F && code[1] == 0x0B)
         return 6;
     *basis = fa ? FIRST_ACCESS : s->cr2 ? FIRST_CR2 : FIRST_UNKNOWN;
-    return *basis == FIRST_UNKNOWN ? -1 : 14;
+    return fa ? (int)fa->vector : *basis == FIRST_UNKNOWN ? -1 : 14;
 }
 
 /* Why the CPU could not go on: the exception delivery that failed, step by step. `stale` says
@@ -347,8 +386,11 @@ static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, con
     explain_triple_fault(&mem, s, r->rsp, first, chain, sizeof(chain));
     fprintf(out, "  why: %s\n", chain);
     snprintf(debug_room(cpu->vm)->crash_why, sizeof(debug_room(cpu->vm)->crash_why), "%s", chain);
-    if (basis == FIRST_ACCESS)
-        fprintf(out, "       (#PF: %s %s %#" PRIx64 ", which is %s)\n", fa->insn, fa->write ? "writes" : "reads",
+    if (basis == FIRST_ACCESS && fa->vector == 0)
+        fprintf(out, "       (#DE: %s divides by %s, which is 0)\n", fa->insn, fa->why);
+    else if (basis == FIRST_ACCESS)
+        fprintf(out, "       (%s: %s %s %#" PRIx64 ", which is %s)\n",
+                explain_vector_name(fa->vector, name, sizeof(name)), fa->insn, fa->write ? "writes" : "reads",
                 fa->addr, fa->why);
     else if (basis == FIRST_CR2)
         fprintf(out, "       (%s is a guess from CR2)\n", explain_vector_name((unsigned)first, name, sizeof(name)));
@@ -444,7 +486,7 @@ void crash_report(struct vcpu *cpu, const char *reason)
     print_code(out, cpu, &regs, &sregs, syms);
     inspect_page_walk(out, cpu, &sregs, "rip", rip);
     inspect_page_walk(out, cpu, &sregs, "rsp", regs.rsp);
-    if (faulting)
+    if (faulting && access.vector == 14)
         inspect_page_walk(out, cpu, &sregs, "access", access.addr);
     if (sregs.cr2 && !(faulting && sregs.cr2 == access.addr))
         inspect_page_walk(out, cpu, &sregs, "cr2", sregs.cr2);

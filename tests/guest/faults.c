@@ -191,6 +191,13 @@ KMAIN kmain(const struct slate_info *info)
     if (str_eq(mode, "e9noidt")) /* console output through port 0xE9 just before the crash */
         for (const char *p = "fault ahead\n"; *p; p++)
             slate_outb(SLATE_DEBUGCON_PORT, (uint8_t)*p);
+    if (str_eq(mode, "noidt-gp") || str_eq(mode, "noidt-de")) { /* an empty IDT, then a #GP or #DE */
+        struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
+        __asm__ volatile("lidt %0" ::"m"(empty));
+        if (str_eq(mode, "noidt-gp"))
+            __asm__ volatile("movq $1, (%0)" ::"r"(0x8000000000000000ULL) : "memory");
+        __asm__ volatile("xor %%ecx, %%ecx; div %%rcx" ::"a"(1), "d"(0) : "rcx");
+    }
     if (str_eq(mode, "noidt") || str_eq(mode, "e9noidt")) {
         struct __attribute__((packed)) { uint16_t limit; uint64_t base; } empty = {0, 0};
         __asm__ volatile("lidt %0; ud2" ::"m"(empty));

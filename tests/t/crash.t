@@ -2,7 +2,7 @@
 # A triple fault ends in a crash report and status 126.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 28
+plan 30
 # KVM on AMD (kvm_amd) resets a CPU that triple-faults before slate sees it; slate then replays
 # the CPU from where it last resumed to the faulting instruction (src/debug/replay.h), so the same
 # report comes out on every KVM. SLATE_TEST_CRASH_REPLAY=1 makes slate replay on any KVM: the
@@ -39,6 +39,15 @@ is "$(why noidt)" "  why: #UD: IDT[6] is past the IDT's limit (0) -> #DF: IDT[8]
     "an empty IDT (lidt with limit 0), then ud2"
 is "$(why badstack)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: IDT[8] is not present -> triple fault" \
     "an unmapped stack under a good #UD gate: the double fault, then no #DF gate"
+# With an empty IDT nothing is delivered, so which exception came first is read from the
+# instruction: a store to a non-canonical address is a #GP, a division by zero a #DE.
+run_slate --append noidt-gp "$GUEST/faults.elf"
+is "$(grep -A1 '^  why: ' <<<"$ERR")" "  why: #GP: IDT[13] is past the IDT's limit (0) -> #DF: IDT[8] is past the IDT's limit (0) -> triple fault
+       (#GP: mov writes 0x8000000000000000, which is not canonical)" \
+    "an empty IDT and a store to a non-canonical address: the first exception (#GP) is named from the instruction"
+run_slate --append noidt-de "$GUEST/faults.elf"
+is "$(grep -A1 '^  why: ' <<<"$ERR")" "  why: #DE: IDT[0] is past the IDT's limit (0) -> #DF: IDT[8] is past the IDT's limit (0) -> triple fault
+       (#DE: div divides by rcx, which is 0)" "and a division by zero: #DE"
 is "$(why overflow)" "  why: #UD: a stack overflow: its stack (RSP=0x401000) ran off the bottom of its pages: the push at 0x400ff8 is not mapped -> #DF: IDT[8] is not present -> triple fault" \
     "a stack run off its bottom: the push that fails is named (not RSP, which is mapped), and it is called a stack overflow"
 is "$(why notss)" "  why: #UD: its stack (RSP=0x7000000000) is not mapped -> #DF: its IST entry needs the TSS, and none is loaded (LTR) -> triple fault" \
