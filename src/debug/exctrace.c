@@ -133,8 +133,9 @@ static void record(struct vm *vm, struct vcpu *cpu, const struct exc_record *e)
     uint64_t n = atomic_fetch_add(&tracer(vm)->next, 1);
     tracer(vm)->ring[n % EXC_HISTORY] = *e;
     flight_record(&vm->flight, FLIGHT_EXCEPTION, cpu->index, e->vector, e->rip, 0);
-    /* The same exception at the same place again and again: one line for the loop. */
-    bool same = tc(cpu)->last.vector == e->vector && tc(cpu)->last.rip == e->rip && tc(cpu)->last.cr2 == e->cr2;
+    /* The same exception at the same place again and again: one line for the loop, whatever moves
+     * between repeats (a #PF loop's CR2, an error code). */
+    bool same = tc(cpu)->last.vector == e->vector && tc(cpu)->last.rip == e->rip;
     tc(cpu)->repeats = same ? tc(cpu)->repeats + 1 : 0;
     tc(cpu)->last = *e;
     char name[24], err[64] = "", where[256] = "";

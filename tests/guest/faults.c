@@ -120,6 +120,7 @@ struct frame {
     uint64_t rip, cs, rflags, rsp, ss;
 };
 static volatile uint64_t resume_at;
+static volatile uint64_t walk; /* pfwalk: the #PF handler moves the next access on a page */
 
 __attribute__((interrupt)) static void skip_ud2(struct interrupt_frame *f)
 {
@@ -129,6 +130,7 @@ __attribute__((interrupt)) static void skip_ud2(struct interrupt_frame *f)
 __attribute__((interrupt)) static void recover_pf(struct interrupt_frame *f, uint64_t error)
 {
     (void)error;
+    walk += 4096;
     if (resume_at)
         ((struct frame *)f)->rip = resume_at;
 }
@@ -160,6 +162,10 @@ static void exceptions(const char *mode)
         resume_at = 0; /* the handler changes nothing: the write faults again, for ever */
         *(volatile uint64_t *)UNMAPPED = 3;
     }
+    if (str_eq(mode, "pfwalk")) /* the same store for ever, each time a page further (CR2 moves) */
+        __asm__ volatile("lea 1f(%%rip), %%rcx; mov %%rcx, %0\n"
+                         "1: mov %1, %%rax; add %2, %%rax; movq $3, (%%rax)"
+                         : "+m"(resume_at) : "m"(walk), "r"(UNMAPPED) : "rax", "rcx", "memory");
     __asm__ volatile("ud2");
     FAULTING("movq $1, (%%rax)", UNMAPPED);
     FAULTING("movq (%%rax), %%rdx", 0x8000000000000000ULL);
@@ -178,7 +184,7 @@ KMAIN kmain(const struct slate_info *info)
     const char *mode = cmdline(info);
     if (str_eq(mode, "spin") || str_eq(mode, "clihlt") || str_eq(mode, "noeoi") || str_eq(mode, "noack"))
         hang(info, mode);
-    if (str_eq(mode, "exc") || str_eq(mode, "pfloop"))
+    if (str_eq(mode, "exc") || str_eq(mode, "pfloop") || str_eq(mode, "pfwalk"))
         exceptions(mode);
     puts_hc("about to fault\n");
     if (str_eq(mode, "longrun")) { /* far more instructions between its last exit and the fault

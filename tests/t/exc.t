@@ -3,18 +3,18 @@
 # on the IDT's handlers), with error code, CR2 and the faulting RIP named; a fault loop is told
 # once, and the hang report names it.
 . "$(dirname "$0")/../lib.sh"
-plan 11
+plan 13
 FAULTS=$GUEST/faults.elf
 run_slate --trace exc=pf+nope "$FAULTS"
 has "$RC $ERR" "^125 slate: --trace exc=pf\\+nope: 'nope' is not an exception" "an unknown exception name is refused (125)"
 run_slate --trace exc=de+db+bp+ud+df "$FAULTS"
 has "$RC $ERR" '^125 slate: --trace exc=de\+db\+bp\+ud\+df: at most 4 exceptions' "more than four (the debug registers) is refused"
-skip_without_kvm 11
+skip_without_kvm 13
 # QEMU's emulated SVM (make check-vm) loads DR7 from the VMCB without arming its hardware
 # breakpoints (helper_vmrun assigns env->dr[7]; cpu_x86_update_dr7 is never called), so a nested
 # guest's debug-register breakpoints never fire there: docs/testing.md.
 [ -n "${SLATE_UNDER_EMULATION:-}" ] &&
-    skip_rest 11 "under QEMU's emulated SVM the nested guest's hardware breakpoints never fire"
+    skip_rest 13 "under QEMU's emulated SVM the nested guest's hardware breakpoints never fire"
 
 line() { grep -n "$1" tests/guest/faults.c | head -1 | cut -d: -f1; }
 run_slate --trace exc --append exc "$FAULTS"
@@ -36,3 +36,8 @@ has "$ERR" "^slate: trace: exc cpu0 fault loop: #PF at rip=0x[0-9a-f]+ kmain\\+0
     "a handler that changes nothing: the fault loop is logged once"
 has "$ERR" '^    diagnosis: a fault loop: #PF at rip=0x[0-9a-f]+ kmain\+0x[0-9a-f]+ .* cr2=0x7000000000, [0-9]+ times in a row' \
     "and the hang report names it"
+run_slate --timeout "$(scaled 3)" --trace exc --append pfwalk "$FAULTS"
+has "$ERR" "^slate: trace: exc cpu0 fault loop: #PF at rip=0x[0-9a-f]+ kmain\\+0x[0-9a-f]+ \\(tests/guest/faults.c:[0-9]+\\) cr2=0x70000[0-9a-f]+ 100 times; no more lines for it$" \
+    "a #PF loop whose CR2 moves is still one loop (grouped by vector and RIP)"
+lines=$(grep -c 'trace: exc cpu0 #PF' <<<"$ERR")
+if [ "$lines" -le 100 ]; then pass "and takes at most 100 lines before it ($lines)"; else fail "at most 100 lines before the loop line" "$lines"; fi
