@@ -10,6 +10,7 @@
 #include "inspect.h"
 #include "cpu_state.h"
 #include "debug_room.h"
+#include "expr.h"
 #include "listen.h"
 #include "vm.h"
 #include "x86.h"
@@ -92,6 +93,41 @@ static bool parse_number(const char *text, uint64_t *v)
     return text[0] && !errno && (*end == 0 || *end == ' ');
 }
 
+/* A register of the selected CPU, by name ("rax", "cr3", "fs_base"). */
+static bool monitor_reg(void *ctx, const char *name, uint64_t *v)
+{
+    struct monitor *m = ctx;
+    struct kvm_regs r;
+    struct kvm_sregs s;
+    if (cpu_state_regs(selected(m), &r, &s))
+        return false;
+    static const char *const gpr[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9",
+                                      "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"};
+    const uint64_t gval[] = {r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp, r.r8, r.r9,
+                             r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags};
+    static const char *const sys[] = {"cr0", "cr2", "cr3", "cr4", "cr8", "efer", "fs_base", "gs_base"};
+    const uint64_t sval[] = {s.cr0, s.cr2, s.cr3, s.cr4, s.cr8, s.efer, s.fs.base, s.gs.base};
+    for (size_t i = 0; i < sizeof(gpr) / sizeof(gpr[0]); i++)
+        if (!strcmp(name, gpr[i]))
+            return *v = gval[i], true;
+    for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+        if (!strcmp(name, sys[i]))
+            return *v = sval[i], true;
+    return false;
+}
+
+static bool monitor_sym(void *ctx, const char *name, uint64_t *v)
+{
+    return symbols_find(monitor_symbols(ctx), name, v);
+}
+
+/* An address as typed: a number, $register or function name, plus or minus more of them. */
+static bool parse_address(struct monitor *m, const char *text, uint64_t *v, char *err, size_t errlen)
+{
+    const struct expr_env env = {monitor_reg, monitor_sym, m};
+    return expr_eval(text, &env, v, err, errlen) == 0;
+}
+
 static void cmd_info_registers(struct monitor *m, FILE *out, const char *arg)
 {
     uint64_t n = m->cpu;
@@ -169,18 +205,30 @@ static void cmd_examine(struct monitor *m, FILE *out, const char *spec, const ch
     uint64_t count = 1, addr;
     char format = 'x';
     const char *p = spec;
-    if (*p == '/') {
+    if (*p == '/') { /* gdb's letters too: a unit (b, w, g) and a format (x, i), in any order */
         char *end;
         p++;
         if (*p >= '0' && *p <= '9')
             count = strtoull(p, &end, 10), p = end;
-        if (*p)
-            format = *p++;
+        for (bool unit = false, hex = false; *p && strchr("bwgxi", *p); p++) {
+            if (*p == 'x' && !hex && format != 'i')
+                hex = true; /* (the unit stays what it was: x alone is 32-bit) */
+            else if (strchr("bwg", *p) && !unit && format != 'i')
+                unit = true, format = *p == 'w' ? 'x' : *p;
+            else if (*p == 'i' && !unit && !hex)
+                format = 'i', unit = hex = true;
+            else
+                break;
+        }
     }
-    if (*p || !strchr(physical ? "xgb" : "xgbi", format) || count == 0 || count > 4096 ||
-        !parse_number(arg, &addr)) {
+    if (*p || !strchr(physical ? "xgb" : "xgbi", format) || count == 0 || count > 4096 || !*arg) {
         fprintf(out, physical ? "error: usage: xp/NF ADDR with F one of x g b, N up to 4096\n"
                               : "error: usage: x/NF ADDR with F one of x g b i, N up to 4096\n");
+        return;
+    }
+    char err[256];
+    if (!parse_address(m, arg, &addr, err, sizeof(err))) {
+        fprintf(out, "error: %s: %s\n", arg, err);
         return;
     }
     bool held = hold(m);
@@ -254,8 +302,10 @@ static const char help_text[] =
     "  info tlb ADDR        how the selected CPU translates ADDR, level by level\n"
     "  cpu N                select CPU N for x, step and info mem\n"
     "  x/NF ADDR            examine memory at a virtual address: F = x (32-bit), g (64-bit),\n"
-    "                       b (bytes), i (instructions, in the CPU's mode)\n"
+    "                       b (bytes), i (instructions, in the CPU's mode); gdb's gx, bx, wx too\n"
     "  xp/NF ADDR           the same at a physical address (F = x, g or b)\n"
+    "                       ADDR: a number, $register ($rsp, $cr3, ...) or function name,\n"
+    "                       plus or minus more of them: x/8gx $rsp+16, x/4i kmain+0x20\n"
     "  info hang            what every CPU is doing, why it may be stuck, where it spends time\n"
     "  stop | cont          pause or resume every CPU\n"
     "  step [N]             single-step the selected CPU (machine stopped)\n"
@@ -307,8 +357,13 @@ static void cmd_screendump(struct monitor *m, FILE *out, char *arg)
 static void cmd_info_tlb(struct monitor *m, FILE *out, const char *arg)
 {
     uint64_t va;
-    if (!parse_number(arg, &va)) {
+    char err[256];
+    if (!*arg) {
         fprintf(out, "error: usage: info tlb ADDR\n");
+        return;
+    }
+    if (!parse_address(m, arg, &va, err, sizeof(err))) {
+        fprintf(out, "error: %s: %s\n", arg, err);
         return;
     }
     bool held = hold(m);

@@ -42,6 +42,11 @@ bool symbols_lookup(struct symbols *syms, uint64_t addr, struct symbol_info *out
     return syms && syms->module->lookup(syms->handle, addr, out);
 }
 
+bool symbols_find(struct symbols *syms, const char *name, uint64_t *addr)
+{
+    return syms && syms->module->find(syms->handle, name, addr);
+}
+
 const char *symbols_describe(struct symbols *syms, uint64_t addr, char *buf, size_t len)
 {
     struct symbol_info info;

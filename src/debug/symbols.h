@@ -25,6 +25,9 @@ struct symbol_info {
 /* Looks up addr; returns false when no function contains it. Strings live as long as syms. */
 bool symbols_lookup(struct symbols *syms, uint64_t addr, struct symbol_info *out);
 
+/* The address of the function or object called `name`; false when there is none. */
+bool symbols_find(struct symbols *syms, const char *name, uint64_t *addr);
+
 /* "func+0x12 (file.c:34)", "func+0x12", or "" into buf. */
 const char *symbols_describe(struct symbols *syms, uint64_t addr, char *buf, size_t len);
 
@@ -33,6 +36,7 @@ struct symbols_module {
     void *(*open)(const char *path); /* NULL: not an ELF, or no symbols */
     void (*close)(void *handle);
     bool (*lookup)(void *handle, uint64_t addr, struct symbol_info *out);
+    bool (*find)(void *handle, const char *name, uint64_t *addr);
 };
 extern const struct symbols_module slate_symbols_module __attribute__((weak));
 

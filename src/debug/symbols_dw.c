@@ -71,4 +71,21 @@ static bool dw_lookup(void *handle, uint64_t addr, struct symbol_info *out)
     return true;
 }
 
-const struct symbols_module slate_symbols_module = {dw_open, dw_close, dw_lookup};
+static bool dw_find(void *handle, const char *name, uint64_t *addr)
+{
+    struct dw_symbols *syms = handle;
+    int n = dwfl_module_getsymtab(syms->module);
+    for (int i = 0; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr value;
+        const char *sname = dwfl_module_getsym_info(syms->module, i, &sym, &value, NULL, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (sname && (type == STT_FUNC || type == STT_OBJECT) && !strcmp(sname, name)) {
+            *addr = value;
+            return true;
+        }
+    }
+    return false;
+}
+
+const struct symbols_module slate_symbols_module = {dw_open, dw_close, dw_lookup, dw_find};

@@ -2,7 +2,7 @@
 # The monitor: a script sends commands over a Unix socket and checks the replies.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 22
+plan 31
 SOCK=$TMP/monitor.sock
 
 timeout -s KILL "$(scaled 60)" "$SLATE" --smp 2 --monitor "unix:$SOCK" --append smp "$GUEST/debugme.elf" \
@@ -15,7 +15,9 @@ for _ in $(seq 50); do
 done
 R=$(timeout "$(scaled 30)" perl tests/tools/monitor-client.pl "$SOCK" "info cpus" "stop" "info registers 1" \
     "x/4i 0x100300" "x/4x 0xc0000000" "cpu 1" "step 2" "info mem" "info devices" \
-    "x/2g 0x7000000000" "x/9z 0" "cpu 7" "cont" "screendump s.png" "bogus" "quit")
+    "x/2g 0x7000000000" "x/9z 0" "cpu 0" "x/1i \$rip" "x/2gx \$rsp+8" "xp/1gx \$cr3" "x/1i crash_here" \
+    "x/1i crash_here+7" "x/1i crash_hree" "x/1gx \$rsq" "x/1gx \$rsp*2" "info tlb \$rip" \
+    "cpu 7" "cont" "screendump s.png" "bogus" "quit")
 wait "$pid"
 RC=$?
 has "$R" '^\* cpu 0: running, long mode, rip=0x[0-9a-f]+ spin\+0x[0-9a-f]+ \(tests/guest/debugme.c:[0-9]+\)$' "info cpus: CPU 0 runs in spin(), named with its source line"
@@ -32,6 +34,18 @@ has "$R" '^timer0 +type 4 v1  ports 0x1200-0x12ff' "info devices lists the timer
 has "$R" '^error: 0x7000000000 is not mapped to memory$' "x on an unmapped address is an error"
 has "$R" '^error: usage: x/NF ADDR' "a bad format is an error"
 has "$R" '^error: no CPU 7 \(0..1\)$' "a bad CPU is an error"
+# Addresses as expressions: registers, function names, sums; errors say what was not understood.
+has "$(awk '/^### x\/1i [$]rip$/ { getline; print }' <<<"$R")" '^     00000000001[0-9a-f]{5}  [0-9a-f ]+ +[a-z]' \
+    "x/1i \$rip disassembles at the selected CPU's RIP"
+has "$R" '^0000000007ff[0-9a-f]{4}: [0-9a-f]{16} [0-9a-f]{16}$' "x/2gx \$rsp+8 reads the stack (gdb's letters)"
+has "$R" '^00000000c0101000: 00000000c010202[0-9a-f]$' "xp/1gx \$cr3 reads the PML4's first entry"
+has "$R" '^     0000000000100310  48 c7 07 2a 00 00 00 +mov qword ptr \[rdi\], 0x2a$' "x/1i crash_here: a function name"
+has "$R" '^     0000000000100317  ' "x/1i crash_here+7: a function name plus an offset"
+has "$R" "^error: crash_hree: 'crash_hree' is not a number, and not a function in the kernel's symbols$" \
+    "a misspelt function is named"
+has "$R" "^error: \\\$rsq: '\\\$rsq' is not a register" "and a misspelt register"
+has "$R" "^error: \\\$rsp\\*2: expected \\+ or - at '\\*2'$" "and what the expression could not take"
+has "$R" '^  page walk for address 0x1[0-9a-f]+: ' "info tlb takes an expression too"
 has "$R" '^running$' "cont resumes"
 has "$R" '^error: this machine has no display device$' "screendump without a display says so"
 has "$R" "^error: unknown command 'bogus'" "an unknown command is an error"
