@@ -3,6 +3,7 @@
  * debugger, for every CPU at once, and says what it sees. */
 #include "hang.h"
 
+#include "backtrace.h"
 #include "cpu_state.h"
 #include "exctrace.h"
 #include "explain.h"
@@ -108,21 +109,15 @@ static const char *mode_name(const struct kvm_sregs *s)
 
 /* Follows the RBP chain (kernels built with frame pointers): [rbp] the caller's RBP, [rbp+8]
  * the return address. Stops at a frame that is unmapped or does not move up the stack. */
+/* The callers of the code at RIP (the first line already names RIP itself). */
 static void print_backtrace(FILE *out, struct vcpu *cpu, const struct cpu_view *v, struct symbols *syms)
 {
-    if (!long_mode(&v->s))
-        return;
-    uint64_t rbp = v->r.rbp;
-    for (int depth = 0; depth < 12 && rbp; depth++) {
-        uint64_t frame[2];
-        if (vcpu_read_virtual(cpu, rbp, frame, sizeof(frame)) != sizeof(frame) || !frame[1])
-            break;
+    struct bt_frame frames[13];
+    unsigned n = backtrace_of(cpu, &v->r, &v->s, syms, frames, 13);
+    for (unsigned i = 1; i < n; i++) {
         char where[256];
-        fprintf(out, "      #%d %#" PRIx64 " %s\n", depth + 1, frame[1],
-                *symbols_describe(syms, frame[1], where, sizeof(where)) ? where : "");
-        if (frame[0] <= rbp)
-            break;
-        rbp = frame[0];
+        fprintf(out, "      #%u %#" PRIx64 " %s%s\n", i, frames[i].pc, backtrace_describe(syms, &frames[i], where, sizeof(where)),
+                frames[i].activation ? " (interrupted here)" : "");
     }
 }
 

@@ -4,6 +4,7 @@
 #include "inspect.h"
 
 #include "disasm.h"
+#include "backtrace.h"
 #include "cpu_state.h"
 #include "debug_room.h"
 #include "exctrace.h"
@@ -152,11 +153,25 @@ void inspect_page_walk(FILE *out, struct vcpu *cpu, const struct kvm_sregs *s, c
 }
 
 /* Values on the stack that point into a kernel function: the likely return addresses. */
+/* The call stack (backtrace.c); where it is no deeper than RIP, the code addresses found on the
+ * stack instead. */
 static void print_stack_calls(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
                               struct symbols *syms)
 {
     if (!syms)
         return;
+    struct bt_frame frames[BACKTRACE_MAX];
+    unsigned n = backtrace_of(cpu, r, s, syms, frames, BACKTRACE_MAX);
+    if (n > 1) {
+        fprintf(out, "  backtrace:\n");
+        for (unsigned i = 0; i < n; i++) {
+            char where[256];
+            fprintf(out, "    #%u %#" PRIx64 " %s%s\n", i, frames[i].pc,
+                    backtrace_describe(syms, &frames[i], where, sizeof(where)),
+                    i && frames[i].activation ? " (interrupted here)" : "");
+        }
+        return;
+    }
     uint64_t words[64];
     unsigned width = in_long_mode(s) ? 8 : 4;
     size_t got = vcpu_read_virtual(cpu, r->rsp, words, sizeof(words)) / width;

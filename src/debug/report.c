@@ -2,6 +2,7 @@
  * as "0x..." strings (JSON numbers lose 64-bit precision in most parsers). */
 #include "report.h"
 
+#include "backtrace.h"
 #include "cpu_state.h"
 #include "debug_room.h"
 #include "inspect.h"
@@ -40,20 +41,17 @@ static void write_backtrace(FILE *f, struct vcpu *cpu, const struct kvm_regs *r,
                             struct symbols *syms)
 {
     fputs(", \"backtrace\": [", f);
-    uint64_t rbp = r->rbp;
-    for (int depth = 0; (s->efer & X86_EFER_LMA) && depth < 12 && rbp; depth++) {
-        uint64_t frame[2];
-        if (vcpu_read_virtual(cpu, rbp, frame, sizeof(frame)) != sizeof(frame) || !frame[1])
-            break;
+    struct bt_frame frames[13];
+    unsigned n = backtrace_of(cpu, r, s, syms, frames, 13);
+    for (unsigned i = 1; i < n; i++) { /* the callers; RIP is the CPU's own "where" */
         char where[256];
-        fprintf(f, "%s{\"address\": ", depth ? ", " : "");
-        json_hex(f, frame[1]);
+        fprintf(f, "%s{\"address\": ", i > 1 ? ", " : "");
+        json_hex(f, frames[i].pc);
         fputs(", \"where\": ", f);
-        json_string(f, symbols_describe(syms, frame[1], where, sizeof(where)));
+        json_string(f, backtrace_describe(syms, &frames[i], where, sizeof(where)));
+        if (frames[i].activation)
+            fputs(", \"interrupted\": true", f);
         fputc('}', f);
-        if (frame[0] <= rbp)
-            break;
-        rbp = frame[0];
     }
     fputc(']', f);
 }

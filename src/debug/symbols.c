@@ -47,6 +47,26 @@ bool symbols_find(struct symbols *syms, const char *name, uint64_t *addr)
     return syms && syms->module->find(syms->handle, name, addr);
 }
 
+unsigned symbols_unwind(struct symbols *syms, const struct symbols_stack *stack, uint64_t *pcs,
+                        bool *activation, unsigned max)
+{
+    return syms ? syms->module->unwind(syms->handle, stack, pcs, activation, max) : 0;
+}
+
+const char *symbols_describe_return(struct symbols *syms, uint64_t addr, char *buf, size_t len)
+{
+    struct symbol_info info;
+    buf[0] = 0;
+    if (!addr || !symbols_lookup(syms, addr - 1, &info))
+        return buf;
+    if (info.file)
+        snprintf(buf, len, "%s+0x%llx (%s:%d)", info.function, (unsigned long long)(addr - info.function_start),
+                 info.file, info.line);
+    else
+        snprintf(buf, len, "%s+0x%llx", info.function, (unsigned long long)(addr - info.function_start));
+    return buf;
+}
+
 const char *symbols_describe(struct symbols *syms, uint64_t addr, char *buf, size_t len)
 {
     struct symbol_info info;

@@ -11,6 +11,13 @@
 struct dw_symbols {
     Dwfl *dwfl;
     Dwfl_Module *module;
+    bool attached;                      /* dwfl_attach_state done (once per Dwfl) */
+    const struct symbols_stack *stack;  /* the unwind in progress */
+    uint64_t *pcs;
+    bool *activation;
+    unsigned count, max;
+    uint64_t restart[SYMBOLS_UNWIND_REGS]; /* the interrupted code's registers, to unwind on from */
+    bool restarting;
 };
 
 static char *debuginfo_path = NULL;
@@ -88,4 +95,115 @@ static bool dw_find(void *handle, const char *name, uint64_t *addr)
     return false;
 }
 
-const struct symbols_module slate_symbols_module = {dw_open, dw_close, dw_lookup, dw_find};
+/* ---- unwinding: libdw's unwinder over one "thread", the CPU, with slate's registers and guest
+ * memory ---------------------------------------------------------------------------------------- */
+
+static pid_t one_thread(Dwfl *dwfl, void *arg, void **thread_argp)
+{
+    (void)dwfl;
+    if (*thread_argp)
+        return 0; /* no second thread */
+    *thread_argp = arg;
+    return 1;
+}
+
+static bool read_guest(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg)
+{
+    (void)dwfl;
+    const struct dw_symbols *syms = arg;
+    uint64_t v;
+    if (!syms->stack->read(syms->stack->ctx, addr, &v))
+        return false;
+    *result = v;
+    return true;
+}
+
+static bool initial_registers(Dwfl_Thread *thread, void *arg)
+{
+    const struct dw_symbols *syms = arg;
+    Dwarf_Word regs[SYMBOLS_UNWIND_REGS];
+    for (int i = 0; i < SYMBOLS_UNWIND_REGS; i++)
+        regs[i] = syms->stack->regs[i];
+    if (!dwfl_thread_state_registers(thread, 0, SYMBOLS_UNWIND_REGS - 1, regs))
+        return false;
+    dwfl_thread_state_register_pc(thread, regs[SYMBOLS_UNWIND_REGS - 1]);
+    return true;
+}
+
+static const Dwfl_Thread_Callbacks cpu_thread = {
+    .next_thread = one_thread,
+    .memory_read = read_guest,
+    .set_initial_registers = initial_registers,
+};
+
+/* An interrupt or exception handler's call frame information ends its frame at the RIP the CPU
+ * pushed, so the unwinder's next frame is the interrupted code with RSP at the CS word of the
+ * interrupt frame (RIP, CS, RFLAGS, RSP, SS). Seen there, the frame is marked interrupted and
+ * the unwind starts again from the interrupted code's own RSP. */
+static bool interrupted(struct dw_symbols *syms, Dwfl_Frame *state, uint64_t pc)
+{
+    Dwarf_Word rsp;
+    uint64_t cs, rflags, old_rsp;
+    if (dwfl_frame_reg(state, 7, &rsp) != 0 || !syms->stack->read(syms->stack->ctx, rsp, &cs) ||
+        !syms->stack->read(syms->stack->ctx, rsp + 8, &rflags) ||
+        !syms->stack->read(syms->stack->ctx, rsp + 16, &old_rsp))
+        return false;
+    if (cs < 8 || cs >= 0x10000 || !(cs & ~7ULL) || !(rflags & 2) || (rflags >> 22))
+        return false;
+    for (unsigned r = 0; r < SYMBOLS_UNWIND_REGS - 1; r++) {
+        Dwarf_Word v;
+        syms->restart[r] = dwfl_frame_reg(state, r, &v) == 0 ? v : 0;
+    }
+    syms->restart[7] = old_rsp;
+    syms->restart[SYMBOLS_UNWIND_REGS - 1] = pc;
+    return true;
+}
+
+static int one_frame(Dwfl_Frame *state, void *arg)
+{
+    struct dw_symbols *syms = arg;
+    Dwarf_Addr pc;
+    bool activation;
+    if (!dwfl_frame_pc(state, &pc, &activation) || syms->count == syms->max)
+        return DWARF_CB_ABORT;
+    if (!activation && syms->count && interrupted(syms, state, pc)) {
+        syms->pcs[syms->count] = pc;
+        syms->activation[syms->count++] = true;
+        syms->restarting = true;
+        return DWARF_CB_ABORT;
+    }
+    syms->pcs[syms->count] = pc;
+    syms->activation[syms->count++] = activation;
+    return DWARF_CB_OK;
+}
+
+static unsigned dw_unwind(void *handle, const struct symbols_stack *stack, uint64_t *pcs, bool *activation,
+                          unsigned max)
+{
+    struct dw_symbols *syms = handle;
+    if (!syms->attached) {
+        Dwarf_Addr bias;
+        Elf *elf = dwfl_module_getelf(syms->module, &bias);
+        syms->attached = elf && dwfl_attach_state(syms->dwfl, elf, 1, &cpu_thread, syms);
+        if (!syms->attached)
+            return 0;
+    }
+    syms->pcs = pcs, syms->activation = activation;
+    syms->count = 0, syms->max = max;
+    struct symbols_stack from = *stack;
+    for (unsigned rounds = 0; rounds < 8; rounds++) { /* once more per interrupt frame crossed */
+        syms->stack = &from;
+        syms->restarting = false;
+        dwfl_getthread_frames(syms->dwfl, 1, one_frame, syms); /* stops where it cannot go on */
+        if (!syms->restarting || syms->count == syms->max)
+            break;
+        /* The interrupted frame is counted: the next round starts at it again (its own frame,
+         * counted once), with the interrupted code's registers. */
+        syms->count--;
+        from.regs = syms->restart;
+    }
+    syms->stack = NULL;
+    return syms->count;
+}
+
+const struct symbols_module slate_symbols_module = {dw_open, dw_close, dw_lookup, dw_find, dw_unwind};

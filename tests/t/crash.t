@@ -27,7 +27,8 @@ line=$(grep -n 'unmapped: #PF' tests/guest/debugme.c | cut -d: -f1)
 has "$ERR" "^  at crash_here\+0x[0-9a-f]+ \(tests/guest/debugme.c:$line\)$" "the report names the function and source line of RIP"
 has "$ERR" '^  => [0-9a-f]+  .* mov qword ptr \[rdi\], 0x2a$' "it disassembles the faulting instruction"
 has "$ERR" '^  page walk for access 0x7000000000: PML4E\[0\]=0x[0-9a-f]+ PDPTE\[448\]=0 NOT PRESENT$' "the page walk for the faulting access says which level is missing"
-has "$ERR" '^    \[rsp\+0x[0-9a-f]+\] 0x[0-9a-f]+ kmain\+0x[0-9a-f]+ \(tests/guest/debugme.c:[0-9]+\)$' "return addresses on the stack are named"
+has "$ERR" "^    #2 0x[0-9a-f]+ kmain\\+0x[0-9a-f]+ \\(tests/guest/debugme.c:$(grep -n '    crash_caller' tests/guest/debugme.c | head -1 | cut -d: -f1)\\)$" \
+    "the report's backtrace names each caller at the line of its call"
 has "$ERR" "^  why: #PF: IDT\\[14\\] is past the IDT's limit \\(0\\) -> #DF: IDT\\[8\\] is past the IDT's limit \\(0\\) -> triple fault$" \
     "the explainer names the page fault"
 has "$ERR" '^       \(#PF: mov writes 0x7000000000, which is not mapped\)$' "and names the access that raised the #PF (decoded from the instruction)"
