@@ -122,6 +122,11 @@ GUEST_PROT := $(patsubst tests/guest/%.S,$(BUILD)/guest/%.elf,$(wildcard tests/g
 
 $(BUILD)/guest/%.elf: tests/guest/%.c tests/guest/guest.h tests/guest/netlib.h tests/guest/guest64.ld include/slate/slate.h include/slate/guest.h | $(BUILD)/guest
 	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_EXTRA) $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+# profile.c with a leaf hot() that keeps no frame (no -mno-omit-leaf-frame-pointer): its callers
+# come from the call frame information.
+$(BUILD)/guest/profile-leaf.elf: tests/guest/profile.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h include/slate/guest.h | $(BUILD)/guest
+	$(GUEST_CC) $(GUEST_CFLAGS) -fno-omit-frame-pointer -DLEAF_HOT $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<
+GUEST_ELF64 += $(BUILD)/guest/profile-leaf.elf
 # bt.c again with frame pointers (bt.elf has none, as gcc -O2 leaves it): backtraces of both.
 $(BUILD)/guest/bt-fp.elf: tests/guest/bt.c tests/guest/guest.h tests/guest/guest64.ld include/slate/slate.h include/slate/guest.h | $(BUILD)/guest
 	$(GUEST_CC) $(GUEST_CFLAGS) -fno-omit-frame-pointer $(GUEST_LDFLAGS) -m64 -T tests/guest/guest64.ld -o $@ $<

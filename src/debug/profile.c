@@ -23,6 +23,8 @@
 #define MAX_WORDS_PER_CPU (8u << 20) /* 64 MiB of samples per CPU, then they are counted dropped */
 #define TAG_HALTED 1ULL               /* a sample's "address" for a halted CPU */
 #define TAG_USER 2ULL                 /* followed by CR3: a sample in ring 3 */
+#define TAG_STACK 3ULL                /* after RIP: the top STACK_WORDS words at RSP, for a leaf's caller */
+#define STACK_WORDS 4
 
 struct profile_buf {
     uint64_t *words; /* per sample: depth, then depth addresses (leaf first) */
@@ -60,7 +62,7 @@ void profile_sample(struct vcpu *cpu)
     if (!p || !atomic_exchange(&p->bufs[cpu->index].requested, false) || !atomic_load(&p->running) ||
         !atomic_load(&cpu->started))
         return;
-    uint64_t words[PROFILE_DEPTH + 3];
+    uint64_t words[PROFILE_DEPTH + 4 + STACK_WORDS];
     size_t n = 1;
     const struct kvm_regs *r = &cpu->run->s.regs.regs;
     const struct kvm_sregs *s = &cpu->run->s.regs.sregs; /* KVM_SYNC_X86_SREGS while profiling */
@@ -73,6 +75,15 @@ void profile_sample(struct vcpu *cpu)
         words[n++] = TAG_HALTED;
     } else {
         words[n++] = rip;
+        /* A leaf without a frame pointer leaves RBP its caller's: that caller is found only in
+         * its return address on the stack, which the end tells by the leaf's call frame
+         * information (add_sample). */
+        const uint64_t *top = lm ? memory_linear_ptr(&vm->mem, s, r->rsp, 8 * STACK_WORDS) : NULL;
+        if (top) {
+            words[n++] = TAG_STACK;
+            for (unsigned i = 0; i < STACK_WORDS; i++)
+                words[n++] = top[i];
+        }
         uint64_t rbp = r->rbp;
         for (unsigned d = 1; lm && d < PROFILE_DEPTH && rbp; d++) {
             const uint64_t *frame = memory_linear_ptr(&vm->mem, s, rbp, 16);
@@ -223,9 +234,33 @@ struct profile_summary {
     uint64_t total, dropped;
 };
 
-/* One sample: its folded stack line (root first) and its functions' counts. */
-static void add_sample(struct profile_summary *s, struct symbols *syms, const uint64_t *addrs, size_t depth)
+/* A sample's frames without the stack words after RIP; the leaf's caller among them when RIP's
+ * code has set up no frame of its own (its return address is then at RSP + offset - 8). */
+static size_t leaf_caller(struct symbols *syms, const uint64_t *addrs, size_t depth, uint64_t *out)
 {
+    if (depth < 2 + STACK_WORDS || addrs[1] != TAG_STACK) {
+        memcpy(out, addrs, depth * sizeof(*addrs));
+        return depth;
+    }
+    size_t n = 0;
+    out[n++] = addrs[0];
+    int offset = symbols_cfa_sp_offset(syms, addrs[0]);
+    const uint64_t *stack = addrs + 2, *chain = addrs + 2 + STACK_WORDS;
+    size_t chain_len = depth - 2 - STACK_WORDS;
+    if (offset >= 8 && offset <= 8 * STACK_WORDS && offset % 8 == 0) {
+        uint64_t caller = stack[offset / 8 - 1];
+        if (caller && (!chain_len || chain[0] != caller))
+            out[n++] = caller;
+    }
+    memcpy(out + n, chain, chain_len * sizeof(*chain));
+    return n + chain_len;
+}
+
+/* One sample: its folded stack line (root first) and its functions' counts. */
+static void add_sample(struct profile_summary *s, struct symbols *syms, const uint64_t *sample, size_t depth)
+{
+    uint64_t addrs[PROFILE_DEPTH + 4];
+    depth = leaf_caller(syms, sample, depth, addrs);
     char line[PROFILE_DEPTH * 64 + 64] = "", name[128];
     size_t used = 0, frames = depth;
     if (depth >= 2 && addrs[depth - 2] == TAG_USER) { /* ring 3: root it at its CR3 */

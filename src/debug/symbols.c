@@ -47,6 +47,11 @@ bool symbols_find(struct symbols *syms, const char *name, uint64_t *addr)
     return syms && syms->module->find(syms->handle, name, addr);
 }
 
+int symbols_cfa_sp_offset(struct symbols *syms, uint64_t pc)
+{
+    return syms ? syms->module->cfa_sp_offset(syms->handle, pc) : -1;
+}
+
 unsigned symbols_unwind(struct symbols *syms, const struct symbols_stack *stack, uint64_t *pcs,
                         bool *activation, unsigned max)
 {

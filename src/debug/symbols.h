@@ -42,6 +42,11 @@ struct symbols_stack {
 unsigned symbols_unwind(struct symbols *syms, const struct symbols_stack *stack, uint64_t *pcs,
                         bool *activation, unsigned max);
 
+/* Where, by the kernel's call frame information, code at pc finds its return address when it has
+ * set up no frame (a leaf without a frame pointer): at RSP + the returned offset - 8. -1 when
+ * its frame is based on RBP, or when there is no call frame information for pc. */
+int symbols_cfa_sp_offset(struct symbols *syms, uint64_t pc);
+
 /* "func+0x12 (file.c:34)", "func+0x12", or "" into buf. */
 const char *symbols_describe(struct symbols *syms, uint64_t addr, char *buf, size_t len);
 /* The same for a return address: the function and line are those of the call (addr - 1), so a
@@ -56,6 +61,7 @@ struct symbols_module {
     bool (*find)(void *handle, const char *name, uint64_t *addr);
     unsigned (*unwind)(void *handle, const struct symbols_stack *stack, uint64_t *pcs, bool *activation,
                        unsigned max);
+    int (*cfa_sp_offset)(void *handle, uint64_t pc);
 };
 extern const struct symbols_module slate_symbols_module __attribute__((weak));
 

@@ -3,6 +3,7 @@
  * A module (slate-symbols.so, module.h): a run that names no address loads no libdw. */
 #include "symbols.h"
 
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,4 +207,30 @@ static unsigned dw_unwind(void *handle, const struct symbols_stack *stack, uint6
     return syms->count;
 }
 
-const struct symbols_module slate_symbols_module = {dw_open, dw_close, dw_lookup, dw_find, dw_unwind};
+static int dw_cfa_sp_offset(void *handle, uint64_t pc)
+{
+    struct dw_symbols *syms = handle;
+    Dwarf_Addr bias;
+    Dwarf_CFI *cfi = dwfl_module_eh_cfi(syms->module, &bias);
+    Dwarf_Frame *frame = NULL;
+    if (!cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame) != 0) {
+        cfi = dwfl_module_dwarf_cfi(syms->module, &bias);
+        if (!cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame) != 0)
+            return -1;
+    }
+    Dwarf_Op *ops;
+    size_t nops;
+    int offset = -1;
+    /* CFA = RSP + N (RSP is DWARF register 7): DW_OP_breg7 N, or DW_OP_bregx 7 N as libdw gives it */
+    if (dwarf_frame_cfa(frame, &ops, &nops) == 0 && nops == 1) {
+        if (ops[0].atom == DW_OP_breg7 && ops[0].number < 4096)
+            offset = (int)ops[0].number;
+        else if (ops[0].atom == DW_OP_bregx && ops[0].number == 7 && ops[0].number2 < 4096)
+            offset = (int)ops[0].number2;
+    }
+    free(frame);
+    return offset;
+}
+
+const struct symbols_module slate_symbols_module = {dw_open, dw_close, dw_lookup, dw_find, dw_unwind,
+                                                    dw_cfa_sp_offset};

@@ -4,13 +4,13 @@
 # [halted] appears; the SVG flame graph renders and shows hot()'s frame; the guest and the monitor
 # can start and stop it.
 . "$(dirname "$0")/../lib.sh"
-plan 19
+plan 21
 PROFILE=$GUEST/profile.elf
 run_slate --profile "$TMP/p,hz=0" "$PROFILE"
 has "$RC $ERR" '^125 slate: --profile .*hz=0 is not from 1 to 10000' "a bad hz is refused (125)"
 run_slate --profile "$TMP/no/such/dir/p.svg" "$PROFILE"
 has "$RC $ERR" '^125 slate: --profile .*no/such/dir' "an unwritable path is refused first (125)"
-skip_without_kvm 19
+skip_without_kvm 21
 
 # share FOLDED FUNCTION: its total share of the samples, in percent (integer).
 share() { perl -e 'my ($all, $in) = (0, 0); while (<STDIN>) { /^(.*) (\d+)$/ or next; $all += $2;
@@ -38,6 +38,12 @@ for cpus in 1 $SMP; do
     has "$(cat "$TMP/p$cpus.folded")" '(^|;)mix;right;hot [0-9]+$' "$cpus CPU(s): and the one through right()"
 done
 has "$(cat "$TMP/p$SMP.folded")" '^ap_main;mix;' "$SMP CPUs: the other CPUs' stacks are there too"
+
+# A leaf without a frame of its own (hot() here, as gcc leaves one): its caller still appears,
+# found on the stack by the leaf's call frame information.
+run_slate --profile "$TMP/leaf.folded" "$GUEST/profile-leaf.elf"
+has "$(cat "$TMP/leaf.folded")" '(^|;)mix;left;hot [0-9]+$' "a frameless leaf's caller appears: mix;left;hot"
+has "$(cat "$TMP/leaf.folded")" '(^|;)mix;right;hot [0-9]+$' "and mix;right;hot"
 has "$ERR" '^ +[0-9.]+% +[0-9.]+%  hot$' "the table of the hottest functions on stderr names hot()"
 
 # The SVG, checked as a person would: rendered, and hot()'s frame is where its title says.
