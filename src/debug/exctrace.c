@@ -258,6 +258,8 @@ int exc_trace_start(struct vm *vm)
     return 0;
 }
 
+bool exc_trace_on(struct vm *vm) { return tracer(vm) != NULL; }
+
 void exc_trace_stop(struct vm *vm)
 {
     struct exc_tracer *t = tracer(vm);

@@ -35,6 +35,9 @@ void exc_trace_stop(struct vm *vm);
 /* On a vCPU's own thread, between exits: arms the breakpoints again if the IDT moved. */
 void exc_trace_check(struct vcpu *cpu);
 
+/* Whether --trace exc watches this machine. */
+bool exc_trace_on(struct vm *vm);
+
 /* Whether cpu took the same exception at the same place again and again (10 times or more):
  * the last one, how often it repeated, and its place named. */
 bool exc_trace_fault_loop(struct vcpu *cpu, struct exc_record *last, unsigned *repeats, char *where,

@@ -199,11 +199,78 @@ static void print_cpu(FILE *out, struct vm *vm, unsigned index, const struct cpu
     print_diagnoses(out, vm, index, v);
 }
 
+/* What one sample of a CPU says about exceptions: inside the handler of exception `vector` (IDT
+ * 0..31, -1: not in one) that interrupted `at` (with CR2 then), or at `at` itself. */
+struct exception_sample {
+    int vector;
+    uint64_t at, cr2;
+};
+
+/* The exception vector whose IDT gate points at `fn` (a function's start), or -1. Long mode. */
+static int handler_vector(struct vcpu *cpu, const struct kvm_sregs *s, uint64_t fn)
+{
+    for (unsigned v = 0; v < 32 && (uint64_t)v * 16 + 15 <= s->idt.limit; v++) {
+        uint8_t g[16];
+        if (vcpu_read_virtual(cpu, s->idt.base + (uint64_t)v * 16, g, sizeof(g)) != sizeof(g) || !(g[5] & 0x80))
+            continue;
+        uint64_t h = (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 | (uint64_t)g[7] << 24 |
+                     (uint64_t)g[8] << 32 | (uint64_t)g[9] << 40 | (uint64_t)g[10] << 48 | (uint64_t)g[11] << 56;
+        if (h == fn)
+            return (int)v;
+    }
+    return -1;
+}
+
+static struct exception_sample sample_exception(struct vcpu *cpu, const struct cpu_view *v, struct symbols *syms)
+{
+    struct exception_sample e = {-1, rip_of(v), v->s.cr2};
+    struct symbol_info fn;
+    if (!long_mode(&v->s) || !symbols_lookup(syms, e.at, &fn) ||
+        (e.vector = handler_vector(cpu, &v->s, fn.function_start)) < 0)
+        return e;
+    struct bt_frame frames[8];
+    unsigned n = backtrace_of(cpu, &v->r, &v->s, syms, frames, 8);
+    for (unsigned i = 1; i < n; i++)
+        if (frames[i].activation) {
+            e.at = frames[i].pc; /* where the exception came from */
+            return e;
+        }
+    e.vector = -1;
+    return e;
+}
+
+/* A fault loop the samples show without --trace exc: most samples inside one exception's handler,
+ * interrupting one instruction, or at that instruction (about to fault again). */
+static void print_sampled_fault_loop(FILE *out, const struct exception_sample *s, unsigned taken,
+                                     struct symbols *syms)
+{
+    for (unsigned i = 0; i < taken; i++) {
+        if (s[i].vector < 0)
+            continue;
+        unsigned in_handler = 0, at = 0;
+        for (unsigned j = 0; j < taken; j++)
+            if (s[j].at == s[i].at)
+                s[j].vector == s[i].vector ? in_handler++ : s[j].vector < 0 ? at++ : 0;
+        if (in_handler + at < (taken + 1) / 2)
+            continue;
+        char name[24], where[256];
+        fprintf(out, "    diagnosis: a fault loop: %s at rip=%#" PRIx64 " %s",
+                explain_vector_name((unsigned)s[i].vector, name, sizeof(name)), s[i].at,
+                symbols_describe(syms, s[i].at, where, sizeof(where)));
+        if (s[i].vector == 14)
+            fprintf(out, " cr2=%#" PRIx64, s[i].cr2);
+        fprintf(out, ": %u of %u samples in its handler or at the faulting instruction (seen without "
+                     "--trace exc): the handler returns to it unchanged\n", in_handler + at, taken);
+        return;
+    }
+}
+
 /* Where each CPU spends its time: RIP sampled with short holds. Symbolized, most frequent first. */
 static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
 {
     unsigned n = vm->vcpu_count < 64 ? vm->vcpu_count : 64;
     static uint64_t rips[64][SAMPLES];
+    static struct exception_sample exceptions[64][SAMPLES];
     unsigned taken = 0;
     for (; taken < SAMPLES && !atomic_load(&vm->stopping); taken++) {
         if (!vm_hold(vm, HOLD_REPORT))
@@ -213,6 +280,8 @@ static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
             v.ok = cpu_state_regs(&vm->vcpus[c], &v.r, &v.s) == 0;
             bool halted = cpu_state_halted(&vm->vcpus[c]);
             rips[c][taken] = !v.ok ? 0 : halted ? 1 : rip_of(&v); /* 1: halted */
+            exceptions[c][taken] = v.ok && !halted ? sample_exception(&vm->vcpus[c], &v, syms)
+                                                   : (struct exception_sample){-1, 0, 0};
         }
         vm_release(vm, HOLD_REPORT);
         nanosleep(&(struct timespec){0, SAMPLE_GAP_NS}, NULL);
@@ -249,6 +318,8 @@ static void print_samples(FILE *out, struct vm *vm, struct symbols *syms)
             counts[best] = 0;
         }
         fputc('\n', out);
+        if (!exc_trace_on(vm)) /* (--trace exc counts the loop itself: print_diagnoses) */
+            print_sampled_fault_loop(out, exceptions[c], taken, syms);
     }
 }
 

@@ -4,7 +4,7 @@
 # local APIC), the diagnosis that applies, and where each CPU spends its time.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 22
+plan 25
 FAULTS=$GUEST/faults.elf
 
 run_slate --timeout 1 --append spin "$FAULTS"
@@ -15,6 +15,15 @@ has "$ERR" "^  cpu 0: running, interrupts off, long mode, rip=0x[0-9a-f]+ inner\
     "it names the function and line the CPU spins in"
 has "$ERR" '^      #1 0x[0-9a-f]+ (outer|kmain)\+0x[0-9a-f]+ ' "and a frame-pointer backtrace of its callers"
 has "$ERR" '^    cpu 0: inner (9[0-9]|100)%' "the samples say where the time goes"
+lacks "$ERR" 'diagnosis: a fault loop' "a spin is not called a fault loop"
+
+# A fault loop, without --trace exc: the samples show the #PF handler and the instruction it
+# returns to, unchanged; also when CR2 moves with each fault.
+for mode in pfloop pfwalk; do
+    run_slate --timeout 1 --append "$mode" "$FAULTS"
+    has "$ERR" "^    diagnosis: a fault loop: #PF at rip=0x[0-9a-f]+ kmain\\+0x[0-9a-f]+ \\(tests/guest/faults.c:[0-9]+\\) cr2=0x7[0-9a-f]+: [0-9]+ of 25 samples in its handler or at the faulting instruction \\(seen without --trace exc\\)" \
+        "$mode: the hang report names the fault loop without --trace exc"
+done
 
 run_slate --timeout 0.5 --append clihlt "$FAULTS"
 has "$ERR" '^  cpu 0: halted, interrupts off, ' "cli; hlt: halted with interrupts off"
