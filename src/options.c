@@ -20,7 +20,8 @@
 
 /* --profile PATH[,hz=N][,paused]: fills path (its own copy), hz and paused. */
 /* "df,pf,gp,ud" (names or numbers 0..31) into a vector mask for --trace exc=...; "" gives the
- * default #DF #PF #GP #UD. At most EXC_WATCHED vectors (the debug registers). */
+ * default #DE #UD #GP #PF, the faults a kernel's own bugs raise most. At most EXC_WATCHED
+ * vectors (the debug registers). */
 static int exc_trace_parse(const char *list, uint32_t *vectors, char *err, size_t errlen)
 {
     static const char *const names[32] = {"de", "db", "nmi", "bp", "of", "br", "ud", "nm", "df", NULL,
@@ -28,7 +29,7 @@ static int exc_trace_parse(const char *list, uint32_t *vectors, char *err, size_
                                           "ve", "cp"};
     *vectors = 0;
     if (!*list) {
-        *vectors = 1u << 8 | 1u << 14 | 1u << 13 | 1u << 6;
+        *vectors = 1u << 0 | 1u << 6 | 1u << 13 | 1u << 14; /* #DE #UD #GP #PF */
         return 0;
     }
     for (const char *p = list; *p;) {
@@ -150,7 +151,7 @@ static const char help_head[] =
     "  --gdb-wait             hold the first instruction until gdb attaches\n"
     "  --trace LIST           log io, mmio, hypercall, irq events (comma-separated, or all)\n"
     "                         with the CPU and RIP, to stderr or --trace-file PATH; exc logs\n"
-    "                         exceptions (exc=pf+gp: which; default df+pf+gp+ud, at most 4)\n"
+    "                         exceptions (exc=pf+gp: which; default de+ud+gp+pf, at most 4)\n"
     "  --stats                print a table of exits by reason and by device at the end\n"
     "  --monitor stdio|unix:PATH|tcp:HOST:PORT\n"
     "                         a text monitor: info registers, info mem, x/Ni, stop, cont...\n"

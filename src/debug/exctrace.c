@@ -221,8 +221,24 @@ static void exc_kick(void *opaque, uint32_t events)
 static void on_vcpu(void *opaque, struct vcpu *cpu, enum vcpu_hook_point at)
 {
     (void)opaque;
-    if (at == VCPU_HOOK_EXIT)
+    if (at != VCPU_HOOK_KICK) /* before the first instruction too: an IDT set up by the entry */
         exc_trace_check(cpu); /* the IDT may have moved since the last exit */
+}
+
+/* Once, at start: which exceptions are watched, and which cannot be, and why. */
+static void say_what_is_watched(uint32_t vectors)
+{
+    char watched[160] = "", unwatched[256] = "", name[24];
+    for (unsigned v = 0; v < 32; v++) {
+        if (v == 9 || v == 15 || (v >= 22 && v <= 27) || v == 31)
+            continue; /* reserved: no CPU raises them */
+        char *into = vectors & 1u << v ? watched : unwatched;
+        size_t used = strlen(into), room = (vectors & 1u << v ? sizeof(watched) : sizeof(unwatched)) - used;
+        snprintf(into + used, room, "%s%s", used ? " " : "", explain_vector_name(v, name, sizeof(name)));
+    }
+    log_info("--trace exc watches %s (a hardware breakpoint on each handler); not watched: %s (a CPU "
+             "has %d debug registers: name others with exc=..., e.g. exc=df+pf)", watched, unwatched,
+             EXC_WATCHED);
 }
 
 int exc_trace_start(struct vm *vm)
@@ -235,6 +251,7 @@ int exc_trace_start(struct vm *vm)
     }
     debug_room(vm)->exc = t;
     t->vectors = vm->cfg->exc_vectors;
+    say_what_is_watched(t->vectors);
     t->kick.fd = -1;
     pthread_mutex_init(&t->lock, NULL);
     for (unsigned i = 0; i < vm->vcpu_count; i++) {

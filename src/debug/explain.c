@@ -26,7 +26,8 @@ const char *explain_vector_name(unsigned vector, char *buf, size_t len)
 {
     static const char *const names[32] = {
         "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "coprocessor overrun",
-        "#TS", "#NP", "#SS", "#GP", "#PF", "vector 15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+        "#TS", "#NP", "#SS", "#GP", "#PF", "vector 15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+        [28] = "#HV", [29] = "#VC", [30] = "#SX"};
     if (vector < 32 && names[vector])
         snprintf(buf, len, "%s", names[vector]);
     else

@@ -135,6 +135,11 @@ __attribute__((interrupt)) static void recover_pf(struct interrupt_frame *f, uin
         ((struct frame *)f)->rip = resume_at;
 }
 
+__attribute__((interrupt)) static void skip_div(struct interrupt_frame *f)
+{
+    ((struct frame *)f)->rip += 3; /* div %rcx */
+}
+
 __attribute__((interrupt)) static void recover_gp(struct interrupt_frame *f, uint64_t error)
 {
     (void)error;
@@ -150,6 +155,7 @@ static void set_gate(uint8_t vector, uint64_t handler, uint8_t ist);
 
 static void exceptions(const char *mode)
 {
+    set_gate(0, (uint64_t)skip_div, 0);
     set_gate(6, (uint64_t)skip_ud2, 0);
     set_gate(13, (uint64_t)recover_gp, 0);
     set_gate(14, (uint64_t)recover_pf, 0);
@@ -161,6 +167,11 @@ static void exceptions(const char *mode)
     if (str_eq(mode, "pfloop")) {
         resume_at = 0; /* the handler changes nothing: the write faults again, for ever */
         *(volatile uint64_t *)UNMAPPED = 3;
+    }
+    if (str_eq(mode, "excde")) { /* a division by zero, which the handler skips */
+        __asm__ volatile("xor %%ecx, %%ecx; div %%rcx" ::"a"(1), "d"(0) : "rcx");
+        puts_hc("survived\n");
+        guest_exit(0);
     }
     if (str_eq(mode, "pfwalk")) /* the same store for ever, each time a page further (CR2 moves) */
         __asm__ volatile("lea 1f(%%rip), %%rcx; mov %%rcx, %0\n"
@@ -184,7 +195,7 @@ KMAIN kmain(const struct slate_info *info)
     const char *mode = cmdline(info);
     if (str_eq(mode, "spin") || str_eq(mode, "clihlt") || str_eq(mode, "noeoi") || str_eq(mode, "noack"))
         hang(info, mode);
-    if (str_eq(mode, "exc") || str_eq(mode, "pfloop") || str_eq(mode, "pfwalk"))
+    if (str_eq(mode, "exc") || str_eq(mode, "pfloop") || str_eq(mode, "pfwalk") || str_eq(mode, "excde"))
         exceptions(mode);
     puts_hc("about to fault\n");
     if (str_eq(mode, "longrun")) { /* far more instructions between its last exit and the fault

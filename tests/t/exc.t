@@ -3,18 +3,18 @@
 # on the IDT's handlers), with error code, CR2 and the faulting RIP named; a fault loop is told
 # once, and the hang report names it.
 . "$(dirname "$0")/../lib.sh"
-plan 13
+plan 15
 FAULTS=$GUEST/faults.elf
 run_slate --trace exc=pf+nope "$FAULTS"
 has "$RC $ERR" "^125 slate: --trace exc=pf\\+nope: 'nope' is not an exception" "an unknown exception name is refused (125)"
 run_slate --trace exc=de+db+bp+ud+df "$FAULTS"
 has "$RC $ERR" '^125 slate: --trace exc=de\+db\+bp\+ud\+df: at most 4 exceptions' "more than four (the debug registers) is refused"
-skip_without_kvm 13
+skip_without_kvm 15
 # QEMU's emulated SVM (make check-vm) loads DR7 from the VMCB without arming its hardware
 # breakpoints (helper_vmrun assigns env->dr[7]; cpu_x86_update_dr7 is never called), so a nested
 # guest's debug-register breakpoints never fire there: docs/testing.md.
 [ -n "${SLATE_UNDER_EMULATION:-}" ] &&
-    skip_rest 13 "under QEMU's emulated SVM the nested guest's hardware breakpoints never fire"
+    skip_rest 15 "under QEMU's emulated SVM the nested guest's hardware breakpoints never fire"
 
 line() { grep -n "$1" tests/guest/faults.c | head -1 | cut -d: -f1; }
 run_slate --trace exc --append exc "$FAULTS"
@@ -27,6 +27,11 @@ has "$ERR" "^slate: trace: exc cpu0 #PF err=0x2\\(write,not-present\\) cr2=0x700
 has "$ERR" "^slate: trace: exc cpu0 #GP err=0 rip=0x[0-9a-f]+ kmain\\+0x[0-9a-f]+ \\(tests/guest/faults.c:$(line 'FAULTING("movq (')\\)$" \
     "#GP on a non-canonical address"
 is "$(grep -c 'trace: exc' <<<"$ERR")" 3 "each exception once"
+has "$ERR" '^slate: --trace exc watches #DE #UD #GP #PF \(a hardware breakpoint on each handler\); not watched: #DB NMI #BP .* #DF .* \(a CPU has 4 debug registers' \
+    "it says once, at start, which exceptions it watches and which it cannot, and why"
+run_slate --trace exc --append excde "$FAULTS"
+has "$ERR" "^slate: trace: exc cpu0 #DE rip=0x[0-9a-f]+ kmain\\+0x[0-9a-f]+ \\(tests/guest/faults.c:[0-9]+\\)$" \
+    "#DE is in the default list"
 
 run_slate --trace exc=pf --append exc "$FAULTS"
 is "$(grep 'trace: exc' <<<"$ERR" | sed 's/ err=.*//')" "slate: trace: exc cpu0 #PF" "exc=pf watches #PF alone"
