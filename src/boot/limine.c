@@ -311,27 +311,27 @@ static void answer_framebuffer(struct build *b)
         return;
     struct area *a = &b->area;
     const struct boot_screen *s = &b->plan->screen;
-    uint64_t r = take(a, 24), list = take(a, 8), fb = take(a, 80), modes = take(a, 8), mode = take(a, 32);
+    /* struct limine_framebuffer is 80 bytes, struct limine_video_mode 40 (33 and padding) */
+    uint64_t r = take(a, 24), list = take(a, 8), fb = take(a, 80), modes = take(a, 8), mode = take(a, 40);
     put64(a, r + 0, 1); /* response revision 1: with the mode list */
     put64(a, r + 8, 1);
     put64(a, r + 16, hhdm(list));
     put64(a, list, hhdm(fb));
-    /* address, width, height, pitch, bpp 32, RGB with 8-bit fields at 16, 8 and 0 */
-    uint8_t format[8] = {32, 0, 1, 8, 16, 8, 8, 8};
-    uint8_t blue[2] = {8, 0};
+    /* bpp (16 bits) 32, memory model 1 (RGB), then each mask's size and shift: red 8 at 16, green
+     * 8 at 8, blue 8 at 0 - nine bytes, at offset 32 of the framebuffer and 24 of a mode */
+    static const uint8_t format[9] = {32, 0, 1, 8, 16, 8, 8, 8, 0};
     put64(a, fb, hhdm(b->fb_gpa));
     put64(a, fb + 8, s->width);
     put64(a, fb + 16, s->height);
     put64(a, fb + 24, (uint64_t)s->width * 4);
-    memcpy(host_of(a, fb + 32), format, 8);
-    memcpy(host_of(a, fb + 40), blue, 2); /* blue_mask_size, blue_mask_shift */
+    memcpy(host_of(a, fb + 32), format, sizeof(format));
     put64(a, fb + 64, 1);                 /* mode_count (edid_size and edid stay 0) */
     put64(a, fb + 72, hhdm(modes));
     put64(a, modes, hhdm(mode));
     put64(a, mode, (uint64_t)s->width * 4);
     put64(a, mode + 8, s->width);
     put64(a, mode + 16, s->height);
-    memcpy(host_of(a, mode + 24), format, 8);
+    memcpy(host_of(a, mode + 24), format, sizeof(format));
     respond(b, REQ_FRAMEBUFFER, r);
 }
 

@@ -167,6 +167,57 @@ static void limine_kernel(void **state)
     assert_int_equal(t, pg->kernel_phys + (va - pg->kernel_virt) - ((va - pg->kernel_virt) & 0xFFF));
 }
 
+/* The Limine protocol's own structures (limine.h, as the specification defines them), so the
+ * answers are checked against the spec's layout, not against slate's offsets. */
+struct spec_limine_framebuffer {
+    uint64_t address, width, height, pitch;
+    uint16_t bpp;
+    uint8_t memory_model, red_mask_size, red_mask_shift, green_mask_size, green_mask_shift,
+        blue_mask_size, blue_mask_shift, unused[7];
+    uint64_t edid_size, edid, mode_count, modes;
+};
+struct spec_limine_video_mode {
+    uint64_t pitch, width, height;
+    uint16_t bpp;
+    uint8_t memory_model, red_mask_size, red_mask_shift, green_mask_size, green_mask_shift,
+        blue_mask_size, blue_mask_shift;
+};
+_Static_assert(offsetof(struct spec_limine_framebuffer, blue_mask_shift) == 40, "limine.h layout");
+_Static_assert(sizeof(struct spec_limine_video_mode) == 40, "limine.h layout");
+
+/* The framebuffer response of the test kernel's request, read through the spec's structures:
+ * the masks say RGB with 8-bit fields at 16, 8 and 0, the mode's too. */
+static void limine_framebuffer_layout(void **state)
+{
+    (void)state;
+    size_t size = read_test_kernel("boot-limine.elf");
+    struct slate_config cfg = {.smp = 1, .kernel = "k.elf", .display = true};
+    struct boot_plan plan;
+    assert_int_equal(boot(&cfg, size, &plan), 0);
+    static const uint64_t id[4] = {LIMINE_COMMON_MAGIC_0, LIMINE_COMMON_MAGIC_1, 0x9d5827dcd881dd75ULL,
+                                   0xa3148604f6fab11bULL};
+    uint64_t response = 0;
+    for (uint64_t off = 0; off + 48 <= size; off += 8)
+        if (!memcmp(file + off, id, sizeof(id)))
+            response = get64(plan.paging.kernel_phys + off - 0x1000 + 40);
+    assert_true(response > LIMINE_HHDM_OFFSET);
+    uint64_t list = get64(response - LIMINE_HHDM_OFFSET + 16) - LIMINE_HHDM_OFFSET;
+    struct spec_limine_framebuffer fb;
+    memcpy(&fb, memory_ram_ptr(&mem, get64(list) - LIMINE_HHDM_OFFSET, sizeof(fb)), sizeof(fb));
+    assert_int_equal(fb.bpp, 32);
+    assert_int_equal(fb.memory_model, 1);
+    assert_int_equal(fb.red_mask_size, 8), assert_int_equal(fb.red_mask_shift, 16);
+    assert_int_equal(fb.green_mask_size, 8), assert_int_equal(fb.green_mask_shift, 8);
+    assert_int_equal(fb.blue_mask_size, 8), assert_int_equal(fb.blue_mask_shift, 0);
+    assert_int_equal(fb.pitch, fb.width * 4);
+    assert_int_equal(fb.mode_count, 1);
+    struct spec_limine_video_mode m;
+    memcpy(&m, memory_ram_ptr(&mem, get64(fb.modes - LIMINE_HHDM_OFFSET) - LIMINE_HHDM_OFFSET, sizeof(m)), sizeof(m));
+    assert_int_equal(m.width, fb.width), assert_int_equal(m.height, fb.height), assert_int_equal(m.bpp, 32);
+    assert_int_equal(m.red_mask_shift, 16), assert_int_equal(m.green_mask_shift, 8);
+    assert_int_equal(m.blue_mask_size, 8), assert_int_equal(m.blue_mask_shift, 0);
+}
+
 static void limine_refusals(void **state)
 {
     (void)state;
@@ -208,6 +259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(multiboot2_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(limine_kernel, setup, teardown),
         cmocka_unit_test_setup_teardown(limine_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(limine_framebuffer_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(memory_map_is_sorted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
