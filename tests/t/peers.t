@@ -126,7 +126,7 @@ is "$RC" 143 "and slate runs on until SIGTERM"
 # A reader that stops reading slate's stdout (a full pipe): the vCPU waiting to write counts as
 # parked, so the monitor still pauses the machine, and SIGTERM still ends slate at once.
 rm -f "$SOCK"
-{ timeout -s KILL "$(scaled 60)" "$SLATE" --monitor "unix:$SOCK" --append spew "$GUEST/power.elf" 2>"$TMP/err"; echo $? >"$TMP/rc"; } \
+{ timeout -s KILL "$(scaled 60)" "$SLATE" --monitor "unix:$SOCK" --append spew "$GUEST/power.elf" 2>"$TMP/err"; echo $? >"$TMP/rc"; } 2>/dev/null \
     | { sleep "$(scaled 20)"; } &
 wait_until 60 test -S "$SOCK"
 sleep 1 # the 64 KiB pipe is full long before this
