@@ -26,11 +26,16 @@ const uint32_t cpu_state_msrs[CPU_STATE_MSRS] = {
     MSR_APIC_BASE, MSR_MISC_ENABLE, MSR_TSC_DEADLINE, /* after APIC_BASE: the LAPIC takes it */
 };
 
-/* struct kvm_msrs with room for every entry. */
+/* struct kvm_msrs with room for every entry (spelt out: a struct with a flexible array member
+ * cannot head another). */
 struct msr_buf {
-    struct kvm_msrs head;
+    uint32_t nmsrs, pad;
     struct kvm_msr_entry entries[CPU_STATE_MSRS];
 };
+_Static_assert(offsetof(struct msr_buf, entries) == offsetof(struct kvm_msrs, entries),
+              "msr_buf is laid out as struct kvm_msrs");
+_Static_assert(sizeof(struct cpu_xsave) == sizeof(((struct kvm_xsave *)0)->region),
+              "cpu_xsave is KVM_GET_XSAVE's area");
 
 /* KVM_GET_MSRS and KVM_SET_MSRS stop at the first MSR KVM refuses (a PVM host refuses some):
  * that one is skipped and the rest done. Returns the MSRs done, in buf order. */
@@ -38,7 +43,7 @@ static unsigned msrs_ioctl(int fd, unsigned long request, struct msr_buf *buf, u
 {
     unsigned done = 0, at = 0;
     while (at < count) {
-        struct msr_buf part = {.head = {.nmsrs = count - at}};
+        struct msr_buf part = {.nmsrs = count - at};
         memcpy(part.entries, buf->entries + at, (count - at) * sizeof(part.entries[0]));
         int n = ioctl(fd, request, &part);
         if (n < 0)
@@ -82,7 +87,7 @@ static int put_deadline_again(int fd, const struct cpu_state *st, const char **f
 /* XSAVE's area where KVM has it, else the legacy FPU state in its place. */
 static int get_fpu(int fd, struct cpu_state *st)
 {
-    st->fpu_legacy = ioctl(fd, KVM_GET_XSAVE, &st->xsave) < 0;
+    st->fpu_legacy = ioctl(fd, KVM_GET_XSAVE, (struct kvm_xsave *)(void *)&st->xsave) < 0;
     if (st->fpu_legacy && ioctl(fd, KVM_GET_FPU, (struct kvm_fpu *)(void *)&st->xsave) < 0)
         return -errno;
     if (st->fpu_legacy || ioctl(fd, KVM_GET_XCRS, &st->xcrs) < 0)
@@ -97,7 +102,7 @@ static int put_fpu(int fd, const struct cpu_state *st, const char **failed)
         return ioctl(fd, KVM_SET_FPU, (const struct kvm_fpu *)(const void *)&st->xsave) < 0 ? -errno : 0;
     }
     *failed = "KVM_SET_XSAVE";
-    if (ioctl(fd, KVM_SET_XSAVE, &st->xsave) < 0)
+    if (ioctl(fd, KVM_SET_XSAVE, (const struct kvm_xsave *)(const void *)&st->xsave) < 0)
         return -errno;
     *failed = "KVM_SET_XCRS";
     return st->xcrs.nr_xcrs && ioctl(fd, KVM_SET_XCRS, &st->xcrs) < 0 ? -errno : 0;
@@ -277,7 +282,7 @@ int cpu_state_regs(struct vcpu *cpu, struct kvm_regs *regs, struct kvm_sregs *sr
 
 int cpu_state_tsc(struct vcpu *cpu, uint64_t *tsc)
 {
-    struct msr_buf buf = {.head = {.nmsrs = 1}, .entries = {{.index = MSR_TSC}}};
+    struct msr_buf buf = {.nmsrs = 1, .entries = {{.index = MSR_TSC}}};
     if (ioctl(cpu->fd, KVM_GET_MSRS, &buf) != 1)
         return errno ? -errno : -EINVAL;
     *tsc = buf.entries[0].data;

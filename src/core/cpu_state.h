@@ -32,11 +32,17 @@ struct cpu_msr {
     uint64_t value;
 };
 
+/* KVM_GET_XSAVE's 4 KiB area (struct kvm_xsave without the flexible tail newer headers add,
+ * which no struct may hold in its middle). */
+struct cpu_xsave {
+    uint32_t region[1024];
+};
+
 struct cpu_state {
     unsigned have; /* enum cpu_part bits filled in */
     struct kvm_regs regs;
     struct kvm_sregs sregs;
-    struct kvm_xsave xsave; /* or the legacy area alone where KVM lacks XSAVE (fpu_legacy) */
+    struct cpu_xsave xsave; /* or the legacy area alone where KVM lacks XSAVE (fpu_legacy) */
     struct kvm_xcrs xcrs;
     bool fpu_legacy;        /* xsave holds a struct kvm_fpu: KVM without KVM_CAP_XSAVE */
     struct cpu_msr msrs[CPU_STATE_MSRS];
