@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The lowest address of the boot information, as GRUB 2 places it. */
+#define MB_INFO_FLOOR 0x10000
+
 #define MB2_SEARCH 32768
 #define MB1_SEARCH 8192
 
@@ -463,7 +466,9 @@ int multiboot_finish(struct guest_memory *mem, const struct slate_config *cfg,
         cap += 32 + strlen(cfg->loads[i].path) + 8;
     cap = (cap + 0xFFF) & ~(size_t)0xFFF;
     uint64_t gpa;
-    if (loader_alloc(mem, plan, cap, 0x1000, 0x1000, &gpa, err, errlen))
+    /* Where GRUB 2 puts it (0x10000 and up), never lower: kernels use the page at 0x1000 for
+     * their first page tables or a canary before they read the information. */
+    if (loader_alloc(mem, plan, cap, 0x1000, MB_INFO_FLOOR, &gpa, err, errlen))
         return -1;
     struct writer w = {memory_ram_ptr(mem, gpa, cap), gpa, 0, cap};
     if (!w.host)

@@ -4,7 +4,7 @@
 # Multiboot 1, and Limine with every CPU. Each prints through COM1, draws on the screen and
 # exits through isa-debug-exit; checked by the serial output, the exit status and the screenshot.
 . "$(dirname "$0")/../lib.sh"
-plan 56
+plan 59
 MB2=$GUEST/boot-mb2.elf MB2_64=$GUEST/boot-mb2-64.elf MB1=$GUEST/boot-mb1.elf LIMINE=$GUEST/boot-limine.elf
 printf 'Module one\n' >"$TMP/one.txt"
 printf 'Zebra\n' >"$TMP/two.txt"
@@ -12,7 +12,7 @@ printf 'Zebra\n' >"$TMP/two.txt"
 # What slate would boot (no KVM needed): detection, and what --boot forces.
 run_slate --check "$MB2"
 has "$OUT" '^kernel .*boot-mb2.elf: Multiboot2, protected mode entry at 0x100[0-9a-f]{3}$' "--check: a Multiboot2 header is detected"
-has "$OUT" '^boot data \[0x1000, 0x2000\)$' "--check: the boot information goes to low RAM"
+has "$OUT" '^boot data \[0x10000, 0x11000\)$' "--check: the boot information goes to low RAM at 0x10000, where GRUB puts it"
 run_slate --check "$MB2_64"
 has "$OUT" 'Multiboot2, protected mode entry' "--check: an ELF64 Multiboot2 kernel starts in protected mode, as GRUB starts it"
 run_slate --check "$MB1"
@@ -42,6 +42,7 @@ pixels() { "$BUILD/tools/vnctool" png "$TMP/shot.png" "$@" | grep -E "^(size|pix
 # Multiboot2, ELF32: the boot information as the specification lays it out.
 boot "$MB2" --append "hello world" --load "$TMP/one.txt" --load "$TMP/two.txt"
 is "$RC" 33 "Multiboot2: the kernel ran to its end (isa-debug-exit 0x10: status 33)"
+has "$OUT" '^info at 0x[1-9a-f][0-9a-f]{4,7}$' "Multiboot2: the information sits at 0x10000 or above, where GRUB puts it (the kernel wrote over 0x1000-0x1fff first)"
 has "$OUT" '^multiboot2: magic ok, 32-bit code$' "Multiboot2: EAX holds 0x36d76289 in 32-bit protected mode"
 has "$OUT" '^info: 8-byte aligned$' "Multiboot2: EBX points to 8-byte-aligned information"
 has "$OUT" '^cmdline: hello world$' "Multiboot2: the command line tag is --append"
@@ -58,6 +59,7 @@ is "$(pixels 1 1 1 5)" "640 400 1 1 0000aa 1 5 ffffff " "Multiboot2: the screens
 # Multiboot2, ELF64 with a framebuffer request.
 boot "$MB2_64"
 is "$RC" 33 "Multiboot2 ELF64: runs to its end"
+has "$OUT" '^info at 0x[1-9a-f][0-9a-f]{4,7}$' "Multiboot2 ELF64: the information sits at 0x10000 or above, where GRUB puts it (the kernel wrote over 0x1000-0x1fff first)"
 has "$OUT" '^multiboot2: magic ok, 32-bit code$' "Multiboot2 ELF64: entered in 32-bit protected mode at its physical entry"
 has "$OUT" '^framebuffer: type 1 640x480 bpp 32$' "Multiboot2 ELF64: the framebuffer it asked for, 640x480x32 RGB"
 is "$(pixels 10 10 200 200)" "640 480 10 10 ff0000 200 200 000000 " "Multiboot2 ELF64: the screenshot shows its red square"
@@ -65,6 +67,7 @@ is "$(pixels 10 10 200 200)" "640 480 10 10 ff0000 200 200 000000 " "Multiboot2 
 # Multiboot 1.
 boot "$MB1" --append "mb1 args" --load "$TMP/one.txt"
 is "$RC" 35 "Multiboot: runs to its end (isa-debug-exit 0x11: status 35)"
+has "$OUT" '^info at 0x[1-9a-f][0-9a-f]{4,7}$' "Multiboot: the information sits at 0x10000 or above, where GRUB puts it (the kernel wrote over 0x1000-0x1fff first)"
 has "$OUT" '^multiboot: magic ok, flags 0x124d$' "Multiboot: EAX holds 0x2badb002; flags: memory, cmdline, modules, mmap, name, framebuffer"
 has "$OUT" '^meminfo: lower 640 KiB, upper 130048 KiB$' "Multiboot: mem_lower and mem_upper"
 has "$OUT" '^cmdline: mb1 args$' "Multiboot: the command line"

@@ -85,6 +85,15 @@ static inline void fill_rect(uintptr_t fb, uint32_t pitch, uint32_t w, uint32_t 
             ((volatile uint32_t *)(fb + y * pitch))[x] = rgb;
 }
 
+/* What many kernels do first, before they read the boot information: their first page tables,
+ * a stack canary or a per-CPU block at 0x1000. GRUB never puts the information there (it uses
+ * 0x10000 and up), so kernels are written expecting that page free. */
+static inline void scribble_low_page(void)
+{
+    for (uintptr_t a = 0x1000; a < 0x2000; a += 4)
+        *(volatile uint32_t *)a = 0xDEADC0DE;
+}
+
 static inline __attribute__((noreturn)) void exit_qemu(uint8_t code)
 {
     outb(EXIT_PORT, code); /* status (code << 1) | 1 under --exit-port 0xf4 */

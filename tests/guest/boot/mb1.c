@@ -27,6 +27,8 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi)
         puts_com1("bad magic "), put_hex(magic), puts_com1("\n");
         exit_qemu(1);
     }
+    scribble_low_page();
+    puts_com1("info at "), put_hex((uintptr_t)mbi), puts_com1("\n");
     puts_com1("multiboot: magic ok, flags "), put_hex(mbi->flags), puts_com1("\n");
     if (mbi->flags & (1 << 0))
         puts_com1("meminfo: lower "), put_dec(mbi->mem_lower), puts_com1(" KiB, upper "), put_dec(mbi->mem_upper), puts_com1(" KiB\n");

@@ -63,6 +63,8 @@ void kmain(uint32_t magic, uint32_t info)
         exit_qemu(1);
     }
     puts_com1(sizeof(void *) == 4 ? "multiboot2: magic ok, 32-bit code\n" : "?\n");
+    scribble_low_page();
+    puts_com1("info at "), put_hex(info), puts_com1("\n");
     puts_com1(info & 7 ? "info: misaligned\n" : "info: 8-byte aligned\n");
     uint32_t total = *(const uint32_t *)(uintptr_t)info;
     for (uint32_t off = 8; off + 8 <= total;) {
