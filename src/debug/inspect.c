@@ -373,6 +373,30 @@ static int first_exception(struct vcpu *cpu, const struct kvm_regs *r, const str
     return fa ? (int)fa->vector : *basis == FIRST_UNKNOWN ? -1 : 14;
 }
 
+/* "why: KVM could not emulate the instruction at RIP: ..." with the instruction decoded in the
+ * CPU's mode. False when it cannot be read or decoded. */
+static bool print_unemulated(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s)
+{
+    uint8_t code[16];
+    size_t len = vcpu_read_virtual(cpu, linear_rip(r, s), code, sizeof(code));
+    const struct disasm_module *dis =
+        len ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
+    unsigned bits = in_long_mode(s) && s->cs.l ? 64 : s->cs.db ? 32 : 16;
+    struct disasm_insn insn;
+    if (!dis || dis->decode(code, len, r->rip, bits, &insn, 1) != 1)
+        return false;
+    char bytes[3 * 16 + 1] = "";
+    for (unsigned i = 0, used = 0; i < insn.size && i < 16; i++)
+        used += (unsigned)snprintf(bytes + used, sizeof(bytes) - used, "%s%02x", i ? " " : "", insn.bytes[i]);
+    char *why = debug_room(cpu->vm)->crash_why;
+    snprintf(why, sizeof(debug_room(cpu->vm)->crash_why), "KVM could not emulate the instruction at RIP: %s%s%s (%s)",
+             insn.mnemonic, *insn.operands ? " " : "", insn.operands, bytes);
+    fprintf(out, "  why: %s\n", why);
+    fprintf(out, "       (not a triple fault: this host's KVM cannot run that instruction for the guest; "
+                 "docs/debugging.md, What depends on the host)\n");
+    return true;
+}
+
 /* Why the CPU could not go on: the exception delivery that failed, step by step. `stale` says
  * the state is from the CPU's last exit before the fault, not from the fault itself; fa is the
  * instruction's faulting access, if it has one. */
@@ -394,6 +418,11 @@ static void print_why(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, con
     enum first_basis basis = first >= 0 ? FIRST_TRACED : FIRST_UNKNOWN;
     if (first < 0 && !stale)
         first = first_exception(cpu, r, s, fa, &basis);
+    /* KVM's emulator gave up, and the instruction raises nothing slate can see: not a failed
+     * delivery but an instruction this host's KVM cannot run (PVM: x87 and SSE loads, xgetbv). */
+    if (!triple && !stale && cpu->run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+        (basis == FIRST_UNKNOWN || basis == FIRST_CR2) && print_unemulated(out, cpu, r, s))
+        return;
     /* An internal error is a triple fault when no exception could be delivered (nested KVM
      * reports it so); anything else is not for the explainer. */
     if (!triple && explain_delivery(&mem, s, r->rsp, 8, why, sizeof(why)))
