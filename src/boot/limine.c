@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KERNEL_PHYS_BASE 0x100000ULL
 #define PAGE 0x1000ULL
@@ -44,6 +45,7 @@ enum request_kind {
     REQ_EXECUTABLE_FILE,
     REQ_MODULE,
     REQ_EXECUTABLE_ADDRESS,
+    REQ_BOOT_TIME,
     REQ_KINDS,
 };
 
@@ -63,6 +65,7 @@ static const struct {
     [REQ_EXECUTABLE_FILE] = {{0xad97e90e83f1ed67ULL, 0x31eb5d1c5ff23b69ULL}, "executable file"},
     [REQ_MODULE] = {{0x3e7e279702be32afULL, 0xca1c4f3bd1280ceeULL}, "module"},
     [REQ_EXECUTABLE_ADDRESS] = {{0x71ba76863cc55f63ULL, 0xb2644a48c516a487ULL}, "executable address"},
+    [REQ_BOOT_TIME] = {{0x502746e184c088aaULL, 0xfbc5ec83e6327893ULL}, "boot time"},
 };
 
 static const uint64_t start_marker[4] = {0xf6b8f4b39de7d1aeULL, 0xfab91a6940fcb9cfULL,
@@ -279,6 +282,11 @@ static void answer_simple(struct build *b)
         uint64_t r = take(a, 16);
         put64(a, r + 8, LIMINE_HHDM_OFFSET);
         respond(b, REQ_HHDM, r);
+    }
+    if (b->req.at[REQ_BOOT_TIME]) { /* the "date at boot": the host's Unix time, in seconds */
+        uint64_t r = take(a, 16);
+        put64(a, r + 8, (uint64_t)(int64_t)time(NULL));
+        respond(b, REQ_BOOT_TIME, r);
     }
     if (b->req.at[REQ_STACK_SIZE])
         respond(b, REQ_STACK_SIZE, take(a, 8));

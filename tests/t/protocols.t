@@ -4,7 +4,7 @@
 # Multiboot 1, and Limine with every CPU. Each prints through COM1, draws on the screen and
 # exits through isa-debug-exit; checked by the serial output, the exit status and the screenshot.
 . "$(dirname "$0")/../lib.sh"
-plan 59
+plan 60
 MB2=$GUEST/boot-mb2.elf MB2_64=$GUEST/boot-mb2-64.elf MB1=$GUEST/boot-mb1.elf LIMINE=$GUEST/boot-limine.elf
 printf 'Module one\n' >"$TMP/one.txt"
 printf 'Zebra\n' >"$TMP/two.txt"
@@ -76,10 +76,18 @@ has "$OUT" '^mmap: 0x100000 \+ 0x7f00000 type 1$' "Multiboot: the memory map"
 is "$(pixels 1 1 1 5)" "640 400 1 1 00aa00 1 5 ffffff " "Multiboot: the screenshot shows its white-on-green VGA text"
 
 # Limine, on two CPUs.
+before=$(date +%s)
 boot "$LIMINE" --smp 2 --append "lim args" --load "$TMP/one.txt"
+after=$(date +%s)
 is "$RC" 37 "Limine: runs to its end (isa-debug-exit 0x12: status 37)"
 has "$OUT" '^limine: entered at 0xffffffff80' "Limine: entered in 64-bit mode at its higher-half address"
 has "$OUT" '^base revision 3 supported, loaded revision 3$' "Limine: the base revision tag says supported (third word 0, second the revision)"
+t=$(sed -n 's/^boot time: //p' <<<"$OUT")
+if [ -n "$t" ] && [ "$t" -ge "$before" ] && [ "$t" -le "$after" ]; then
+    pass "Limine: the boot time response is the host's Unix time ($t, run between $before and $after)"
+else
+    fail "Limine: the boot time response is the host's Unix time" "got '$t', run between $before and $after"
+fi
 has "$OUT" '^bootloader: slate ' "Limine: bootloader info"
 has "$OUT" '^hhdm: 0xffff800000000000$' "Limine: the HHDM offset"
 has "$OUT" '^stack: in the HHDM, size request answered$' "Limine: the stack is in reclaimable memory; the stack-size request answered"

@@ -52,6 +52,7 @@ REQUEST struct request cmdline = {{COMMON_MAGIC, 0x4b161536e598651e, 0xb390ad4a2
 REQUEST struct request mp = {{COMMON_MAGIC, 0x95a67b819a1b857e, 0xa0b61b723b6a73e0}, 0, 0, {0}};
 REQUEST struct request stack_size = {{COMMON_MAGIC, 0x224ef0460a8e8926, 0xe1cb0fc25f46ea3d}, 0, 0, {128 * 1024}};
 REQUEST struct request paging_mode = {{COMMON_MAGIC, 0x95c1a0edab0944cb, 0xa4e5cb3842f7488a}, 1, 0, {0, 0, 0}};
+REQUEST struct request boot_time = {{COMMON_MAGIC, 0x502746e184c088aa, 0xfbc5ec83e6327893}, 0, 0, {0}};
 REQUEST struct request rsdp = {{COMMON_MAGIC, 0xc5e77b6b397e7b43, 0x27637845accdcf3c}, 0, 0, {0}};
 __attribute__((used, section(".limine_requests_end"))) static volatile uint64_t end_marker[2] = {
     0xadc0e0531bb10d03, 0x9572709f31764c62};
@@ -119,6 +120,8 @@ void kmain(void)
         char **bi = (char **)bootloader_info.response;
         puts_com1("bootloader: "), puts_com1(bi[1]), puts_com1(" "), puts_com1(bi[2]), puts_com1("\n");
     }
+    if (boot_time.response) /* int64_t seconds since 1970, after the revision */
+        puts_com1("boot time: "), put_dec((uint32_t)RESPONSE(boot_time, int64_t)[1]), puts_com1("\n");
     uint64_t off = hhdm.response ? RESPONSE(hhdm, uint64_t)[1] : 0;
     puts_com1("hhdm: "), put_hex(off), puts_com1("\n");
     puts_com1("stack: "), puts_com1(rsp >= off && rsp < 0xffffffff80000000 ? "in the HHDM" : "elsewhere");
