@@ -137,9 +137,11 @@ static const char help_head[] =
     "  --smp N                number of CPUs, 1 to 1024 (and at most what KVM allows); default 1\n"
     "  --entry MODE           real | protected | long; default real for a flat binary,\n"
     "                         protected for ELF32, long for ELF64\n"
-    "  --load FILE[@ADDR]     load FILE at guest-physical ADDR, or page-aligned above the\n"
+    "  --load FILE[@ADDR][,string=S]\n"
+    "                         load FILE at guest-physical ADDR, or page-aligned above the\n"
     "                         kernel (repeatable, up to 16): in the info block, and the\n"
-    "                         modules of a Multiboot or Limine kernel\n"
+    "                         modules of a Multiboot or Limine kernel, whose string is S\n"
+    "                         (its command line; default: FILE as given)\n"
     "  --boot PROTOCOL        native | multiboot2 | multiboot | limine; default: detected from\n"
     "                         the kernel (Limine requests, then Multiboot2, then Multiboot)\n"
     "  --append STRING        the kernel command line (up to 4095 bytes), in the info block\n"
@@ -356,23 +358,33 @@ static int parse_boot(const char *arg, struct slate_config *cfg, char *err, size
     return error_text(err, errlen, "--boot %s: expected native, multiboot2, multiboot or limine", arg);
 }
 
-/* FILE@ADDR, or FILE alone: slate places it. */
+/* FILE@ADDR, or FILE alone: slate places it; then ,string=S, the module's string (all the rest,
+ * commas included), as GRUB's `module FILE S` and Limine's module cmdline give it. */
 static int parse_load(const char *arg, struct slate_config *cfg, char *err, size_t errlen)
 {
-    const char *at = strrchr(arg, '@');
-    if (!*arg || at == arg)
-        return error_text(err, errlen, "--load %s: expected FILE[@ADDR]", arg);
+    const char *opt = strstr(arg, ",string=");
+    size_t spec_len = opt ? (size_t)(opt - arg) : strlen(arg);
+    char spec[LOAD_PATH_MAX];
+    if (spec_len >= sizeof(spec))
+        return error_text(err, errlen, "--load: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
+    memcpy(spec, arg, spec_len);
+    spec[spec_len] = '\0';
+    const char *at = strrchr(spec, '@');
+    if (!*spec || at == spec)
+        return error_text(err, errlen, "--load %s: expected FILE[@ADDR][,string=S]", arg);
     if (cfg->load_count == MAX_LOADS)
         return error_text(err, errlen, "--load: at most %d images", MAX_LOADS);
     uint64_t addr = LOAD_ADDR_AUTO;
     if (at && (parse_uint(at + 1, &addr) || addr == LOAD_ADDR_AUTO))
         return error_text(err, errlen, "--load %s: '%s' is not an address", arg, at + 1);
-    size_t path_len = at ? (size_t)(at - arg) : strlen(arg);
-    if (path_len >= LOAD_PATH_MAX)
-        return error_text(err, errlen, "--load: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
+    const char *string = opt ? opt + strlen(",string=") : NULL;
+    if (string && strlen(string) >= LOAD_PATH_MAX)
+        return error_text(err, errlen, "--load: the module string is longer than %d bytes", LOAD_PATH_MAX - 1);
     struct load_spec *load = &cfg->loads[cfg->load_count++];
-    memcpy(load->path, arg, path_len);
+    size_t path_len = at ? (size_t)(at - spec) : spec_len;
+    memcpy(load->path, spec, path_len);
     load->path[path_len] = '\0';
+    snprintf(load->string, sizeof(load->string), "%s", string ? string : load->path);
     load->addr = addr;
     return 0;
 }

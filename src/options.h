@@ -36,6 +36,8 @@ enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
 struct load_spec {
     char path[LOAD_PATH_MAX]; /* a copy: argv is left as it was */
+    char string[LOAD_PATH_MAX]; /* the module's string for Multiboot and Limine (its command
+                                 * line): ,string=S, else the file name as given */
     uint64_t addr;
 };
 

@@ -306,7 +306,7 @@ static void answer_modules(struct build *b)
     uint64_t r = take(a, 24), list = take(a, 8 * count);
     for (unsigned i = 0; i < count; i++) {
         const struct loaded_image *img = &plan->images[i + 1];
-        put64(a, list + 8 * i, hhdm(put_file(b, img->base, img->size, b->cfg->loads[i].path, "")));
+        put64(a, list + 8 * i, hhdm(put_file(b, img->base, img->size, b->cfg->loads[i].path, b->cfg->loads[i].string)));
     }
     put64(a, r + 8, count);
     put64(a, r + 16, hhdm(list));
@@ -502,6 +502,8 @@ static uint64_t area_size(const struct build *b)
     uint64_t gigs = (b->mem->map_top + PAGE_1G - 1) / PAGE_1G;
     uint64_t tables = PAGE * (2 + gigs + kernel_table_pages(&b->plan->paging)) + PAGE;
     uint64_t strings = 256 + (b->cfg->append ? strlen(b->cfg->append) : 0) + 64 * (modules + 1);
+    for (unsigned i = 0; i < b->cfg->load_count; i++)
+        strings += strlen(b->cfg->loads[i].string) + 1;
     uint64_t fixed = 2048 + sizeof(limine_gdt) + 24 * BOOT_MEM_MAX + 8 * BOOT_MEM_MAX;
     uint64_t per = 48 * cpus + 128 * (modules + 1);
     return (tables + strings + fixed + per + 16 * 64 + PAGE - 1) & ~(PAGE - 1);

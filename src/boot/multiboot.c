@@ -373,11 +373,11 @@ static void write_v2(struct writer *w, const struct guest_memory *mem, const str
     mb2_string_tag(w, MB2_IT_CMDLINE, cfg->append ? cfg->append : "");
     mb2_string_tag(w, MB2_IT_LOADER_NAME, loader_name);
     for (unsigned i = 1; i < plan->image_count; i++) {
-        const char *path = cfg->loads[i - 1].path;
-        mb2_tag_header(w, MB2_IT_MODULE, (uint32_t)(16 + strlen(path) + 1));
+        const char *string = cfg->loads[i - 1].string;
+        mb2_tag_header(w, MB2_IT_MODULE, (uint32_t)(16 + strlen(string) + 1));
         w_u32(w, (uint32_t)plan->images[i].base);
         w_u32(w, (uint32_t)(plan->images[i].base + plan->images[i].size));
-        w_str(w, path);
+        w_str(w, string);
     }
     uint32_t lower, upper;
     basic_meminfo(mem, &lower, &upper);
@@ -418,7 +418,7 @@ static void write_v1(struct writer *w, const struct guest_memory *mem, const str
     uint32_t name = (uint32_t)w_str(w, loader_name);
     uint32_t strings[MAX_LOADS];
     for (unsigned i = 1; i < plan->image_count; i++)
-        strings[i - 1] = (uint32_t)w_str(w, cfg->loads[i - 1].path);
+        strings[i - 1] = (uint32_t)w_str(w, cfg->loads[i - 1].string);
     w_align(w, 8);
     uint32_t mods = (uint32_t)(w->gpa + w->used);
     for (unsigned i = 1; i < plan->image_count; i++) {
@@ -463,7 +463,7 @@ int multiboot_finish(struct guest_memory *mem, const struct slate_config *cfg,
     /* An upper bound of what is written: fixed parts, strings, modules, the map. */
     size_t cap = 1024 + (cfg->append ? strlen(cfg->append) : 0) + 24 * BOOT_MEM_MAX;
     for (unsigned i = 0; i < cfg->load_count; i++)
-        cap += 32 + strlen(cfg->loads[i].path) + 8;
+        cap += 32 + strlen(cfg->loads[i].string) + 8;
     cap = (cap + 0xFFF) & ~(size_t)0xFFF;
     uint64_t gpa;
     /* Where GRUB 2 puts it (0x10000 and up), never lower: kernels use the page at 0x1000 for

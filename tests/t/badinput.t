@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad kernels, images and options: one clear line naming the problem, status 125, nothing written.
 . "$(dirname "$0")/../lib.sh"
-plan 82
+plan 84
 
 # expect_error DESCRIPTION PATTERN ARGS...: slate must refuse with 125 and a matching message.
 expect_error() {
@@ -36,6 +36,7 @@ printf 'data' >"$TMP/blob"
 expect_error "--load into the hole" "blob: image \[0xc0000000, 0xc0000004\) lies in the device hole" -m 4G --load "$TMP/blob@0xc0000000" "$good"
 expect_error "--load over the kernel" "blob: \[0x100000, 0x100004\) overlaps info.elf" --load "$TMP/blob@0x100000" "$good"
 expect_error "--load of a missing file" "nope.img: No such file or directory" --load "$TMP/nope.img@0x400000" "$good"
+expect_error "--load with a string and no file" "--load ,string=a: expected FILE\[@ADDR\]\[,string=S\]" --load ",string=a" "$good"
 head -c 4096 /dev/zero >"$TMP/page"
 expect_error "--load over the boot stack" "page: .*overlaps the boot stack" -m 2M --load "$TMP/page@0x1ff000" "$good"
 

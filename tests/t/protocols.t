@@ -40,15 +40,15 @@ boot() { # KERNEL ARGS...: boots with isa-debug-exit at 0xf4 and a screenshot
 pixels() { "$BUILD/tools/vnctool" png "$TMP/shot.png" "$@" | grep -E "^(size|pixel)" | cut -d" " -f2- | tr "\n" " "; }
 
 # Multiboot2, ELF32: the boot information as the specification lays it out.
-boot "$MB2" --append "hello world" --load "$TMP/one.txt" --load "$TMP/two.txt"
+boot "$MB2" --append "hello world" --load "$TMP/one.txt" --load "$TMP/two.txt,string=two --fast, really"
 is "$RC" 33 "Multiboot2: the kernel ran to its end (isa-debug-exit 0x10: status 33)"
 has "$OUT" '^info at 0x[1-9a-f][0-9a-f]{4,7}$' "Multiboot2: the information sits at 0x10000 or above, where GRUB puts it (the kernel wrote over 0x1000-0x1fff first)"
 has "$OUT" '^multiboot2: magic ok, 32-bit code$' "Multiboot2: EAX holds 0x36d76289 in 32-bit protected mode"
 has "$OUT" '^info: 8-byte aligned$' "Multiboot2: EBX points to 8-byte-aligned information"
 has "$OUT" '^cmdline: hello world$' "Multiboot2: the command line tag is --append"
 has "$OUT" '^loader: slate ' "Multiboot2: the boot loader name"
-has "$OUT" '^module: .*one.txt size 11 page-aligned starts M$' "Multiboot2: the first --load is a module, page-aligned, with its bytes"
-has "$OUT" '^module: .*two.txt size 6 page-aligned starts Z$' "Multiboot2: and the second"
+has "$OUT" "^module: $TMP/one.txt size 11 page-aligned starts M\$" "Multiboot2: the first --load is a module, page-aligned, with its bytes; its string the file as given"
+has "$OUT" '^module: two --fast, really size 6 page-aligned starts Z$' "Multiboot2: and the second, with the string given by ,string= (commas kept)"
 has "$OUT" '^meminfo: lower 640 KiB, upper 130048 KiB$' "Multiboot2: basic memory information (128 MiB)"
 has "$OUT" '^mmap: 0x100000 \+ 0x7f00000 type 1$' "Multiboot2: the memory map has RAM from 1 MiB"
 has "$OUT" '^mmap: 0xa0000 \+ 0x60000 type 2$' "Multiboot2: and the legacy hole reserved"
@@ -65,13 +65,13 @@ has "$OUT" '^framebuffer: type 1 640x480 bpp 32$' "Multiboot2 ELF64: the framebu
 is "$(pixels 10 10 200 200)" "640 480 10 10 ff0000 200 200 000000 " "Multiboot2 ELF64: the screenshot shows its red square"
 
 # Multiboot 1.
-boot "$MB1" --append "mb1 args" --load "$TMP/one.txt"
+boot "$MB1" --append "mb1 args" --load "$TMP/one.txt,string=initrd root=/"
 is "$RC" 35 "Multiboot: runs to its end (isa-debug-exit 0x11: status 35)"
 has "$OUT" '^info at 0x[1-9a-f][0-9a-f]{4,7}$' "Multiboot: the information sits at 0x10000 or above, where GRUB puts it (the kernel wrote over 0x1000-0x1fff first)"
 has "$OUT" '^multiboot: magic ok, flags 0x124d$' "Multiboot: EAX holds 0x2badb002; flags: memory, cmdline, modules, mmap, name, framebuffer"
 has "$OUT" '^meminfo: lower 640 KiB, upper 130048 KiB$' "Multiboot: mem_lower and mem_upper"
 has "$OUT" '^cmdline: mb1 args$' "Multiboot: the command line"
-has "$OUT" '^module: .*one.txt size 11 page-aligned starts M$' "Multiboot: the module"
+has "$OUT" '^module: initrd root=/ size 11 page-aligned starts M$' "Multiboot: the module, with its ,string="
 has "$OUT" '^mmap: 0x100000 \+ 0x7f00000 type 1$' "Multiboot: the memory map"
 is "$(pixels 1 1 1 5)" "640 400 1 1 00aa00 1 5 ffffff " "Multiboot: the screenshot shows its white-on-green VGA text"
 
@@ -94,7 +94,7 @@ has "$OUT" '^stack: in the HHDM, size request answered$' "Limine: the stack is i
 has "$OUT" '^kernel: phys 0x100000 virt 0xffffffff80000000$' "Limine: the executable address"
 has "$OUT" "^file: /boot-limine.elf \(ELF\) string 'lim args'$" "Limine: the executable file, with the command line as its string"
 has "$OUT" '^cmdline: lim args$' "Limine: the executable command line"
-has "$OUT" '^module: /one.txt size 11 starts M$' "Limine: the module, read through the HHDM"
+has "$OUT" "^module: /one.txt size 11 starts M string '$TMP/one.txt'\$" "Limine: the module, read through the HHDM; its string the file as given"
 has "$OUT" '^memmap: sorted, usable and reclaimable page-aligned$' "Limine: the memory map is sorted and aligned as the protocol promises"
 has "$OUT" '^memmap: 0x100000 \+ 0x[0-9a-f]+ type 6$' "Limine: the kernel is 'executable and modules'"
 has "$OUT" '^memmap: 0x[0-9a-f]+ \+ 0x[0-9a-f]+ type 5$' "Limine: the responses are bootloader-reclaimable"

@@ -142,7 +142,8 @@ void kmain(void)
         struct file **m = (struct file **)r[2];
         for (uint64_t i = 0; i < r[1]; i++) {
             puts_com1("module: "), puts_com1(m[i]->path), puts_com1(" size "), put_dec((uint32_t)m[i]->size);
-            puts_com1(" starts "), putc_com1(*(const char *)m[i]->address), puts_com1("\n");
+            puts_com1(" starts "), putc_com1(*(const char *)m[i]->address);
+            puts_com1(" string '"), puts_com1(m[i]->string), puts_com1("'\n");
         }
     }
     if (memmap.response)
