@@ -3,6 +3,7 @@
 
 #include "cpu_state.h"
 #include "pagewalk.h"
+#include "pc_legacy.h"
 #include "x86.h"
 
 #include "exits.h"
@@ -270,7 +271,12 @@ static void report_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint
         return;
     }
     bool first = is_mmio ? warn_once_mmio(vm, addr) : warn_once_port(vm, (uint16_t)addr);
-    if (first)
+    unsigned bit;
+    const char *legacy = is_mmio ? NULL : legacy_port_hint((uint16_t)addr, &bit);
+    if (first && legacy && !(atomic_fetch_or(&vm->legacy_hints, 1u << bit) & (1u << bit)))
+        log_warn("cpu %u: %s; %s: the kernel looks for %s", cpu ? cpu->index : 0, what,
+                 io->is_write ? "ignored" : "reads as all-ones", legacy);
+    else if (first)
         log_warn_limited(&vm->unclaimed_limit, "cpu %u: %s; %s (reported once per address)",
                          cpu ? cpu->index : 0, what,
                          io->is_write ? "ignored" : "reads as all-ones");

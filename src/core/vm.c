@@ -371,7 +371,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     }
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
-        vm_setup_devices(vm) || (vm->plan.protocol != BOOT_NATIVE && com1_register(vm)) ||
+        vm_setup_devices(vm) || (vm->plan.protocol != BOOT_NATIVE && (com1_register(vm) || cmos_register(vm))) ||
         vm_write_info(vm)) {
         vm_destroy(vm);
         return -1;

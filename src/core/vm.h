@@ -125,6 +125,8 @@ struct vm {
     _Atomic uint64_t warned_mmio[VM_WARNED_MMIO];
     struct ratelimit unclaimed_limit;
     struct com1 com1;             /* protocol boots only (pc_legacy.c) */
+    struct cmos cmos;             /* protocol boots only (pc_legacy.c) */
+    _Atomic unsigned legacy_hints; /* legacy_port_hint bits already said */
     struct ratelimit guest_limit; /* for warnings about guest mistakes in general */
 
     /* Registries: what the rooms outside the core plug in. The core never names them. */

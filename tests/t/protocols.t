@@ -4,7 +4,7 @@
 # Multiboot 1, and Limine with every CPU. Each prints through COM1, draws on the screen and
 # exits through isa-debug-exit; checked by the serial output, the exit status and the screenshot.
 . "$(dirname "$0")/../lib.sh"
-plan 60
+plan 65
 MB2=$GUEST/boot-mb2.elf MB2_64=$GUEST/boot-mb2-64.elf MB1=$GUEST/boot-mb1.elf LIMINE=$GUEST/boot-limine.elf
 printf 'Module one\n' >"$TMP/one.txt"
 printf 'Zebra\n' >"$TMP/two.txt"
@@ -65,13 +65,29 @@ has "$OUT" '^framebuffer: type 1 640x480 bpp 32$' "Multiboot2 ELF64: the framebu
 is "$(pixels 10 10 200 200)" "640 480 10 10 ff0000 200 200 000000 " "Multiboot2 ELF64: the screenshot shows its red square"
 
 # Multiboot 1.
+before=$(date +%s)
 boot "$MB1" --append "mb1 args" --load "$TMP/one.txt,string=initrd root=/"
+after=$(date +%s)
 is "$RC" 35 "Multiboot: runs to its end (isa-debug-exit 0x11: status 35)"
 has "$OUT" '^info at 0x[1-9a-f][0-9a-f]{4,7}$' "Multiboot: the information sits at 0x10000 or above, where GRUB puts it (the kernel wrote over 0x1000-0x1fff first)"
 has "$OUT" '^multiboot: magic ok, flags 0x124d$' "Multiboot: EAX holds 0x2badb002; flags: memory, cmdline, modules, mmap, name, framebuffer"
 has "$OUT" '^meminfo: lower 640 KiB, upper 130048 KiB$' "Multiboot: mem_lower and mem_upper"
 has "$OUT" '^cmdline: mb1 args$' "Multiboot: the command line"
 has "$OUT" '^module: initrd root=/ size 11 page-aligned starts M$' "Multiboot: the module, with its ,string="
+# The CMOS clock (read-only, UTC, BCD, 24-hour) and what the kernel hears of the PIC and PS/2.
+cmos=$(sed -n 's/^cmos: \(.*\) bcd 24h$/\1/p' <<<"$OUT")
+t=$([ -n "$cmos" ] && date -u -d "$cmos" +%s 2>/dev/null)
+if [ -n "$t" ] && [ "$t" -ge "$before" ] && [ "$t" -le "$after" ]; then
+    pass "Multiboot: the CMOS clock reads the host's UTC time in BCD, 24-hour ($cmos)"
+else
+    fail "Multiboot: the CMOS clock reads the host's UTC time" "read '$cmos', run between $before and $after"
+fi
+is "$(grep -c 'the kernel looks for the 8259 PIC' <<<"$ERR")" 1 "Multiboot: masking both PICs gets one line naming the 8259 PIC"
+has "$ERR" '^slate: warning: cpu 0: write: 1-byte port to 0x21 \(unclaimed\); ignored: the kernel looks for the 8259 PIC, which slate does not have: device interrupts are MSIs to the local APIC' \
+    "... saying what slate has instead"
+has "$ERR" 'port from 0x64 \(unclaimed\); reads as all-ones: the kernel looks for the PS/2 controller, which slate does not have: use the keyboard and pointer devices' \
+    "Multiboot: reading the PS/2 status port names the PS/2 controller and slate's keyboard"
+lacks "$ERR" 'port (to|from) 0x7[01]' "Multiboot: the CMOS ports are claimed (no unclaimed-port warning)"
 has "$OUT" '^mmap: 0x100000 \+ 0x7f00000 type 1$' "Multiboot: the memory map"
 is "$(pixels 1 1 1 5)" "640 400 1 1 00aa00 1 5 ffffff " "Multiboot: the screenshot shows its white-on-green VGA text"
 

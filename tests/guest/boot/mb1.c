@@ -18,6 +18,26 @@ struct module {
     uint32_t mod_start, mod_end, string, reserved;
 };
 
+/* The CMOS clock as OSDev's "CMOS" page reads it: wait out an update, then BCD registers. */
+static uint8_t cmos(uint8_t reg)
+{
+    outb(0x70, reg);
+    return inb(0x71);
+}
+
+static void put_bcd(uint8_t v) { putc_com1((char)('0' + (v >> 4))), putc_com1((char)('0' + (v & 15))); }
+
+static void show_cmos_time(void)
+{
+    while (cmos(0x0A) & 0x80) /* update in progress */
+        ;
+    uint8_t sec = cmos(0), min = cmos(2), hour = cmos(4), day = cmos(7), month = cmos(8), year = cmos(9);
+    uint8_t century = cmos(0x32), status_b = cmos(0x0B);
+    puts_com1("cmos: "), put_bcd(century), put_bcd(year), putc_com1('-'), put_bcd(month), putc_com1('-');
+    put_bcd(day), putc_com1(' '), put_bcd(hour), putc_com1(':'), put_bcd(min), putc_com1(':'), put_bcd(sec);
+    puts_com1(status_b & 0x04 ? " binary" : " bcd"), puts_com1(status_b & 0x02 ? " 24h\n" : " 12h\n");
+}
+
 void kmain(uint32_t magic, const struct multiboot_info *mbi);
 void kmain(uint32_t magic, const struct multiboot_info *mbi)
 {
@@ -54,6 +74,9 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi)
         puts_com1("loader: "), puts_com1((const char *)(uintptr_t)mbi->boot_loader_name), puts_com1("\n");
     if (mbi->flags & (1 << 12))
         puts_com1("framebuffer: type "), put_dec(mbi->framebuffer_type), puts_com1(" at "), put_hex(mbi->framebuffer_addr), puts_com1("\n");
+    show_cmos_time();
+    outb(0x21, 0xFF), outb(0xA1, 0xFF); /* mask the 8259 PICs, as tutorials do first */
+    (void)inb(0x64);                    /* and look at the PS/2 controller */
     vga_puts((volatile uint16_t *)0xB8000, "Hello from Multiboot", 0x2F);
     puts_com1("done\n");
     exit_qemu(0x11);
