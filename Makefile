@@ -158,7 +158,11 @@ $(BUILD)/guest/boot-mb1.elf: tests/guest/boot/mb1.c $(BOOT_DEPS)
 $(BUILD)/guest/boot-limine.elf: tests/guest/boot/limine.c tests/guest/boot/common.h tests/guest/boot/limine.ld | $(BUILD)/guest
 	$(GUEST_CC) $(BOOT_CFLAGS) -m64 -mcmodel=kernel $(GUEST_LDFLAGS) -Wl,-z,max-page-size=0x1000 \
 	  -T tests/guest/boot/limine.ld -o $@ $<
-GUEST_BOOT := $(addprefix $(BUILD)/guest/boot-,mb2.elf mb2-64.elf mb1.elf limine.elf)
+# The same kernel position-independent: -fpie code, -static-pie, RELATIVE relocations to apply.
+$(BUILD)/guest/boot-limine-pie.elf: tests/guest/boot/limine.c tests/guest/boot/common.h tests/guest/boot/limine-pie.ld | $(BUILD)/guest
+	$(GUEST_CC) $(BOOT_CFLAGS) -m64 -fpie -DLIMINE_PIE $(filter-out -static -no-pie,$(GUEST_LDFLAGS)) \
+	  -static-pie -Wl,-z,max-page-size=0x1000 -Wl,-z,nopack-relative-relocs -T tests/guest/boot/limine-pie.ld -o $@ $<
+GUEST_BOOT := $(addprefix $(BUILD)/guest/boot-,mb2.elf mb2-64.elf mb1.elf limine.elf limine-pie.elf)
 
 guests: $(GUEST_ELF64) $(GUEST_REAL) $(GUEST_PROT) $(GUEST_BOOT)
 

@@ -163,7 +163,7 @@ static int entry_to_physical(Elf *elf, size_t phnum, uint64_t entry, uint64_t *p
     return -1;
 }
 
-static int check_elf_header(Elf *elf, GElf_Ehdr *eh, int *elf_class, char *err, size_t errlen)
+static int check_elf_header(Elf *elf, GElf_Ehdr *eh, int *elf_class, bool pie_ok, char *err, size_t errlen)
 {
     if (!gelf_getehdr(elf, eh))
         return error_text(err, errlen, "bad ELF header: %s", elf_errmsg(-1));
@@ -176,7 +176,10 @@ static int check_elf_header(Elf *elf, GElf_Ehdr *eh, int *elf_class, char *err, 
         return error_text(err, errlen, "ELF64 file for machine %u, expected x86-64 (62)", eh->e_machine);
     if (*elf_class != ELFCLASS32 && *elf_class != ELFCLASS64)
         return error_text(err, errlen, "unknown ELF class %d", *elf_class);
-    if (eh->e_type != ET_EXEC)
+    if (eh->e_type == ET_DYN && !pie_ok)
+        return error_text(err, errlen, "a position-independent ELF (ET_DYN) is loaded only as a Limine "
+                          "kernel; link this one with a fixed address");
+    if (eh->e_type != ET_EXEC && eh->e_type != ET_DYN)
         return error_text(err, errlen, "ELF type %u is not an executable (ET_EXEC): link the kernel "
                     "with a fixed address", eh->e_type);
     return 0;
@@ -187,7 +190,8 @@ static int check_elf_header(Elf *elf, GElf_Ehdr *eh, int *elf_class, char *err, 
 struct elf_placement {
     bool contiguous;
     uint64_t phys_base;
-    uint64_t min_vaddr; /* (contiguous) */
+    uint64_t min_vaddr; /* (contiguous) as linked */
+    uint64_t slide;     /* (contiguous) added to every virtual address: a PIE kernel linked low */
     struct boot_plan *plan; /* (contiguous: the segments are recorded for the page tables) */
 };
 
@@ -219,7 +223,7 @@ static int load_elf_segments(struct guest_memory *mem, Elf *elf, const uint8_t *
         }
         if (at->contiguous && at->plan->paging.segment_count < BOOT_SEGMENTS_MAX)
             at->plan->paging.segments[at->plan->paging.segment_count++] =
-                (struct boot_segment){ph.p_vaddr, ph.p_memsz, ph.p_flags};
+                (struct boot_segment){ph.p_vaddr + at->slide, ph.p_memsz, ph.p_flags};
         else if (at->contiguous)
             return error_text(err, errlen, "more than %d loadable segments", BOOT_SEGMENTS_MAX);
         if (paddr < *lo)
@@ -233,36 +237,47 @@ static int load_elf_segments(struct guest_memory *mem, Elf *elf, const uint8_t *
 }
 
 /* The lowest virtual address of any PT_LOAD segment, page-aligned down; and that every segment
- * lies in the top 2 GiB (where Limine maps a kernel that is not relocatable). */
-static int elf_min_vaddr(Elf *elf, size_t phnum, uint64_t *min, char *err, size_t errlen)
+ * lies in the top 2 GiB (where Limine maps a kernel that is not relocatable). A position-
+ * independent kernel (pie) linked lower is slid there, as Limine does without KASLR: *slide. */
+static int elf_min_vaddr(Elf *elf, size_t phnum, bool pie, uint64_t *min, uint64_t *slide,
+                         char *err, size_t errlen)
 {
+    const uint64_t top = 0xFFFFFFFF80000000ULL;
     *min = UINT64_MAX;
+    *slide = 0;
     for (size_t i = 0; i < phnum; i++) {
         GElf_Phdr ph;
-        if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || ph.p_memsz == 0)
-            continue;
-        if (ph.p_vaddr < 0xFFFFFFFF80000000ULL || ph.p_memsz > -ph.p_vaddr)
-            return error_text(err, errlen, "segment %zu at %#llx: a Limine kernel is linked in the "
-                              "top 2 GiB (0xffffffff80000000 and up)", i, (unsigned long long)ph.p_vaddr);
-        if (ph.p_vaddr < *min)
+        if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_memsz && ph.p_vaddr < *min)
             *min = ph.p_vaddr;
     }
     if (*min == UINT64_MAX)
         return error_text(err, errlen, "no loadable segment (PT_LOAD) in the ELF file");
     *min &= ~0xFFFULL;
+    if (pie && *min < top)
+        *slide = top - *min;
+    for (size_t i = 0; i < phnum; i++) {
+        GElf_Phdr ph;
+        if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || ph.p_memsz == 0)
+            continue;
+        uint64_t v = ph.p_vaddr + *slide;
+        if (v < top || ph.p_memsz > -v)
+            return error_text(err, errlen, "segment %zu at %#llx: a Limine kernel is linked in the "
+                              "top 2 GiB (0xffffffff80000000 and up)%s", i, (unsigned long long)ph.p_vaddr,
+                              pie ? ", and a position-independent one fits in 2 GiB" : "");
+    }
     return 0;
 }
 
 /* Opens and checks the ELF file; *elf is for elf_end. */
 static int elf_open(const uint8_t *data, size_t size, Elf **elf, GElf_Ehdr *eh, int *elf_class,
-                    size_t *phnum, char *err, size_t errlen)
+                    size_t *phnum, bool pie_ok, char *err, size_t errlen)
 {
     if (elf_version(EV_CURRENT) == EV_NONE)
         return error_text(err, errlen, "libelf is out of date");
     *elf = elf_memory((char *)data, size);
     if (!*elf)
         return error_text(err, errlen, "not a readable ELF file: %s", elf_errmsg(-1));
-    if (check_elf_header(*elf, eh, elf_class, err, errlen))
+    if (check_elf_header(*elf, eh, elf_class, pie_ok, err, errlen))
         return -1;
     if (elf_getphdrnum(*elf, phnum) || *phnum > 4096)
         return error_text(err, errlen, "bad program header table: %s", elf_errmsg(-1));
@@ -281,7 +296,7 @@ int loader_load_elf(struct guest_memory *mem, const char *name, const uint8_t *d
     size_t phnum;
     uint64_t lo, hi, entry;
     const struct elf_placement at = {.contiguous = false};
-    if (elf_open(data, size, &elf, &eh, &elf_class, &phnum, err, errlen) ||
+    if (elf_open(data, size, &elf, &eh, &elf_class, &phnum, false, err, errlen) ||
         load_elf_segments(mem, elf, data, size, phnum, &at, &lo, &hi, err, errlen))
         goto out;
     if (entry_to_physical(elf, phnum, eh.e_entry, &entry)) {
@@ -310,6 +325,87 @@ out:
     return rc;
 }
 
+/* The host view of [vaddr, vaddr + len) of a contiguously loaded kernel whose image ends at
+ * guest-physical `end`, or NULL when that is outside it. */
+static uint8_t *image_ptr(struct guest_memory *mem, const struct elf_placement *at, uint64_t end,
+                          uint64_t vaddr, uint64_t len)
+{
+    uint64_t gpa = at->phys_base + (vaddr - at->min_vaddr);
+    if (vaddr < at->min_vaddr || gpa < at->phys_base || gpa > end || len > end - gpa)
+        return NULL;
+    return memory_ram_ptr(mem, gpa, len);
+}
+
+static const char *reloc_name(uint32_t type)
+{
+    static const char *const names[] = {"R_X86_64_NONE", "R_X86_64_64", "R_X86_64_PC32", "R_X86_64_GOT32",
+                                        "R_X86_64_PLT32", "R_X86_64_COPY", "R_X86_64_GLOB_DAT",
+                                        "R_X86_64_JUMP_SLOT", "R_X86_64_RELATIVE"};
+    return type < sizeof(names) / sizeof(names[0]) ? names[type] : "a relocation slate does not know";
+}
+
+/* A position-independent Limine kernel (ET_DYN), loaded where it is linked or, linked below the
+ * top 2 GiB, slid to 0xffffffff80000000: its dynamic relocations are applied, as Limine does. Only R_X86_64_RELATIVE (what a static PIE
+ * kernel has) is applied; any other type, and RELR or REL tables, are refused by name. */
+static int apply_relocations(struct guest_memory *mem, Elf *elf, const uint8_t *data, size_t size,
+                             size_t phnum, const struct elf_placement *at, uint64_t end, char *err,
+                             size_t errlen)
+{
+    GElf_Phdr dyn = {0};
+    for (size_t i = 0; i < phnum && dyn.p_type != PT_DYNAMIC; i++)
+        if (!gelf_getphdr(elf, (int)i, &dyn))
+            dyn.p_type = PT_NULL;
+    if (dyn.p_type != PT_DYNAMIC)
+        return 0; /* nothing to relocate */
+    if (dyn.p_offset > size || dyn.p_filesz > size - dyn.p_offset)
+        return error_text(err, errlen, "the dynamic section (PT_DYNAMIC) lies past the end of the file");
+    uint64_t rela = 0, rela_size = 0, rela_ent = sizeof(Elf64_Rela);
+    for (uint64_t off = 0; off + sizeof(Elf64_Dyn) <= dyn.p_filesz; off += sizeof(Elf64_Dyn)) {
+        Elf64_Dyn d;
+        memcpy(&d, data + dyn.p_offset + off, sizeof(d));
+        if (d.d_tag == DT_NULL)
+            break;
+        if (d.d_tag == DT_RELA)
+            rela = d.d_un.d_ptr;
+        else if (d.d_tag == DT_RELASZ)
+            rela_size = d.d_un.d_val;
+        else if (d.d_tag == DT_RELAENT)
+            rela_ent = d.d_un.d_val;
+        else if (d.d_tag == DT_REL || d.d_tag == DT_RELR || d.d_tag == DT_JMPREL)
+            return error_text(err, errlen, "its dynamic section has %s relocations; slate applies RELA "
+                              "tables of R_X86_64_RELATIVE only (link with -z nopack-relative-relocs "
+                              "and no shared libraries)",
+                              d.d_tag == DT_REL ? "REL" : d.d_tag == DT_RELR ? "RELR (packed)" : "PLT");
+    }
+    if (!rela_size)
+        return 0;
+    if (rela_ent != sizeof(Elf64_Rela))
+        return error_text(err, errlen, "DT_RELAENT is %llu, not %zu", (unsigned long long)rela_ent,
+                          sizeof(Elf64_Rela));
+    const uint8_t *table = image_ptr(mem, at, end, rela, rela_size);
+    if (!table)
+        return error_text(err, errlen, "its relocation table [%#llx, +%#llx) is outside the kernel's image",
+                          (unsigned long long)rela, (unsigned long long)rela_size);
+    for (uint64_t off = 0; off + sizeof(Elf64_Rela) <= rela_size; off += sizeof(Elf64_Rela)) {
+        Elf64_Rela r;
+        memcpy(&r, table + off, sizeof(r));
+        uint32_t type = (uint32_t)ELF64_R_TYPE(r.r_info);
+        if (type == R_X86_64_NONE)
+            continue;
+        if (type != R_X86_64_RELATIVE)
+            return error_text(err, errlen, "relocation %llu at %#llx is %s (type %u): slate applies "
+                              "R_X86_64_RELATIVE only", (unsigned long long)(off / sizeof(r)),
+                              (unsigned long long)r.r_offset, reloc_name(type), type);
+        uint8_t *target = image_ptr(mem, at, end, r.r_offset, 8);
+        if (!target)
+            return error_text(err, errlen, "relocation %llu writes %#llx, outside the kernel's image",
+                              (unsigned long long)(off / sizeof(r)), (unsigned long long)r.r_offset);
+        uint64_t value = (uint64_t)r.r_addend + at->slide;
+        memcpy(target, &value, 8);
+    }
+    return 0;
+}
+
 int loader_load_elf_contiguous(struct guest_memory *mem, const char *name, const uint8_t *data,
                                size_t size, uint64_t phys_base, struct boot_plan *plan,
                                uint64_t *virt_base, uint64_t *image_size, uint64_t *entry,
@@ -321,18 +417,19 @@ int loader_load_elf_contiguous(struct guest_memory *mem, const char *name, const
     size_t phnum;
     uint64_t lo, hi;
     struct elf_placement at = {.contiguous = true, .phys_base = phys_base, .plan = plan};
-    if (elf_open(data, size, &elf, &eh, &elf_class, &phnum, err, errlen))
+    if (elf_open(data, size, &elf, &eh, &elf_class, &phnum, true, err, errlen))
         goto out;
     if (elf_class != ELFCLASS64) {
         error_text(err, errlen, "a Limine kernel is an ELF64 file");
         goto out;
     }
-    if (elf_min_vaddr(elf, phnum, &at.min_vaddr, err, errlen) ||
-        load_elf_segments(mem, elf, data, size, phnum, &at, &lo, &hi, err, errlen))
+    if (elf_min_vaddr(elf, phnum, eh.e_type == ET_DYN, &at.min_vaddr, &at.slide, err, errlen) ||
+        load_elf_segments(mem, elf, data, size, phnum, &at, &lo, &hi, err, errlen) ||
+        (eh.e_type == ET_DYN && apply_relocations(mem, elf, data, size, phnum, &at, hi, err, errlen)))
         goto out;
-    *virt_base = at.min_vaddr;
+    *virt_base = at.min_vaddr + at.slide;
     *image_size = ((hi + 0xFFF) & ~0xFFFULL) - phys_base;
-    *entry = eh.e_entry;
+    *entry = eh.e_entry + at.slide;
     rc = plan_add(plan, name, phys_base, *image_size, SLATE_IMAGE_KERNEL, err, errlen);
 out:
     if (elf)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad kernels, images and options: one clear line naming the problem, status 125, nothing written.
 . "$(dirname "$0")/../lib.sh"
-plan 84
+plan 86
 
 # expect_error DESCRIPTION PATTERN ARGS...: slate must refuse with 125 and a matching message.
 expect_error() {
@@ -28,7 +28,13 @@ expect_error "truncated ELF" "truncated.elf: .*(truncated|program header)" "$TMP
 cp "$good" "$TMP/arm.elf"; patch "$TMP/arm.elf" 18 b7 00
 expect_error "ELF for another machine" "arm.elf: ELF64 file for machine 183, expected x86-64" "$TMP/arm.elf"
 cp "$good" "$TMP/dyn.elf"; patch "$TMP/dyn.elf" 16 03 00
-expect_error "shared object as kernel" "dyn.elf: ELF type 3 is not an executable" "$TMP/dyn.elf"
+expect_error "shared object as kernel" "dyn.elf: a position-independent ELF \(ET_DYN\) is loaded only as a Limine kernel; link this one with a fixed address" "$TMP/dyn.elf"
+# A PIE Limine kernel with a relocation slate does not apply (R_X86_64_64, type 1): refused by name.
+cp "$GUEST/boot-limine-pie.elf" "$TMP/pie64.elf"
+rela=$(readelf -W -r "$TMP/pie64.elf" | sed -n "s/^Relocation section '.rela.dyn' at offset 0x\([0-9a-f]*\).*/\1/p")
+printf '\x01' | dd of="$TMP/pie64.elf" bs=1 seek=$((0x$rela + 8)) conv=notrunc status=none
+expect_error "a PIE Limine kernel with an R_X86_64_64 relocation" \
+    "pie64.elf: relocation 0 at 0x[0-9a-f]+ is R_X86_64_64 \(type 1\): slate applies R_X86_64_RELATIVE only" "$TMP/pie64.elf"
 expect_error "segment outside RAM" "info.elf: segment [0-9]+ \[0x100000, .*does not fit in RAM \(1 MiB" -m 1M "$good"
 head -c 2097152 /dev/zero >"$TMP/big.bin"
 expect_error "flat image larger than RAM" "big.bin: flat image .* does not fit in RAM" -m 1M "$TMP/big.bin"

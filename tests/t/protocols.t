@@ -4,8 +4,8 @@
 # Multiboot 1, and Limine with every CPU. Each prints through COM1, draws on the screen and
 # exits through isa-debug-exit; checked by the serial output, the exit status and the screenshot.
 . "$(dirname "$0")/../lib.sh"
-plan 65
-MB2=$GUEST/boot-mb2.elf MB2_64=$GUEST/boot-mb2-64.elf MB1=$GUEST/boot-mb1.elf LIMINE=$GUEST/boot-limine.elf
+plan 69
+MB2=$GUEST/boot-mb2.elf MB2_64=$GUEST/boot-mb2-64.elf MB1=$GUEST/boot-mb1.elf LIMINE=$GUEST/boot-limine.elf LIMINE_PIE=$GUEST/boot-limine-pie.elf
 printf 'Module one\n' >"$TMP/one.txt"
 printf 'Zebra\n' >"$TMP/two.txt"
 
@@ -123,3 +123,11 @@ has "$OUT" '^framebuffer: 1024x768 bpp 32 red at 16$' "Limine: the framebuffer r
 has "$OUT" '^mp: 2 CPUs, BSP LAPIC ID 0$' "Limine: the MP response lists both CPUs"
 has "$OUT" '^mp: 1 APs ran their goto_address$' "Limine: the other CPU jumped to its goto_address"
 is "$(pixels 10 10 200 200)" "1024 768 10 10 00ff00 200 200 000000 " "Limine: the screenshot shows its green square"
+
+# A position-independent Limine kernel (ET_DYN, linked at 0, as Limine's own test kernel is):
+# slid to the top 2 GiB and its R_X86_64_RELATIVE relocations applied before the first instruction.
+boot "$LIMINE_PIE"
+is "$RC" 37 "Limine PIE: runs to its end"
+has "$OUT" '^limine: entered at 0xffffffff80' "Limine PIE: entered at its slid address in the top 2 GiB"
+has "$OUT" '^pointer: data pointers relocated$' "Limine PIE: a pointer in its data was relocated (unrelocated, it points into unmapped low memory)"
+has "$OUT" '^kernel: phys 0x100000 virt 0xffffffff80000000$' "Limine PIE: the executable address response gives the slid base"

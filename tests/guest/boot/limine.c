@@ -114,6 +114,10 @@ void kmain(void)
     uint64_t rsp;
     __asm__ volatile("mov %%rsp, %0" : "=r"(rsp));
     puts_com1("limine: entered at "), put_hex((uint64_t)kmain), puts_com1("\n");
+    /* An absolute pointer in data: in a position-independent kernel, a relocation the boot loader
+     * must apply (with the slide) before the first instruction. */
+    static const char *volatile relocated = "data pointers relocated";
+    puts_com1("pointer: "), puts_com1(relocated), puts_com1("\n");
     puts_com1(base_revision[2] == 0 ? "base revision 3 supported" : "base revision NOT supported");
     puts_com1(", loaded revision "), put_dec((uint32_t)base_revision[1]), puts_com1("\n");
     if (bootloader_info.response) {
