@@ -3,6 +3,8 @@
  * in RAM (the test kernel from tests/guest/boot, built by `make guests`). */
 #include "unit.h"
 
+#include <elf.h>
+
 #include "limine.h"
 #include "loader.h"
 #include "guest_ram.h"
@@ -13,7 +15,7 @@
 #include <stdlib.h>
 
 static char err[512];
-static uint8_t file[16384];
+static uint8_t file[65536];
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static uint32_t get32(uint64_t gpa) { uint32_t v; memcpy(&v, memory_ram_ptr(&mem, gpa, 4), 4); return v; }
@@ -132,6 +134,35 @@ static size_t revision_tag(size_t size)
     }
     fail_msg("no base revision tag");
     return 0;
+}
+
+/* A position-independent kernel linked at 0: slid to the top 2 GiB, every R_X86_64_RELATIVE
+ * relocation applied with the slide (compared with the relocation table read from the file). */
+static void limine_pie_kernel(void **state)
+{
+    (void)state;
+    size_t size = read_test_kernel("boot-limine-pie.elf");
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
+    assert_int_equal(eh->e_type, ET_DYN);
+    struct slate_config cfg = {.smp = 1, .kernel = "pie.elf"};
+    struct boot_plan plan;
+    assert_int_equal(boot(&cfg, size, &plan), 0);
+    const uint64_t slide = 0xffffffff80000000ULL;
+    assert_int_equal(plan.paging.kernel_virt, slide);
+    assert_int_equal(plan.entry_point, eh->e_entry + slide);
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(file + eh->e_shoff);
+    unsigned applied = 0;
+    for (unsigned i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_RELA)
+            continue;
+        const Elf64_Rela *r = (const Elf64_Rela *)(file + sh[i].sh_offset);
+        for (size_t k = 0; k < sh[i].sh_size / sizeof(*r); k++, applied++) {
+            assert_int_equal(ELF64_R_TYPE(r[k].r_info), R_X86_64_RELATIVE);
+            /* the kernel's first segment is at virtual 0, physical 1 MiB */
+            assert_int_equal(get64(0x100000 + r[k].r_offset), (uint64_t)r[k].r_addend + slide);
+        }
+    }
+    assert_true(applied > 0);
 }
 
 static void limine_kernel(void **state)
@@ -258,6 +289,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(multiboot_aout_kludge, setup, teardown),
         cmocka_unit_test_setup_teardown(multiboot2_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(limine_kernel, setup, teardown),
+        cmocka_unit_test_setup_teardown(limine_pie_kernel, setup, teardown),
         cmocka_unit_test_setup_teardown(limine_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(limine_framebuffer_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(memory_map_is_sorted, setup, teardown),
