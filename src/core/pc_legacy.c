@@ -10,7 +10,6 @@
 
 #include "log.h"
 
-#include <string.h>
 #include <time.h>
 
 #define REG_DATA 0   /* THR/RBR, or DLL with DLAB */
@@ -166,37 +165,37 @@ int cmos_register(struct vm *vm)
 
 /* ---- what else a PC kernel looks for --------------------------------------------------------- */
 
+enum legacy_device { PIC, PIT, PS2, PCI, ATA, VGA_CRTC };
+
+static const char *const legacy_hints[] = {
+    [PIC] = "the 8259 PIC, which slate does not have: device interrupts are MSIs to the local APIC, "
+            "each device's vector set in its IRQ registers (docs/machine.md, Interrupts)",
+    [PIT] = "the 8254 PIT, which slate does not have: use the timer device (type 4) or the local "
+            "APIC timer (docs/machine.md, Timer and clock)",
+    [PS2] = "the PS/2 controller, which slate does not have: use the keyboard and pointer devices "
+            "(types 5 and 6; docs/machine.md, Display, keyboard and pointer)",
+    [PCI] = "PCI configuration space, which slate does not have: its devices are listed in the info "
+            "block (docs/machine.md, The info block)",
+    [ATA] = "the ATA disk controller, which slate does not have: use the block device (type 7; "
+            "docs/machine.md, Block device)",
+    [VGA_CRTC] = "the VGA CRT controller (the cursor), which slate does not have: set the display's "
+                 "CURSOR register (docs/machine.md, Display, keyboard and pointer)",
+};
+
 static const struct {
     uint16_t first, last;
-    const char *hint;
+    enum legacy_device device;
 } legacy_ports[] = {
-    {0x20, 0x21, "the 8259 PIC, which slate does not have: device interrupts are MSIs to the local "
-                 "APIC, each device's vector set in its IRQ registers (docs/machine.md, Interrupts)"},
-    {0xA0, 0xA1, "the 8259 PIC, which slate does not have: device interrupts are MSIs to the local "
-                 "APIC, each device's vector set in its IRQ registers (docs/machine.md, Interrupts)"},
-    {0x40, 0x43, "the 8254 PIT, which slate does not have: use the timer device (type 4) or the "
-                 "local APIC timer (docs/machine.md, Timer and clock)"},
-    {0x60, 0x60, "the PS/2 controller, which slate does not have: use the keyboard and pointer "
-                 "devices (types 5 and 6; docs/machine.md, Display, keyboard and pointer)"},
-    {0x64, 0x64, "the PS/2 controller, which slate does not have: use the keyboard and pointer "
-                 "devices (types 5 and 6; docs/machine.md, Display, keyboard and pointer)"},
-    {0xCF8, 0xCFF, "PCI configuration space, which slate does not have: its devices are listed in "
-                   "the info block (docs/machine.md, The info block)"},
-    {0x1F0, 0x1F7, "the ATA disk controller, which slate does not have: use the block device "
-                   "(type 7; docs/machine.md, Block device)"},
-    {0x3D4, 0x3D5, "the VGA CRT controller (the cursor), which slate does not have: set the "
-                   "display's CURSOR register (docs/machine.md, Display, keyboard and pointer)"},
+    {0x20, 0x21, PIC}, {0xA0, 0xA1, PIC}, {0x40, 0x43, PIT},   {0x60, 0x60, PS2},
+    {0x64, 0x64, PS2}, {0xCF8, 0xCFF, PCI}, {0x1F0, 0x1F7, ATA}, {0x3D4, 0x3D5, VGA_CRTC},
 };
 
 const char *legacy_port_hint(uint16_t port, unsigned *bit)
 {
     for (unsigned i = 0; i < sizeof(legacy_ports) / sizeof(legacy_ports[0]); i++)
         if (port >= legacy_ports[i].first && port <= legacy_ports[i].last) {
-            *bit = i; /* one bit per device: the first entry with the same words */
-            for (unsigned j = 0; j < i; j++)
-                if (!strcmp(legacy_ports[j].hint, legacy_ports[i].hint))
-                    *bit = j;
-            return legacy_ports[i].hint;
+            *bit = legacy_ports[i].device;
+            return legacy_hints[legacy_ports[i].device];
         }
     return NULL;
 }

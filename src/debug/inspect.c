@@ -302,6 +302,19 @@ static bool divides_by_zero(struct vcpu *cpu, const struct kvm_regs *r, const st
     return true;
 }
 
+/* The instruction at the CPU's RIP, decoded in its mode. False when it cannot be read or decoded
+ * (or there is no disassembler). */
+static bool decode_at_rip(struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
+                          struct disasm_insn *insn)
+{
+    uint8_t code[16];
+    size_t len = vcpu_read_virtual(cpu, linear_rip(r, s), code, sizeof(code));
+    const struct disasm_module *dis =
+        len ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
+    unsigned bits = in_long_mode(s) ? 64 : s->cs.db ? 32 : 16;
+    return dis && dis->decode(code, len, r->rip, bits, insn, 1) == 1;
+}
+
 /* Whether the instruction at RIP (a long-mode kernel's) faults, and how: a memory access that is
  * not canonical (#GP, or #SS through RSP or RBP), not mapped or not writable (#PF), or a
  * division by zero (#DE). Its explicit memory operands are decoded with capstone; a push or call
@@ -309,14 +322,8 @@ static bool divides_by_zero(struct vcpu *cpu, const struct kvm_regs *r, const st
 static bool find_faulting_access(struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s,
                                  struct faulting_access *fa)
 {
-    uint8_t code[16];
-    if (!in_long_mode(s) || !(s->cr0 & X86_CR0_PG))
-        return false;
-    size_t len = vcpu_read_virtual(cpu, r->rip, code, sizeof(code));
-    const struct disasm_module *dis =
-        len ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
     struct disasm_insn insn;
-    if (!dis || dis->decode(code, len, r->rip, 64, &insn, 1) != 1)
+    if (!in_long_mode(s) || !(s->cr0 & X86_CR0_PG) || !decode_at_rip(cpu, r, s, &insn))
         return false;
     struct { uint64_t addr; bool write, stack; } access[4];
     unsigned n = 0;
@@ -377,13 +384,8 @@ static int first_exception(struct vcpu *cpu, const struct kvm_regs *r, const str
  * CPU's mode. False when it cannot be read or decoded. */
 static bool print_unemulated(FILE *out, struct vcpu *cpu, const struct kvm_regs *r, const struct kvm_sregs *s)
 {
-    uint8_t code[16];
-    size_t len = vcpu_read_virtual(cpu, linear_rip(r, s), code, sizeof(code));
-    const struct disasm_module *dis =
-        len ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
-    unsigned bits = in_long_mode(s) && s->cs.l ? 64 : s->cs.db ? 32 : 16;
     struct disasm_insn insn;
-    if (!dis || dis->decode(code, len, r->rip, bits, &insn, 1) != 1)
+    if (!decode_at_rip(cpu, r, s, &insn))
         return false;
     char bytes[3 * 16 + 1] = "";
     for (unsigned i = 0, used = 0; i < insn.size && i < 16; i++)

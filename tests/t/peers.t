@@ -36,15 +36,21 @@ start() {
     PID=$!
 }
 
-for kind in gdb monitor; do
-    start "$kind" --append spin "$GUEST/debugme.elf"
-    stuck_client "$kind"
-    sleep 1 # longer than the 0.5 s send timeout: the client has been dropped by now
+# terminate_slate: SIGTERM to slate; sets RC and ms (how long it took to end), then ends the client.
+terminate_slate() {
+    local t0
     t0=$(date +%s%N)
     kill -TERM "$PID"
     wait "$PID"; RC=$?
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     kill "$CLIENT" 2>/dev/null; wait "$CLIENT" 2>/dev/null
+}
+
+for kind in gdb monitor; do
+    start "$kind" --append spin "$GUEST/debugme.elf"
+    stuck_client "$kind"
+    sleep 1 # longer than the 0.5 s send timeout: the client has been dropped by now
+    terminate_slate
     if [ "$RC" = 143 ] && [ "$ms" -lt "$(scaled 2000)" ]; then
         pass "$kind: with a client that never reads, SIGTERM ends slate with 143 in ${ms} ms"
     else
@@ -97,11 +103,7 @@ for case in "gdb 1000000" "gdb 500000" "monitor 250000"; do
     set -- $case
     start "$1" --append spin "$GUEST/debugme.elf"
     trickle_client "$1" "$2"
-    t0=$(date +%s%N)
-    kill -TERM "$PID"
-    wait "$PID"; RC=$?
-    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-    kill "$CLIENT" 2>/dev/null; wait "$CLIENT" 2>/dev/null
+    terminate_slate
     if [ "$RC" = 143 ] && [ "$ms" -lt "$(scaled 2000)" ]; then
         pass "$1: with a client reading $2 bytes/s, SIGTERM ends slate with 143 in ${ms} ms"
     else
