@@ -11,11 +11,11 @@ VERSION := 0.1.0
 
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
-	libcapstone-dev libpng-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
+	libcapstone-dev libpng-dev zlib1g-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
 	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin
-PKG_MODULES := libelf libdw capstone slirp libvncserver libpng sdl2
+PKG_MODULES := libelf libdw capstone slirp libvncserver libpng zlib sdl2
 # slate itself links only these; the rest belong to modules (src/common/module.h) loaded when used.
-CORE_PKG_MODULES := libelf libpng
+CORE_PKG_MODULES := libelf libpng zlib
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS ?= -O2 -g

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "options.h"
 #include "preflight.h"
+#include "snapshot.h"
 #include "vm.h"
 
 #include <signal.h>
@@ -89,10 +90,11 @@ static int session_open(struct session *s, const struct slate_config *cfg)
 
 /* One machine, from building it to taking it apart: its exit status, or VM_STATUS_RESET. The
  * debugging room, gdb and the monitor attach to it; main names nothing else. */
-static int run_machine(struct session *s, const struct slate_config *cfg, int64_t deadline)
+static int run_machine(struct session *s, const struct slate_config *cfg, int64_t deadline,
+                       const struct snapshot *from)
 {
     struct vm *vm;
-    if (vm_create(cfg, &s->console, &vm))
+    if (vm_create_restored(cfg, &s->console, from, &vm))
         return EXIT_FAILURE_SLATE;
     if (debug_attach(vm)) { /* the crash and hang reports, --trace exc, --profile, ... */
         vm_destroy(vm);
@@ -118,23 +120,36 @@ int main(int argc, char **argv)
     case OPTIONS_ERROR: log_error("%s", err); return EXIT_FAILURE_SLATE;
     case OPTIONS_RUN: break;
     }
+    /* --restore: the machine is the file's, the back ends may be the user's. */
+    struct snapshot *snap = NULL;
+    struct slate_config given = cfg;
+    if (given.restore_path[0] &&
+        (snapshot_open(given.restore_path, given.restore_lazy, &snap) || snapshot_config(snap, &given, &cfg))) {
+        snapshot_close(snap);
+        return EXIT_FAILURE_SLATE;
+    }
     /* Everything that can be wrong with the user's files and options is found before KVM. */
     struct preflight pf;
-    if (preflight_check(&cfg, &pf))
+    if (preflight_check(&cfg, &pf)) {
+        snapshot_close(snap);
         return EXIT_FAILURE_SLATE;
+    }
     if (cfg.check_only) {
         preflight_report(stdout, &cfg, &pf);
+        snapshot_close(snap);
         return 0;
     }
     block_stop_signals();
     int64_t deadline = cfg.timeout_s > 0 ? clock_now_ns() + (int64_t)(cfg.timeout_s * 1e9) : 0;
     struct session session;
-    if (session_open(&session, &cfg))
+    if (session_open(&session, &cfg)) {
+        snapshot_close(snap);
         return EXIT_FAILURE_SLATE;
-    int status;
-    do
-        status = run_machine(&session, &cfg, deadline);
-    while (status == VM_STATUS_RESET);
+    }
+    int status = run_machine(&session, &cfg, deadline, snap);
+    while (status == VM_STATUS_RESET) /* a reset boots the kernel afresh, restored or not */
+        status = run_machine(&session, &cfg, deadline, NULL);
     session_close(&session);
+    snapshot_close(snap);
     return status;
 }

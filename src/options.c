@@ -175,7 +175,21 @@ static const char help_head[] =
     "  --exit-port PORT       QEMU's isa-debug-exit: a write of V to PORT exits with status\n"
     "                         (V << 1) | 1, as under QEMU (e.g. --exit-port 0xf4)\n"
     "  --check                check the kernel, images, disks and options without KVM, print\n"
-    "                         what would boot, and exit 0 (or 125 naming the problem)\n";
+    "                         what would boot, and exit 0 (or 125 naming the problem)\n"
+    "\n"
+    "Snapshots (docs/machine.md, \"Snapshots\"):\n"
+    "  --snapshot PATH        the guest's SLATE_HC_SNAPSHOT saves the whole machine to PATH\n"
+    "  --restore PATH[,lazy]  resume a saved machine (no KERNEL): its RAM, CPUs and devices\n"
+    "                         come from PATH; back ends (--disk, --net, --serial, --vnc,\n"
+    "                         --gdb) may be given anew; lazy maps RAM from the file instead\n"
+    "                         of reading and checking it all\n"
+    "  --each CASE... KERNEL  boot once; at SLATE_HC_SNAPSHOT run each case file from that\n"
+    "                         point (the hypercall returns its number, its bytes in the\n"
+    "                         kernel's buffer) until the kernel exits; TAP on stdout, exit 0\n"
+    "                         only if every case exited 0 (1 otherwise)\n"
+    "  --each-dir DIR         the files in DIR are cases too (in name order)\n"
+    "  --each-out DIR         each case's serial output, N-NAME.log (default slate-each)\n"
+    "  --case-timeout SECONDS a case that runs longer fails (default 10)\n";
 
 static const char help_tail[] =
     "  -h, --help             print this text\n"
@@ -208,6 +222,12 @@ enum {
     OPT_TRACE_FILE,
     OPT_STATS,
     OPT_MONITOR,
+    OPT_SNAPSHOT,
+    OPT_RESTORE,
+    OPT_EACH,
+    OPT_EACH_DIR,
+    OPT_EACH_OUT,
+    OPT_CASE_TIMEOUT,
     OPT_CHECK,
     OPT_DUMP_DIR,
     OPT_REPORT,
@@ -234,6 +254,12 @@ static const struct option core_options[] = {
     {"trace-file", required_argument, NULL, OPT_TRACE_FILE},
     {"stats", no_argument, NULL, OPT_STATS},
     {"monitor", required_argument, NULL, OPT_MONITOR},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"restore", required_argument, NULL, OPT_RESTORE},
+    {"each", no_argument, NULL, OPT_EACH},
+    {"each-dir", required_argument, NULL, OPT_EACH_DIR},
+    {"each-out", required_argument, NULL, OPT_EACH_OUT},
+    {"case-timeout", required_argument, NULL, OPT_CASE_TIMEOUT},
     {"check", no_argument, NULL, OPT_CHECK},
     {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
     {"report", required_argument, NULL, OPT_REPORT},
@@ -465,8 +491,77 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_TRACE_FILE: cfg->trace_file = arg; return 0;
     case OPT_STATS: cfg->stats = true; return 0;
     case OPT_MONITOR: cfg->monitor = arg; return 0;
+    case OPT_SNAPSHOT: cfg->snapshot_path = arg; return 0;
+    case OPT_RESTORE: {
+        size_t n = strlen(arg);
+        cfg->restore_lazy = n > 5 && !strcmp(arg + n - 5, ",lazy");
+        n -= cfg->restore_lazy ? 5 : 0;
+        if (n == 0 || n >= sizeof(cfg->restore_path))
+            return error_text(err, errlen, "--restore %s: expected PATH[,lazy]", arg);
+        memcpy(cfg->restore_path, arg, n);
+        cfg->restore_path[n] = 0;
+        return 0;
+    }
+    case OPT_EACH: cfg->each = true; return 0;
+    case OPT_EACH_DIR: cfg->each = true, cfg->each_dir = arg; return 0;
+    case OPT_EACH_OUT: cfg->each_out = arg; return 0;
+    case OPT_CASE_TIMEOUT: {
+        char *end;
+        double s = strtod(arg, &end);
+        if (end == arg || *end || !(s > 0) || s > 86400)
+            return error_text(err, errlen, "--case-timeout %s: expected seconds (0 < S <= 86400)", arg);
+        cfg->case_timeout_s = s;
+        return 0;
+    }
     }
     return error_text(err, errlen, "internal: unhandled option %d", opt);
+}
+
+static void config_defaults(struct slate_config *cfg);
+
+int options_merge_restore(struct slate_config *m, const struct slate_config *g, char *err, size_t errlen)
+{
+    struct slate_config defaults;
+    config_defaults(&defaults);
+    if (g->ram_size != defaults.ram_size || g->smp != defaults.smp || g->load_count || g->append ||
+        g->entry != defaults.entry || g->boot != defaults.boot)
+        return error_text(err, errlen, "--restore: the machine (-m, --smp, --load, --append, --entry, "
+                          "--boot) comes from the snapshot");
+    if (g->disk_count && g->disk_count != m->disk_count)
+        return error_text(err, errlen, "--restore: the snapshot's machine has %u disk%s; give --disk %u "
+                          "time%s or not at all", m->disk_count, m->disk_count == 1 ? "" : "s",
+                          m->disk_count, m->disk_count == 1 ? "" : "s");
+    if (g->nic_count && g->nic_count != m->nic_count)
+        return error_text(err, errlen, "--restore: the snapshot's machine has %u network card%s; give "
+                          "--net %u time%s or not at all", m->nic_count, m->nic_count == 1 ? "" : "s",
+                          m->nic_count, m->nic_count == 1 ? "" : "s");
+    if (g->display && !m->display)
+        return error_text(err, errlen, "--restore: the snapshot's machine has no display");
+    if (g->disk_count)
+        memcpy(m->disks, g->disks, sizeof(m->disks));
+    if (g->nic_count)
+        memcpy(m->nics, g->nics, sizeof(m->nics));
+    if (g->serial != SERIAL_STDIO || m->serial == SERIAL_FILE) /* never over the saver's file */
+        m->serial = g->serial, m->serial_path = g->serial_path;
+    if (g->vnc_host[0] || g->sdl || g->screenshot || g->vnc_password_file) {
+        memcpy(m->vnc_host, g->vnc_host, sizeof(m->vnc_host));
+        m->vnc_port = g->vnc_port, m->sdl = g->sdl, m->screenshot = g->screenshot;
+        m->vnc_password_file = g->vnc_password_file;
+    } else {
+        m->vnc_host[0] = 0, m->sdl = false, m->screenshot = NULL; /* the saver's own front ends */
+    }
+    /* Everything else is how this run watches the machine: the user's alone. */
+    m->timeout_s = g->timeout_s, m->gdb = g->gdb, m->gdb_wait = g->gdb_wait, m->monitor = g->monitor;
+    m->dump_dir = g->dump_dir, m->report = g->report, m->on_crash_pause = g->on_crash_pause;
+    m->dump_core = g->dump_core, m->flight_events = g->flight_events, m->trace = g->trace;
+    m->exc_vectors = g->exc_vectors, m->trace_file = g->trace_file, m->stats = g->stats;
+    m->strict = g->strict, m->check_only = g->check_only, m->symbols = g->symbols ? g->symbols : m->symbols;
+    memcpy(m->profile_path, g->profile_path, sizeof(m->profile_path));
+    m->profile_hz = g->profile_hz, m->profile_paused = g->profile_paused;
+    m->snapshot_path = NULL, m->each = false, m->case_count = 0;
+    memcpy(m->restore_path, g->restore_path, sizeof(m->restore_path));
+    m->restore_lazy = g->restore_lazy;
+    return 0;
 }
 
 static void config_defaults(struct slate_config *cfg)
@@ -478,6 +573,8 @@ static void config_defaults(struct slate_config *cfg)
         .serial = SERIAL_STDIO,
         .exit_port = -1,
         .flight_events = FLIGHT_EVENTS,
+        .case_timeout_s = EACH_CASE_TIMEOUT,
+        .each_out = EACH_OUT_DEFAULT,
     };
 }
 
@@ -517,9 +614,37 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
                 : parse_one(opt, optarg, cfg, err, errlen) != 0)
             return OPTIONS_ERROR;
     }
+    cfg->argc = argc, cfg->argv = argv;
+    if (cfg->restore_path[0]) {
+        if (optind < argc) {
+            error_text(err, errlen, "%s: --restore takes no kernel (the machine comes from %s)", argv[optind],
+                       cfg->restore_path);
+            return OPTIONS_ERROR;
+        }
+        if (cfg->each || cfg->snapshot_path) {
+            error_text(err, errlen, "--restore: not with %s", cfg->each ? "--each" : "--snapshot");
+            return OPTIONS_ERROR;
+        }
+        return OPTIONS_RUN;
+    }
     if (optind >= argc) {
         error_text(err, errlen, "no kernel given (usage: slate [OPTIONS] KERNEL; see slate --help)");
         return OPTIONS_ERROR;
+    }
+    if (cfg->each) {
+        cfg->cases = argv + optind;
+        cfg->case_count = (unsigned)(argc - optind - 1);
+        if (!cfg->case_count && !cfg->each_dir) {
+            error_text(err, errlen, "--each: no cases (usage: slate --each CASE... KERNEL, or --each-dir DIR)");
+            return OPTIONS_ERROR;
+        }
+        if (cfg->snapshot_path || cfg->on_crash_pause || cfg->gdb_wait) {
+            error_text(err, errlen, "--each: not with %s", cfg->snapshot_path ? "--snapshot"
+                       : cfg->on_crash_pause ? "--on-crash pause" : "--gdb-wait");
+            return OPTIONS_ERROR;
+        }
+        cfg->kernel = argv[argc - 1];
+        return OPTIONS_RUN;
     }
     if (optind + 1 < argc) {
         error_text(err, errlen, "%s: unexpected argument after the kernel %s", argv[optind + 1],

@@ -73,6 +73,7 @@ struct disk_spec {
     char path[LOAD_PATH_MAX];
     bool read_only;
     bool cache_none; /* O_DIRECT where the file system allows it */
+    bool overlay;    /* ,snapshot: the guest writes to a private copy, dropped at exit */
 };
 
 struct slate_config {
@@ -116,7 +117,24 @@ struct slate_config {
     bool gdb_wait;
     bool strict;
     bool check_only; /* --check: validate everything, print what would boot, never run */
+    /* Snapshots (snapshot.c). */
+    const char *snapshot_path;   /* --snapshot: where SLATE_HC_SNAPSHOT saves the machine */
+    char restore_path[LOAD_PATH_MAX]; /* --restore PATH[,lazy]: "" without */
+    bool restore_lazy;
+    bool each;                   /* --each: CASE... KERNEL, every case from one boot */
+    const char *each_dir;        /* --each-dir DIR: its files are cases too */
+    char *const *cases;          /* the cases named on the command line */
+    unsigned case_count;
+    double case_timeout_s;       /* --case-timeout (default EACH_CASE_TIMEOUT) */
+    const char *each_out;        /* --each-out DIR: each case's serial output (default slate-each) */
+    /* The command line as given: a snapshot keeps the part that describes the machine. */
+    int argc;
+    char *const *argv;
 };
+#define EACH_CASE_TIMEOUT 10.0
+#define EACH_OUT_DEFAULT "slate-each"
+/* --each: slate's exit status when a case did not exit 0 */
+#define EXIT_CASES_FAILED 1
 
 enum options_result { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_ERROR };
 
@@ -134,6 +152,13 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
 
 /* "128M", "1G", "4096K", "1T", "64" (binary units; MiB when there is no suffix). 0 on success. */
 int parse_size(const char *text, uint64_t *out);
+
+/* --restore: the machine cfg describes (parsed from the snapshot's command line) with what the
+ * user gave now: back ends (--disk paths, --net, --serial, --vnc, --gdb, --monitor, reports)
+ * replace the saved ones; what describes the machine (-m, --smp, devices) may not change. 0, or
+ * -1 with err set. */
+int options_merge_restore(struct slate_config *machine, const struct slate_config *given, char *err,
+                          size_t errlen);
 
 /* Writes the --help text: the core's options, then each device's (device.h). */
 void options_help(FILE *out);

@@ -138,6 +138,21 @@
                                   * itself is never callable from CPL > 0. At boot the mask is
                                   * SLATE_HC_USER_DEFAULT. Addresses a caller passes are always
                                   * reached with its own privilege (see docs/machine.md).      */
+#define SLATE_HC_SNAPSHOT 8      /* (buf, size) -> which side of the snapshot the caller is on,
+                                  * like fork(). Saves the whole machine (every CPU, RAM,
+                                  * devices) with `slate --snapshot PATH`; the machine goes on.
+                                  *   0   this machine saved PATH and runs on;
+                                  *   1   this machine was restored from it (slate --restore);
+                                  *   N   under `slate --each`: case N (1, 2, ...) of the run:
+                                  *       the case file's bytes are copied to the linear
+                                  *       address RDI (at most RSI bytes: a longer case is cut
+                                  *       and says so on stderr), the length in RDX.
+                                  * SLATE_EINVAL without --snapshot or --each (nothing to save
+                                  * to); SLATE_EIO when the file could not be written or a
+                                  * device cannot be saved (stderr names it); SLATE_EFAULT
+                                  * under --each when [RDI, RDI+RSI) is not the caller's
+                                  * writable RAM. Every CPU but the caller goes on from where
+                                  * it was: call it from one CPU (docs/machine.md, Snapshots).*/
 /* What user mode may call until the kernel says otherwise: NOP and CONSOLE_WRITE (of its own
  * memory); EXIT, START_CPU, SCREENSHOT, DEBUG_BREAK, PROFILE and every device hypercall get
  * SLATE_EPERM. */

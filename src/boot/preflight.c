@@ -89,7 +89,7 @@ static int check_devices(const struct slate_config *cfg)
 int preflight_check(const struct slate_config *cfg, struct preflight *pf)
 {
     *pf = (struct preflight){0};
-    if (check_images(cfg, pf) || check_devices(cfg) || check_listeners(cfg))
+    if ((!cfg->restore_path[0] && check_images(cfg, pf)) || check_devices(cfg) || check_listeners(cfg))
         return -1;
     if (cfg->serial == SERIAL_FILE && outfile_check("--serial file:", cfg->serial_path))
         return -1;

@@ -130,6 +130,16 @@ static bool wait_writable(struct console *c)
     return ok;
 }
 
+int console_redirect(struct console *c, int fd)
+{
+    pthread_mutex_lock(&c->lock);
+    int old = c->out_fd;
+    c->out_fd = fd;
+    c->out_broken = false;
+    pthread_mutex_unlock(&c->lock);
+    return old;
+}
+
 void console_write(struct console *c, const void *buf, size_t len)
 {
     if (c->out_fd < 0)

@@ -54,6 +54,10 @@ void console_close(struct console *c);
  * waits as a parked CPU (wait_begin/wait_end), and gives up when the machine stops. */
 void console_write(struct console *c, const void *buf, size_t len);
 
+/* Sends guest output to fd from now on (--each: each case's own file); returns the fd it went
+ * to before. The caller keeps owning both. */
+int console_redirect(struct console *c, int fd);
+
 /* Reads up to cap input bytes meant for the guest. Returns the count (0: nothing now), or -1 at
  * end of input. Sets *cmd when the user typed an escape, for the reader to pass to
  * console_run_command once it holds no lock (a pause waits for every vCPU). */

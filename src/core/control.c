@@ -20,15 +20,27 @@ static bool must_park(struct vm *vm, struct vcpu *cpu)
     return vm->holds && !cpu->step_release && !atomic_load(&vm->stopping);
 }
 
+/* A hold that wants whole state (HOLD_SETTLED) lets a CPU whose last exit is not yet complete
+ * run one KVM_RUN with immediate_exit first. pause_lock held. */
+static bool settle_first(struct vm *vm, struct vcpu *cpu)
+{
+    return (vm->holds & HOLD_SETTLED) && cpu->exit_pending && !atomic_load(&vm->stopping);
+}
+
 static void park_while_held(struct vcpu *cpu)
 {
     struct vm *vm = cpu->vm;
     pthread_mutex_lock(&vm->pause_lock);
+    if (settle_first(vm, cpu)) {
+        __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&vm->pause_lock);
+        return;
+    }
     if (vm->holds && !cpu->step_release) {
         cpu_state_flush(cpu);
         vm->parked++;
         pthread_cond_broadcast(&vm->pause_cond);
-        while (must_park(vm, cpu)) {
+        while (must_park(vm, cpu) && !settle_first(vm, cpu)) {
             /* A CPU that asked to start this one waits for the answer, and a hold waits for
              * that CPU: serve the request while parked (the CPU runs once the hold ends). Read
              * without cpu->lock: a requester holds cpu->lock while it takes the pause lock. */
@@ -42,8 +54,9 @@ static void park_while_held(struct vcpu *cpu)
         }
         if (!cpu->step_release)
             vm->parked--; /* (vm_release_one already counted it as running) */
-        /* The kick that parked it is served: the next KVM_RUN must really run (a single step). */
-        __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        /* The kick that parked it is served: the next KVM_RUN must really run (a single step),
+         * or only complete its exit (a snapshot came while it was parked). */
+        __atomic_store_n(&cpu->run->immediate_exit, settle_first(vm, cpu) ? 1 : 0, __ATOMIC_SEQ_CST);
     }
     cpu->step_release = false; /* one run, then it parks again */
     pthread_mutex_unlock(&vm->pause_lock);
@@ -64,13 +77,25 @@ void vm_request_hold(struct vm *vm, enum vm_holder who)
         vcpu_kick(&vm->vcpus[i]);
 }
 
+/* Whether a CPU still has an exit to complete before `who` has the state it wants. */
+static bool unsettled(struct vm *vm, enum vm_holder who)
+{
+    if (!(who & HOLD_SETTLED))
+        return false;
+    for (unsigned i = 0; i < vm->vcpu_count; i++)
+        if (vm->vcpus[i].exit_pending)
+            return true;
+    return false;
+}
+
 bool vm_hold(struct vm *vm, enum vm_holder who)
 {
     pthread_mutex_lock(&vm->pause_lock);
     vm->holds |= who;
     for (unsigned i = 0; i < vm->vcpu_count; i++)
         vcpu_kick(&vm->vcpus[i]);
-    while (vm->parked < vm->vcpu_count && !atomic_load(&vm->stopping))
+    pthread_cond_broadcast(&vm->pause_cond); /* parked CPUs see a hold that wants them settled */
+    while ((vm->parked < vm->vcpu_count || unsettled(vm, who)) && !atomic_load(&vm->stopping))
         pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
     bool held = !atomic_load(&vm->stopping);
     pthread_mutex_unlock(&vm->pause_lock);

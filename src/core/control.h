@@ -18,7 +18,11 @@ enum vm_holder {
     HOLD_PEEK = 1 << 3,    /* a monitor command that reads the CPUs, for its duration */
     HOLD_REPORT = 1 << 4,  /* a hang report reading the CPUs */
     HOLD_CRASH = 1 << 5,   /* --on-crash pause: a CPU crashed, the others stay where they are */
+    HOLD_SNAPSHOT = 1 << 6, /* a snapshot is saved, or --each puts the machine back */
 };
+/* Holds under which a CPU first completes the instruction it exited on (an IN's value into its
+ * register, RIP past an OUT: KVM does that at the next KVM_RUN), so its state is whole. */
+#define HOLD_SETTLED HOLD_SNAPSHOT
 
 /* Adds `who`'s hold and returns once every vCPU is parked outside KVM_RUN (or the machine is
  * stopping: then false). Any thread except a vCPU's own. vm_release drops only `who`'s hold; the

@@ -15,9 +15,57 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 struct slate_config; /* options.h */
 struct boot_screen;  /* loader.h */
+
+/* A device's saved state: bytes appended by save, read back in the same order by load. */
+struct device_state {
+    uint8_t *data;
+    size_t len, cap; /* save: bytes written and allocated */
+    size_t pos;      /* load: bytes read so far */
+    bool failed;     /* out of memory (save), or read past the end (load) */
+};
+
+static inline void device_state_put(struct device_state *st, const void *src, size_t n)
+{
+    if (st->failed)
+        return;
+    if (st->len + n > st->cap) {
+        size_t cap = st->cap ? st->cap : 256;
+        while (cap < st->len + n)
+            cap *= 2;
+        uint8_t *grown = realloc(st->data, cap);
+        if (!grown) {
+            st->failed = true;
+            return;
+        }
+        st->data = grown, st->cap = cap;
+    }
+    memcpy(st->data + st->len, src, n);
+    st->len += n;
+}
+
+/* Copies the next n bytes to dst; false (and dst zeroed) when the state is shorter. */
+static inline bool device_state_get(struct device_state *st, void *dst, size_t n)
+{
+    if (st->failed || n > st->len - st->pos) {
+        st->failed = true;
+        memset(dst, 0, n);
+        return false;
+    }
+    memcpy(dst, st->data + st->pos, n);
+    st->pos += n;
+    return true;
+}
+
+/* True when load consumed exactly what save wrote. */
+static inline bool device_state_done(const struct device_state *st)
+{
+    return !st->failed && st->pos == st->len;
+}
 
 struct vm; /* the machine: opaque here, reached only through the device_* functions below */
 struct device;
@@ -60,6 +108,17 @@ struct device_ops {
     void (*irq_enabled)(struct device *dev, unsigned line);
     /* Releases what setup acquired (may be NULL). Runs after every vCPU has stopped. */
     void (*teardown)(struct device *dev);
+    /* Snapshots (docs/machine.md): the device's state as bytes laid out as `state_version`
+     * says. save runs with every vCPU parked: it finishes what it took from the guest (requests
+     * in a ring) and appends its registers, queues and ring positions with device_state_put.
+     * load gives a device fresh from setup (or one being put back to a snapshot by --each) the
+     * state save wrote, checking every value: a snapshot file is input like any other. Returns
+     * 0, or -1 after logging why ("disk0: ..."). A device with no save cannot be saved, and a
+     * snapshot of a machine that has one fails naming it. Its window's memory and its interrupt
+     * lines are the core's to save. */
+    uint16_t state_version;
+    int (*save)(struct device *dev, struct device_state *out);
+    int (*load)(struct device *dev, struct device_state *in);
 };
 
 #define DEVICE_MAX_IRQS 8

@@ -4,6 +4,7 @@
 #include "device.h"
 
 #include "vm.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -55,6 +56,9 @@ void device_unwatch(struct device *dev, struct event_source *src) { event_remove
 
 bool device_window_dirty(struct device *dev, unsigned long *bitmap)
 {
+    bool handled = false, known = each_window_dirty(dev->vm, dev->window_slot, bitmap, &handled);
+    if (handled) /* --each reads the log too: it hands the device its share */
+        return known;
     struct kvm_dirty_log log = {.slot = dev->window_slot, .dirty_bitmap = bitmap};
     return ioctl(dev->vm->vm_fd, KVM_GET_DIRTY_LOG, &log) == 0;
 }

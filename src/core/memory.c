@@ -74,10 +74,10 @@ int memory_add_extra(struct guest_memory *mem, uint64_t gpa, uint64_t size, void
 
 const void *memory_readable_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
 {
-    const void *p = memory_ram_ptr(mem, gpa, len);
-    if (p)
-        return p;
-    const struct mem_region *r = region_in(mem->extra, mem->extra_count, gpa, len);
+    const struct mem_region *r = region_for(mem, gpa, len); /* a read: not marked written */
+    if (r && r->host)
+        return r->host + (gpa - r->gpa);
+    r = region_in(mem->extra, mem->extra_count, gpa, len);
     return r && r->host ? r->host + (gpa - r->gpa) : NULL;
 }
 
@@ -86,5 +86,12 @@ void *memory_ram_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
     const struct mem_region *r = region_for(mem, gpa, len);
     if (!r || !r->host)
         return NULL;
+    _Atomic unsigned long *dirty = mem->host_dirty[r - mem->ram];
+    if (dirty) {
+        const unsigned bits = 8 * sizeof(unsigned long);
+        uint64_t first = (gpa - r->gpa) / 4096, last = (gpa - r->gpa + (len ? len - 1 : 0)) / 4096;
+        for (uint64_t p = first; p <= last; p++)
+            atomic_fetch_or(&dirty[p / bits], 1UL << (p % bits));
+    }
     return r->host + (gpa - r->gpa);
 }

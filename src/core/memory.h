@@ -2,6 +2,7 @@
 #ifndef SLATE_MEMORY_H
 #define SLATE_MEMORY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,9 @@ struct guest_memory {
      * the boot tables. */
     struct mem_region extra[MEM_MAX_EXTRA];
     unsigned extra_count;
+    /* --each: one bit per page of each RAM region that slate itself wrote (a device's DMA, a
+     * debugger's write), which KVM's dirty log does not see. NULL when nobody tracks. */
+    _Atomic unsigned long *host_dirty[MEM_MAX_RAM];
 };
 
 /* Splits ram_size into the low and high regions (host pointers left NULL). */
@@ -37,7 +41,8 @@ void memory_unmap(struct guest_memory *mem);
 
 /* The host address of guest RAM [gpa, gpa+len), or NULL when any byte of it is not RAM (past the
  * end, in the hole, overflowing, or spanning the two regions). Every guest-supplied address goes
- * through this. len may be 0 (then gpa must still be inside or at the end of a region). */
+ * through this. len may be 0 (then gpa must still be inside or at the end of a region). Whoever
+ * gets a pointer may write through it: with host_dirty set, its pages count as written. */
 void *memory_ram_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
 
 /* Like memory_ram_ptr, but also accepts the hole's memory (info block, boot tables): for data

@@ -204,6 +204,7 @@ void *vcpu_thread(void *arg)
         if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
             /* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI woke up. */
             if (errno == EINTR || errno == EAGAIN) {
+                cpu->exit_pending = false;
                 __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
                 if (vm->vcpu_hook_count) /* (a kick from the profiler's timer, say) */
                     vm_vcpu_hooks(cpu, VCPU_HOOK_KICK);
@@ -214,15 +215,19 @@ void *vcpu_thread(void *arg)
             break;
         }
         atomic_store(&cpu->started, true); /* it ran guest code: INIT/SIPI if nothing else */
+        cpu->exit_pending = true;
         int64_t started = cpu->stats ? clock_now_ns() : 0;
         bool go_on = vcpu_handle_exit(cpu);
         if (cpu->stats)
             vcpu_count_exit(cpu, started);
-        if (!go_on)
-            break;
+        if (!go_on && (!vm->each || atomic_load(&vm->stopping)))
+            break; /* (--each: a case ended, the CPU parks until the next) */
         if (vm->vcpu_hook_count)
             vm_vcpu_hooks(cpu, VCPU_HOOK_EXIT);
     }
+    pthread_mutex_lock(&vm->pause_lock);
+    cpu->exit_pending = false; /* nothing of it is left to complete */
+    pthread_mutex_unlock(&vm->pause_lock);
     vm_count_parked(vm); /* a finished thread counts as parked: a pause never waits for it */
     return NULL;
 }

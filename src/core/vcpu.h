@@ -51,6 +51,8 @@ struct vcpu {
     /* How this CPU crashed ("triple fault (shutdown)", "KVM internal error", "--strict: ..."), or
      * "" while it has not; written once, on its own thread, before the machine hears of it. */
     char crashed[160];
+    /* Its last KVM_RUN ended in an exit, which KVM completes at the next KVM_RUN (own thread). */
+    _Atomic bool exit_pending;
     /* Set by a debugger to let this one CPU run (a single step) while the machine is held. */
     bool step_release;
     /* Each owner's wish for this CPU's guest-debug state, and what KVM was given (debug_lock). */

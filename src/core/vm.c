@@ -7,6 +7,7 @@
 #include "entry.h"
 #include "info.h"
 #include "preflight.h"
+#include "snapshot.h"
 #include "pc_legacy.h"
 #include "x86.h"
 
@@ -142,8 +143,10 @@ static int vm_setup_memory(struct vm *vm)
                   (unsigned long long)(vm->cfg->ram_size >> 20), strerror(-rc));
         return -1;
     }
+    /* --each puts back what a case wrote: KVM logs the guest's writes, slate its own. */
+    uint32_t log = vm->cfg->each ? KVM_MEM_LOG_DIRTY_PAGES : 0;
     for (unsigned i = 0; i < vm->mem.ram_count; i++)
-        if (vm_add_slot(vm, vm->mem.ram[i].gpa, vm->mem.ram[i].size, vm->mem.ram[i].host, 0,
+        if (vm_add_slot(vm, vm->mem.ram[i].gpa, vm->mem.ram[i].size, vm->mem.ram[i].host, log,
                         "RAM"))
             return -1;
     vm->info = vm_map_anonymous(SLATE_INFO_MAX_SIZE);
@@ -153,7 +156,7 @@ static int vm_setup_memory(struct vm *vm)
         return -1;
     }
     if (vm_add_slot(vm, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info, KVM_MEM_READONLY, "info block") ||
-        vm_add_slot(vm, SLATE_BOOT_TABLES, SLATE_BOOT_TABLES_SIZE, vm->boot_tables, 0,
+        vm_add_slot(vm, SLATE_BOOT_TABLES, SLATE_BOOT_TABLES_SIZE, vm->boot_tables, log,
                     "boot tables"))
         return -1;
     memory_add_extra(&vm->mem, SLATE_INFO_ADDR, SLATE_INFO_MAX_SIZE, vm->info);
@@ -252,11 +255,13 @@ static int vm_setup_vcpus(struct vm *vm)
     for (unsigned i = 0; i < vm->vcpu_count; i++)
         if (cpuid_set(vm, &vm->vcpus[i]))
             return -1;
-    return entry_set_state(vm);
+    return vm->restore_from ? 0 : entry_set_state(vm); /* (restored: the file's state, later) */
 }
 
 static int vm_load_images(struct vm *vm)
 {
+    if (vm->restore_from)
+        return snapshot_load_plan(vm, vm->restore_from);
     char err[512];
     if (loader_load_all(&vm->mem, vm->cfg, &vm->plan, err, sizeof(err))) {
         log_error("%s", err);
@@ -343,12 +348,20 @@ static int vm_arm_timeout(struct vm *vm, int64_t deadline_ns)
 
 int vm_create(const struct slate_config *cfg, struct console *console, struct vm **out)
 {
+    return vm_create_restored(cfg, console, NULL, out);
+}
+
+int vm_create_restored(const struct slate_config *cfg, struct console *console, const struct snapshot *from,
+                       struct vm **out)
+{
     struct vm *vm = calloc(1, sizeof(*vm));
     if (!vm) {
         log_error("out of memory");
         return -1;
     }
     vm->cfg = cfg;
+    vm->restore_from = from;
+    vm->snapshot_wake.fd = -1;
     vm->console = console;
     vm_attach_console(vm, console);
     vm->trace = cfg->trace;
@@ -372,7 +385,7 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
         vm_setup_devices(vm) || (vm->plan.protocol != BOOT_NATIVE && (com1_register(vm) || cmos_register(vm))) ||
-        vm_write_info(vm)) {
+        vm_write_info(vm) || snapshot_attach(vm) || (from && snapshot_restore(vm, from))) {
         vm_destroy(vm);
         return -1;
     }
@@ -382,6 +395,8 @@ int vm_create(const struct slate_config *cfg, struct console *console, struct vm
 
 void vm_request_stop(struct vm *vm, int status)
 {
+    if (vm->each && each_case_stop(vm, status))
+        return; /* --each: the case ends, the machine goes on to the next */
     int none = -1;
     atomic_compare_exchange_strong(&vm->status, &none, status);
     atomic_store(&vm->stopping, true);
@@ -513,6 +528,7 @@ int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace)
 void vm_destroy(struct vm *vm)
 {
     cpuid_fetch_finish(vm); /* (a setup that failed early) */
+    snapshot_detach(vm);
     vm_teardown_devices(vm);
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         if (vm->vcpus[i].run)

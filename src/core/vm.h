@@ -155,6 +155,13 @@ struct vm {
     char end_reason[128];
     int crash_cpu;        /* -1: none */
 
+    /* Snapshots (snapshot.c) and --each (each.c). */
+    struct event_source snapshot_wake; /* eventfd: a save or a case's end for the event thread */
+    _Atomic int snapshot_caller;       /* the CPU whose SLATE_HC_SNAPSHOT waits to be saved, or -1 */
+    struct each *each;                 /* --each's runner, or NULL */
+    bool ram_from_file;                /* --restore PATH,lazy: RAM pages map the file */
+    const struct snapshot *restore_from; /* --restore: the file the machine is built from */
+
     /* Input sinks and the screen, as devices offered them (device_host.c). */
     struct input_sinks inputs;
     struct device *screen;
@@ -178,6 +185,10 @@ int vm_screenshot_at(struct vm *vm, int dirfd, const char *name, bool replace);
 /* Builds the whole machine from cfg: KVM VM, RAM, images, info block, devices, vCPUs. On failure
  * logs one line and returns -1 (everything acquired is released). */
 int vm_create(const struct slate_config *cfg, struct console *console, struct vm **out);
+/* The same for a machine restored from a snapshot file (snapshot.h) instead of booted. */
+struct snapshot;
+int vm_create_restored(const struct slate_config *cfg, struct console *console, const struct snapshot *from,
+                       struct vm **out);
 
 /* Starts the vCPU threads, serves events on this thread until the machine stops, joins the vCPUs.
  * deadline_ns: CLOCK_MONOTONIC time for --timeout (0: none). Returns the exit status (0..255)

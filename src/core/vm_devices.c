@@ -26,7 +26,8 @@ static int device_create(struct vm *vm, const struct device_place *place)
         dev->window = vm_map_anonymous(place->window_bytes);
         dev->window_slot = vm->slot_count;
         if (!dev->window || vm_add_slot(vm, dev->window_gpa, place->window_bytes, dev->window,
-                                        ops->window_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0, dev->name))
+                                        ops->window_dirty_log || vm->cfg->each ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+                                        dev->name))
             return -1;
     }
     vm->device_count++; /* from here on, teardown covers it */

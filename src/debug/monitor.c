@@ -13,6 +13,7 @@
 #include "expr.h"
 #include "listen.h"
 #include "vm.h"
+#include "snapshot.h"
 #include "x86.h"
 
 #include <arpa/inet.h>
@@ -310,6 +311,7 @@ static const char help_text[] =
     "  stop | cont          pause or resume every CPU\n"
     "  step [N]             single-step the selected CPU (machine stopped)\n"
     "  screendump NAME.png [force]\n"
+    "  snapshot save NAME [force]   the whole machine, for slate --restore\n"
     "                       save the display as NAME.png in --dump-dir (force: replace it)\n"
     "  dump-core NAME.core [force]\n"
     "                       save an ELF core file of the machine in --dump-dir (gdb KERNEL NAME)\n"
@@ -350,6 +352,32 @@ static void cmd_screendump(struct monitor *m, FILE *out, char *arg)
             fprintf(out, "error: %s exists (screendump %s force replaces it)\n", name, name);
         else
             fprintf(out, "error: cannot write %s: %s\n", name, strerror(-rc));
+    }
+}
+
+/* snapshot save NAME [force]: the whole machine, as --snapshot saves it, in --dump-dir. */
+static void cmd_snapshot(struct monitor *m, FILE *out, char *arg)
+{
+    char *name = arg + strcspn(arg, " ");
+    if (strncmp(arg, "save ", 5) || !*name) {
+        fprintf(out, "error: usage: snapshot save NAME [force] (a plain file name in --dump-dir)\n");
+        return;
+    }
+    name += strspn(name, " ");
+    char *flag = name + strcspn(name, " ");
+    if (*flag)
+        *flag++ = 0;
+    flag += strspn(flag, " ");
+    bool force = !strcmp(flag, "force");
+    if (m->dump_dir_fd < 0)
+        fprintf(out, "error: snapshot save writes files only in a directory named with --dump-dir DIR "
+                     "on slate's command line\n");
+    else if (!plain_file_name(name, "") || (*flag && !force))
+        fprintf(out, "error: usage: snapshot save NAME [force] (a plain file name in --dump-dir)\n");
+    else {
+        char msg[512];
+        snapshot_save_at(m->vm, m->dump_dir_fd, name, force, msg, sizeof(msg));
+        fprintf(out, "%s\n", msg);
     }
 }
 
@@ -491,6 +519,8 @@ static void execute(struct monitor *m, char *line, FILE *out)
         cmd_step(m, out, arg);
     else if (!strcmp(cmd, "screendump"))
         cmd_screendump(m, out, arg);
+    else if (!strcmp(cmd, "snapshot"))
+        cmd_snapshot(m, out, arg);
     else if (!strcmp(cmd, "dump-core"))
         cmd_dump_core(m, out, arg);
     else if (!strcmp(cmd, "profile"))

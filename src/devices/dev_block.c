@@ -41,7 +41,18 @@ struct disk {
      * retried fdatasync would say OK about data that never reached the disk. */
     _Atomic uint32_t write_errors;
     pthread_mutex_t lock; /* guards irq_status */
+    /* Held by the worker while it works the ring, so a snapshot finds it between requests. */
+    pthread_mutex_t io_lock;
     uint32_t irq_status;
+    /* ,snapshot: fd is a private copy of the image; base_fd the image itself (read-only), and
+     * `written` one bit per CHUNK of the copy the guest changed, so a snapshot saves them and
+     * --each puts them back. */
+    int base_fd;
+    uint8_t *written;
+    /* The image as the guest first saw it (size and modification time), to tell whether it
+     * changed under a snapshot. */
+    uint64_t base_bytes;
+    int64_t base_mtime_ns;
     uint8_t *bounce;      /* aligned buffer for O_DIRECT when the guest's is not */
     struct ratelimit warn_limit; /* failed host I/O, which a guest can provoke at will */
 };
@@ -81,6 +92,16 @@ static int disk_transfer(struct disk *d, bool write, uint8_t *guest, size_t len,
     return rc;
 }
 
+#define CHUNK ((uint64_t)4096) /* the unit in which a ,snapshot disk's changes are tracked */
+
+static void mark_written(struct disk *d, uint64_t sector, uint32_t count)
+{
+    if (!d->written)
+        return;
+    for (uint64_t c = sector * SECTOR / CHUNK; c <= ((sector + count) * SECTOR - 1) / CHUNK; c++)
+        d->written[c / 8] |= (uint8_t)(1u << (c % 8));
+}
+
 static uint8_t check_range(const struct disk *d, const struct slate_block_request *req)
 {
     if (req->count == 0 || req->count > SLATE_BLOCK_MAX_SECTORS || req->sector >= d->capacity ||
@@ -100,6 +121,8 @@ static uint8_t do_rw(struct disk *d, const struct slate_block_request *req, bool
         return SLATE_BLOCK_BAD_BUFFER;
     if (write && d->spec->read_only)
         return SLATE_BLOCK_READ_ONLY_ERR;
+    if (write)
+        mark_written(d, req->sector, req->count);
     int rc = disk_transfer(d, write, buf, len, req->sector * SECTOR);
     if (rc) {
         log_warn_limited(&d->warn_limit, "%s: %s of %u sectors at %" PRIu64 " failed: %s",
@@ -132,6 +155,7 @@ static uint8_t do_discard(struct disk *d, const struct slate_block_request *req)
         return status;
     if (d->spec->read_only)
         return SLATE_BLOCK_READ_ONLY_ERR;
+    mark_written(d, req->sector, req->count);
     if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(req->sector * SECTOR),
                   (off_t)req->count * SECTOR) < 0) {
         if (errno == EOPNOTSUPP || errno == ENODEV)
@@ -224,7 +248,9 @@ static void *disk_worker(void *arg)
             break;
         /* Stopping: the vCPUs have stopped, so what is in the ring is all there will be. Finish it:
          * a request the guest saw submitted is carried out, as a disk would. */
+        pthread_mutex_lock(&d->io_lock);
         process_ring(d);
+        pthread_mutex_unlock(&d->io_lock);
         if (fds[1].revents & POLLIN)
             break;
     }
@@ -274,7 +300,8 @@ static void block_irq_enabled(struct device *dev, unsigned line)
 static int disk_open(struct disk *d, bool warn)
 {
     const struct disk_spec *spec = d->spec;
-    int flags = (spec->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    bool shared = spec->read_only || spec->overlay; /* the image itself is only read */
+    int flags = (shared ? O_RDONLY : O_RDWR) | O_CLOEXEC;
     d->fd = open(spec->path, flags | (spec->cache_none ? O_DIRECT : 0));
     if (d->fd < 0 && spec->cache_none && errno == EINVAL) {
         if (warn)
@@ -288,7 +315,7 @@ static int disk_open(struct disk *d, bool warn)
         log_error("%s: %s", spec->path, strerror(errno));
         return -1;
     }
-    if (flock(d->fd, (spec->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+    if (flock(d->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
         log_error("%s: %s", spec->path, errno == EWOULDBLOCK
                   ? "in use by another process (the image is locked; use ,ro in both to share it)"
                   : strerror(errno));
@@ -308,6 +335,8 @@ static int disk_open(struct disk *d, bool warn)
         return -1;
     }
     d->capacity = bytes / SECTOR;
+    d->base_bytes = bytes;
+    d->base_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     if (d->capacity == 0) {
         log_error("%s: the image is smaller than one sector (make one: truncate -s 64M %s)",
                   spec->path, spec->path);
@@ -316,6 +345,69 @@ static int disk_open(struct disk *d, bool warn)
     if (bytes % SECTOR && warn)
         log_warn("%s: the last %" PRIu64 " bytes are not a whole sector; the guest cannot see them",
                  spec->path, bytes % SECTOR);
+    return 0;
+}
+
+/* Copies len bytes of `from` at off into `to`, data extents only: holes stay holes. */
+static int copy_extents(int from, int to, uint64_t len)
+{
+    for (off_t off = 0; (uint64_t)off < len;) {
+        off_t data = lseek(from, off, SEEK_DATA);
+        if (data < 0)
+            return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
+        off_t hole = lseek(from, data, SEEK_HOLE);
+        if (hole < 0)
+            return -errno;
+        for (off_t in = data; in < hole;) {
+            off_t out = in;
+            ssize_t n = copy_file_range(from, &in, to, &out, (size_t)(hole - in), 0);
+            if (n > 0)
+                continue;
+            if (n < 0 && errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
+                return -errno;
+            char buf[65536]; /* no copy_file_range here: by hand */
+            size_t want = sizeof(buf) < (size_t)(hole - in) ? sizeof(buf) : (size_t)(hole - in);
+            ssize_t got = pread(from, buf, want, in);
+            if (got <= 0 || pwrite(to, buf, (size_t)got, in) != got)
+                return got < 0 ? -errno : -EIO;
+            in += got;
+        }
+        off = hole;
+    }
+    return 0;
+}
+
+/* ,snapshot: the guest gets a private copy of the image, an unnamed file that disappears with
+ * slate (beside the image, else in $TMPDIR or /var/tmp). A reflink where the file system has
+ * them (btrfs, XFS) costs nothing; elsewhere the data is copied, holes kept. */
+static int disk_make_overlay(struct disk *d)
+{
+    const char *path = d->spec->path, *tmpdir = getenv("TMPDIR");
+    char dir[LOAD_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    const char *dirs[] = {dir, tmpdir && *tmpdir ? tmpdir : "/var/tmp", "/tmp"};
+    int fd = -1;
+    for (size_t i = 0; i < 3 && fd < 0; i++)
+        fd = open(dirs[i], O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("%s: ,snapshot: cannot create its private copy: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = ioctl(fd, FICLONE, d->fd) == 0 ? 0 : copy_extents(d->fd, fd, d->base_bytes);
+    if (rc == 0 && ftruncate(fd, (off_t)d->base_bytes) < 0)
+        rc = -errno;
+    uint64_t chunks = (d->base_bytes + CHUNK - 1) / CHUNK;
+    if (rc == 0 && !(d->written = calloc((chunks + 7) / 8, 1)))
+        rc = -ENOMEM;
+    if (rc) {
+        log_error("%s: ,snapshot: cannot copy the image: %s", path, strerror(-rc));
+        close(fd);
+        return -1;
+    }
+    d->base_fd = d->fd;
+    d->fd = fd;
+    d->direct = false;
     return 0;
 }
 
@@ -349,7 +441,7 @@ static int parse_disk(struct slate_config *cfg, const char *arg, char *err, size
     const char *comma = strchr(arg, ',');
     size_t path_len = comma ? (size_t)(comma - arg) : strlen(arg);
     if (path_len == 0)
-        return error_text(err, errlen, "--disk %s: expected PATH[,ro][,cache=writeback|none]", arg);
+        return error_text(err, errlen, "--disk %s: expected PATH[,ro][,snapshot][,cache=writeback|none]", arg);
     if (path_len >= LOAD_PATH_MAX)
         return error_text(err, errlen, "--disk: the file name is longer than %d bytes", LOAD_PATH_MAX - 1);
     memcpy(disk.path, arg, path_len);
@@ -363,9 +455,11 @@ static int parse_disk(struct slate_config *cfg, const char *arg, char *err, size
             disk.cache_none = false;
         else if (len == 10 && !strncmp(opt, "cache=none", 10))
             disk.cache_none = true;
+        else if (len == 8 && !strncmp(opt, "snapshot", 8))
+            disk.overlay = true;
         else
             return error_text(err, errlen, "--disk %s: unknown option '%.*s' (expected ro, "
-                        "cache=writeback or cache=none)", arg, (int)len, opt);
+                        "snapshot, cache=writeback or cache=none)", arg, (int)len, opt);
     }
     cfg->disks[cfg->disk_count++] = disk;
     return 0;
@@ -373,9 +467,10 @@ static int parse_disk(struct slate_config *cfg, const char *arg, char *err, size
 
 static const struct device_option block_options[] = {
     {"disk", true,
-     "  --disk PATH[,ro][,cache=writeback|none]\n"
+     "  --disk PATH[,ro][,snapshot][,cache=writeback|none]\n"
      "                         a raw disk image or block device (repeatable, up to 8);\n"
-     "                         locked while in use; cache=none uses O_DIRECT\n",
+     "                         locked while in use; ,snapshot: writes go to a private\n"
+     "                         copy dropped at exit; cache=none uses O_DIRECT\n",
      parse_disk},
     {0},
 };
@@ -401,9 +496,10 @@ static int block_setup(struct device *dev, unsigned index)
     }
     dev->state = d;
     *d = (struct disk){.dev = dev, .spec = &device_config(dev)->disks[index], .index = index, .fd = -1,
-                       .notify_fd = -1, .stop_fd = -1, .warn_limit = RATELIMIT_INIT};
+                       .base_fd = -1, .notify_fd = -1, .stop_fd = -1, .warn_limit = RATELIMIT_INIT};
     pthread_mutex_init(&d->lock, NULL);
-    if (disk_open(d, true))
+    pthread_mutex_init(&d->io_lock, NULL);
+    if (disk_open(d, true) || (d->spec->overlay && disk_make_overlay(d)))
         return -EIO;
     if (d->direct && posix_memalign((void **)&d->bounce, DIRECT_ALIGN, MAX_BYTES)) {
         log_error("out of memory");
@@ -423,7 +519,7 @@ static void block_teardown(struct device *dev)
     }
     /* A last flush: what the guest wrote without flushing reaches the disk, and a failure is
      * told, not lost in close(). */
-    if (d->fd >= 0 && !d->spec->read_only && fdatasync(d->fd) < 0)
+    if (d->fd >= 0 && !d->spec->read_only && !d->spec->overlay && fdatasync(d->fd) < 0)
         log_warn("%s: %s: the final flush failed: %s", d->dev->name, d->spec->path, strerror(errno));
     if (d->fd >= 0 && close(d->fd) < 0) /* also drops the lock */
         log_warn("%s: %s: close: %s", d->dev->name, d->spec->path, strerror(errno));
@@ -431,10 +527,130 @@ static void block_teardown(struct device *dev)
         close(d->notify_fd);
     if (d->stop_fd >= 0)
         close(d->stop_fd);
+    if (d->base_fd >= 0)
+        close(d->base_fd);
+    free(d->written);
     free(d->bounce);
     pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->io_lock);
     free(d);
     dev->state = NULL;
+}
+
+/* ---- snapshots -------------------------------------------------------------------------------- */
+
+/* The ring position, the error registers, which image it was (its size and modification time
+ * then), and for a ,snapshot disk every chunk the guest changed in its private copy. */
+struct saved_disk {
+    uint64_t capacity, bytes;
+    int64_t mtime_ns;
+    uint32_t consumed, irq_status, write_errors, broken;
+    uint64_t chunks; /* followed by that many: the chunk's index (8 bytes), its CHUNK bytes */
+};
+
+static int block_save(struct device *dev, struct device_state *out)
+{
+    struct disk *d = dev->state;
+    pthread_mutex_lock(&d->io_lock);
+    process_ring(d); /* what the guest submitted is done before the snapshot, as a disk would */
+    struct saved_disk st = {.capacity = d->capacity, .bytes = d->base_bytes, .mtime_ns = d->base_mtime_ns,
+                            .consumed = d->consumed, .write_errors = atomic_load(&d->write_errors),
+                            .broken = atomic_load(&d->broken)};
+    struct stat now;
+    if (!d->spec->overlay && fstat(d->fd, &now) == 0) /* the guest's own writes changed it */
+        st.mtime_ns = (int64_t)now.st_mtim.tv_sec * 1000000000 + now.st_mtim.tv_nsec;
+    pthread_mutex_lock(&d->lock);
+    st.irq_status = d->irq_status;
+    pthread_mutex_unlock(&d->lock);
+    uint64_t chunks = (d->base_bytes + CHUNK - 1) / CHUNK;
+    for (uint64_t c = 0; d->written && c < chunks; c++)
+        st.chunks += (d->written[c / 8] >> (c % 8)) & 1;
+    device_state_put(out, &st, sizeof(st));
+    int rc = 0;
+    for (uint64_t c = 0; d->written && c < chunks && !rc; c++) {
+        if (!((d->written[c / 8] >> (c % 8)) & 1))
+            continue;
+        uint8_t data[CHUNK] = {0};
+        if (pread(d->fd, data, CHUNK, (off_t)(c * CHUNK)) < 0)
+            rc = -errno;
+        device_state_put(out, &c, sizeof(c));
+        device_state_put(out, data, CHUNK);
+    }
+    pthread_mutex_unlock(&d->io_lock);
+    if (rc)
+        log_error("%s: cannot read its private copy: %s", dev->name, strerror(-rc));
+    return rc ? -1 : 0;
+}
+
+/* Puts chunk c of the private copy back to the image's own data. */
+static int revert_chunk(struct disk *d, uint64_t c)
+{
+    uint8_t data[CHUNK] = {0};
+    ssize_t n = pread(d->base_fd, data, CHUNK, (off_t)(c * CHUNK));
+    return n >= 0 && pwrite(d->fd, data, (size_t)n, (off_t)(c * CHUNK)) == n ? 0 : -1;
+}
+
+static int block_load(struct device *dev, struct device_state *in)
+{
+    struct disk *d = dev->state;
+    const char *path = d->spec->path;
+    struct saved_disk st;
+    uint64_t chunks = (d->base_bytes + CHUNK - 1) / CHUNK;
+    if (!device_state_get(in, &st, sizeof(st)) || st.broken > 1 || st.irq_status > 1 ||
+        st.chunks > chunks || (in->len - in->pos) != st.chunks * (8 + CHUNK)) {
+        log_error("%s: the saved disk state is malformed", dev->name);
+        return -1;
+    }
+    if (st.capacity != d->capacity) {
+        log_error("%s: %s has %" PRIu64 " sectors; the snapshot's disk had %" PRIu64, dev->name, path,
+                  d->capacity, st.capacity);
+        return -1;
+    }
+    if (st.chunks && !d->spec->overlay) {
+        log_error("%s: the snapshot holds %" PRIu64 " KiB the guest wrote to its private copy; restore "
+                  "with --disk %s,snapshot", dev->name, st.chunks * CHUNK / 1024, path);
+        return -1;
+    }
+    if (st.bytes != d->base_bytes || st.mtime_ns != d->base_mtime_ns) {
+        if (!d->spec->read_only && !d->spec->overlay) {
+            log_error("%s: %s changed since the snapshot (its size or modification time differ): "
+                      "restore with --disk %s,snapshot or ,ro to use it as it is now", dev->name, path, path);
+            return -1;
+        }
+        log_warn("%s: %s changed since the snapshot; the guest sees it as it is now", dev->name, path);
+    }
+    pthread_mutex_lock(&d->io_lock);
+    int rc = 0;
+    for (uint64_t c = 0; d->written && c < chunks && !rc; c++) /* (--each) the last case's writes */
+        if ((d->written[c / 8] >> (c % 8)) & 1)
+            rc = revert_chunk(d, c);
+    if (d->written)
+        memset(d->written, 0, (chunks + 7) / 8);
+    for (uint64_t i = 0; i < st.chunks && !rc; i++) {
+        uint64_t c;
+        uint8_t data[CHUNK];
+        device_state_get(in, &c, sizeof(c));
+        device_state_get(in, data, CHUNK);
+        uint64_t len = c < chunks ? (c + 1 < chunks ? CHUNK : d->base_bytes - c * CHUNK) : 0;
+        if (!len) {
+            log_error("%s: the saved disk state is malformed", dev->name);
+            rc = -1;
+        } else if (pwrite(d->fd, data, len, (off_t)(c * CHUNK)) != (ssize_t)len) {
+            rc = -1;
+        } else {
+            d->written[c / 8] |= (uint8_t)(1u << (c % 8));
+        }
+    }
+    d->consumed = st.consumed;
+    atomic_store(&d->write_errors, st.write_errors);
+    atomic_store(&d->broken, st.broken);
+    pthread_mutex_lock(&d->lock);
+    d->irq_status = st.irq_status;
+    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&d->io_lock);
+    if (rc)
+        log_error("%s: cannot write its private copy", dev->name);
+    return rc;
 }
 
 const struct device_ops block_device = {
@@ -453,4 +669,7 @@ const struct device_ops block_device = {
     .pio = block_pio,
     .irq_enabled = block_irq_enabled,
     .teardown = block_teardown,
+    .state_version = 1,
+    .save = block_save,
+    .load = block_load,
 };

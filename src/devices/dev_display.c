@@ -485,6 +485,36 @@ static void display_teardown(struct device *dev)
     dev->state = NULL;
 }
 
+/* The mode registers; what the screen shows is the window's memory, which the core saves. */
+static int display_save(struct device *dev, struct device_state *out)
+{
+    struct display *d = dev->state;
+    pthread_mutex_lock(&d->lock);
+    uint32_t regs[7] = {d->mode, d->width, d->height, d->req_width, d->req_height, d->error, d->cursor};
+    device_state_put(out, regs, sizeof(regs));
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static int display_load(struct device *dev, struct device_state *in)
+{
+    struct display *d = dev->state;
+    uint32_t r[7];
+    device_state_get(in, r, sizeof(r));
+    bool text = r[0] == SLATE_DISPLAY_TEXT && r[1] == TEXT_W && r[2] == TEXT_H;
+    bool graphics = r[0] == SLATE_DISPLAY_GRAPHICS && r[1] >= 1 && r[1] <= MAX_W && r[2] >= 1 && r[2] <= MAX_H;
+    if (!device_state_done(in) || !(text || graphics) || r[5] > 1) {
+        log_error("%s: the saved mode is malformed", dev->name);
+        return -1;
+    }
+    pthread_mutex_lock(&d->lock);
+    d->mode = r[0], d->width = r[1], d->height = r[2], d->req_width = r[3], d->req_height = r[4];
+    d->error = r[5], d->cursor = r[6];
+    switch_framebuffer(d); /* the front ends take the restored screen whole */
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
 const struct device_ops display_device = {
     .name = "display",
     .type = SLATE_DEV_DISPLAY,
@@ -498,4 +528,7 @@ const struct device_ops display_device = {
     .setup = display_setup,
     .pio = display_pio,
     .teardown = display_teardown,
+    .state_version = 1,
+    .save = display_save,
+    .load = display_load,
 };

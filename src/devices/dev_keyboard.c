@@ -175,6 +175,38 @@ static void keyboard_teardown(struct device *dev)
     dev->state = NULL;
 }
 
+/* The queue of key events the guest has not read, and the registers it reads them through. */
+static int keyboard_save(struct device *dev, struct device_state *out)
+{
+    struct keyboard *k = dev->state;
+    pthread_mutex_lock(&k->lock);
+    uint32_t regs[4] = {k->last_char, k->overflows, k->modifiers, k->irq_status}, count = k->count;
+    device_state_put(out, regs, sizeof(regs));
+    device_state_put(out, &count, sizeof(count));
+    for (unsigned i = 0; i < count; i++)
+        device_state_put(out, &k->queue[(k->head + i) % KEY_QUEUE], sizeof(k->queue[0]));
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
+static int keyboard_load(struct device *dev, struct device_state *in)
+{
+    struct keyboard *k = dev->state;
+    uint32_t regs[4], count;
+    device_state_get(in, regs, sizeof(regs));
+    device_state_get(in, &count, sizeof(count));
+    if (in->failed || count > KEY_QUEUE || in->len - in->pos != count * sizeof(k->queue[0])) {
+        log_error("%s: the saved key queue is malformed", dev->name);
+        return -1;
+    }
+    pthread_mutex_lock(&k->lock);
+    k->last_char = regs[0], k->overflows = regs[1], k->modifiers = regs[2], k->irq_status = regs[3];
+    device_state_get(in, k->queue, count * sizeof(k->queue[0]));
+    k->head = 0, k->count = count;
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
 const struct device_ops keyboard_device = {
     .name = "keyboard",
     .type = SLATE_DEV_KEYBOARD,
@@ -188,4 +220,7 @@ const struct device_ops keyboard_device = {
     .pio = keyboard_pio,
     .irq_enabled = keyboard_irq_enabled,
     .teardown = keyboard_teardown,
+    .state_version = 1,
+    .save = keyboard_save,
+    .load = keyboard_load,
 };

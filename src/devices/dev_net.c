@@ -28,6 +28,9 @@ struct net_dev {
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock; /* guards irq_status */
+    /* Held by the I/O thread while it works the rings, so a snapshot sees them between two
+     * rounds: nothing half-sent, nothing half-received. */
+    pthread_mutex_t io_lock;
     uint32_t irq_status;
     _Atomic uint32_t counters[C_COUNT];
     _Atomic bool error;
@@ -142,6 +145,7 @@ static void *nic_thread(void *arg)
             break;
         if (set.fds[1].revents & POLLIN)
             break;
+        pthread_mutex_lock(&nd->io_lock);
         if (set.fds[0].revents & POLLIN) {
             eventfd_t ignored;
             eventfd_read(nd->tx_notify_fd, &ignored);
@@ -150,6 +154,7 @@ static void *nic_thread(void *arg)
             drain_tx(nd);
         }
         nic->backend->poll_done(nic, &set);
+        pthread_mutex_unlock(&nd->io_lock);
     }
     free(set.fds);
     return NULL;
@@ -334,6 +339,7 @@ static int net_setup(struct device *dev, unsigned index)
     const struct net_spec *spec = &cfg->nics[index];
     nd->tx_notify_fd = nd->stop_fd = -1;
     pthread_mutex_init(&nd->lock, NULL);
+    pthread_mutex_init(&nd->io_lock, NULL);
     const struct net_backend_ops *backend =
         spec->kind == NET_TAP ? &net_tap_backend
         : spec->kind == NET_SOCKET ? &net_socket_backend
@@ -382,8 +388,58 @@ static void net_teardown(struct device *dev)
     if (nd->stop_fd >= 0)
         close(nd->stop_fd);
     pthread_mutex_destroy(&nd->lock);
+    pthread_mutex_destroy(&nd->io_lock);
     free(nd);
     dev->state = NULL;
+}
+
+/* The card's side of the rings (the rings themselves are in its window, which the core saves),
+ * its counters and interrupt status. Frames the guest queued are sent first. Connections of the
+ * user-mode backend live in the host and are not saved: after a restore the guest's TCP
+ * connections through it are gone, as after a cable is pulled. */
+struct saved_nic {
+    uint32_t tx_tail, rx_head, irq_status, error;
+    uint32_t counters[C_COUNT];
+};
+
+static int net_save(struct device *dev, struct device_state *out)
+{
+    struct net_dev *nd = dev->state;
+    pthread_mutex_lock(&nd->io_lock);
+    if (atomic_exchange(&nd->reset_requested, false))
+        reset_rings(nd);
+    drain_tx(nd);
+    struct saved_nic st = {.tx_tail = nd->tx_tail, .rx_head = nd->rx_head, .error = atomic_load(&nd->error)};
+    for (int i = 0; i < C_COUNT; i++)
+        st.counters[i] = atomic_load(&nd->counters[i]);
+    pthread_mutex_lock(&nd->lock);
+    st.irq_status = nd->irq_status;
+    pthread_mutex_unlock(&nd->lock);
+    pthread_mutex_unlock(&nd->io_lock);
+    device_state_put(out, &st, sizeof(st));
+    return 0;
+}
+
+static int net_load(struct device *dev, struct device_state *in)
+{
+    struct net_dev *nd = dev->state;
+    struct saved_nic st;
+    device_state_get(in, &st, sizeof(st));
+    if (!device_state_done(in) || st.error > 1 || (st.irq_status & ~(uint32_t)(SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX))) {
+        log_error("%s: the saved card state is malformed", dev->name);
+        return -1;
+    }
+    pthread_mutex_lock(&nd->io_lock);
+    nd->tx_tail = st.tx_tail, nd->rx_head = st.rx_head;
+    atomic_store(&nd->error, st.error != 0);
+    atomic_store(&nd->reset_requested, false);
+    for (int i = 0; i < C_COUNT; i++)
+        atomic_store(&nd->counters[i], st.counters[i]);
+    pthread_mutex_lock(&nd->lock);
+    nd->irq_status = st.irq_status;
+    pthread_mutex_unlock(&nd->lock);
+    pthread_mutex_unlock(&nd->io_lock);
+    return 0;
 }
 
 const struct device_ops net_device = {
@@ -401,4 +457,7 @@ const struct device_ops net_device = {
     .pio = net_pio,
     .irq_enabled = net_irq_enabled,
     .teardown = net_teardown,
+    .state_version = 1,
+    .save = net_save,
+    .load = net_load,
 };

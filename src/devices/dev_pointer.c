@@ -97,6 +97,32 @@ static void pointer_teardown(struct device *dev)
     dev->state = NULL;
 }
 
+static int pointer_save(struct device *dev, struct device_state *out)
+{
+    struct pointer *p = dev->state;
+    pthread_mutex_lock(&p->lock);
+    uint32_t regs[6] = {p->x, p->y, p->buttons, p->irq_status, (uint32_t)p->wheel, p->last_mask};
+    device_state_put(out, regs, sizeof(regs));
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+static int pointer_load(struct device *dev, struct device_state *in)
+{
+    struct pointer *p = dev->state;
+    uint32_t regs[6];
+    device_state_get(in, regs, sizeof(regs));
+    if (!device_state_done(in)) {
+        log_error("%s: the saved pointer state is malformed", dev->name);
+        return -1;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->x = regs[0], p->y = regs[1], p->buttons = regs[2], p->irq_status = regs[3];
+    p->wheel = (int32_t)regs[4], p->last_mask = regs[5];
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
 const struct device_ops pointer_device = {
     .name = "pointer",
     .type = SLATE_DEV_POINTER,
@@ -110,4 +136,7 @@ const struct device_ops pointer_device = {
     .pio = pointer_pio,
     .irq_enabled = pointer_irq_enabled,
     .teardown = pointer_teardown,
+    .state_version = 1,
+    .save = pointer_save,
+    .load = pointer_load,
 };

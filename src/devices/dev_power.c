@@ -30,6 +30,22 @@ static int power_setup(struct device *dev, unsigned index)
     return 0;
 }
 
+/* The power device has no state: its registers only act. */
+static int power_save(struct device *dev, struct device_state *out)
+{
+    (void)dev, (void)out;
+    return 0;
+}
+
+static int power_load(struct device *dev, struct device_state *in)
+{
+    if (!device_state_done(in)) {
+        log_error("%s: unexpected saved state", dev->name);
+        return -1;
+    }
+    return 0;
+}
+
 const struct device_ops power_device = {
     .name = "power",
     .type = SLATE_DEV_POWER,
@@ -37,4 +53,7 @@ const struct device_ops power_device = {
     .port_count = 0x10,
     .setup = power_setup,
     .pio = power_pio,
+    .state_version = 1,
+    .save = power_save,
+    .load = power_load,
 };

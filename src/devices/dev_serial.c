@@ -190,6 +190,38 @@ static void serial_teardown(struct device *dev)
     dev->state = NULL;
 }
 
+/* The input not yet read, oldest first, and whether the guest has been told of it. Whether the
+ * console's input has ended belongs to the backend, which is the restoring slate's own. */
+static int serial_save(struct device *dev, struct device_state *out)
+{
+    struct serial *s = dev->state;
+    pthread_mutex_lock(&s->lock);
+    uint32_t count = s->rx_count, pending = s->irq_status & SLATE_SERIAL_IRQ_RX;
+    device_state_put(out, &count, sizeof(count));
+    device_state_put(out, &pending, sizeof(pending));
+    for (unsigned i = 0; i < count; i++)
+        device_state_put(out, &s->rx[(s->rx_head + i) % SERIAL_RX_SIZE], 1);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int serial_load(struct device *dev, struct device_state *in)
+{
+    struct serial *s = dev->state;
+    uint32_t count, pending;
+    if (!device_state_get(in, &count, sizeof(count)) || !device_state_get(in, &pending, sizeof(pending)) ||
+        count > SERIAL_RX_SIZE || (pending & ~(uint32_t)SLATE_SERIAL_IRQ_RX) || in->len - in->pos != count) {
+        log_error("%s: the saved input queue is malformed", dev->name);
+        return -1;
+    }
+    pthread_mutex_lock(&s->lock);
+    device_state_get(in, s->rx, count);
+    s->rx_head = 0, s->rx_count = count;
+    s->irq_status = (s->irq_status & ~(uint32_t)SLATE_SERIAL_IRQ_RX) | pending;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
 const struct device_ops serial_device = {
     .name = "serial",
     .type = SLATE_DEV_SERIAL,
@@ -202,4 +234,7 @@ const struct device_ops serial_device = {
     .pio = serial_pio,
     .irq_enabled = serial_irq_enabled,
     .teardown = serial_teardown,
+    .state_version = 1,
+    .save = serial_save,
+    .load = serial_load,
 };

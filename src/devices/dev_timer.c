@@ -123,25 +123,31 @@ static void timer_control(struct timer_dev *td, struct timer *t, uint32_t ctrl)
         t->error = true;
 }
 
+/* Lock held: counts what the timerfd says expired and raises the timer's line on a new event. */
+static void timer_take_expirations(struct timer_dev *td, struct timer *t)
+{
+    uint64_t count;
+    /* Read under the lock: a re-arm clears the count, so what is read belongs to this arming. */
+    if (t->source.fd < 0 || read(t->source.fd, &count, sizeof(count)) != sizeof(count) || !t->armed)
+        return;
+    t->expirations += (uint32_t)count;
+    if (!t->period)
+        t->armed = false;
+    uint32_t bit = 1u << t->index;
+    if (!(td->irq_status & bit)) {
+        td->irq_status |= bit;
+        device_raise(td->dev, t->index);
+    }
+}
+
 /* Event thread: the timerfd fired. */
 static void timer_expired(void *opaque, uint32_t events)
 {
     struct timer *t = opaque;
     struct timer_dev *td = t->owner;
     (void)events;
-    uint64_t count;
-    /* Read under the lock: a re-arm clears the count, so what is read belongs to this arming. */
     pthread_mutex_lock(&td->lock);
-    if (read(t->source.fd, &count, sizeof(count)) == sizeof(count) && t->armed) {
-        t->expirations += (uint32_t)count;
-        if (!t->period)
-            t->armed = false;
-        uint32_t bit = 1u << t->index;
-        if (!(td->irq_status & bit)) {
-            td->irq_status |= bit;
-            device_raise(td->dev, t->index);
-        }
-    }
+    timer_take_expirations(td, t);
     pthread_mutex_unlock(&td->lock);
 }
 
@@ -293,6 +299,65 @@ static void timer_teardown(struct device *dev)
     dev->state = NULL;
 }
 
+/* What the guest programmed, and for an armed timer its next deadline on the guest clock, which
+ * continues across a restore: a timer due 3 ms after the snapshot fires 3 ms after the resume. */
+struct saved_timer {
+    uint64_t delay, period;
+    int64_t deadline; /* guest ns; meaningful when armed */
+    uint32_t expirations;
+    uint8_t armed, error, pad[2];
+};
+
+static int timer_save(struct device *dev, struct device_state *out)
+{
+    struct timer_dev *td = dev->state;
+    pthread_mutex_lock(&td->lock);
+    device_state_put(out, &td->irq_status, sizeof(td->irq_status));
+    for (unsigned i = 0; i < SLATE_TIMER_COUNT; i++) {
+        struct timer *t = &td->timers[i];
+        timer_take_expirations(td, t); /* an expiry the event loop has not read yet */
+        struct saved_timer st = {.delay = t->delay, .period = t->period, .expirations = t->expirations,
+                                 .armed = t->armed, .error = t->error};
+        struct itimerspec left;
+        if (t->armed && timerfd_gettime(t->source.fd, &left) == 0)
+            st.deadline = device_clock_ns(dev) + left.it_value.tv_sec * 1000000000LL + left.it_value.tv_nsec;
+        device_state_put(out, &st, sizeof(st));
+    }
+    pthread_mutex_unlock(&td->lock);
+    return 0;
+}
+
+static int timer_load(struct device *dev, struct device_state *in)
+{
+    struct timer_dev *td = dev->state;
+    uint32_t irq_status;
+    struct saved_timer saved[SLATE_TIMER_COUNT];
+    device_state_get(in, &irq_status, sizeof(irq_status));
+    device_state_get(in, saved, sizeof(saved));
+    bool ok = device_state_done(in) && !(irq_status >> SLATE_TIMER_COUNT);
+    for (unsigned i = 0; i < SLATE_TIMER_COUNT; i++)
+        ok = ok && saved[i].armed <= 1 && saved[i].error <= 1 && saved[i].deadline >= 0 &&
+             (!saved[i].armed || !saved[i].period || saved[i].period >= TIMER_MIN_PERIOD_NS);
+    if (!ok) {
+        log_error("%s: the saved timers are malformed", dev->name);
+        return -1;
+    }
+    pthread_mutex_lock(&td->lock);
+    td->irq_status = irq_status;
+    for (unsigned i = 0; i < SLATE_TIMER_COUNT && ok; i++) {
+        struct timer *t = &td->timers[i];
+        t->period = saved[i].period, t->expirations = saved[i].expirations;
+        t->armed = saved[i].armed, t->error = saved[i].error;
+        t->delay = (uint64_t)saved[i].deadline; /* programmed as an absolute deadline */
+        ok = timer_program(td, t, true);
+        t->delay = saved[i].delay; /* then the register holds what the guest wrote */
+    }
+    pthread_mutex_unlock(&td->lock);
+    if (!ok)
+        log_error("%s: cannot re-arm a timer", dev->name);
+    return ok ? 0 : -1;
+}
+
 const struct device_ops timer_device = {
     .name = "timer",
     .type = SLATE_DEV_TIMER,
@@ -305,4 +370,7 @@ const struct device_ops timer_device = {
     .pio = timer_pio,
     .irq_enabled = timer_irq_enabled,
     .teardown = timer_teardown,
+    .state_version = 1,
+    .save = timer_save,
+    .load = timer_load,
 };

@@ -127,11 +127,11 @@ static void read_tables(struct tables *t)
 
 /* The hypercall with every general register holding a value of its own; returns RAX, and
  * whether each register (and RFLAGS' DF and CF) came back. */
-static int64_t roundtrip_with_registers(bool *regs_same)
+static int64_t roundtrip_with_registers(bool *regs_same, uint32_t function)
 {
     uint64_t out[15]; /* the 14 registers, then RFLAGS */
     uint64_t *outp = out;
-    int64_t rax = SLATE_HC_DEBUG_BREAK;
+    int64_t rax = function;
     /* Every register but RAX and RSP holds a pattern: the pointer to `out` waits on the stack. */
     __asm__ volatile("push %[outp]\n"
                      "push %%rbp\n"
@@ -173,8 +173,55 @@ static int64_t roundtrip_with_registers(bool *regs_same)
     return rax;
 }
 
+/* ---- what a snapshot must keep besides the CPU ---- */
+#define PATTERN_WORDS (2u << 20) / 8
+static uint64_t pattern[PATTERN_WORDS];
+static uint16_t timer_port;
+static volatile uint32_t device_ticks;
+
+__attribute__((interrupt)) static void on_device_timer(struct interrupt_frame *f)
+{
+    (void)f;
+    device_ticks++;
+    slate_outl(timer_port + SLATE_TIMER_IRQ_STATUS, 1);
+    lapic_eoi();
+}
+
+static uint64_t clock_ns(void)
+{
+    uint32_t lo = slate_inl(timer_port + SLATE_TIMER_CLOCK_LO);
+    return ((uint64_t)slate_inl(timer_port + SLATE_TIMER_CLOCK_HI) << 32) | lo;
+}
+
+static uint64_t pattern_sum(void)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < PATTERN_WORDS; i++)
+        sum = sum * 31 + pattern[i];
+    return sum;
+}
+
+/* A long init's traces: memory written, and the timer device's timer 0 firing every 5 ms. */
+static void snapshot_setup(const struct slate_info *info)
+{
+    for (uint32_t i = 0; i < PATTERN_WORDS; i++)
+        pattern[i] = i * 0x9E3779B97F4A7C15ULL;
+    const struct slate_device *d = slate_find_device(info, SLATE_DEV_TIMER, 0);
+    timer_port = d->port_base;
+    idt_set(0x41, on_device_timer);
+    slate_outl(timer_port + d->irq_reg + SLATE_IRQ_CPU, 0);
+    slate_outl(timer_port + d->irq_reg + SLATE_IRQ_VECTOR, 0x41);
+    slate_outl(timer_port + SLATE_TIMER_BANK(0) + SLATE_TIMER_DELAY_LO, 5000000);
+    slate_outl(timer_port + SLATE_TIMER_BANK(0) + SLATE_TIMER_DELAY_HI, 0);
+    slate_outl(timer_port + SLATE_TIMER_BANK(0) + SLATE_TIMER_PERIOD_LO, 5000000);
+    slate_outl(timer_port + SLATE_TIMER_BANK(0) + SLATE_TIMER_PERIOD_HI, 0);
+    slate_outl(timer_port + SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, SLATE_TIMER_START);
+    WAIT_FOR(device_ticks >= 1);
+}
+
 KMAIN kmain(const struct slate_info *info)
 {
+    bool snapshot = str_eq(cmdline(info), "snapshot");
     idt_set(VEC_TIMER, on_timer);
     idt_load();
     lapic_enable();
@@ -202,19 +249,35 @@ KMAIN kmain(const struct slate_info *info)
     load_vector_state();
     save_vector_state(fx_before, ymm_before);
     uint32_t lvt = mmio_read32(SLATE_LAPIC_ADDR + LAPIC_LVT_TIMER), tpr = mmio_read32(SLATE_LAPIC_ADDR + 0x80);
+    uint64_t sum_before = 0, clock_before = 0;
+    if (snapshot) {
+        snapshot_setup(info);
+        sum_before = pattern_sum();
+        clock_before = clock_ns();
+    }
     uint64_t tsc_before = rdtsc();
 
     bool regs_same;
-    int64_t rc = roundtrip_with_registers(&regs_same);
+    int64_t rc = roundtrip_with_registers(&regs_same, snapshot ? SLATE_HC_SNAPSHOT : SLATE_HC_DEBUG_BREAK);
 
     uint64_t tsc_after = rdtsc();
+    if (snapshot) {
+        uint64_t clock_after = clock_ns();
+        puts_hc(rc == 0 ? "snapshot: saved\n" : rc == 1 ? "snapshot: restored\n" : "snapshot: failed\n");
+        report("memory", pattern_sum() == sum_before);
+        report("clock", clock_after >= clock_before);
+        uint32_t t0 = device_ticks;
+        WAIT_FOR(device_ticks >= t0 + 2);
+        report("device timer", true);
+    }
     save_vector_state(fx_after, ymm_after);
     read_tables(&after);
     for (int i = 0; i < MSR_COUNT; i++)
         msr_after[i] = rdmsr(msr_index[i]);
     msr_after[MSR_COUNT] = rdmsr(0x277);
-    puts_hc(rc == 2 ? "round trip: done\n" : rc == 0 ? "round trip: none (no SLATE_TEST_CPU_ROUNDTRIP)\n"
-                                                     : "round trip: failed\n");
+    if (!snapshot)
+        puts_hc(rc == 2 ? "round trip: done\n" : rc == 0 ? "round trip: none (no SLATE_TEST_CPU_ROUNDTRIP)\n"
+                                                         : "round trip: failed\n");
     puts_hc(avx ? "avx: on\n" : "avx: not offered\n");
     report("registers", regs_same);
     report("control registers and tables",

@@ -1,0 +1,599 @@
+/* each.c - `slate --each CASE... KERNEL`: the kernel boots once and calls SLATE_HC_SNAPSHOT when
+ * it is ready; slate captures the machine there (machine_capture, and a copy of the memory it
+ * had written) and runs each case from that point: the hypercall returns the case's number with
+ * the case file's bytes in the kernel's buffer, and the case runs until the kernel exits,
+ * crashes or outlives --case-timeout. Then slate puts the machine back: only the pages the case
+ * wrote (KVM's dirty log for the guest's writes, memory_ram_ptr's bits for slate's own), every
+ * CPU and every device. The vCPU threads live on across cases, parked between them.
+ *
+ * Everything here runs on the event thread with the machine held (HOLD_SNAPSHOT), except
+ * each_hypercall and each_case_stop, which only record what happened and wake it. */
+#include "snapshot.h"
+
+#include "log.h"
+#include "outfile.h"
+#include "vm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#define PAGE 4096ULL
+#define LONG_BITS (8 * sizeof(unsigned long))
+#define CASE_BUFFER_MAX (64ULL << 20)
+
+/* A range of memory a case may change and the reset puts back. */
+struct tracked {
+    const char *what;
+    uint8_t *host;
+    uint64_t size;    /* bytes compared or copied back */
+    uint8_t *shadow;  /* its contents at the snapshot */
+    int slot;         /* its KVM memory slot with a dirty log */
+    int ram;          /* the RAM region (slate's own writes are in mem.host_dirty), or -1 */
+    bool compare;     /* a window devices write directly: pages are compared with the shadow */
+    unsigned long *written; /* pages written since the snapshot */
+    unsigned long *log;     /* KVM_GET_DIRTY_LOG's buffer */
+    unsigned long *for_device; /* pages a device that reads the same log has not been told of */
+    pthread_mutex_t lock;
+};
+
+struct each {
+    struct vm *vm;
+    char **cases;
+    unsigned count;
+    unsigned current; /* the case running (1-based); 0 before the snapshot */
+    unsigned failed;
+    bool snapshotted, finishing;
+    struct machine_image img;
+    struct tracked mem[2 + 2 + DEVICE_MAX];
+    unsigned mem_count;
+    /* The caller of SLATE_HC_SNAPSHOT and its buffer, mapped as it sees it. */
+    _Atomic int caller;
+    struct guest_piece *pieces;
+    unsigned piece_count;
+    uint64_t buffer_size;
+    /* The case under way. */
+    _Atomic int status; /* -1 while it runs */
+    char reason[192];
+    struct event_source timer;
+    int out_dirfd;
+    int console_fd; /* where guest output went before the cases */
+    int log_fd;
+    int64_t started_ns;
+    /* For the summary (and make bench). */
+    int64_t reset_ns;
+    uint64_t reset_pages;
+};
+
+static uint64_t bitmap_longs(uint64_t size) { return (size / PAGE + LONG_BITS - 1) / LONG_BITS; }
+
+/* ---- cases ----------------------------------------------------------------------------------- */
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The command line's cases, then --each-dir's regular files in name order. */
+static int collect_cases(struct each *e, const struct slate_config *cfg)
+{
+    unsigned cap = cfg->case_count + 64;
+    e->cases = calloc(cap, sizeof(char *));
+    for (unsigned i = 0; e->cases && i < cfg->case_count; i++)
+        e->cases[e->count++] = strdup(cfg->cases[i]);
+    DIR *dir = cfg->each_dir ? opendir(cfg->each_dir) : NULL;
+    if (cfg->each_dir && !dir) {
+        log_error("--each-dir %s: %s", cfg->each_dir, strerror(errno));
+        return -1;
+    }
+    unsigned first = e->count;
+    for (struct dirent *de; dir && e->cases && (de = readdir(dir));) {
+        char path[LOAD_PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", cfg->each_dir, de->d_name);
+        if (de->d_name[0] == '.' || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (e->count == cap) {
+            char **grown = realloc(e->cases, (cap *= 2) * sizeof(char *));
+            if (!grown)
+                break;
+            e->cases = grown;
+        }
+        e->cases[e->count++] = strdup(path);
+    }
+    if (dir)
+        closedir(dir);
+    if (!e->cases) {
+        log_error("out of memory");
+        return -1;
+    }
+    qsort(e->cases + first, e->count - first, sizeof(char *), by_name);
+    for (unsigned i = 0; i < e->count; i++) {
+        struct stat st;
+        if (!e->cases[i] || stat(e->cases[i], &st) < 0 || !S_ISREG(st.st_mode) || access(e->cases[i], R_OK)) {
+            log_error("--each: %s: %s", e->cases[i] ? e->cases[i] : "?",
+                      !e->cases[i] ? "out of memory" : errno ? strerror(errno) : "not a regular file");
+            return -1;
+        }
+    }
+    if (!e->count) {
+        log_error("--each-dir %s: no case files in it", cfg->each_dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* The case's file, read now: it may be changed between cases. NULL (logged) on failure. */
+static uint8_t *read_case(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    uint8_t *data = NULL;
+    if (fd >= 0 && fstat(fd, &st) == 0 && (data = malloc((size_t)st.st_size + 1))) {
+        ssize_t n = read(fd, data, (size_t)st.st_size);
+        *len = n > 0 ? (size_t)n : 0;
+    }
+    if (!data)
+        log_error("--each: %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return data;
+}
+
+/* ---- memory ---------------------------------------------------------------------------------- */
+
+static int track(struct each *e, const char *what, uint8_t *host, uint64_t size, int slot, int ram, bool compare)
+{
+    struct tracked *t = &e->mem[e->mem_count];
+    *t = (struct tracked){.what = what, .host = host, .size = size, .slot = slot, .ram = ram, .compare = compare};
+    uint64_t longs = bitmap_longs(size);
+    t->written = calloc(longs, sizeof(long));
+    t->log = calloc(longs, sizeof(long));
+    t->for_device = calloc(longs, sizeof(long));
+    t->shadow = vm_map_anonymous(size);
+    pthread_mutex_init(&t->lock, NULL);
+    e->mem_count++;
+    if (!t->written || !t->log || !t->for_device || !t->shadow) {
+        log_error("--each: out of memory for a copy of %s", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* Slots are numbered as vm.c adds them: RAM regions, the info block, the boot tables, windows. */
+static int track_all(struct each *e)
+{
+    struct vm *vm = e->vm;
+    for (unsigned i = 0; i < vm->mem.ram_count; i++) {
+        if (track(e, "RAM", vm->mem.ram[i].host, vm->mem.ram[i].size, (int)i, (int)i, false))
+            return -1;
+        vm->mem.host_dirty[i] = calloc(bitmap_longs(vm->mem.ram[i].size), sizeof(long));
+        if (!vm->mem.host_dirty[i])
+            return -1;
+    }
+    if (track(e, "the boot tables", vm->boot_tables, SLATE_BOOT_TABLES_SIZE, (int)vm->mem.ram_count + 1, -1, true))
+        return -1;
+    for (unsigned i = 0; i < vm->device_count; i++) {
+        struct device *dev = &vm->devices[i];
+        /* The display's window is written by the guest alone; the others' by their devices too. */
+        uint64_t size = dev->ops->window_dirty_log ? dev->window_bytes : (dev->ops->window_size + PAGE - 1) & ~(PAGE - 1);
+        if (dev->window && track(e, dev->name, dev->window, size, (int)dev->window_slot, -1,
+                                 !dev->ops->window_dirty_log))
+            return -1;
+    }
+    return 0;
+}
+
+static void get_dirty_log(struct vm *vm, struct tracked *t)
+{
+    struct kvm_dirty_log log = {.slot = (uint32_t)t->slot, .dirty_bitmap = t->log};
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        memset(t->log, 0xFF, bitmap_longs(t->size) * sizeof(long)); /* unknown: all of it */
+}
+
+/* Adds what KVM logged (and slate wrote) since the last look to t->written. Lock held. */
+static void collect(struct vm *vm, struct tracked *t)
+{
+    get_dirty_log(vm, t);
+    _Atomic unsigned long *mine = t->ram >= 0 ? vm->mem.host_dirty[t->ram] : NULL;
+    for (uint64_t i = 0; i < bitmap_longs(t->size); i++) {
+        unsigned long bits = t->log[i] | (mine ? atomic_exchange(&mine[i], 0) : 0);
+        t->written[i] |= bits;
+        t->for_device[i] |= t->log[i];
+    }
+}
+
+/* The snapshot's copy: RAM pages that were ever touched, the rest whole. */
+static void take_copy(struct vm *vm, struct tracked *t)
+{
+    uint64_t pages = t->size / PAGE;
+    unsigned char *resident = t->ram >= 0 ? malloc(pages) : NULL;
+    if (resident && mincore(t->host, t->size, resident) < 0)
+        memset(resident, 1, pages);
+    for (uint64_t p = 0; p < pages; p++)
+        if (!resident || (resident[p] & 1))
+            memcpy(t->shadow + p * PAGE, t->host + p * PAGE, PAGE);
+    free(resident);
+    pthread_mutex_lock(&t->lock);
+    get_dirty_log(vm, t); /* from here on the log counts the case's writes */
+    memcpy(t->for_device, t->log, bitmap_longs(t->size) * sizeof(long));
+    memset(t->written, 0, bitmap_longs(t->size) * sizeof(long));
+    if (t->ram >= 0)
+        memset((void *)vm->mem.host_dirty[t->ram], 0, bitmap_longs(t->size) * sizeof(long));
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Puts back every page the case wrote. Returns the pages copied. */
+static uint64_t put_back(struct vm *vm, struct tracked *t)
+{
+    uint64_t copied = 0;
+    pthread_mutex_lock(&t->lock);
+    collect(vm, t);
+    for (uint64_t p = 0; p < t->size / PAGE; p++) {
+        uint8_t *page = t->host + p * PAGE, *saved = t->shadow + p * PAGE;
+        bool written = (t->written[p / LONG_BITS] >> (p % LONG_BITS)) & 1;
+        if (written || (t->compare && memcmp(page, saved, PAGE))) {
+            memcpy(page, saved, PAGE);
+            t->for_device[p / LONG_BITS] |= 1UL << (p % LONG_BITS); /* the screen shows it again */
+            copied++;
+        }
+    }
+    memset(t->written, 0, bitmap_longs(t->size) * sizeof(long));
+    pthread_mutex_unlock(&t->lock);
+    return copied;
+}
+
+bool each_window_dirty(struct vm *vm, unsigned slot, unsigned long *bitmap, bool *handled)
+{
+    struct each *e = vm->each;
+    *handled = false;
+    if (!e || !e->snapshotted)
+        return false;
+    for (unsigned i = 0; i < e->mem_count; i++) {
+        struct tracked *t = &e->mem[i];
+        if (t->slot != (int)slot)
+            continue;
+        pthread_mutex_lock(&t->lock);
+        collect(vm, t);
+        memcpy(bitmap, t->for_device, bitmap_longs(t->size) * sizeof(long));
+        memset(t->for_device, 0, bitmap_longs(t->size) * sizeof(long));
+        pthread_mutex_unlock(&t->lock);
+        *handled = true;
+        return true;
+    }
+    return false;
+}
+
+/* ---- running cases --------------------------------------------------------------------------- */
+
+/* Marks the RAM page behind host pointer p as written by slate. */
+static void mark_host_write(struct vm *vm, const uint8_t *p, size_t len)
+{
+    for (unsigned i = 0; i < vm->mem.ram_count; i++) {
+        const struct mem_region *r = &vm->mem.ram[i];
+        if (p < r->host || p >= r->host + r->size)
+            continue;
+        for (uint64_t pg = (uint64_t)(p - r->host) / PAGE; pg <= (uint64_t)(p - r->host + len - 1) / PAGE; pg++)
+            atomic_fetch_or(&vm->mem.host_dirty[i][pg / LONG_BITS], 1UL << (pg % LONG_BITS));
+    }
+}
+
+/* Case n's file in the kernel's buffer, and the hypercall's results in its registers. */
+static int start_case(struct each *e, unsigned n)
+{
+    struct vm *vm = e->vm;
+    const char *path = e->cases[n - 1];
+    size_t len = 0;
+    uint8_t *data = read_case(path, &len);
+    if (!data)
+        return -1;
+    if (len > e->buffer_size) {
+        log_warn("--each: %s is %zu bytes; the kernel's buffer holds %" PRIu64 ": the case is cut", path, len,
+                 e->buffer_size);
+        len = e->buffer_size;
+    }
+    size_t done = 0;
+    for (unsigned i = 0; i < e->piece_count && done < len; i++) {
+        size_t n_bytes = len - done < e->pieces[i].len ? len - done : e->pieces[i].len;
+        memcpy(e->pieces[i].host, data + done, n_bytes);
+        mark_host_write(vm, e->pieces[i].host, n_bytes);
+        done += n_bytes;
+    }
+    free(data);
+    struct vcpu *cpu = &vm->vcpus[atomic_load(&e->caller)];
+    struct cpu_state st = {0};
+    if (cpu_state_get(cpu, CPU_REGS, &st, NULL) == 0) {
+        st.regs.rax = n;
+        st.regs.rdx = len;
+        cpu_state_put(cpu, CPU_REGS, &st, NULL);
+    }
+    /* Its serial output in its own file, N-NAME.log. */
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char name[256];
+    snprintf(name, sizeof(name), "%u-%.200s.log", n, base);
+    struct outfile out;
+    e->log_fd = outfile_create_at(&out, e->out_dirfd, name);
+    if (e->log_fd >= 0 && outfile_place(&out, true) < 0) {
+        close(e->log_fd);
+        e->log_fd = -1;
+    }
+    if (e->log_fd >= 0)
+        outfile_finish(&out);
+    else
+        log_warn("--each-out %s: cannot write %s", vm->cfg->each_out, name);
+    console_redirect(vm->console, e->log_fd);
+    e->current = n;
+    e->reason[0] = 0;
+    vm->end_reason[0] = 0;
+    vm->crash_cpu = -1;
+    atomic_store(&e->status, -1);
+    double t = vm->cfg->case_timeout_s;
+    struct itimerspec when = {.it_value = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)}};
+    if (when.it_value.tv_sec == 0 && when.it_value.tv_nsec == 0)
+        when.it_value.tv_nsec = 1;
+    timerfd_settime(e->timer.fd, 0, &when, NULL);
+    e->started_ns = clock_now_ns();
+    return 0;
+}
+
+/* The TAP line for the case that ended. */
+static void report_case(struct each *e)
+{
+    struct vm *vm = e->vm;
+    int status = atomic_load(&e->status);
+    double ms = (double)(clock_now_ns() - e->started_ns) / 1e6;
+    const char *path = e->cases[e->current - 1];
+    if (status == 0) {
+        printf("ok %u - %s\n", e->current, path);
+    } else {
+        e->failed++;
+        if (status == EXIT_TIMEOUT)
+            printf("not ok %u - %s # timed out after %.0f ms (--case-timeout)\n", e->current, path, ms);
+        else if (status == EXIT_CRASH)
+            printf("not ok %u - %s # %s\n", e->current, path, vm->end_reason[0] ? vm->end_reason : "crashed");
+        else if (status == VM_STATUS_RESET)
+            printf("not ok %u - %s # the kernel reset the machine\n", e->current, path);
+        else
+            printf("not ok %u - %s # exit %d\n", e->current, path, status);
+    }
+    fflush(stdout);
+    struct itimerspec off = {0};
+    timerfd_settime(e->timer.fd, 0, &off, NULL);
+    console_redirect(vm->console, e->console_fd);
+    if (e->log_fd >= 0)
+        close(e->log_fd);
+    e->log_fd = -1;
+}
+
+static int reset_machine(struct each *e)
+{
+    struct vm *vm = e->vm;
+    int64_t started = clock_now_ns();
+    uint64_t pages = 0;
+    for (unsigned i = 0; i < e->mem_count; i++)
+        pages += put_back(vm, &e->mem[i]);
+    int rc = machine_apply(vm, &e->img);
+    e->reset_ns += clock_now_ns() - started;
+    e->reset_pages += pages;
+    return rc;
+}
+
+static void finish(struct each *e, int status)
+{
+    struct vm *vm = e->vm;
+    e->finishing = true;
+    vm->crash_cpu = -1; /* the cases' crashes are in their TAP lines: the status says how many failed */
+    unsigned ran = e->current;
+    if (ran > 1)
+        printf("# %u case%s, %u failed; a reset took %.0f us on average (%.1f pages)\n", ran, ran == 1 ? "" : "s",
+               e->failed, (double)e->reset_ns / 1e3 / (ran - 1), (double)e->reset_pages / (ran - 1));
+    fflush(stdout);
+    vm_request_stop(vm, status);
+}
+
+/* The kernel reached SLATE_HC_SNAPSHOT: capture the machine and start case 1. */
+static void take_snapshot(struct each *e)
+{
+    struct vm *vm = e->vm;
+    if (machine_capture(vm, &e->img)) {
+        log_error("--each: the machine cannot be captured (see above)");
+        finish(e, EXIT_FAILURE_SLATE);
+        return;
+    }
+    for (unsigned i = 0; i < e->mem_count; i++)
+        take_copy(vm, &e->mem[i]);
+    e->snapshotted = true;
+    if (start_case(e, 1))
+        finish(e, EXIT_FAILURE_SLATE);
+}
+
+void each_serve(struct vm *vm)
+{
+    struct each *e = vm->each;
+    if (!vm_hold(vm, HOLD_SNAPSHOT))
+        return;
+    if (!e->snapshotted && atomic_load(&e->caller) >= 0) {
+        take_snapshot(e);
+    } else if (e->snapshotted && e->current && atomic_load(&e->status) != -1 && !e->finishing) {
+        report_case(e);
+        if (e->current == e->count)
+            finish(e, e->failed ? EXIT_CASES_FAILED : 0);
+        else if (reset_machine(e) || start_case(e, e->current + 1))
+            finish(e, EXIT_FAILURE_SLATE);
+    }
+    vm_release(vm, HOLD_SNAPSHOT);
+}
+
+int64_t each_hypercall(struct vm *vm, struct vcpu *cpu, const uint64_t args[4])
+{
+    struct each *e = vm->each;
+    if (e->snapshotted) {
+        log_warn_limited(&vm->guest_limit, "cpu %u: SLATE_HC_SNAPSHOT again during case %u: refused "
+                         "(SLATE_EBUSY): --each snapshots once", cpu->index, e->current);
+        return SLATE_EBUSY;
+    }
+    uint64_t buf = args[0], size = args[1];
+    if (size > CASE_BUFFER_MAX)
+        return SLATE_EINVAL;
+    struct caller_view view;
+    if (!vcpu_caller_view(cpu, &view))
+        return SLATE_EINVAL;
+    unsigned max = (unsigned)(size / PAGE + 2);
+    struct guest_piece *pieces = calloc(max, sizeof(*pieces));
+    unsigned count = 0;
+    if (!pieces)
+        return SLATE_EIO;
+    if (size && vcpu_map_as_caller(cpu, &view, buf, size, true, pieces, max, &count) < size) {
+        free(pieces);
+        return SLATE_EFAULT;
+    }
+    int none = -1;
+    if (!atomic_compare_exchange_strong(&e->caller, &none, (int)cpu->index)) {
+        free(pieces);
+        return SLATE_EBUSY;
+    }
+    e->pieces = pieces, e->piece_count = count, e->buffer_size = size;
+    vm_request_hold(vm, HOLD_SNAPSHOT);
+    eventfd_write(vm->snapshot_wake.fd, 1);
+    return 0;
+}
+
+bool each_case_stop(struct vm *vm, int status)
+{
+    struct each *e = vm->each;
+    /* A signal, --timeout or slate's own failure ends the whole run; so does anything before
+     * the snapshot or after the last case. */
+    bool case_end = (status >= 0 && status <= EXIT_GUEST_MAX) || status == EXIT_CRASH ||
+                    status == VM_STATUS_RESET || status == EXIT_TIMEOUT;
+    if (case_end && !e->snapshotted && !e->finishing) {
+        /* The kernel ended before its cases: that is a failure whatever its exit code. */
+        e->finishing = true;
+        printf("Bail out! the kernel stopped before calling SLATE_HC_SNAPSHOT (%s)\n",
+               status == EXIT_CRASH ? "it crashed" : status == VM_STATUS_RESET ? "it reset the machine" : "it exited");
+        fflush(stdout);
+        vm_request_stop(vm, status == EXIT_CRASH ? EXIT_CRASH : EXIT_CASES_FAILED);
+        return true;
+    }
+    if (!case_end || !e->snapshotted || e->finishing || !e->current)
+        return false;
+    if (status == EXIT_TIMEOUT && !e->reason[0]) /* the global --timeout, not the case's */
+        return false;
+    int running = -1;
+    if (atomic_compare_exchange_strong(&e->status, &running, status)) {
+        vm_request_hold(vm, HOLD_SNAPSHOT);
+        eventfd_write(vm->snapshot_wake.fd, 1);
+    }
+    return true;
+}
+
+static void on_case_timeout(void *opaque, uint32_t events)
+{
+    struct each *e = opaque;
+    (void)events;
+    uint64_t expirations;
+    if (read(e->timer.fd, &expirations, sizeof(expirations)) <= 0 || atomic_load(&e->status) != -1)
+        return;
+    snprintf(e->reason, sizeof(e->reason), "--case-timeout");
+    vm_report(e->vm, stderr, "--case-timeout expired: the case did not finish");
+    each_case_stop(e->vm, EXIT_TIMEOUT);
+}
+
+int each_attach(struct vm *vm)
+{
+    const struct slate_config *cfg = vm->cfg;
+    struct each *e = calloc(1, sizeof(*e));
+    if (!e) {
+        log_error("out of memory");
+        return -1;
+    }
+    vm->each = e;
+    e->vm = vm;
+    e->log_fd = e->console_fd = e->out_dirfd = -1;
+    e->timer.fd = -1;
+    atomic_store(&e->caller, -1);
+    atomic_store(&e->status, -1);
+    for (unsigned i = 0; i < cfg->disk_count; i++) {
+        if (!cfg->disks[i].read_only && !cfg->disks[i].overlay) {
+            log_error("--each: --disk %s is writable: give it ,snapshot (or ,ro) so that every case starts "
+                      "from the same disk", cfg->disks[i].path);
+            return -1;
+        }
+    }
+    if (collect_cases(e, cfg) || track_all(e))
+        return -1;
+    if (mkdir(cfg->each_out, 0777) < 0 && errno != EEXIST) {
+        log_error("--each-out %s: %s", cfg->each_out, strerror(errno));
+        return -1;
+    }
+    e->out_dirfd = open(cfg->each_out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (e->out_dirfd < 0) {
+        log_error("--each-out %s: %s", cfg->each_out, strerror(errno));
+        return -1;
+    }
+    e->timer = (struct event_source){.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK),
+                                     .fn = on_case_timeout, .opaque = e};
+    if (e->timer.fd < 0 || event_add(&vm->loop, &e->timer, EPOLLIN)) {
+        log_error("--case-timeout: timerfd: %s", strerror(errno));
+        return -1;
+    }
+    /* stdout is TAP's: what the kernel prints before the cases goes to boot.log. */
+    struct outfile out;
+    int boot_fd = outfile_create_at(&out, e->out_dirfd, "boot.log");
+    if (boot_fd < 0 || outfile_place(&out, true) < 0) {
+        log_error("--each-out %s: cannot write boot.log", cfg->each_out);
+        if (boot_fd >= 0)
+            close(boot_fd);
+        return -1;
+    }
+    outfile_finish(&out);
+    e->console_fd = boot_fd;
+    console_redirect(vm->console, boot_fd);
+    printf("1..%u\n", e->count);
+    fflush(stdout);
+    return 0;
+}
+
+void each_detach(struct vm *vm)
+{
+    struct each *e = vm->each;
+    if (!e)
+        return;
+    vm->each = NULL;
+    if (e->console_fd >= 0 && vm->console && vm->console->out_fd == e->console_fd)
+        console_redirect(vm->console, -1);
+    if (e->console_fd >= 0)
+        close(e->console_fd);
+    if (e->log_fd >= 0)
+        close(e->log_fd);
+    if (e->timer.fd >= 0)
+        close(e->timer.fd);
+    if (e->out_dirfd >= 0)
+        close(e->out_dirfd);
+    for (unsigned i = 0; i < e->mem_count; i++) {
+        struct tracked *t = &e->mem[i];
+        free(t->written);
+        free(t->log);
+        free(t->for_device);
+        if (t->shadow)
+            munmap(t->shadow, t->size);
+        pthread_mutex_destroy(&t->lock);
+    }
+    for (unsigned i = 0; i < vm->mem.ram_count; i++) {
+        free((void *)vm->mem.host_dirty[i]);
+        vm->mem.host_dirty[i] = NULL;
+    }
+    for (unsigned i = 0; i < e->count; i++)
+        free(e->cases[i]);
+    free(e->cases);
+    free(e->pieces);
+    machine_image_free(&e->img);
+    free(e);
+}
