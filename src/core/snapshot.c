@@ -576,8 +576,11 @@ static int restore_memory(struct vm *vm, const struct snapshot *snap)
             p = end;
         }
     }
-    if (found != vm->mem.ram_count + vm->mem.extra_count)
-        return restore_fail(snap, "malformed: memory sections are missing");
+    unsigned expected = vm->mem.ram_count + vm->mem.extra_count;
+    for (unsigned i = 0; i < vm->device_count; i++)
+        expected += vm->devices[i].window != NULL;
+    if (found != expected)
+        return restore_fail(snap, "malformed: memory sections are missing or repeated");
     vm->ram_from_file = snap->lazy;
     return 0;
 }
