@@ -193,12 +193,45 @@ static void help_names_exit_codes(void **state)
     assert_contains(help, "--check");
     assert_contains(help, "Linux 4.17");
     /* The devices' own options, from their files. */
-    assert_contains(help, "--disk PATH[,ro][,cache=writeback|none]");
+    assert_contains(help, "--disk PATH[,ro][,snapshot][,cache=writeback|none]");
+    assert_contains(help, "--restore PATH[,lazy]");
+    assert_contains(help, "--each CASE... KERNEL");
     assert_contains(help, "--net tap:IFNAME|user|socket:PATH");
     assert_contains(help, "--vnc-password FILE");
     assert_true(strstr(help, "--check") < strstr(help, "--disk")); /* core first, then devices */
     assert_true(strstr(help, "--disk") < strstr(help, "-h, --help"));
     free(help);
+}
+
+/* --snapshot, --restore, --each: what goes with what. */
+static void snapshot_options(void **state)
+{
+    (void)state;
+    struct slate_config cfg;
+    assert_int_equal(PARSE(&cfg, "--restore", "m.snap,lazy"), OPTIONS_RUN);
+    assert_string_equal(cfg.restore_path, "m.snap");
+    assert_true(cfg.restore_lazy);
+    assert_int_equal(PARSE(&cfg, "--restore", "m.snap", "kernel"), OPTIONS_ERROR);
+    assert_contains(err, "--restore takes no kernel");
+    assert_int_equal(PARSE(&cfg, "--each", "a", "b", "kernel"), OPTIONS_RUN);
+    assert_int_equal(cfg.case_count, 2);
+    assert_string_equal(cfg.cases[1], "b");
+    assert_string_equal(cfg.kernel, "kernel");
+    assert_int_equal(PARSE(&cfg, "--each", "kernel"), OPTIONS_ERROR);
+    assert_contains(err, "--each: no cases");
+    assert_int_equal(PARSE(&cfg, "--each", "a", "--snapshot", "x", "kernel"), OPTIONS_ERROR);
+    assert_int_equal(PARSE(&cfg, "--case-timeout", "0", "--each", "a", "k"), OPTIONS_ERROR);
+    struct slate_config machine, given;
+    assert_int_equal(PARSE(&machine, "--disk", "a.img", "-m", "64M", "kernel"), OPTIONS_RUN);
+    assert_int_equal(PARSE(&given, "--restore", "m.snap", "--disk", "b.img,snapshot"), OPTIONS_RUN);
+    assert_int_equal(options_merge_restore(&machine, &given, err, sizeof(err)), 0);
+    assert_string_equal(machine.disks[0].path, "b.img");
+    assert_true(machine.disks[0].overlay);
+    assert_int_equal(machine.ram_size, 64ULL << 20);
+    assert_int_equal(PARSE(&machine, "--disk", "a.img", "kernel"), OPTIONS_RUN);
+    assert_int_equal(PARSE(&given, "--restore", "m.snap", "-m", "1G"), OPTIONS_RUN);
+    assert_int_equal(options_merge_restore(&machine, &given, err, sizeof(err)), -1);
+    assert_contains(err, "comes from the snapshot");
 }
 
 static void disks(void **state)
@@ -295,6 +328,7 @@ int main(void)
         cmocka_unit_test(kernel_arguments), cmocka_unit_test(too_many_loads),
         cmocka_unit_test(long_append),   cmocka_unit_test(disks),
         cmocka_unit_test(nics), cmocka_unit_test(displays),   cmocka_unit_test(help_names_exit_codes),
+        cmocka_unit_test(snapshot_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
