@@ -204,23 +204,27 @@ for mode in animate-full animate-small; do
         "$(awk -v u="${w% *}" -v p="${w#* }" 'BEGIN { printf "%.2f", u * p / 307200 }')"
 done
 
-# --each: a suite of cases from one boot against a boot per case (tests/guest/cases.c, whose init
-# is short: a kernel with a long init gains far more).
+# --each: 200 cases from one boot against a boot per case, for a kernel whose init takes 100 ms
+# (tests/guest/cases.c with init-ms=100; each case exits 0 at once).
 each_dir=$(mktemp -d)
-for i in $(seq -w 1 50); do printf 'pass' >"$each_dir/case$i"; done
-each_one() { "$1/slate" --each "$each_dir/case01" --each-out "$each_dir/out" "$BUILD/guest/cases.elf" >/dev/null 2>&1; }
-each_all() { "$1/slate" --each-dir "$each_dir/" --each-out "$each_dir/out" "$BUILD/guest/cases.elf" 2>/dev/null; }
-t0=$(date +%s%N); for _ in 1 2 3 4 5; do each_one "$BUILD"; done; t1=$(date +%s%N)
+mkdir "$each_dir/cases"
+for i in $(seq -w 1 200); do printf 'exit 0' >"$each_dir/cases/case$i"; done
+each_kernel=(--append init-ms=100 --each-out "$each_dir/out" "$BUILD/guest/cases.elf")
+t0=$(date +%s%N)
+for i in 1 2 3 4 5; do "$BUILD/slate" --each "$each_dir/cases/case00$i" "${each_kernel[@]}" >/dev/null 2>&1; done
+t1=$(date +%s%N)
 one_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 5e6 }')
-t0=$(date +%s%N); summary=$(each_all "$BUILD" | tail -1); t1=$(date +%s%N)
-all_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e6 }')
-per_case=$(awk -v a="$all_ms" 'BEGIN { printf "%.2f", a / 50 }')
+t0=$(date +%s%N)
+summary=$("$BUILD/slate" --each-dir "$each_dir/cases" "${each_kernel[@]}" 2>/dev/null | tail -1)
+t1=$(date +%s%N)
+per_case=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e6 / 200 }')
 reset_us=$(sed -n 's/.*a reset took \([0-9]*\) us.*/\1/p' <<<"$summary")
 rm -rf "$each_dir"
 echo
-printf '%-44s %10s %10s %9s\n' "--each (50 cases)" "boot/case" "--each" "speed-up"
-printf '%-44s %8s ms %8s ms %9s\n' "time per case" "$one_ms" "$per_case" "$(ratio "$one_ms" "$per_case")"
-printf '%-44s %10s %8s us   (%s)\n' "reset between cases (pages, CPUs, devices)" "-" "$reset_us" "$summary"
+printf '%-44s %10s %10s %9s\n' "--each, 200 cases, a 100 ms init" "boot/case" "--each" "speed-up"
+printf '%-44s %8s ms %8s ms %9s   (target >= 50x)\n' "time per case" "$one_ms" "$per_case" "$(ratio "$one_ms" "$per_case")"
+printf '%-44s %10s %8s us   (target < 100 us on bare KVM; %s)\n' "reset between cases (pages, CPUs, devices)" "-" \
+    "$reset_us" "$(sed 's/^# //' <<<"$summary")"
 
 if [ -n "$QEMU" ]; then
     boot_bios=$(make_bios "$BOOT")

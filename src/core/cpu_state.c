@@ -77,8 +77,8 @@ static int put_msrs(int fd, const struct cpu_state *st)
 static int put_deadline_again(int fd, const struct cpu_state *st, const char **failed)
 {
     struct cpu_state one = {.msr_count = 1};
-    if (!cpu_state_msr(st, MSR_TSC_DEADLINE, &one.msrs[0].value))
-        return 0;
+    if (!cpu_state_msr(st, MSR_TSC_DEADLINE, &one.msrs[0].value) || !one.msrs[0].value)
+        return 0; /* none armed: nothing the LAPIC's put could have disarmed */
     one.msrs[0].index = MSR_TSC_DEADLINE;
     *failed = "KVM_SET_MSRS(IA32_TSC_DEADLINE)";
     return put_msrs(fd, &one);
@@ -314,6 +314,33 @@ int cpu_state_put(struct vcpu *cpu, unsigned parts, const struct cpu_state *st, 
     if (rc == 0 && (parts & st->have & CPU_SREGS))
         cpu->run->s.regs.sregs = st->sregs;
     return rc;
+}
+
+int cpu_state_put_parked(struct vcpu *cpu, const struct cpu_state *st, uint64_t sync, const char **failed)
+{
+    /* What kvm_run can carry into the next KVM_RUN: KVM applies it there, in this order. */
+    unsigned deferred = 0;
+    if ((sync & KVM_SYNC_X86_REGS) && (st->have & CPU_REGS))
+        deferred |= CPU_REGS;
+    if ((sync & KVM_SYNC_X86_SREGS) && (st->have & CPU_SREGS))
+        deferred |= CPU_SREGS;
+    if ((sync & KVM_SYNC_X86_EVENTS) && (st->have & CPU_EVENTS))
+        deferred |= CPU_EVENTS;
+    int rc = cpu_state_put_fd(cpu->fd, CPU_ALL & ~deferred, st, failed);
+    pthread_mutex_lock(&cpu->state_lock);
+    if (cpu->cached)
+        cpu->cached->have = 0;
+    pthread_mutex_unlock(&cpu->state_lock);
+    if (rc)
+        return rc;
+    struct kvm_run *run = cpu->run;
+    if (deferred & CPU_REGS)
+        run->s.regs.regs = st->regs, run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    if (deferred & CPU_SREGS)
+        run->s.regs.sregs = st->sregs, run->kvm_dirty_regs |= KVM_SYNC_X86_SREGS;
+    if (deferred & CPU_EVENTS)
+        run->s.regs.events = st->events, run->kvm_dirty_regs |= KVM_SYNC_X86_EVENTS;
+    return 0;
 }
 
 void cpu_state_running(struct vcpu *cpu)

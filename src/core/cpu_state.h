@@ -67,6 +67,12 @@ int cpu_state_get(struct vcpu *cpu, unsigned parts, struct cpu_state *st, const 
  * CPU: its own thread, or the CPU parked. 0, or -errno with the failing ioctl in *failed. */
 int cpu_state_put(struct vcpu *cpu, unsigned parts, const struct cpu_state *st, const char **failed);
 
+/* cpu_state_put of every part *st has, for a CPU parked outside KVM_RUN (--each's reset): the
+ * parts `sync` (KVM_SYNC_X86_* bits KVM offers) names go in through kvm_run with the CPU's next
+ * KVM_RUN, three ioctls fewer. A reader of this CPU before then must not rely on KVM's copy of
+ * them (the cache is dropped). 0, or -errno with the failing ioctl in *failed. */
+int cpu_state_put_parked(struct vcpu *cpu, const struct cpu_state *st, uint64_t sync, const char **failed);
+
 /* The most common read: the general and segment registers. 0 or -errno (errno set too). */
 int cpu_state_regs(struct vcpu *cpu, struct kvm_regs *regs, struct kvm_sregs *sregs);
 /* The CPU's TSC, read alone (one MSR: its moment is known to within one ioctl). 0 or -errno. */

@@ -70,6 +70,9 @@ struct each {
     int out_dirfd;
     int console_fd; /* where guest output went before the cases */
     int log_fd;
+    FILE *report; /* the case's crash or hang report, if it has one */
+    char *report_text;
+    size_t report_len;
     int64_t started_ns;
     /* For the summary (and make bench). */
     int64_t reset_ns;
@@ -179,7 +182,8 @@ static int track_all(struct each *e)
         if (!vm->mem.host_dirty[i])
             return -1;
     }
-    if (track(e, "the boot tables", vm->boot_tables, SLATE_BOOT_TABLES_SIZE, (int)vm->mem.ram_count + 1, -1, true))
+    /* slate writes the boot tables only at boot: the dirty log sees everything after */
+    if (track(e, "the boot tables", vm->boot_tables, SLATE_BOOT_TABLES_SIZE, (int)vm->mem.ram_count + 1, -1, false))
         return -1;
     for (unsigned i = 0; i < vm->device_count; i++) {
         struct device *dev = &vm->devices[i];
@@ -286,20 +290,25 @@ static void mark_host_write(struct vm *vm, const uint8_t *p, size_t len)
     }
 }
 
-/* Case n's file in the kernel's buffer, and the hypercall's results in its registers. */
-static int start_case(struct each *e, unsigned n)
+/* Case n's file, cut to the kernel's buffer. NULL (logged) when it cannot be read. */
+static uint8_t *case_input(struct each *e, unsigned n, size_t *len)
+{
+    const char *path = e->cases[n - 1];
+    uint8_t *data = read_case(path, len);
+    if (data && *len > e->buffer_size) {
+        log_warn("--each: %s is %zu bytes; the kernel's buffer holds %" PRIu64 ": the case is cut", path, *len,
+                 e->buffer_size);
+        *len = e->buffer_size;
+    }
+    return data;
+}
+
+/* Case n's bytes in the kernel's buffer (its registers already say n and len), its log, its
+ * timer. Takes data. */
+static int start_case(struct each *e, unsigned n, uint8_t *data, size_t len)
 {
     struct vm *vm = e->vm;
     const char *path = e->cases[n - 1];
-    size_t len = 0;
-    uint8_t *data = read_case(path, &len);
-    if (!data)
-        return -1;
-    if (len > e->buffer_size) {
-        log_warn("--each: %s is %zu bytes; the kernel's buffer holds %" PRIu64 ": the case is cut", path, len,
-                 e->buffer_size);
-        len = e->buffer_size;
-    }
     size_t done = 0;
     for (unsigned i = 0; i < e->piece_count && done < len; i++) {
         size_t n_bytes = len - done < e->pieces[i].len ? len - done : e->pieces[i].len;
@@ -308,13 +317,6 @@ static int start_case(struct each *e, unsigned n)
         done += n_bytes;
     }
     free(data);
-    struct vcpu *cpu = &vm->vcpus[atomic_load(&e->caller)];
-    struct cpu_state st = {0};
-    if (cpu_state_get(cpu, CPU_REGS, &st, NULL) == 0) {
-        st.regs.rax = n;
-        st.regs.rdx = len;
-        cpu_state_put(cpu, CPU_REGS, &st, NULL);
-    }
     /* Its serial output in its own file, N-NAME.log. */
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     char name[256];
@@ -330,6 +332,8 @@ static int start_case(struct each *e, unsigned n)
     else
         log_warn("--each-out %s: cannot write %s", vm->cfg->each_out, name);
     console_redirect(vm->console, e->log_fd);
+    e->report = open_memstream(&e->report_text, &e->report_len);
+    vm->report_out = e->report;
     e->current = n;
     e->reason[0] = 0;
     vm->end_reason[0] = 0;
@@ -342,6 +346,35 @@ static int start_case(struct each *e, unsigned n)
     timerfd_settime(e->timer.fd, 0, &when, NULL);
     e->started_ns = clock_now_ns();
     return 0;
+}
+
+/* A crash or hang report the case left, as N-NAME.report beside its log. */
+static void keep_report(struct each *e)
+{
+    struct vm *vm = e->vm;
+    vm->report_out = NULL;
+    if (!e->report)
+        return;
+    fclose(e->report);
+    e->report = NULL;
+    if (e->report_len) {
+        const char *path = e->cases[e->current - 1], *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        char name[256];
+        snprintf(name, sizeof(name), "%u-%.200s.report", e->current, base);
+        struct outfile out;
+        int fd = outfile_create_at(&out, e->out_dirfd, name);
+        bool ok = fd >= 0 && write(fd, e->report_text, e->report_len) == (ssize_t)e->report_len;
+        if (fd >= 0 && close(fd) < 0)
+            ok = false;
+        if (ok && outfile_place(&out, true) == 0)
+            printf("# report: %s/%s\n", vm->cfg->each_out, name);
+        else
+            log_warn("--each-out %s: cannot write %s", vm->cfg->each_out, name);
+        if (fd >= 0)
+            outfile_finish(&out);
+    }
+    free(e->report_text);
+    e->report_text = NULL, e->report_len = 0;
 }
 
 /* The TAP line for the case that ended. */
@@ -364,6 +397,7 @@ static void report_case(struct each *e)
         else
             printf("not ok %u - %s # exit %d\n", e->current, path, status);
     }
+    keep_report(e);
     fflush(stdout);
     struct itimerspec off = {0};
     timerfd_settime(e->timer.fd, 0, &off, NULL);
@@ -373,17 +407,29 @@ static void report_case(struct each *e)
     e->log_fd = -1;
 }
 
-static int reset_machine(struct each *e)
+/* Puts the machine back to the snapshot, with case n's number and length in the caller's RAX
+ * and RDX, and starts it. */
+static int next_case(struct each *e, unsigned n)
 {
     struct vm *vm = e->vm;
+    size_t len = 0;
+    uint8_t *data = case_input(e, n, &len);
+    if (!data)
+        return -1;
     int64_t started = clock_now_ns();
     uint64_t pages = 0;
     for (unsigned i = 0; i < e->mem_count; i++)
         pages += put_back(vm, &e->mem[i]);
-    int rc = machine_apply(vm, &e->img);
+    struct kvm_regs *regs = &e->img.cpus[atomic_load(&e->caller)].st.regs;
+    regs->rax = n, regs->rdx = len;
+    int rc = machine_apply(vm, &e->img, true);
     e->reset_ns += clock_now_ns() - started;
     e->reset_pages += pages;
-    return rc;
+    if (rc) {
+        free(data);
+        return -1;
+    }
+    return start_case(e, n, data, len);
 }
 
 static void finish(struct each *e, int status)
@@ -411,7 +457,15 @@ static void take_snapshot(struct each *e)
     for (unsigned i = 0; i < e->mem_count; i++)
         take_copy(vm, &e->mem[i]);
     e->snapshotted = true;
-    if (start_case(e, 1))
+    size_t len = 0;
+    uint8_t *data = case_input(e, 1, &len);
+    struct vcpu *cpu = &vm->vcpus[atomic_load(&e->caller)];
+    struct cpu_state st = {0};
+    if (data && cpu_state_get(cpu, CPU_REGS, &st, NULL) == 0) { /* case 1 runs on from here */
+        st.regs.rax = 1, st.regs.rdx = len;
+        cpu_state_put(cpu, CPU_REGS, &st, NULL);
+    }
+    if (!data || start_case(e, 1, data, len))
         finish(e, EXIT_FAILURE_SLATE);
 }
 
@@ -426,7 +480,7 @@ void each_serve(struct vm *vm)
         report_case(e);
         if (e->current == e->count)
             finish(e, e->failed ? EXIT_CASES_FAILED : 0);
-        else if (reset_machine(e) || start_case(e, e->current + 1))
+        else if (next_case(e, e->current + 1))
             finish(e, EXIT_FAILURE_SLATE);
     }
     vm_release(vm, HOLD_SNAPSHOT);
@@ -502,7 +556,7 @@ static void on_case_timeout(void *opaque, uint32_t events)
     if (read(e->timer.fd, &expirations, sizeof(expirations)) <= 0 || atomic_load(&e->status) != -1)
         return;
     snprintf(e->reason, sizeof(e->reason), "--case-timeout");
-    vm_report(e->vm, stderr, "--case-timeout expired: the case did not finish");
+    vm_report(e->vm, e->report ? e->report : stderr, "--case-timeout expired: the case did not finish");
     each_case_stop(e->vm, EXIT_TIMEOUT);
 }
 
@@ -573,6 +627,10 @@ void each_detach(struct vm *vm)
         close(e->console_fd);
     if (e->log_fd >= 0)
         close(e->log_fd);
+    vm->report_out = NULL;
+    if (e->report)
+        fclose(e->report);
+    free(e->report_text);
     if (e->timer.fd >= 0)
         close(e->timer.fd);
     if (e->out_dirfd >= 0)

@@ -120,11 +120,12 @@ int machine_capture(struct vm *vm, struct machine_image *img)
     return 0;
 }
 
-int machine_apply(struct vm *vm, struct machine_image *img)
+int machine_apply(struct vm *vm, struct machine_image *img, bool reset)
 {
     /* The guest clock first: a timer re-armed below counts from it. */
     vm->boot_mono_ns = clock_now_ns() - img->clock_ns;
-    if (img->have_kvmclock) {
+    /* kvmclock: slate's CPUID does not offer it, so only a restore (once) bothers with it. */
+    if (img->have_kvmclock && !reset) {
         struct kvm_clock_data clock = {.clock = img->kvmclock.clock};
         if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
             log_warn("snapshot: KVM_SET_CLOCK: %s (kvmclock may jump)", strerror(errno));
@@ -142,7 +143,8 @@ int machine_apply(struct vm *vm, struct machine_image *img)
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         struct vcpu *cpu = &vm->vcpus[i];
         const char *failed = "?";
-        int rc = cpu_state_put(cpu, CPU_ALL, &img->cpus[i].st, &failed);
+        int rc = reset ? cpu_state_put_parked(cpu, &img->cpus[i].st, vm->sync_regs, &failed)
+                       : cpu_state_put(cpu, CPU_ALL, &img->cpus[i].st, &failed);
         if (rc) {
             log_error("snapshot: cpu %u: %s: %s", i, failed, strerror(-rc));
             return -1;
@@ -670,7 +672,7 @@ int snapshot_restore(struct vm *vm, const struct snapshot *snap)
     int rc = read_image(vm, snap, &img);
     if (rc == 0)
         rc = restore_memory(vm, snap);
-    if (rc == 0 && machine_apply(vm, &img))
+    if (rc == 0 && machine_apply(vm, &img, false))
         rc = restore_fail(snap, "the saved machine cannot be put back (see above)");
     machine_image_free(&img);
     return rc;

@@ -42,8 +42,9 @@ struct machine_image {
  * 0, or -1 after logging which device or CPU could not be saved. */
 int machine_capture(struct vm *vm, struct machine_image *img);
 /* With the machine held (or not yet started): puts *img back: the clock, devices, interrupt
- * routes, then every CPU. 0 or -1, logged. */
-int machine_apply(struct vm *vm, struct machine_image *img);
+ * routes, then every CPU. `reset` (--each, between cases): the machine ran since, and its CPUs
+ * are parked: registers go in with their next KVM_RUN. 0 or -1, logged. */
+int machine_apply(struct vm *vm, struct machine_image *img, bool reset);
 void machine_image_free(struct machine_image *img);
 
 /* ---- files ---- */

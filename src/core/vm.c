@@ -69,6 +69,7 @@ static int vm_open_kvm(struct vm *vm)
         kvm_check(vm->vm_fd, KVM_CAP_READONLY_MEM, "KVM_CAP_READONLY_MEM") < 0 ||
         (rc = kvm_check(vm->vm_fd, KVM_CAP_SYNC_REGS, "KVM_CAP_SYNC_REGS")) < 0)
         return -1;
+    vm->sync_regs = (uint64_t)rc;
     if (!(rc & KVM_SYNC_X86_REGS)) {
         log_error("KVM_CAP_SYNC_REGS does not cover the general registers");
         return -1;

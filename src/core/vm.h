@@ -78,6 +78,7 @@ struct vm {
     uint64_t tsc_khz;
     _Atomic uint64_t routing_updates; /* KVM_SET_GSI_ROUTING calls, for --stats */
     bool tsc_deadline; /* KVM_CAP_TSC_DEADLINE_TIMER: CPUID.1:ECX[24] is set */
+    uint64_t sync_regs; /* KVM_CAP_SYNC_REGS: the KVM_SYNC_X86_* parts kvm_run can carry */
     /* SLATE_TEST_CPU_ROUNDTRIP=1 (or =PART to leave one part out): a debug-break hypercall with no
      * debugger takes the CPU's state out and puts it back (cpu_state_roundtrip) and returns 2. */
     bool test_roundtrip;
@@ -151,6 +152,8 @@ struct vm {
     /* The machine's own log of its last events (port, MMIO, hypercall, interrupt, exception),
      * which crash and hang reports print. */
     struct flight_recorder flight;
+    /* Where crash reports go: NULL for stderr; --each gives each case its own. */
+    FILE *report_out;
     /* How the machine ended: set by whoever decided it (a crash, --timeout, a signal). */
     char end_reason[128];
     int crash_cpu;        /* -1: none */

@@ -497,7 +497,7 @@ void inspect_flight(FILE *out, struct vm *vm)
 
 void crash_report(struct vcpu *cpu, const char *reason)
 {
-    FILE *out = stderr;
+    FILE *out = cpu->vm->report_out ? cpu->vm->report_out : stderr;
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     fprintf(out, "slate: guest crashed on cpu %u: %s (KVM exit reason %u)\n", cpu->index,

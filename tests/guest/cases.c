@@ -8,13 +8,39 @@
  *   hang        waits forever with interrupts off (--case-timeout ends it)
  *   scribble    writes over the table and the boot stack, then exits 0: the next case must
  *               not see it
- * Each case prints what it is doing (its own N-NAME.log). */
+ * Each case prints what it is doing (its own N-NAME.log). With init-ms=N on the command line the
+ * init also waits N ms (the benchmark's stand-in for a kernel that takes that long to start). */
 #include "guest.h"
 
 #define TABLE_WORDS 4096
 static uint64_t table[TABLE_WORDS];
 static volatile uint32_t cases_run; /* how many cases this memory has seen: 1 if resets work */
 static char input[256];
+static volatile bool woke;
+
+__attribute__((interrupt)) static void on_timer(struct interrupt_frame *f)
+{
+    (void)f;
+    woke = true;
+    lapic_eoi();
+}
+
+/* Sleeps ms milliseconds on the timer device's one-shot timer 0, halted. */
+static void sleep_ms(const struct slate_info *info, uint64_t ms)
+{
+    const struct slate_device *d = slate_find_device(info, SLATE_DEV_TIMER, 0);
+    uint16_t port = d->port_base;
+    idt_set(0x40, on_timer);
+    idt_load();
+    lapic_enable();
+    slate_outl(port + d->irq_reg + SLATE_IRQ_CPU, 0);
+    slate_outl(port + d->irq_reg + SLATE_IRQ_VECTOR, 0x40);
+    slate_outl(port + SLATE_TIMER_BANK(0) + SLATE_TIMER_DELAY_LO, (uint32_t)(ms * 1000000));
+    slate_outl(port + SLATE_TIMER_BANK(0) + SLATE_TIMER_DELAY_HI, (uint32_t)(ms * 1000000 >> 32));
+    slate_outl(port + SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, SLATE_TIMER_START);
+    WAIT_FOR(woke);
+    __asm__ volatile("cli");
+}
 
 static bool table_intact(void)
 {
@@ -35,9 +61,11 @@ static int64_t snapshot(void *buf, uint64_t size, uint64_t *len)
 
 KMAIN kmain(const struct slate_info *info)
 {
-    (void)info;
     for (uint32_t i = 0; i < TABLE_WORDS; i++) /* the long init */
         table[i] = i * 7 + 1;
+    uint64_t init_ms = cmdline_number(cmdline(info), "init-ms=", 0);
+    if (init_ms)
+        sleep_ms(info, init_ms);
     puts_hc("init done\n");
     uint64_t len;
     int64_t n = snapshot(input, sizeof(input) - 1, &len);

@@ -5,7 +5,7 @@
 # leaves nothing for the next (the kernel counts the cases its memory has seen).
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 16
+plan 19
 K=$GUEST/cases.elf
 C=$TMP/cases
 mkdir "$C"
@@ -24,7 +24,11 @@ has "$OUT" "^ok 1 - .*/01-pass$" "a passing case is ok"
 has "$OUT" "^ok 3 - .*/03-pass-again$" "after a case scribbled over memory the next sees the snapshot's memory"
 has "$OUT" "^not ok 4 - .*/04-exit7 # exit 7$" "a case exiting 7 fails with its code"
 has "$OUT" "^not ok 5 - .*/05-crash # crash: triple fault" "a crashing case fails, saying how"
-has "$ERR" "why: #UD: IDT\[6\] is past the IDT's limit" "and its crash report is on stderr"
+has "$OUT" "^# report: .*/logs/5-05-crash.report$" "its crash report is kept beside its log"
+has "$(cat "$TMP/logs/5-05-crash.report")" "why: #UD: IDT\[6\] is past the IDT's limit" \
+    "and explains the crash (an empty IDT)"
+has "$(cat "$TMP/logs/6-06-hang.report")" "diagnosis: halted with interrupts off" "the hang's report says why it hangs"
+lacks "$ERR" "guest crashed|hang report" "neither report is on stderr"
 has "$OUT" "^not ok 6 - .*/06-hang # timed out after [0-9]+ ms \(--case-timeout\)$" "a hanging case times out"
 has "$OUT" "^ok 7 - .*/07-pass$" "and the case after a crash and a hang starts from the snapshot again"
 has "$OUT" "^# 7 cases, 3 failed; a reset took [0-9]+ us on average" "the summary says how long a reset took"
