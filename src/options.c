@@ -189,7 +189,9 @@ static const char help_head[] =
     "                         only if every case exited 0 (1 otherwise)\n"
     "  --each-dir DIR         the files in DIR are cases too (in name order)\n"
     "  --each-out DIR         each case's serial output, N-NAME.log (default slate-each)\n"
-    "  --case-timeout SECONDS a case that runs longer fails (default 10)\n";
+    "  --case-timeout SECONDS a case that runs longer fails (default 10)\n"
+    "  --jobs N               run the cases in N machines side by side, each restored from\n"
+    "                         the snapshot (default 1)\n";
 
 static const char help_tail[] =
     "  -h, --help             print this text\n"
@@ -228,6 +230,8 @@ enum {
     OPT_EACH_DIR,
     OPT_EACH_OUT,
     OPT_CASE_TIMEOUT,
+    OPT_JOBS,
+    OPT_EACH_WORKER,
     OPT_CHECK,
     OPT_DUMP_DIR,
     OPT_REPORT,
@@ -260,6 +264,8 @@ static const struct option core_options[] = {
     {"each-dir", required_argument, NULL, OPT_EACH_DIR},
     {"each-out", required_argument, NULL, OPT_EACH_OUT},
     {"case-timeout", required_argument, NULL, OPT_CASE_TIMEOUT},
+    {"jobs", required_argument, NULL, OPT_JOBS},
+    {"each-worker", required_argument, NULL, OPT_EACH_WORKER},
     {"check", no_argument, NULL, OPT_CHECK},
     {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
     {"report", required_argument, NULL, OPT_REPORT},
@@ -505,6 +511,21 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_EACH: cfg->each = true; return 0;
     case OPT_EACH_DIR: cfg->each = true, cfg->each_dir = arg; return 0;
     case OPT_EACH_OUT: cfg->each_out = arg; return 0;
+    case OPT_JOBS: {
+        uint64_t n;
+        if (parse_uint(arg, &n) || n < 1 || n > EACH_JOBS_MAX)
+            return error_text(err, errlen, "--jobs %s: expected a number from 1 to %d", arg, EACH_JOBS_MAX);
+        cfg->jobs = (unsigned)n;
+        return 0;
+    }
+    case OPT_EACH_WORKER: {
+        unsigned k, n;
+        int used = 0;
+        if (sscanf(arg, "%u/%u%n", &k, &n, &used) != 2 || arg[used] || n < 2 || n > EACH_JOBS_MAX || k >= n)
+            return error_text(err, errlen, "--each-worker %s: expected K/N (slate's own option for --jobs)", arg);
+        cfg->worker_index = k, cfg->worker_count = n;
+        return 0;
+    }
     case OPT_CASE_TIMEOUT: {
         char *end;
         double s = strtod(arg, &end);
@@ -558,7 +579,9 @@ int options_merge_restore(struct slate_config *m, const struct slate_config *g, 
     m->strict = g->strict, m->check_only = g->check_only, m->symbols = g->symbols ? g->symbols : m->symbols;
     memcpy(m->profile_path, g->profile_path, sizeof(m->profile_path));
     m->profile_hz = g->profile_hz, m->profile_paused = g->profile_paused;
-    m->snapshot_path = NULL, m->each = false, m->case_count = 0;
+    m->snapshot_path = NULL, m->each = g->each, m->cases = g->cases, m->case_count = g->case_count;
+    m->each_dir = NULL, m->each_out = g->each_out, m->case_timeout_s = g->case_timeout_s, m->jobs = 1;
+    m->worker_index = g->worker_index, m->worker_count = g->worker_count;
     memcpy(m->restore_path, g->restore_path, sizeof(m->restore_path));
     m->restore_lazy = g->restore_lazy;
     return 0;
@@ -575,6 +598,7 @@ static void config_defaults(struct slate_config *cfg)
         .flight_events = FLIGHT_EVENTS,
         .case_timeout_s = EACH_CASE_TIMEOUT,
         .each_out = EACH_OUT_DEFAULT,
+        .jobs = 1,
     };
 }
 
@@ -615,6 +639,16 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
             return OPTIONS_ERROR;
     }
     cfg->argc = argc, cfg->argv = argv;
+    if (cfg->restore_path[0] && cfg->worker_count) { /* a --jobs worker: the cases follow */
+        cfg->each = true;
+        cfg->cases = argv + optind;
+        cfg->case_count = (unsigned)(argc - optind);
+        return OPTIONS_RUN;
+    }
+    if (cfg->worker_count) {
+        error_text(err, errlen, "--each-worker: slate's own option for --jobs, with --restore");
+        return OPTIONS_ERROR;
+    }
     if (cfg->restore_path[0]) {
         if (optind < argc) {
             error_text(err, errlen, "%s: --restore takes no kernel (the machine comes from %s)", argv[optind],

@@ -127,11 +127,16 @@ struct slate_config {
     unsigned case_count;
     double case_timeout_s;       /* --case-timeout (default EACH_CASE_TIMEOUT) */
     const char *each_out;        /* --each-out DIR: each case's serial output (default slate-each) */
+    unsigned jobs;               /* --jobs N: workers running cases side by side (default 1) */
+    /* --each-worker K/N (slate's own, for --jobs): this process restored the snapshot and runs
+     * the cases whose number n has (n - 1) % N == K; N is 0 in every other process. */
+    unsigned worker_index, worker_count;
     /* The command line as given: a snapshot keeps the part that describes the machine. */
     int argc;
     char *const *argv;
 };
 #define EACH_CASE_TIMEOUT 10.0
+#define EACH_JOBS_MAX 64
 #define EACH_OUT_DEFAULT "slate-each"
 /* --each: slate's exit status when a case did not exit 0 */
 #define EXIT_CASES_FAILED 1

@@ -27,6 +27,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define PAGE 4096ULL
@@ -77,6 +79,21 @@ struct each {
     /* For the summary (and make bench). */
     int64_t reset_ns;
     uint64_t reset_pages;
+    unsigned ran; /* cases this process ran */
+    /* --jobs: the TAP block of each case (1-based), printed in order as they complete; the
+     * workers, each a slate restored from the snapshot, report theirs through a pipe. */
+    unsigned stride, first; /* this process runs first, first + stride, ... */
+    char **results;
+    unsigned printed;
+    bool own_done;
+    struct worker {
+        struct each *owner;
+        pid_t pid;
+        struct event_source pipe;
+        char *buf;
+        size_t len;
+    } workers[EACH_JOBS_MAX];
+    unsigned worker_count, workers_left;
 };
 
 static uint64_t bitmap_longs(uint64_t size) { return (size / PAGE + LONG_BITS - 1) / LONG_BITS; }
@@ -348,8 +365,8 @@ static int start_case(struct each *e, unsigned n, uint8_t *data, size_t len)
     return 0;
 }
 
-/* A crash or hang report the case left, as N-NAME.report beside its log. */
-static void keep_report(struct each *e)
+/* A crash or hang report the case left, as N-NAME.report beside its log (named in out). */
+static void keep_report(struct each *e, FILE *tap)
 {
     struct vm *vm = e->vm;
     vm->report_out = NULL;
@@ -367,7 +384,7 @@ static void keep_report(struct each *e)
         if (fd >= 0 && close(fd) < 0)
             ok = false;
         if (ok && outfile_place(&out, true) == 0)
-            printf("# report: %s/%s\n", vm->cfg->each_out, name);
+            fprintf(tap, "# report: %s/%s\n", vm->cfg->each_out, name);
         else
             log_warn("--each-out %s: cannot write %s", vm->cfg->each_out, name);
         if (fd >= 0)
@@ -377,28 +394,65 @@ static void keep_report(struct each *e)
     e->report_text = NULL, e->report_len = 0;
 }
 
-/* The TAP line for the case that ended. */
+/* Prints the TAP blocks that are ready, in case order. */
+static void print_ready(struct each *e)
+{
+    while (e->printed < e->count && e->results[e->printed + 1]) {
+        e->printed++;
+        fputs(e->results[e->printed], stdout);
+        free(e->results[e->printed]);
+        e->results[e->printed] = NULL;
+    }
+    fflush(stdout);
+}
+
+/* Case n's TAP block is known. A worker sends it to the parent, ended by "#~end N". */
+static void deliver(struct each *e, unsigned n, char *block)
+{
+    if (e->vm->cfg->worker_count) {
+        printf("%s#~end %u\n", block, n);
+        fflush(stdout);
+        free(block);
+        return;
+    }
+    if (n < 1 || n > e->count || e->results[n]) {
+        free(block);
+        return;
+    }
+    if (!strncmp(block, "not ok", 6))
+        e->failed++;
+    e->results[n] = block;
+    print_ready(e);
+}
+
+/* The TAP line for the case that ended, and its report's name. */
 static void report_case(struct each *e)
 {
     struct vm *vm = e->vm;
     int status = atomic_load(&e->status);
     double ms = (double)(clock_now_ns() - e->started_ns) / 1e6;
     const char *path = e->cases[e->current - 1];
-    if (status == 0) {
-        printf("ok %u - %s\n", e->current, path);
-    } else {
-        e->failed++;
-        if (status == EXIT_TIMEOUT)
-            printf("not ok %u - %s # timed out after %.0f ms (--case-timeout)\n", e->current, path, ms);
-        else if (status == EXIT_CRASH)
-            printf("not ok %u - %s # %s\n", e->current, path, vm->end_reason[0] ? vm->end_reason : "crashed");
-        else if (status == VM_STATUS_RESET)
-            printf("not ok %u - %s # the kernel reset the machine\n", e->current, path);
-        else
-            printf("not ok %u - %s # exit %d\n", e->current, path, status);
+    char *block = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&block, &size);
+    if (!out) {
+        log_error("--each: out of memory");
+        return;
     }
-    keep_report(e);
-    fflush(stdout);
+    if (status == 0)
+        fprintf(out, "ok %u - %s\n", e->current, path);
+    else if (status == EXIT_TIMEOUT)
+        fprintf(out, "not ok %u - %s # timed out after %.0f ms (--case-timeout)\n", e->current, path, ms);
+    else if (status == EXIT_CRASH)
+        fprintf(out, "not ok %u - %s # %s\n", e->current, path, vm->end_reason[0] ? vm->end_reason : "crashed");
+    else if (status == VM_STATUS_RESET)
+        fprintf(out, "not ok %u - %s # the kernel reset the machine\n", e->current, path);
+    else
+        fprintf(out, "not ok %u - %s # exit %d\n", e->current, path, status);
+    keep_report(e, out);
+    fclose(out);
+    e->ran++;
+    deliver(e, e->current, block);
     struct itimerspec off = {0};
     timerfd_settime(e->timer.fd, 0, &off, NULL);
     console_redirect(vm->console, e->console_fd);
@@ -437,15 +491,27 @@ static void finish(struct each *e, int status)
     struct vm *vm = e->vm;
     e->finishing = true;
     vm->crash_cpu = -1; /* the cases' crashes are in their TAP lines: the status says how many failed */
-    unsigned ran = e->current;
-    if (ran > 1)
-        printf("# %u case%s, %u failed; a reset took %.0f us on average (%.1f pages)\n", ran, ran == 1 ? "" : "s",
-               e->failed, (double)e->reset_ns / 1e3 / (ran - 1), (double)e->reset_pages / (ran - 1));
-    fflush(stdout);
+    if (!vm->cfg->worker_count) {
+        for (unsigned n = e->printed + 1; n <= e->count && e->worker_count; n++)
+            if (!e->results[n] && asprintf(&e->results[n], "not ok %u - %s # its worker ended without running it\n",
+                                           n, e->cases[n - 1]) >= 0)
+                e->failed++;
+        print_ready(e);
+        if (status == 0 && e->failed)
+            status = EXIT_CASES_FAILED;
+        if (e->ran > 1)
+            printf("# %u case%s, %u failed; a reset took %.0f us on average (%.1f pages)%s\n", e->count,
+                   e->count == 1 ? "" : "s", e->failed, (double)e->reset_ns / 1e3 / (e->ran - 1),
+                   (double)e->reset_pages / (e->ran - 1), e->worker_count ? " in this process" : "");
+        fflush(stdout);
+    }
     vm_request_stop(vm, status);
 }
 
-/* The kernel reached SLATE_HC_SNAPSHOT: capture the machine and start case 1. */
+static int spawn_workers(struct each *e);
+
+/* The kernel reached SLATE_HC_SNAPSHOT (or a --jobs worker was restored there): capture the
+ * machine and start this process's first case. */
 static void take_snapshot(struct each *e)
 {
     struct vm *vm = e->vm;
@@ -457,16 +523,157 @@ static void take_snapshot(struct each *e)
     for (unsigned i = 0; i < e->mem_count; i++)
         take_copy(vm, &e->mem[i]);
     e->snapshotted = true;
+    if (vm->cfg->jobs > 1 && spawn_workers(e)) {
+        finish(e, EXIT_FAILURE_SLATE);
+        return;
+    }
+    if (e->first > e->count) { /* a worker with nothing to do */
+        finish(e, 0);
+        return;
+    }
     size_t len = 0;
-    uint8_t *data = case_input(e, 1, &len);
+    uint8_t *data = case_input(e, e->first, &len);
     struct vcpu *cpu = &vm->vcpus[atomic_load(&e->caller)];
     struct cpu_state st = {0};
-    if (data && cpu_state_get(cpu, CPU_REGS, &st, NULL) == 0) { /* case 1 runs on from here */
-        st.regs.rax = 1, st.regs.rdx = len;
+    if (data && cpu_state_get(cpu, CPU_REGS, &st, NULL) == 0) { /* the first case runs on from here */
+        st.regs.rax = e->first, st.regs.rdx = len;
         cpu_state_put(cpu, CPU_REGS, &st, NULL);
     }
-    if (!data || start_case(e, 1, data, len))
+    if (!data || start_case(e, e->first, data, len))
         finish(e, EXIT_FAILURE_SLATE);
+}
+
+/* ---- --jobs -------------------------------------------------------------------------------- */
+
+/* The workers are all done: cases none of them reported fail, and the run ends. */
+static void workers_done(struct each *e)
+{
+    if (!e->own_done)
+        return; /* this process's own cases end the run (each_serve) */
+    finish(e, 0);
+    vm_release(e->vm, HOLD_SNAPSHOT);
+}
+
+/* A worker's TAP blocks, each ended by "#~end N"; its end. Event thread. */
+static void on_worker_output(void *opaque, uint32_t events)
+{
+    struct worker *w = opaque;
+    struct each *e = w->owner;
+    (void)events;
+    char chunk[4096];
+    ssize_t n = read(w->pipe.fd, chunk, sizeof(chunk));
+    if (n > 0) {
+        char *grown = realloc(w->buf, w->len + (size_t)n + 1);
+        if (!grown)
+            return;
+        w->buf = grown;
+        memcpy(w->buf + w->len, chunk, (size_t)n);
+        w->len += (size_t)n;
+        w->buf[w->len] = 0;
+        for (char *end; (end = strstr(w->buf, "#~end "));) {
+            char *eol = strchr(end, '\n');
+            if (!eol)
+                break;
+            unsigned number = (unsigned)strtoul(end + 6, NULL, 10);
+            *end = 0;
+            deliver(e, number, strdup(w->buf));
+            w->len -= (size_t)(eol + 1 - w->buf);
+            memmove(w->buf, eol + 1, w->len + 1);
+        }
+        return;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    event_remove(&e->vm->loop, &w->pipe);
+    close(w->pipe.fd);
+    w->pipe.fd = -1;
+    int status = 0;
+    if (waitpid(w->pid, &status, 0) == w->pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        log_warn("--jobs: worker %u ended with %s %d", (unsigned)(w - e->workers) + 1,
+                 WIFSIGNALED(status) ? "signal" : "status",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    w->pid = 0;
+    if (--e->workers_left == 0)
+        workers_done(e);
+}
+
+/* --jobs N: the snapshot in an unnamed file, and N - 1 slates restored from it (sharing its
+ * pages copy-on-write: ,lazy), each running every Nth case and reporting back through a pipe. */
+static int spawn_workers(struct each *e)
+{
+    struct vm *vm = e->vm;
+    const struct slate_config *cfg = vm->cfg;
+    const char *tmpdir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    int fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 || snapshot_write(vm, fd, atomic_load(&e->caller))) {
+        log_error("--jobs: cannot write the snapshot for the workers in %s: %s", tmpdir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char restore[64], timeout[32], shard[32];
+    snprintf(restore, sizeof(restore), "/dev/fd/%d,lazy", fd);
+    snprintf(timeout, sizeof(timeout), "%.3f", cfg->case_timeout_s);
+    char **argv = calloc(16 + e->count, sizeof(char *));
+    if (!argv) {
+        close(fd);
+        return -1;
+    }
+    unsigned argc = 0;
+    argv[argc++] = "slate";
+    argv[argc++] = "--restore";
+    argv[argc++] = restore;
+    argv[argc++] = "--each-worker";
+    unsigned shard_at = argc++;
+    argv[argc++] = "--each-out";
+    argv[argc++] = (char *)cfg->each_out;
+    argv[argc++] = "--case-timeout";
+    argv[argc++] = timeout;
+    argv[argc++] = "--serial";
+    argv[argc++] = "none";
+    argv[argc++] = "--";
+    for (unsigned i = 0; i < e->count; i++)
+        argv[argc++] = e->cases[i];
+    argv[argc] = NULL;
+    int rc = 0;
+    for (unsigned k = 1; k < cfg->jobs && !rc; k++) {
+        struct worker *w = &e->workers[k - 1];
+        int p[2];
+        snprintf(shard, sizeof(shard), "%u/%u", k, cfg->jobs);
+        argv[shard_at] = shard;
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            rc = -1;
+            break;
+        }
+        w->owner = e;
+        w->pid = fork();
+        if (w->pid == 0) { /* the child: only what is safe after fork, then exec */
+            int devnull = open("/dev/null", O_RDONLY);
+            if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(p[1], 1) < 0 || fcntl(fd, F_SETFD, 0) < 0)
+                _exit(EXIT_FAILURE_SLATE);
+            execv("/proc/self/exe", argv);
+            _exit(EXIT_FAILURE_SLATE);
+        }
+        close(p[1]);
+        if (w->pid < 0) {
+            close(p[0]);
+            rc = -1;
+            break;
+        }
+        w->pipe = (struct event_source){.fd = p[0], .fn = on_worker_output, .opaque = w};
+        if (event_add(&vm->loop, &w->pipe, EPOLLIN)) {
+            close(p[0]);
+            w->pipe.fd = -1;
+            rc = -1;
+            break;
+        }
+        e->worker_count++, e->workers_left++;
+    }
+    if (rc)
+        log_error("--jobs: cannot start a worker: %s", strerror(errno));
+    free(argv);
+    close(fd); /* the workers hold it open: it disappears with the last of them */
+    return rc;
 }
 
 void each_serve(struct vm *vm)
@@ -476,47 +683,71 @@ void each_serve(struct vm *vm)
         return;
     if (!e->snapshotted && atomic_load(&e->caller) >= 0) {
         take_snapshot(e);
-    } else if (e->snapshotted && e->current && atomic_load(&e->status) != -1 && !e->finishing) {
+    } else if (e->snapshotted && e->current && atomic_load(&e->status) != -1 && !e->finishing && !e->own_done) {
         report_case(e);
-        if (e->current == e->count)
-            finish(e, e->failed ? EXIT_CASES_FAILED : 0);
-        else if (next_case(e, e->current + 1))
-            finish(e, EXIT_FAILURE_SLATE);
+        if (e->current + e->stride <= e->count) {
+            if (next_case(e, e->current + e->stride))
+                finish(e, EXIT_FAILURE_SLATE);
+        } else if (e->workers_left) {
+            e->own_done = true; /* held until the workers are done (on_worker_output) */
+            return;
+        } else {
+            finish(e, 0);
+        }
     }
-    vm_release(vm, HOLD_SNAPSHOT);
+    if (!e->own_done)
+        vm_release(vm, HOLD_SNAPSHOT);
 }
 
-int64_t each_hypercall(struct vm *vm, struct vcpu *cpu, const uint64_t args[4])
+/* The kernel's buffer [buf, buf+size), mapped as the caller may write it. A SLATE_* status. */
+static int64_t map_buffer(struct each *e, struct vcpu *cpu, uint64_t buf, uint64_t size)
 {
-    struct each *e = vm->each;
-    if (e->snapshotted) {
-        log_warn_limited(&vm->guest_limit, "cpu %u: SLATE_HC_SNAPSHOT again during case %u: refused "
-                         "(SLATE_EBUSY): --each snapshots once", cpu->index, e->current);
-        return SLATE_EBUSY;
-    }
-    uint64_t buf = args[0], size = args[1];
     if (size > CASE_BUFFER_MAX)
         return SLATE_EINVAL;
     struct caller_view view;
     if (!vcpu_caller_view(cpu, &view))
         return SLATE_EINVAL;
-    unsigned max = (unsigned)(size / PAGE + 2);
+    unsigned max = (unsigned)(size / PAGE + 2), count = 0;
     struct guest_piece *pieces = calloc(max, sizeof(*pieces));
-    unsigned count = 0;
     if (!pieces)
         return SLATE_EIO;
     if (size && vcpu_map_as_caller(cpu, &view, buf, size, true, pieces, max, &count) < size) {
         free(pieces);
         return SLATE_EFAULT;
     }
-    int none = -1;
-    if (!atomic_compare_exchange_strong(&e->caller, &none, (int)cpu->index)) {
-        free(pieces);
+    free(e->pieces);
+    e->pieces = pieces, e->piece_count = count, e->buffer_size = size;
+    return 0;
+}
+
+int64_t each_hypercall(struct vm *vm, struct vcpu *cpu, const uint64_t args[4])
+{
+    struct each *e = vm->each;
+    if (e->snapshotted || atomic_load(&e->caller) >= 0) {
+        log_warn_limited(&vm->guest_limit, "cpu %u: SLATE_HC_SNAPSHOT again: refused (SLATE_EBUSY): --each "
+                         "snapshots once", cpu->index);
         return SLATE_EBUSY;
     }
-    e->pieces = pieces, e->piece_count = count, e->buffer_size = size;
+    int64_t rc = map_buffer(e, cpu, args[0], args[1]);
+    if (rc)
+        return rc;
+    atomic_store(&e->caller, (int)cpu->index);
     vm_request_hold(vm, HOLD_SNAPSHOT);
     eventfd_write(vm->snapshot_wake.fd, 1);
+    return 0;
+}
+
+int each_restored(struct vm *vm, unsigned caller)
+{
+    struct each *e = vm->each;
+    struct vcpu *cpu = &vm->vcpus[caller];
+    struct cpu_state st = {0};
+    if (cpu_state_get(cpu, CPU_REGS, &st, NULL) || map_buffer(e, cpu, st.regs.rdi, st.regs.rsi)) {
+        log_error("--each-worker: the snapshot's caller has no buffer slate can fill");
+        return -1;
+    }
+    atomic_store(&e->caller, (int)caller);
+    take_snapshot(e);
     return 0;
 }
 
@@ -583,6 +814,13 @@ int each_attach(struct vm *vm)
     }
     if (collect_cases(e, cfg) || track_all(e))
         return -1;
+    bool worker = cfg->worker_count > 0;
+    e->stride = worker ? cfg->worker_count : cfg->jobs;
+    e->first = worker ? cfg->worker_index + 1 : 1;
+    if (!(e->results = calloc(e->count + 1, sizeof(char *)))) {
+        log_error("out of memory");
+        return -1;
+    }
     if (mkdir(cfg->each_out, 0777) < 0 && errno != EEXIST) {
         log_error("--each-out %s: %s", cfg->each_out, strerror(errno));
         return -1;
@@ -597,6 +835,10 @@ int each_attach(struct vm *vm)
     if (e->timer.fd < 0 || event_add(&vm->loop, &e->timer, EPOLLIN)) {
         log_error("--case-timeout: timerfd: %s", strerror(errno));
         return -1;
+    }
+    if (worker) { /* restored past the boot: nothing is printed before the first case */
+        console_redirect(vm->console, -1);
+        return 0;
     }
     /* stdout is TAP's: what the kernel prints before the cases goes to boot.log. */
     struct outfile out;
@@ -648,6 +890,19 @@ void each_detach(struct vm *vm)
         free((void *)vm->mem.host_dirty[i]);
         vm->mem.host_dirty[i] = NULL;
     }
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        struct worker *w = &e->workers[i];
+        if (w->pid > 0) { /* the run ended early (a signal, a failure): so do they */
+            kill(w->pid, SIGTERM);
+            waitpid(w->pid, NULL, 0);
+        }
+        if (w->pipe.fd >= 0)
+            close(w->pipe.fd);
+        free(w->buf);
+    }
+    for (unsigned i = 0; e->results && i <= e->count; i++)
+        free(e->results[i]);
+    free(e->results);
     for (unsigned i = 0; i < e->count; i++)
         free(e->cases[i]);
     free(e->cases);

@@ -473,7 +473,7 @@ int snapshot_config(struct snapshot *snap, const struct slate_config *given, str
     char err[512];
     int argc = (int)snap->machine->argc + 1;
     enum options_result r = options_parse(argc, snap->argv, out, err, sizeof(err));
-    if (r != OPTIONS_RUN || out->each || out->restore_path[0]) {
+    if (r != OPTIONS_RUN || out->restore_path[0]) { /* (--each in it: the run of a --jobs worker) */
         log_error("--restore %s: the saved command line does not parse%s%s", snap->path,
                   r == OPTIONS_ERROR ? ": " : "", r == OPTIONS_ERROR ? err : "");
         return -1;
@@ -675,5 +675,8 @@ int snapshot_restore(struct vm *vm, const struct snapshot *snap)
     if (rc == 0 && machine_apply(vm, &img, false))
         rc = restore_fail(snap, "the saved machine cannot be put back (see above)");
     machine_image_free(&img);
+    if (rc == 0 && vm->each) /* a --jobs worker: its cases start from here */
+        rc = m->caller == NO_CALLER ? restore_fail(snap, "no CPU called SLATE_HC_SNAPSHOT in it") :
+             each_restored(vm, m->caller);
     return rc;
 }

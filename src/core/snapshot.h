@@ -78,6 +78,9 @@ int snapshot_write(struct vm *vm, int fd, int caller);
 struct each;
 int each_attach(struct vm *vm);
 void each_detach(struct vm *vm);
+/* A --jobs worker was restored at the snapshot: captures it there and starts its first case.
+ * 0 or -1, logged. */
+int each_restored(struct vm *vm, unsigned caller);
 /* SLATE_HC_SNAPSHOT under --each, on the caller's thread. */
 int64_t each_hypercall(struct vm *vm, struct vcpu *cpu, const uint64_t args[4]);
 /* vm_request_stop during a case: the case ends, the machine does not. True if taken. */

@@ -5,7 +5,7 @@
 # leaves nothing for the next (the kernel counts the cases its memory has seen).
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 19
+plan 23
 K=$GUEST/cases.elf
 C=$TMP/cases
 mkdir "$C"
@@ -18,6 +18,8 @@ printf 'hang' >"$C/06-hang"
 printf 'pass' >"$C/07-pass"
 
 run_slate --case-timeout 1 --each-dir "$C" --each-out "$TMP/logs" "$K"
+tap_lines() { grep -v '^# ' <<<"$1" | sed -E 's/after [0-9]+ ms/after N ms/'; }
+ONE_JOB=$(tap_lines "$OUT")
 is "$RC" 1 "a run with failing cases exits 1"
 is "$(head -1 <<<"$OUT")" "1..7" "TAP's plan comes first"
 has "$OUT" "^ok 1 - .*/01-pass$" "a passing case is ok"
@@ -41,6 +43,14 @@ ok 1 - $C/01-pass
 ok 2 - $C/03-pass-again
 # 2 cases, 0 failed; a reset took $(grep -o '[0-9]* us' <<<"$OUT") on average ($(grep -o "[0-9.]* pages" <<<"$OUT"))" \
     "cases named on the command line, all passing: exit 0" 
+
+# --jobs: the same cases in 3 machines side by side, restored from one snapshot.
+run_slate --case-timeout 1 --jobs 3 --each-dir "$C" --each-out "$TMP/jobs" "$K"
+is "$RC|$(tap_lines "$OUT")" "1|$ONE_JOB" "--jobs 3 gives the same TAP lines, in order, and status"
+has "$OUT" "^# report: .*/jobs/5-05-crash.report$" "with the report of a crash a worker saw"
+is "$(ls "$TMP/jobs" | tr '\n' ' ')" "1-01-pass.log 2-02-scribble.log 3-03-pass-again.log 4-04-exit7.log 5-05-crash.log 5-05-crash.report 6-06-hang.log 6-06-hang.report 7-07-pass.log boot.log " \
+    "each worker's cases leave their logs and reports in the same directory"
+is "$(cat "$TMP/jobs/2-02-scribble.log")" "case 2: scribble" "a case a worker ran printed there"
 
 # A kernel that exits before its snapshot ran no case: that is a failure, whatever its code.
 run_slate --each "$C/01-pass" --each-out "$TMP/out3" "$GUEST/power.elf"
