@@ -7,6 +7,7 @@
 #include "log.h"
 #include "options.h"
 #include "preflight.h"
+#include "record.h"
 #include "snapshot.h"
 #include "vm.h"
 
@@ -128,6 +129,8 @@ int main(int argc, char **argv)
         snapshot_close(snap);
         return EXIT_FAILURE_SLATE;
     }
+    if (given.replay_path && record_replay_config(given.replay_path, &given, &cfg))
+        return EXIT_FAILURE_SLATE;
     /* Everything that can be wrong with the user's files and options is found before KVM. */
     struct preflight pf;
     if (preflight_check(&cfg, &pf)) {

@@ -191,7 +191,13 @@ static const char help_head[] =
     "  --each-out DIR         each case's serial output, N-NAME.log (default slate-each)\n"
     "  --case-timeout SECONDS a case that runs longer fails (default 10)\n"
     "  --jobs N               run the cases in N machines side by side, each restored from\n"
-    "                         the snapshot (default 1)\n";
+    "                         the snapshot (default 1)\n"
+    "\n"
+    "Record and replay (docs/debugging.md, \"Record and replay\"):\n"
+    "  --record PATH          log every value the guest reads and where each interrupt enters\n"
+    "                         (one CPU; no --disk or --net yet)\n"
+    "  --replay PATH          run the recorded kernel again (no KERNEL) with the logged inputs:\n"
+    "                         the same output and status; a divergence stops it, named\n";
 
 static const char help_tail[] =
     "  -h, --help             print this text\n"
@@ -231,6 +237,8 @@ enum {
     OPT_EACH_OUT,
     OPT_CASE_TIMEOUT,
     OPT_JOBS,
+    OPT_RECORD,
+    OPT_REPLAY,
     OPT_EACH_WORKER,
     OPT_CHECK,
     OPT_DUMP_DIR,
@@ -265,6 +273,8 @@ static const struct option core_options[] = {
     {"each-out", required_argument, NULL, OPT_EACH_OUT},
     {"case-timeout", required_argument, NULL, OPT_CASE_TIMEOUT},
     {"jobs", required_argument, NULL, OPT_JOBS},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"replay", required_argument, NULL, OPT_REPLAY},
     {"each-worker", required_argument, NULL, OPT_EACH_WORKER},
     {"check", no_argument, NULL, OPT_CHECK},
     {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
@@ -511,6 +521,8 @@ static int parse_one(int opt, char *arg, struct slate_config *cfg, char *err, si
     case OPT_EACH: cfg->each = true; return 0;
     case OPT_EACH_DIR: cfg->each = true, cfg->each_dir = arg; return 0;
     case OPT_EACH_OUT: cfg->each_out = arg; return 0;
+    case OPT_RECORD: cfg->record_path = arg; return 0;
+    case OPT_REPLAY: cfg->replay_path = arg; return 0;
     case OPT_JOBS: {
         uint64_t n;
         if (parse_uint(arg, &n) || n < 1 || n > EACH_JOBS_MAX)
@@ -639,6 +651,14 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
             return OPTIONS_ERROR;
     }
     cfg->argc = argc, cfg->argv = argv;
+    if (cfg->replay_path) { /* the machine and its kernel are the recording's */
+        if (optind < argc || cfg->record_path || cfg->restore_path[0] || cfg->each) {
+            error_text(err, errlen, "--replay PATH: %s", optind < argc ? "takes no kernel (the recording names it)"
+                       : "not with --record, --restore or --each");
+            return OPTIONS_ERROR;
+        }
+        return OPTIONS_RUN;
+    }
     if (cfg->restore_path[0] && cfg->worker_count) { /* a --jobs worker: the cases follow */
         cfg->each = true;
         cfg->cases = argv + optind;

@@ -131,6 +131,8 @@ struct slate_config {
     /* --each-worker K/N (slate's own, for --jobs): this process restored the snapshot and runs
      * the cases whose number n has (n - 1) % N == K; N is 0 in every other process. */
     unsigned worker_index, worker_count;
+    const char *record_path;     /* --record: the log of everything the guest got (record.c) */
+    const char *replay_path;     /* --replay: the log to run the guest from again */
     /* The command line as given: a snapshot keeps the part that describes the machine. */
     int argc;
     char *const *argv;

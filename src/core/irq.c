@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "vm.h"
+#include "record.h"
 
 #include <errno.h>
 #include <string.h>
@@ -95,6 +96,8 @@ void irq_line_raise(struct irq_line *line)
 {
     if (line->fd < 0 || atomic_load(&line->vector) == 0)
         return;
+    if (line->vm->record && record_raise(line))
+        return; /* --record: it enters at the vCPU's next stop; --replay: the log has it */
     flight_record(&line->vm->flight, FLIGHT_IRQ, atomic_load(&line->cpu), atomic_load(&line->vector),
                   line->gsi, 0);
     if (line->vm->trace & TRACE_IRQ)

@@ -1,5 +1,6 @@
 /* vcpu.c - the vCPU thread: KVM_RUN, then one switch over what the exit asks for. */
 #include "vm.h"
+#include "record.h"
 
 #include "cpu_state.h"
 #include "pagewalk.h"
@@ -206,6 +207,8 @@ void *vcpu_thread(void *arg)
             if (errno == EINTR || errno == EAGAIN) {
                 cpu->exit_pending = false;
                 __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+                if (vm->record)
+                    record_kicked(cpu);
                 if (vm->vcpu_hook_count) /* (a kick from the profiler's timer, say) */
                     vm_vcpu_hooks(cpu, VCPU_HOOK_KICK);
                 continue;
@@ -217,7 +220,11 @@ void *vcpu_thread(void *arg)
         atomic_store(&cpu->started, true); /* it ran guest code: INIT/SIPI if nothing else */
         cpu->exit_pending = true;
         int64_t started = cpu->stats ? clock_now_ns() : 0;
+        if (vm->record)
+            record_exit_before(cpu);
         bool go_on = vcpu_handle_exit(cpu);
+        if (vm->record && go_on)
+            record_exit_after(cpu);
         if (cpu->stats)
             vcpu_count_exit(cpu, started);
         if (!go_on && (!vm->each || atomic_load(&vm->stopping)))

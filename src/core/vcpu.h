@@ -13,7 +13,7 @@ struct vm;
 struct cpu_state;
 
 /* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
-enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_REPLAY, DEBUG_OWNERS };
+enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_REPLAY, DEBUG_RECORD, DEBUG_OWNERS };
 
 /* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
  * wait for KVM_RUN to return, so only the owner can change its registers promptly). */

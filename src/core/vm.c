@@ -7,6 +7,7 @@
 #include "entry.h"
 #include "info.h"
 #include "preflight.h"
+#include "record.h"
 #include "snapshot.h"
 #include "pc_legacy.h"
 #include "x86.h"
@@ -386,7 +387,7 @@ int vm_create_restored(const struct slate_config *cfg, struct console *console, 
     if (vm_open_kvm(vm) || vm_setup_irqchip(vm) || vm_setup_memory(vm) || vm_load_images(vm) ||
         vm_setup_vcpus(vm) || vm_setup_events(vm) || vm_register_core_ranges(vm) ||
         vm_setup_devices(vm) || (vm->plan.protocol != BOOT_NATIVE && (com1_register(vm) || cmos_register(vm))) ||
-        vm_write_info(vm) || snapshot_attach(vm) || (from && snapshot_restore(vm, from))) {
+        record_attach(vm) || vm_write_info(vm) || snapshot_attach(vm) || (from && snapshot_restore(vm, from))) {
         vm_destroy(vm);
         return -1;
     }
@@ -464,6 +465,7 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
     /* --on-crash pause: however the user ends a crashed machine, it crashed. */
     if (vm->crash_cpu >= 0 && status != VM_STATUS_RESET)
         status = EXIT_CRASH;
+    record_detach(vm, status); /* the log ends with how the machine did */
     for (unsigned i = vm->observers_started; i-- > 0;)
         if (vm->observers[i].end)
             vm->observers[i].end(vm->observers[i].opaque, status);
@@ -530,6 +532,7 @@ void vm_destroy(struct vm *vm)
 {
     cpuid_fetch_finish(vm); /* (a setup that failed early) */
     snapshot_detach(vm);
+    record_detach(vm, -1);
     vm_teardown_devices(vm);
     for (unsigned i = 0; i < vm->vcpu_count; i++) {
         if (vm->vcpus[i].run)

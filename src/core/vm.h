@@ -164,6 +164,7 @@ struct vm {
     struct each *each;                 /* --each's runner, or NULL */
     bool ram_from_file;                /* --restore PATH,lazy: RAM pages map the file */
     const struct snapshot *restore_from; /* --restore: the file the machine is built from */
+    struct recorder *record;           /* --record or --replay (record.c), or NULL */
 
     /* Input sinks and the screen, as devices offered them (device_host.c). */
     struct input_sinks inputs;

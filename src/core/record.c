@@ -1,0 +1,510 @@
+/* record.c - see record.h. The log (little-endian):
+ *
+ *   header: "SLATEREC", u32 version, u32 bytes of command line, i64 boot Unix time, u64 boot TSC,
+ *           then the command line (NUL-separated words)
+ *   records, each a type byte and its struct:
+ *     'E' struct rec_exit, then data_len bytes: exit N, where it was, what its reads returned
+ *     'I' struct rec_irq: an interrupt and where it entered the guest
+ *     'X' struct rec_end: how the machine ended
+ */
+#include "record.h"
+
+#include "cpu_state.h"
+#include "log.h"
+#include "options.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REC_MAGIC "SLATEREC"
+#define REC_VERSION 1
+#define REC_PENDING 256
+#define REC_DATA_MAX 4096
+#define MSI_ADDRESS 0xFEE00000u
+
+struct rec_header {
+    char magic[8];
+    uint32_t version, argv_bytes;
+    int64_t boot_unix_ns;
+    uint64_t boot_tsc;
+};
+
+struct rec_exit {
+    uint64_t index;    /* 1 for the first exit */
+    uint32_t reason;   /* KVM_EXIT_* */
+    uint32_t data_len; /* bytes that follow: what the exit's reads returned */
+    uint64_t rip, addr; /* the port or MMIO address */
+    uint64_t state;    /* a hash of the general registers at the exit */
+    uint64_t rax;      /* RAX as the guest resumes: a hypercall's result */
+};
+
+struct rec_irq {
+    uint64_t index; /* after this many exits */
+    uint32_t vector, cpu;
+    uint8_t kicked; /* entered where the vCPU was kicked, not right after the exit */
+    uint8_t halted; /* ... and it was halted there */
+    uint8_t pad[6];
+    struct kvm_regs regs; /* kicked: the CPU's registers there */
+};
+
+struct rec_end {
+    int32_t status;
+    uint32_t pad;
+    uint64_t exits;
+};
+
+struct recorder {
+    struct vm *vm;
+    bool replay;
+    FILE *log;
+    uint64_t exits;
+    bool in_debug_exit; /* the exit being handled is KVM_EXIT_DEBUG: not counted */
+    struct rec_exit cur;
+    /* record: interrupts devices raised, waiting for the vCPU's next stop */
+    pthread_mutex_t lock;
+    struct pending_irq {
+        uint32_t vector, cpu;
+    } pending[REC_PENDING];
+    unsigned pending_count;
+    /* replay */
+    int next_type; /* the record read ahead: 'E', 'I', 'X', or 0 at the end of the log */
+    struct rec_exit next_exit;
+    uint8_t next_data[REC_DATA_MAX];
+    struct rec_irq next_irq;
+    struct rec_end end;
+    bool seeking; /* single-stepping to next_irq's registers */
+    _Atomic bool seek_kicks;
+    pthread_t kicker;
+    bool kicker_started;
+    _Atomic bool stop;
+    bool diverged;
+    uint64_t last_rip;
+};
+
+static struct recorder *rec_of(struct vm *vm) { return vm->record; }
+
+static uint64_t regs_hash(const struct kvm_regs *r)
+{
+    const uint8_t *p = (const uint8_t *)r;
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < sizeof(*r); i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void deliver(struct vcpu *cpu, uint32_t vector, uint32_t dest)
+{
+    struct kvm_msi msi = {.address_lo = MSI_ADDRESS | ((dest & 0xFF) << 12), .data = vector};
+    if (ioctl(cpu->vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+        log_warn("--record: KVM_SIGNAL_MSI: %s", strerror(errno));
+}
+
+/* ---- replay: the log read ahead ------------------------------------------------------------- */
+
+static void read_next(struct recorder *r)
+{
+    uint8_t type;
+    r->next_type = 0;
+    if (fread(&type, 1, 1, r->log) != 1)
+        return;
+    if (type == 'E' && fread(&r->next_exit, sizeof(r->next_exit), 1, r->log) == 1 &&
+        r->next_exit.data_len <= REC_DATA_MAX &&
+        fread(r->next_data, 1, r->next_exit.data_len, r->log) == r->next_exit.data_len)
+        r->next_type = 'E';
+    else if (type == 'I' && fread(&r->next_irq, sizeof(r->next_irq), 1, r->log) == 1)
+        r->next_type = 'I';
+    else if (type == 'X' && fread(&r->end, sizeof(r->end), 1, r->log) == 1)
+        r->next_type = 'X';
+}
+
+/* Somewhere between the last exit and this one the guest did something the log cannot give it
+ * again. A RDTSC close before is the usual cause: say so. */
+static void diverged(struct vcpu *cpu, const char *what)
+{
+    struct vm *vm = cpu->vm;
+    struct recorder *r = rec_of(vm);
+    if (r->diverged)
+        return;
+    r->diverged = true;
+    uint64_t rip = cpu->run->s.regs.regs.rip;
+    char cause[160] = "";
+    uint64_t from = r->last_rip < rip && rip - r->last_rip < 4096 ? r->last_rip : rip - (rip & 0xFFF);
+    uint8_t code[4096 + 16];
+    size_t n = vcpu_read_virtual(cpu, from, code, (size_t)(rip + 16 - from));
+    for (size_t i = 0; i + 1 < n; i++)
+        if (code[i] == 0x0F && (code[i + 1] == 0x31 || code[i + 1] == 0x01)) {
+            if (code[i + 1] == 0x31 || (i + 2 < n && code[i + 2] == 0xF9)) {
+                snprintf(cause, sizeof(cause), ": %s at %#" PRIx64 " - the TSC is not recorded",
+                         code[i + 1] == 0x31 ? "rdtsc" : "rdtscp", from + i);
+                break;
+            }
+        }
+    if (!cause[0])
+        snprintf(cause, sizeof(cause), " (what the recording cannot give again: the TSC, the LAPIC timer, "
+                 "another CPU?)");
+    log_error("replay diverged at exit %" PRIu64 ", rip=%#" PRIx64 ": %s%s", r->exits, rip, what, cause);
+    snprintf(vm->end_reason, sizeof(vm->end_reason), "replay diverged at exit %" PRIu64, r->exits);
+    vm_request_stop(vm, EXIT_FAILURE_SLATE);
+}
+
+/* Delivers every interrupt the log has right after exit `index` (not kicked), and starts the
+ * single steps towards one that was kicked. */
+static void replay_interrupts(struct vcpu *cpu)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    while (r->next_type == 'I' && r->next_irq.index == r->exits && !r->next_irq.kicked) {
+        deliver(cpu, r->next_irq.vector, r->next_irq.cpu);
+        read_next(r);
+    }
+    if (r->next_type == 'I' && r->next_irq.index == r->exits && r->next_irq.kicked && !r->seeking) {
+        r->seeking = true;
+        if (r->next_irq.halted) {
+            /* No interrupt reaches a replayed guest but from the log, so the first HLT it gets to
+             * it stays in, as the recorded one did: look there, kicking it now and then. */
+            atomic_store(&r->seek_kicks, true);
+            return;
+        }
+        /* Kicked while it ran: single steps to the registers the log has. */
+        struct kvm_guest_debug step = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP |
+                                                  KVM_GUESTDBG_BLOCKIRQ};
+        vcpu_set_debug(cpu, DEBUG_RECORD, &step);
+        /* The recording may have taken it before a single instruction ran: look once first. */
+        __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* While seeking: is the CPU where the kicked interrupt entered? Then deliver it. */
+static bool reached(struct vcpu *cpu, bool check_halted)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    const struct kvm_regs *now = &cpu->run->s.regs.regs;
+    if (regs_hash(now) != regs_hash(&r->next_irq.regs))
+        return false;
+    if (check_halted) { /* it must have got to the HLT, not only past a kick with these registers */
+        struct cpu_state mp = {0};
+        if (cpu_state_get(cpu, CPU_MP, &mp, NULL) || mp.mp.mp_state != KVM_MP_STATE_HALTED)
+            return false;
+    }
+    r->seeking = false;
+    atomic_store(&r->seek_kicks, false);
+    if (!check_halted)
+        vcpu_set_debug(cpu, DEBUG_RECORD, NULL);
+    while (r->next_type == 'I' && r->next_irq.index == r->exits && r->next_irq.kicked &&
+           regs_hash(&r->next_irq.regs) == regs_hash(now)) {
+        deliver(cpu, r->next_irq.vector, r->next_irq.cpu);
+        read_next(r);
+    }
+    replay_interrupts(cpu); /* (another kicked one after this exit: seek on) */
+    return true;
+}
+
+static bool on_debug_exit(void *opaque, struct vcpu *cpu)
+{
+    struct recorder *r = opaque;
+    if (!r->seeking)
+        return false;
+    reached(cpu, false);
+    return true; /* a step of ours, matched or not */
+}
+
+/* A halted CPU in a single step waits in KVM: kick it now and then to look. */
+static void *kicker(void *arg)
+{
+    struct recorder *r = arg;
+    while (!atomic_load(&r->stop)) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        if (atomic_load(&r->seek_kicks))
+            vcpu_kick(&r->vm->vcpus[0]);
+    }
+    return NULL;
+}
+
+/* ---- the vCPU's hooks ------------------------------------------------------------------------ */
+
+static uint32_t exit_data(struct kvm_run *run, size_t run_size, uint8_t **data)
+{
+    if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_IN &&
+        run->io.data_offset < run_size && (uint64_t)run->io.count * run->io.size <= run_size - run->io.data_offset &&
+        run->io.count * run->io.size <= REC_DATA_MAX) {
+        *data = (uint8_t *)run + run->io.data_offset;
+        return run->io.count * run->io.size;
+    }
+    if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write && run->mmio.len <= 8) {
+        *data = run->mmio.data;
+        return run->mmio.len;
+    }
+    return 0;
+}
+
+static void take_pending(struct vcpu *cpu, bool kicked);
+
+void record_exit_before(struct vcpu *cpu)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    struct kvm_run *run = cpu->run;
+    r->in_debug_exit = run->exit_reason == KVM_EXIT_DEBUG;
+    if (r->in_debug_exit)
+        return;
+    r->exits++;
+    r->cur = (struct rec_exit){.index = r->exits, .reason = run->exit_reason, .rip = run->s.regs.regs.rip,
+                               .state = regs_hash(&run->s.regs.regs)};
+    if (run->exit_reason == KVM_EXIT_IO)
+        r->cur.addr = run->io.port;
+    else if (run->exit_reason == KVM_EXIT_MMIO)
+        r->cur.addr = run->mmio.phys_addr;
+    if (!r->replay)
+        return;
+    if (r->seeking) {
+        diverged(cpu, "an exit came before the point where an interrupt entered the recording");
+        return;
+    }
+    if (r->next_type != 'E') {
+        diverged(cpu, r->next_type == 'X' ? "the recording ended before this exit"
+                                          : "the recording has an interrupt here, the replay an exit");
+        return;
+    }
+    const struct rec_exit *want = &r->next_exit;
+    char what[200];
+    if (want->reason != r->cur.reason || want->addr != r->cur.addr) {
+        snprintf(what, sizeof(what), "exit reason %u at %#" PRIx64 ", recorded %u at %#" PRIx64 " (rip %#" PRIx64 ")",
+                 r->cur.reason, r->cur.addr, want->reason, want->addr, want->rip);
+        diverged(cpu, what);
+    } else if (want->state != r->cur.state) {
+        snprintf(what, sizeof(what), "the registers differ from the recording's (rip %#" PRIx64 " there)",
+                 want->rip);
+        diverged(cpu, what);
+    }
+}
+
+void record_exit_after(struct vcpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    struct recorder *r = rec_of(vm);
+    struct kvm_run *run = cpu->run;
+    if (r->in_debug_exit || r->diverged)
+        return;
+    uint8_t *data = NULL;
+    uint32_t len = exit_data(run, vm->run_size, &data);
+    r->last_rip = r->cur.rip;
+    if (!r->replay) {
+        r->cur.data_len = len;
+        r->cur.rax = run->s.regs.regs.rax;
+        fputc('E', r->log);
+        fwrite(&r->cur, sizeof(r->cur), 1, r->log);
+        if (len)
+            fwrite(data, 1, len, r->log);
+        take_pending(cpu, false); /* interrupts raised meanwhile enter right after this exit */
+        return;
+    }
+    /* The guest gets what it got when recorded. */
+    if (len != r->next_exit.data_len) {
+        diverged(cpu, "a read of another size than recorded");
+        return;
+    }
+    if (len)
+        memcpy(data, r->next_data, len);
+    if (run->s.regs.regs.rax != r->next_exit.rax) {
+        run->s.regs.regs.rax = r->next_exit.rax;
+        run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    }
+    read_next(r);
+    replay_interrupts(cpu);
+}
+
+/* Record: the interrupts devices raised since the last stop enter the guest now, and the log
+ * says where: right after the exit just handled, or (kicked) at these registers. */
+static void take_pending(struct vcpu *cpu, bool kicked)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    pthread_mutex_lock(&r->lock);
+    unsigned count = r->pending_count;
+    r->pending_count = 0;
+    struct rec_irq irqs[REC_PENDING];
+    for (unsigned i = 0; i < count; i++)
+        irqs[i] = (struct rec_irq){.index = r->exits, .vector = r->pending[i].vector, .cpu = r->pending[i].cpu};
+    pthread_mutex_unlock(&r->lock);
+    if (!count)
+        return;
+    uint8_t halted = 0;
+    if (kicked) {
+        struct cpu_state st = {0};
+        halted = cpu_state_get(cpu, CPU_MP, &st, NULL) == 0 && st.mp.mp_state == KVM_MP_STATE_HALTED;
+    }
+    for (unsigned i = 0; i < count; i++) {
+        irqs[i].kicked = kicked, irqs[i].halted = halted;
+        if (kicked)
+            irqs[i].regs = cpu->run->s.regs.regs;
+        fputc('I', r->log);
+        fwrite(&irqs[i], sizeof(irqs[i]), 1, r->log);
+        deliver(cpu, irqs[i].vector, irqs[i].cpu);
+    }
+}
+
+void record_kicked(struct vcpu *cpu)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    if (!r->replay)
+        take_pending(cpu, true);
+    else if (r->seeking) /* a kick to look at a halted CPU, or the look before any step */
+        reached(cpu, r->next_irq.halted != 0);
+}
+
+bool record_raise(struct irq_line *line)
+{
+    struct vm *vm = line->vm;
+    struct recorder *r = rec_of(vm);
+    if (!r)
+        return false;
+    if (r->replay)
+        return true; /* the log has the interrupts */
+    pthread_mutex_lock(&r->lock);
+    if (r->pending_count < REC_PENDING)
+        r->pending[r->pending_count++] = (struct pending_irq){atomic_load(&line->vector), atomic_load(&line->cpu)};
+    pthread_mutex_unlock(&r->lock);
+    vcpu_kick(&vm->vcpus[0]); /* it takes them at its next stop */
+    return true;
+}
+
+/* ---- the log --------------------------------------------------------------------------------- */
+
+/* What record mode cannot give a replay, refused by name. */
+static int record_check(const struct slate_config *cfg, const char *option)
+{
+    const char *why = cfg->smp > 1 ? "--smp: one CPU only (the order of several CPUs is not recorded)"
+                      : cfg->disk_count ? "--disk: disks are not recorded yet"
+                      : cfg->nic_count ? "--net: network cards are not recorded yet"
+                      : cfg->each || cfg->snapshot_path ? "not with --each or --snapshot" : NULL;
+    if (why)
+        log_error("%s: %s", option, why);
+    return why ? -1 : 0;
+}
+
+int record_attach(struct vm *vm)
+{
+    const struct slate_config *cfg = vm->cfg;
+    const char *path = cfg->record_path ? cfg->record_path : cfg->replay_path;
+    if (!path)
+        return 0;
+    bool replay = cfg->replay_path != NULL;
+    if (record_check(cfg, replay ? "--replay" : "--record"))
+        return -1;
+    struct recorder *r = calloc(1, sizeof(*r));
+    if (!r) {
+        log_error("out of memory");
+        return -1;
+    }
+    r->vm = vm;
+    r->replay = replay;
+    pthread_mutex_init(&r->lock, NULL);
+    vm->record = r;
+    r->log = fopen(path, replay ? "rbe" : "wbe");
+    if (!r->log) {
+        log_error("%s %s: %s", replay ? "--replay" : "--record", path, strerror(errno));
+        return -1;
+    }
+    setvbuf(r->log, NULL, _IOFBF, 1 << 20);
+    struct rec_header h = {.magic = REC_MAGIC, .version = REC_VERSION};
+    if (!replay) {
+        h.boot_unix_ns = vm->boot_unix_ns, h.boot_tsc = vm->boot_tsc;
+        for (int i = 1; i < cfg->argc; i++)
+            h.argv_bytes += (uint32_t)strlen(cfg->argv[i]) + 1;
+        fwrite(&h, sizeof(h), 1, r->log);
+        for (int i = 1; i < cfg->argc; i++)
+            fwrite(cfg->argv[i], 1, strlen(cfg->argv[i]) + 1, r->log);
+        return 0;
+    }
+    if (fread(&h, sizeof(h), 1, r->log) != 1 || memcmp(h.magic, REC_MAGIC, 8) || h.version != REC_VERSION ||
+        fseek(r->log, h.argv_bytes, SEEK_CUR) < 0) {
+        log_error("--replay %s: not a slate recording", path);
+        return -1;
+    }
+    /* The info block says what it said when recorded. */
+    vm->boot_unix_ns = h.boot_unix_ns, vm->boot_tsc = h.boot_tsc;
+    read_next(r);
+    if (vm_add_debug_hook(vm, on_debug_exit, r)) {
+        log_error("internal: too many debug hooks");
+        return -1;
+    }
+    if (pthread_create(&r->kicker, NULL, kicker, r) == 0)
+        r->kicker_started = true;
+    return 0;
+}
+
+void record_detach(struct vm *vm, int status)
+{
+    struct recorder *r = rec_of(vm);
+    if (!r)
+        return;
+    atomic_store(&r->stop, true);
+    if (r->kicker_started)
+        pthread_join(r->kicker, NULL);
+    if (r->log && !r->replay) {
+        struct rec_end end = {.status = status, .exits = r->exits};
+        fputc('X', r->log);
+        fwrite(&end, sizeof(end), 1, r->log);
+        if (fclose(r->log) != 0)
+            log_error("--record: writing the log failed: %s", strerror(errno));
+        r->log = NULL;
+    } else if (r->log) {
+        if (!r->diverged && status != VM_STATUS_RESET && r->next_type == 'X' && r->end.status != status)
+            log_warn("replay: the machine ended with status %d; the recording with %d", status, r->end.status);
+        else if (!r->diverged && r->next_type != 'X' && status >= 0)
+            log_warn("replay: the machine ended before the recording did (exit %" PRIu64 ")", r->exits);
+        fclose(r->log);
+    }
+    pthread_mutex_destroy(&r->lock);
+    vm->record = NULL;
+    free(r);
+}
+
+int record_replay_config(const char *path, const struct slate_config *given, struct slate_config *out)
+{
+    FILE *f = fopen(path, "rbe");
+    struct rec_header h;
+    if (!f || fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, REC_MAGIC, 8) || h.version != REC_VERSION ||
+        h.argv_bytes > (1u << 20)) {
+        log_error("--replay %s: %s", path, !f ? strerror(errno) : "not a slate recording");
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    char *text = malloc(h.argv_bytes + 1);
+    char **argv = calloc(h.argv_bytes + 2, sizeof(char *));
+    if (!text || !argv || fread(text, 1, h.argv_bytes, f) != h.argv_bytes || (h.argv_bytes && text[h.argv_bytes - 1])) {
+        log_error("--replay %s: the recorded command line is truncated", path);
+        fclose(f);
+        free(text);
+        free(argv);
+        return -1;
+    }
+    fclose(f);
+    int argc = 0;
+    argv[argc++] = "slate";
+    for (uint32_t at = 0; at < h.argv_bytes; at += (uint32_t)strlen(text + at) + 1)
+        argv[argc++] = text + at;
+    char err[512];
+    if (options_parse(argc, argv, out, err, sizeof(err)) != OPTIONS_RUN || !out->record_path) {
+        log_error("--replay %s: the recorded command line does not parse", path);
+        return -1;
+    }
+    /* The machine is the recording's; how this run is watched is the user's. */
+    out->record_path = NULL;
+    out->replay_path = given->replay_path;
+    out->serial = given->serial == SERIAL_STDIO ? SERIAL_STDIO : given->serial;
+    out->serial_path = given->serial_path;
+    out->gdb = given->gdb, out->gdb_wait = given->gdb_wait, out->monitor = given->monitor;
+    out->timeout_s = given->timeout_s, out->trace = given->trace, out->trace_file = given->trace_file;
+    out->exc_vectors = given->exc_vectors, out->report = given->report, out->dump_core = given->dump_core;
+    out->dump_dir = given->dump_dir, out->stats = given->stats, out->on_crash_pause = given->on_crash_pause;
+    out->vnc_host[0] = 0, out->sdl = false, out->screenshot = given->screenshot;
+    out->argc = argc, out->argv = argv; /* (kept: the strings live until exit) */
+    return 0;
+}

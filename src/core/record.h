@@ -1,0 +1,39 @@
+/* record.h - recording a run and replaying it exactly (--record PATH, --replay PATH). One vCPU.
+ *
+ * What the guest cannot compute itself is logged at exits: the value every port or MMIO read
+ * returned, every hypercall's result, and each device interrupt with the point it entered the
+ * guest. In record mode a device's interrupt does not go to KVM when the device raises it: it
+ * waits for the vCPU's next exit (the vCPU is kicked out of KVM_RUN if it runs on without one)
+ * and is signalled there, so it enters at a point the replay can find again: right after exit
+ * N, or, for a kick, at the register state the log keeps, which the replay reaches again by
+ * single steps. A replay runs the same kernel, feeds it the logged values, and compares every
+ * exit with the log: a divergence stops it with one line naming where (docs/debugging.md). */
+#ifndef SLATE_RECORD_H
+#define SLATE_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct vcpu;
+struct irq_line;
+struct slate_config;
+
+/* Opens the log for --record or --replay (vm_create, after the vCPUs exist). 0 or -1, logged. */
+int record_attach(struct vm *vm);
+/* Writes the end of the log (the machine's status) and closes it. */
+void record_detach(struct vm *vm, int status);
+
+/* The vCPU thread's hooks (vcpu.c), each only when vm->record is set. */
+void record_exit_before(struct vcpu *cpu); /* a real exit happened, not yet handled */
+void record_exit_after(struct vcpu *cpu);  /* it was handled; the guest resumes next */
+void record_kicked(struct vcpu *cpu);      /* KVM_RUN returned without an exit (EINTR) */
+
+/* A device raised a line: true when recording or replaying took it (irq.c then does nothing). */
+bool record_raise(struct irq_line *line);
+
+/* --replay: the machine the log describes, from its saved command line with the options the user
+ * gave now (the kernel file is the log's). 0 or -1, logged; strings live until exit. */
+int record_replay_config(const char *path, const struct slate_config *given, struct slate_config *out);
+
+#endif
