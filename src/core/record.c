@@ -42,6 +42,7 @@ struct rec_exit {
     uint32_t data_len; /* bytes that follow: what the exit's reads returned */
     uint64_t rip, addr; /* the port or MMIO address */
     uint64_t state;    /* a hash of the general registers at the exit */
+    uint64_t output;   /* a hash of everything the guest printed before it */
     uint64_t rax;      /* RAX as the guest resumes: a hypercall's result */
 };
 
@@ -79,7 +80,8 @@ struct recorder {
     uint8_t next_data[REC_DATA_MAX];
     struct rec_irq next_irq;
     struct rec_end end;
-    bool seeking; /* single-stepping to next_irq's registers */
+    bool seeking;       /* looking for next_irq's registers */
+    bool stepping_past; /* one single step past the breakpoint, whose registers were not those */
     _Atomic bool seek_kicks;
     pthread_t kicker;
     bool kicker_started;
@@ -154,6 +156,17 @@ static void diverged(struct vcpu *cpu, const char *what)
     vm_request_stop(vm, EXIT_FAILURE_SLATE);
 }
 
+/* An execution breakpoint (DR0) on the RIP where the next interrupt entered. */
+static void arm_breakpoint(struct vcpu *cpu)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    struct kvm_guest_debug bp = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP};
+    bp.arch.debugreg[0] = r->next_irq.regs.rip;
+    bp.arch.debugreg[7] = 0x1; /* L0, execution, one byte */
+    r->stepping_past = false;
+    vcpu_set_debug(cpu, DEBUG_RECORD, &bp);
+}
+
 /* Delivers every interrupt the log has right after exit `index` (not kicked), and starts the
  * single steps towards one that was kicked. */
 static void replay_interrupts(struct vcpu *cpu)
@@ -171,11 +184,10 @@ static void replay_interrupts(struct vcpu *cpu)
             atomic_store(&r->seek_kicks, true);
             return;
         }
-        /* Kicked while it ran: single steps to the registers the log has. */
-        struct kvm_guest_debug step = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP |
-                                                  KVM_GUESTDBG_BLOCKIRQ};
-        vcpu_set_debug(cpu, DEBUG_RECORD, &step);
-        /* The recording may have taken it before a single instruction ran: look once first. */
+        /* Kicked while it ran: a breakpoint on the recorded RIP, and at each hit the registers
+         * compared (a loop passes it many times). The recording may have taken it before a
+         * single instruction ran: look once first. */
+        arm_breakpoint(cpu);
         __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     }
 }
@@ -208,10 +220,19 @@ static bool reached(struct vcpu *cpu, bool check_halted)
 static bool on_debug_exit(void *opaque, struct vcpu *cpu)
 {
     struct recorder *r = opaque;
-    if (!r->seeking)
+    if (!r->seeking || r->next_irq.halted)
         return false;
-    reached(cpu, false);
-    return true; /* a step of ours, matched or not */
+    if (r->stepping_past) { /* past the breakpoint's instruction: arm it again */
+        arm_breakpoint(cpu);
+        return true;
+    }
+    if (!reached(cpu, false)) { /* not this pass: one instruction with the breakpoint off */
+        struct kvm_guest_debug step = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP |
+                                                  KVM_GUESTDBG_BLOCKIRQ};
+        r->stepping_past = true;
+        vcpu_set_debug(cpu, DEBUG_RECORD, &step);
+    }
+    return true; /* a breakpoint or step of ours */
 }
 
 /* A halted CPU in a single step waits in KVM: kick it now and then to look. */
@@ -254,8 +275,11 @@ void record_exit_before(struct vcpu *cpu)
     if (r->in_debug_exit)
         return;
     r->exits++;
+    pthread_mutex_lock(&cpu->vm->console->lock);
+    uint64_t output = cpu->vm->console->output_hash;
+    pthread_mutex_unlock(&cpu->vm->console->lock);
     r->cur = (struct rec_exit){.index = r->exits, .reason = run->exit_reason, .rip = run->s.regs.regs.rip,
-                               .state = regs_hash(&run->s.regs.regs)};
+                               .state = regs_hash(&run->s.regs.regs), .output = output};
     if (run->exit_reason == KVM_EXIT_IO)
         r->cur.addr = run->io.port;
     else if (run->exit_reason == KVM_EXIT_MMIO)
@@ -276,6 +300,9 @@ void record_exit_before(struct vcpu *cpu)
     if (want->reason != r->cur.reason || want->addr != r->cur.addr) {
         snprintf(what, sizeof(what), "exit reason %u at %#" PRIx64 ", recorded %u at %#" PRIx64 " (rip %#" PRIx64 ")",
                  r->cur.reason, r->cur.addr, want->reason, want->addr, want->rip);
+        diverged(cpu, what);
+    } else if (want->output != r->cur.output) {
+        snprintf(what, sizeof(what), "the guest printed other bytes than when recorded, before this exit");
         diverged(cpu, what);
     } else if (want->state != r->cur.state) {
         snprintf(what, sizeof(what), "the registers differ from the recording's (rip %#" PRIx64 " there)",
