@@ -226,6 +226,16 @@ printf '%-44s %8s ms %8s ms %9s   (target >= 50x)\n' "time per case" "$one_ms" "
 printf '%-44s %10s %8s us   (target < 100 us on bare KVM; %s)\n' "reset between cases (pages, CPUs, devices)" "-" \
     "$reset_us" "$(sed 's/^# //' <<<"$summary")"
 
+# --record: the cost of recording an exit-heavy kernel (100000 hypercalls), and the log's size.
+rec_log=$(mktemp)
+rec_hc=$(median_ms "$HCALL_RUNS" "$SLATE" --record "$rec_log" "$HCALL")
+rec_bytes=$(stat -c %s "$rec_log")
+rm -f "$rec_log"
+echo
+printf '%-44s %10s %10s %9s\n' "--record (100000 hypercall exits)" "plain" "recording" "ratio"
+printf '%-44s %8s ms %8s ms %9s   (goal <= 1.30x)\n' "run time" "$slate_hc" "$rec_hc" "$(ratio "$rec_hc" "$slate_hc")"
+printf '%-44s %10s %7s KiB   (%s bytes per exit)\n' "log size" "-" "$((rec_bytes / 1024))" "$((rec_bytes / NOPS))"
+
 if [ -n "$QEMU" ]; then
     boot_bios=$(make_bios "$BOOT")
     hc_bios=$(make_bios "$HCALL")

@@ -492,6 +492,10 @@ void record_detach(struct vm *vm, int status)
     free(r);
 }
 
+/* The recorded command line, which the configuration points into until slate exits. */
+static char *replay_text;
+static char **replay_argv;
+
 int record_replay_config(const char *path, const struct slate_config *given, struct slate_config *out)
 {
     FILE *f = fopen(path, "rbe");
@@ -513,6 +517,9 @@ int record_replay_config(const char *path, const struct slate_config *given, str
         return -1;
     }
     fclose(f);
+    free(replay_text);
+    free(replay_argv);
+    replay_text = text, replay_argv = argv;
     int argc = 0;
     argv[argc++] = "slate";
     for (uint32_t at = 0; at < h.argv_bytes; at += (uint32_t)strlen(text + at) + 1)
