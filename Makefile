@@ -12,7 +12,7 @@ VERSION := 0.1.0
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
 	libcapstone-dev libpng-dev zlib1g-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
-	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin
+	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin help2man man-db
 PKG_MODULES := libelf libdw capstone slirp libvncserver libpng zlib sdl2
 # slate itself links only these; the rest belong to modules (src/common/module.h) loaded when used.
 CORE_PKG_MODULES := libelf libpng zlib
@@ -22,6 +22,8 @@ CFLAGS ?= -O2 -g
 # src/ is the rooms as folders (docs/internals.md): core, boot, devices, ui, debug, and common for
 # what every room uses; main.c and the option parser at the top.
 SRC_DIRS := src src/core src/boot src/devices src/ui src/debug src/common
+# The commit slate is built from, for --version ("unknown" outside a git checkout).
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
 HOST_CFLAGS := -std=c17 $(WARN) -D_GNU_SOURCE -DSLATE_VERSION='"$(VERSION)"' -Iinclude $(SRC_DIRS:%=-I%) \
 	-fno-strict-aliasing $(EXTRA_CFLAGS)
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
@@ -57,7 +59,7 @@ SLATE_OBJS := $(filter-out $(MODULE_OBJS),$(OBJS))
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: print-ci-vm-tests all deps deps-vm libs run check check-asan check-tsan check-nokvm check-vm fuzz fuzz-build soak unit \
-	guests bench clean format need-kvm
+	guests bench clean format need-kvm install uninstall man
 all: $(BUILD)/slate $(MODULES)
 
 # Before the first compile: the Debian packages (installed when missing, as `make deps` does, or
@@ -76,6 +78,15 @@ libs: deps
 need-kvm: $(BUILD)/slate $(BUILD)/guest/power.elf
 	@$(BUILD)/slate --check $(BUILD)/guest/power.elf 2>&1 | sed -n 's/^kvm not usable here: /slate: /p' | \
 	  { read -r why && { echo "$$why" >&2; echo "slate: this target boots guests and needs KVM" >&2; exit 1; } || true; }
+
+# The commit in --version: the header changes (and options.o is rebuilt) only when the commit does.
+$(BUILD)/gen/commit.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define SLATE_COMMIT "$(COMMIT)"' >$@.new; cmp -s $@.new $@ && rm -f $@.new || mv -f $@.new $@
+$(BUILD)/obj/options.o: $(BUILD)/gen/commit.h
+$(BUILD)/obj/options.o: HOST_CFLAGS += -include $(BUILD)/gen/commit.h
+.PHONY: FORCE
+FORCE:
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj libs
 	@mkdir -p $(dir $@)
@@ -184,6 +195,36 @@ $(DEMO_ELF): $(DEMO_OBJS) guest/kernel.ld | $(BUILD)/guest
 	$(GUEST_CC) $(GUEST_LDFLAGS) -m64 -T guest/kernel.ld -o $@ $(DEMO_OBJS)
 $(DEMO): $(DEMO_ELF)
 	objcopy -O binary $< $@
+
+# ---- installing ---------------------------------------------------------------------------------
+# GNU conventions: `make install PREFIX=/usr DESTDIR=/tmp/root`. The modules go to lib/slate, where
+# the binary finds them from its own location (src/common/module.c), so a moved tree still works.
+PREFIX ?= /usr/local
+MAN := $(BUILD)/slate.1
+INSTALLED_DIRS := bin lib/slate include/slate share/man/man1 share/doc/slate share/slate \
+	share/bash-completion/completions
+$(MAN): $(BUILD)/slate docs/slate.h2m
+	help2man --no-info --section=1 --include=docs/slate.h2m --output=$@ $(BUILD)/slate
+man: $(MAN)
+install: all $(MAN) $(DEMO)
+	for d in $(INSTALLED_DIRS); do install -d "$(DESTDIR)$(PREFIX)/$$d"; done
+	install -m 755 $(BUILD)/slate "$(DESTDIR)$(PREFIX)/bin/slate"
+	install -m 644 $(MODULES) "$(DESTDIR)$(PREFIX)/lib/slate/"
+	install -m 644 include/slate/*.h "$(DESTDIR)$(PREFIX)/include/slate/"
+	install -m 644 $(MAN) "$(DESTDIR)$(PREFIX)/share/man/man1/slate.1"
+	install -m 644 README.md docs/*.md "$(DESTDIR)$(PREFIX)/share/doc/slate/"
+	install -m 644 $(DEMO_ELF) "$(DESTDIR)$(PREFIX)/share/slate/demo.elf"
+	install -m 644 tools/slate.bash-completion "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/slate"
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/slate" "$(DESTDIR)$(PREFIX)/share/man/man1/slate.1" \
+	  "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/slate"
+	rm -rf "$(DESTDIR)$(PREFIX)/lib/slate" "$(DESTDIR)$(PREFIX)/include/slate" \
+	  "$(DESTDIR)$(PREFIX)/share/doc/slate" "$(DESTDIR)$(PREFIX)/share/slate"
+	@# Inside a DESTDIR, the directories install made are removed too once empty (never the
+	@# system's own /usr/local/bin and the like).
+	@if [ -n "$(DESTDIR)" ]; then for d in $(INSTALLED_DIRS); do p="$(DESTDIR)$(PREFIX)/$$d"; \
+	  while [ "$$p" != "$(DESTDIR)" ] && [ "$$p" != / ]; do rmdir "$$p" 2>/dev/null || [ ! -e "$$p" ] || break; \
+	  p=$$(dirname "$$p"); done; done; fi
 
 # `make run`: the demo with two CPUs, a screen on VNC, user-mode networking and a scratch disk.
 RUN_DISK := $(BUILD)/scratch.img

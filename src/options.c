@@ -17,6 +17,9 @@
 #ifndef SLATE_VERSION
 #define SLATE_VERSION "0.1.0"
 #endif
+#ifndef SLATE_COMMIT
+#define SLATE_COMMIT "unknown" /* (built outside the Makefile) */
+#endif
 
 /* --profile PATH[,hz=N][,paused]: fills path (its own copy), hz and paused. */
 /* "df,pf,gp,ud" (names or numbers 0..31) into a vector mask for --trace exc=...; "" gives the
@@ -636,7 +639,7 @@ enum options_result options_parse(int argc, char **argv, struct slate_config *cf
             return OPTIONS_EXIT_OK;
         }
         if (opt == 'V') {
-            printf("slate %s\n", SLATE_VERSION);
+            printf("slate %s (git %s)\n", SLATE_VERSION, SLATE_COMMIT);
             return OPTIONS_EXIT_OK;
         }
         if (opt == '?' || opt == ':') {

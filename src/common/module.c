@@ -10,7 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Where the modules are: $SLATE_MODULE_DIR, else the slate binary's own directory. */
+/* Where the modules are: $SLATE_MODULE_DIR, else the slate binary's own directory (a build
+ * tree), else ../lib/slate beside it (an installed tree, wherever it was moved). */
 static void module_dir(char *dir, size_t size)
 {
     const char *env = getenv("SLATE_MODULE_DIR");
@@ -35,6 +36,12 @@ const void *module_load(const char *name, const char *symbol, const void *builti
     char dir[PATH_MAX], path[PATH_MAX + 64];
     module_dir(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/slate-%s.so", dir, name);
+    if (access(path, F_OK) != 0 && !getenv("SLATE_MODULE_DIR")) {
+        char installed[PATH_MAX + 64];
+        snprintf(installed, sizeof(installed), "%s/../lib/slate/slate-%s.so", dir, name);
+        if (access(installed, F_OK) == 0)
+            snprintf(path, sizeof(path), "%s", installed);
+    }
     pthread_mutex_lock(&lock);
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: its code runs until exit */
     const void *table = handle ? dlsym(handle, symbol) : NULL;
