@@ -12,7 +12,7 @@ VERSION := 0.1.0
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
 	libcapstone-dev libpng-dev zlib1g-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
-	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin help2man man-db
+	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin help2man man-db debhelper lintian
 PKG_MODULES := libelf libdw capstone slirp libvncserver libpng zlib sdl2
 # slate itself links only these; the rest belong to modules (src/common/module.h) loaded when used.
 CORE_PKG_MODULES := libelf libpng zlib
@@ -201,7 +201,7 @@ $(DEMO): $(DEMO_ELF)
 # the binary finds them from its own location (src/common/module.c), so a moved tree still works.
 PREFIX ?= /usr/local
 MAN := $(BUILD)/slate.1
-INSTALLED_DIRS := bin lib/slate include/slate share/man/man1 share/doc/slate share/slate \
+INSTALLED_DIRS := bin lib/slate include/slate share/man/man1 share/doc/slate \
 	share/bash-completion/completions
 $(MAN): $(BUILD)/slate docs/slate.h2m
 	help2man --no-info --section=1 --include=docs/slate.h2m --output=$@ $(BUILD)/slate
@@ -213,13 +213,13 @@ install: all $(MAN) $(DEMO)
 	install -m 644 include/slate/*.h "$(DESTDIR)$(PREFIX)/include/slate/"
 	install -m 644 $(MAN) "$(DESTDIR)$(PREFIX)/share/man/man1/slate.1"
 	install -m 644 README.md docs/*.md "$(DESTDIR)$(PREFIX)/share/doc/slate/"
-	install -m 644 $(DEMO_ELF) "$(DESTDIR)$(PREFIX)/share/slate/demo.elf"
+	install -m 644 $(DEMO) $(DEMO_ELF) "$(DESTDIR)$(PREFIX)/lib/slate/"
 	install -m 644 tools/slate.bash-completion "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/slate"
 uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/slate" "$(DESTDIR)$(PREFIX)/share/man/man1/slate.1" \
 	  "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/slate"
 	rm -rf "$(DESTDIR)$(PREFIX)/lib/slate" "$(DESTDIR)$(PREFIX)/include/slate" \
-	  "$(DESTDIR)$(PREFIX)/share/doc/slate" "$(DESTDIR)$(PREFIX)/share/slate"
+	  "$(DESTDIR)$(PREFIX)/share/doc/slate"
 	@# Inside a DESTDIR, the directories install made are removed too once empty (never the
 	@# system's own /usr/local/bin and the like).
 	@if [ -n "$(DESTDIR)" ]; then for d in $(INSTALLED_DIRS); do p="$(DESTDIR)$(PREFIX)/$$d"; \

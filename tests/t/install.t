@@ -10,7 +10,7 @@ make -s --no-print-directory install BUILD="$BUILD" DESTDIR="$ROOT" PREFIX=/usr 
 is "$?" 0 "make install DESTDIR=... PREFIX=/usr succeeds"
 missing=""
 for f in bin/slate lib/slate/slate-vnc.so lib/slate/slate-netuser.so include/slate/slate.h \
-    share/man/man1/slate.1 share/doc/slate/machine.md share/slate/demo.elf \
+    share/man/man1/slate.1 share/doc/slate/machine.md lib/slate/demo.bin lib/slate/demo.elf \
     share/bash-completion/completions/slate; do
     [ -e "$ROOT/usr/$f" ] || missing="$missing $f"
 done
