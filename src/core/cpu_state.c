@@ -249,7 +249,11 @@ int cpu_state_get(struct vcpu *cpu, unsigned parts, struct cpu_state *st, const 
     pthread_mutex_unlock(&cpu->state_lock);
     unsigned need = parts & ~cached;
     bool own = on_own_thread(cpu);
-    if (own && (need & CPU_SREGS) && (cpu->run->kvm_valid_regs & KVM_SYNC_X86_SREGS)) {
+    /* kvm_run's copy is only good after a real exit: an AP's KVM_RUN that returned EAGAIN while it
+     * waited for its start may leave zeros there (an APIC base of 0 put back would disable its
+     * local APIC). */
+    if (own && (need & CPU_SREGS) && (cpu->run->kvm_valid_regs & KVM_SYNC_X86_SREGS) &&
+        atomic_load(&cpu->exit_pending)) {
         st->sregs = cpu->run->s.regs.sregs; /* KVM copied them at this exit */
         st->have |= CPU_SREGS;
         need &= ~CPU_SREGS;

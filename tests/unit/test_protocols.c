@@ -249,6 +249,138 @@ static void limine_framebuffer_layout(void **state)
     assert_int_equal(m.blue_mask_size, 8), assert_int_equal(m.blue_mask_shift, 0);
 }
 
+/* Every other response the test kernel asks for, read through limine.h's own structures. */
+struct spec_limine_uuid {
+    uint32_t a;
+    uint16_t b, c;
+    uint8_t d[8];
+};
+struct spec_limine_file {
+    uint64_t revision, address, size, path, string;
+    uint32_t media_type, unused, tftp_ip, tftp_port, partition_index, mbr_disk_id;
+    struct spec_limine_uuid gpt_disk_uuid, gpt_part_uuid, part_uuid;
+};
+struct spec_limine_bootloader_info_response { uint64_t revision, name, version; };
+struct spec_limine_executable_cmdline_response { uint64_t revision, cmdline; };
+struct spec_limine_hhdm_response { uint64_t revision, offset; };
+struct spec_limine_paging_mode_response { uint64_t revision, mode; };
+struct spec_limine_date_at_boot_response { uint64_t revision; int64_t timestamp; };
+struct spec_limine_executable_file_response { uint64_t revision, executable_file; };
+struct spec_limine_module_response { uint64_t revision, module_count, modules; };
+struct spec_limine_executable_address_response { uint64_t revision, physical_base, virtual_base; };
+struct spec_limine_memmap_entry { uint64_t base, length, type; };
+struct spec_limine_memmap_response { uint64_t revision, entry_count, entries; };
+struct spec_limine_mp_info {
+    uint32_t processor_id, lapic_id;
+    uint64_t reserved, goto_address, extra_argument;
+};
+struct spec_limine_mp_response {
+    uint64_t revision;
+    uint32_t flags, bsp_lapic_id;
+    uint64_t cpu_count, cpus;
+};
+_Static_assert(sizeof(struct spec_limine_file) == 112, "limine.h layout");
+_Static_assert(offsetof(struct spec_limine_file, media_type) == 40, "limine.h layout");
+_Static_assert(offsetof(struct spec_limine_mp_response, cpu_count) == 16, "limine.h layout");
+_Static_assert(sizeof(struct spec_limine_mp_info) == 32, "limine.h layout");
+
+/* The response to the request with id (its third and fourth words), copied into out as the spec's
+ * structure of `len` bytes; its address (0: none). */
+static uint64_t response_of(size_t size, const struct boot_plan *plan, uint64_t id2, uint64_t id3, void *out,
+                            size_t len)
+{
+    const uint64_t id[4] = {LIMINE_COMMON_MAGIC_0, LIMINE_COMMON_MAGIC_1, id2, id3};
+    for (uint64_t off = 0; off + 48 <= size; off += 8) {
+        if (memcmp(file + off, id, sizeof(id)))
+            continue;
+        uint64_t response = get64(plan->paging.kernel_phys + off - 0x1000 + 40);
+        if (response)
+            memcpy(out, memory_ram_ptr(&mem, response - LIMINE_HHDM_OFFSET, len), len);
+        return response;
+    }
+    return 0;
+}
+
+static void *hhdm_ptr(uint64_t va, size_t len) { return memory_ram_ptr(&mem, va - LIMINE_HHDM_OFFSET, len); }
+
+static void limine_response_layouts(void **state)
+{
+    (void)state;
+    size_t size = read_test_kernel("boot-limine.elf");
+    struct slate_config cfg = {.smp = 2, .append = "a b", .kernel = "dir/k.elf", .load_count = 1};
+    snprintf(cfg.loads[0].path, sizeof(cfg.loads[0].path), "mods/initrd.tar");
+    snprintf(cfg.loads[0].string, sizeof(cfg.loads[0].string), "the initrd");
+    struct boot_plan plan;
+    memset(&plan, 0, sizeof(plan));
+    static const uint8_t module[5000] = {1, 2, 3};
+    assert_int_equal(loader_load_kernel(&mem, &cfg, "k", file, size, &plan, err, sizeof(err)), 0);
+    assert_int_equal(loader_load_raw(&mem, "mods/initrd.tar", module, sizeof(module), LOAD_ADDR_AUTO, &plan, err,
+                                     sizeof(err)), 0);
+    assert_int_equal(limine_finish(&mem, &cfg, &plan, err, sizeof(err)), 0);
+
+    struct spec_limine_bootloader_info_response info;
+    assert_true(response_of(size, &plan, 0xf55038d8e2a1202fULL, 0x279426fcf5f59740ULL, &info, sizeof(info)));
+    assert_string_equal(hhdm_ptr(info.name, 6), "slate");
+    struct spec_limine_executable_cmdline_response cmd;
+    assert_true(response_of(size, &plan, 0x4b161536e598651eULL, 0xb390ad4a2f1f303aULL, &cmd, sizeof(cmd)));
+    assert_string_equal(hhdm_ptr(cmd.cmdline, 4), "a b");
+    struct spec_limine_hhdm_response hh;
+    assert_true(response_of(size, &plan, 0x48dcf1cb8ad2b852ULL, 0x63984e959a98244bULL, &hh, sizeof(hh)));
+    assert_int_equal(hh.offset, LIMINE_HHDM_OFFSET);
+    struct spec_limine_paging_mode_response pm;
+    assert_true(response_of(size, &plan, 0x95c1a0edab0944cbULL, 0xa4e5cb3842f7488aULL, &pm, sizeof(pm)));
+    assert_int_equal(pm.mode, 0); /* 4-level */
+    struct spec_limine_date_at_boot_response t;
+    assert_true(response_of(size, &plan, 0x502746e184c088aaULL, 0xfbc5ec83e6327893ULL, &t, sizeof(t)));
+    assert_true(t.timestamp > 1700000000 && t.timestamp < 4000000000);
+    struct spec_limine_executable_address_response ea;
+    assert_true(response_of(size, &plan, 0x71ba76863cc55f63ULL, 0xb2644a48c516a487ULL, &ea, sizeof(ea)));
+    assert_int_equal(ea.physical_base, plan.paging.kernel_phys);
+    assert_int_equal(ea.virtual_base, plan.paging.kernel_virt);
+
+    struct spec_limine_executable_file_response ef;
+    struct spec_limine_file f;
+    assert_true(response_of(size, &plan, 0xad97e90e83f1ed67ULL, 0x31eb5d1c5ff23b69ULL, &ef, sizeof(ef)));
+    memcpy(&f, hhdm_ptr(ef.executable_file, sizeof(f)), sizeof(f));
+    assert_int_equal(f.size, size);
+    assert_memory_equal(hhdm_ptr(f.address, 4), "\177ELF", 4);
+    assert_string_equal(hhdm_ptr(f.path, 7), "/k.elf");
+    assert_string_equal(hhdm_ptr(f.string, 4), "a b");
+    assert_int_equal(f.media_type, 0);
+
+    struct spec_limine_module_response mods;
+    assert_true(response_of(size, &plan, 0x3e7e279702be32afULL, 0xca1c4f3bd1280ceeULL, &mods, sizeof(mods)));
+    assert_int_equal(mods.module_count, 1);
+    memcpy(&f, hhdm_ptr(*(uint64_t *)hhdm_ptr(mods.modules, 8), sizeof(f)), sizeof(f));
+    assert_int_equal(f.size, sizeof(module));
+    assert_memory_equal(hhdm_ptr(f.address, 3), module, 3);
+    assert_string_equal(hhdm_ptr(f.path, 12), "/initrd.tar");
+    assert_string_equal(hhdm_ptr(f.string, 11), "the initrd");
+
+    struct spec_limine_memmap_response mm;
+    assert_true(response_of(size, &plan, 0x67cf3d9d378a806fULL, 0xe304acdfc50c3c62ULL, &mm, sizeof(mm)));
+    assert_true(mm.entry_count >= 3);
+    uint64_t end = 0;
+    for (uint64_t i = 0; i < mm.entry_count; i++) {
+        struct spec_limine_memmap_entry e;
+        memcpy(&e, hhdm_ptr(((uint64_t *)hhdm_ptr(mm.entries, 8 * mm.entry_count))[i], sizeof(e)), sizeof(e));
+        assert_true(e.base >= end && e.length > 0 && e.type <= 7); /* sorted, no overlaps, known types */
+        end = e.base + e.length;
+    }
+
+    struct spec_limine_mp_response mp;
+    assert_true(response_of(size, &plan, 0x95a67b819a1b857eULL, 0xa0b61b723b6a73e0ULL, &mp, sizeof(mp)));
+    assert_int_equal(mp.cpu_count, 2);
+    assert_int_equal(mp.bsp_lapic_id, 0);
+    for (uint64_t i = 0; i < mp.cpu_count; i++) {
+        struct spec_limine_mp_info cpu;
+        memcpy(&cpu, hhdm_ptr(((uint64_t *)hhdm_ptr(mp.cpus, 16))[i], sizeof(cpu)), sizeof(cpu));
+        assert_int_equal(cpu.processor_id, i);
+        assert_int_equal(cpu.lapic_id, i);
+        assert_int_equal(cpu.goto_address, 0);
+    }
+}
+
 static void limine_refusals(void **state)
 {
     (void)state;
@@ -292,6 +424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(limine_pie_kernel, setup, teardown),
         cmocka_unit_test_setup_teardown(limine_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(limine_framebuffer_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(limine_response_layouts, setup, teardown),
         cmocka_unit_test_setup_teardown(memory_map_is_sorted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
