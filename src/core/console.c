@@ -147,10 +147,12 @@ void console_write(struct console *c, const void *buf, size_t len)
         pthread_mutex_lock(&c->lock);
         wait_end(c);
     }
-    uint64_t h = c->output_hash;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ ((const uint8_t *)buf)[i]) * 1099511628211ULL;
-    c->output_hash = h;
+    if (c->hash_output) {
+        uint64_t h = c->output_hash;
+        for (size_t i = 0; i < len; i++)
+            h = (h ^ ((const uint8_t *)buf)[i]) * 1099511628211ULL;
+        c->output_hash = h;
+    }
     if (c->out_fd < 0) {
         pthread_mutex_unlock(&c->lock);
         return;

@@ -34,7 +34,9 @@ struct console {
     void (*wait_end)(void *opaque);
     void *wait_opaque;
     _Atomic bool stopping; /* the machine is stopping: a blocked write gives up */
-    /* A hash of every byte the guest wrote, wherever it went (a replay checks it at each exit). */
+    /* With hash_output (--record, --replay): a hash of every byte the guest wrote, wherever it
+     * went, which a replay checks at each exit. */
+    bool hash_output;
     uint64_t output_hash;
     /* Carries out an escape command: machine control sets it (vm_attach_console); may be NULL. */
     void (*command)(void *opaque, enum console_command cmd);

@@ -295,18 +295,6 @@ bool each_window_dirty(struct vm *vm, unsigned slot, unsigned long *bitmap, bool
 
 /* ---- running cases --------------------------------------------------------------------------- */
 
-/* Marks the RAM page behind host pointer p as written by slate. */
-static void mark_host_write(struct vm *vm, const uint8_t *p, size_t len)
-{
-    for (unsigned i = 0; i < vm->mem.ram_count; i++) {
-        const struct mem_region *r = &vm->mem.ram[i];
-        if (p < r->host || p >= r->host + r->size)
-            continue;
-        for (uint64_t pg = (uint64_t)(p - r->host) / PAGE; pg <= (uint64_t)(p - r->host + len - 1) / PAGE; pg++)
-            atomic_fetch_or(&vm->mem.host_dirty[i][pg / LONG_BITS], 1UL << (pg % LONG_BITS));
-    }
-}
-
 /* Case n's file, cut to the kernel's buffer. NULL (logged) when it cannot be read. */
 static uint8_t *case_input(struct each *e, unsigned n, size_t *len)
 {
@@ -330,7 +318,7 @@ static int start_case(struct each *e, unsigned n, uint8_t *data, size_t len)
     for (unsigned i = 0; i < e->piece_count && done < len; i++) {
         size_t n_bytes = len - done < e->pieces[i].len ? len - done : e->pieces[i].len;
         memcpy(e->pieces[i].host, data + done, n_bytes);
-        mark_host_write(vm, e->pieces[i].host, n_bytes);
+        memory_note_write(&vm->mem, e->pieces[i].host, n_bytes);
         done += n_bytes;
     }
     free(data);

@@ -81,17 +81,30 @@ const void *memory_readable_ptr(const struct guest_memory *mem, uint64_t gpa, ui
     return r && r->host ? r->host + (gpa - r->gpa) : NULL;
 }
 
+/* [off, off+len) of RAM region r counts as written by slate, when someone tracks that. */
+static void note_written(const struct guest_memory *mem, const struct mem_region *r, uint64_t off, uint64_t len)
+{
+    _Atomic unsigned long *dirty = mem->host_dirty[r - mem->ram];
+    if (!dirty)
+        return;
+    const unsigned bits = 8 * sizeof(unsigned long);
+    for (uint64_t p = off / 4096; p <= (off + (len ? len - 1 : 0)) / 4096; p++)
+        atomic_fetch_or(&dirty[p / bits], 1UL << (p % bits));
+}
+
 void *memory_ram_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
 {
     const struct mem_region *r = region_for(mem, gpa, len);
     if (!r || !r->host)
         return NULL;
-    _Atomic unsigned long *dirty = mem->host_dirty[r - mem->ram];
-    if (dirty) {
-        const unsigned bits = 8 * sizeof(unsigned long);
-        uint64_t first = (gpa - r->gpa) / 4096, last = (gpa - r->gpa + (len ? len - 1 : 0)) / 4096;
-        for (uint64_t p = first; p <= last; p++)
-            atomic_fetch_or(&dirty[p / bits], 1UL << (p % bits));
-    }
+    note_written(mem, r, gpa - r->gpa, len);
     return r->host + (gpa - r->gpa);
+}
+
+void memory_note_write(const struct guest_memory *mem, const void *host, uint64_t len)
+{
+    const uint8_t *p = host;
+    for (unsigned i = 0; i < mem->ram_count; i++)
+        if (mem->ram[i].host && p >= mem->ram[i].host && p < mem->ram[i].host + mem->ram[i].size)
+            note_written(mem, &mem->ram[i], (uint64_t)(p - mem->ram[i].host), len);
 }

@@ -45,6 +45,10 @@ void memory_unmap(struct guest_memory *mem);
  * gets a pointer may write through it: with host_dirty set, its pages count as written. */
 void *memory_ram_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
 
+/* Counts [host, host+len) as written by slate (host_dirty), for a write through a pointer into
+ * RAM that memory_ram_ptr handed out earlier. Outside RAM it does nothing. */
+void memory_note_write(const struct guest_memory *mem, const void *host, uint64_t len);
+
 /* Like memory_ram_ptr, but also accepts the hole's memory (info block, boot tables): for data
  * the guest hands to the hypervisor to read, such as console output. */
 const void *memory_readable_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len);

@@ -140,14 +140,13 @@ static void diverged(struct vcpu *cpu, const char *what)
     uint64_t from = r->last_rip < rip && rip - r->last_rip < 4096 ? r->last_rip : rip - (rip & 0xFFF);
     uint8_t code[4096 + 16];
     size_t n = vcpu_read_virtual(cpu, from, code, (size_t)(rip + 16 - from));
-    for (size_t i = 0; i + 1 < n; i++)
-        if (code[i] == 0x0F && (code[i + 1] == 0x31 || code[i + 1] == 0x01)) {
-            if (code[i + 1] == 0x31 || (i + 2 < n && code[i + 2] == 0xF9)) {
-                snprintf(cause, sizeof(cause), ": %s at %#" PRIx64 " - the TSC is not recorded",
-                         code[i + 1] == 0x31 ? "rdtsc" : "rdtscp", from + i);
-                break;
-            }
-        }
+    for (size_t i = 0; i + 1 < n && !cause[0]; i++) {
+        bool rdtsc = code[i] == 0x0F && code[i + 1] == 0x31;                           /* 0f 31 */
+        bool rdtscp = code[i] == 0x0F && code[i + 1] == 0x01 && i + 2 < n && code[i + 2] == 0xF9; /* 0f 01 f9 */
+        if (rdtsc || rdtscp)
+            snprintf(cause, sizeof(cause), ": %s at %#" PRIx64 " - the TSC is not recorded",
+                     rdtsc ? "rdtsc" : "rdtscp", from + i);
+    }
     if (!cause[0])
         snprintf(cause, sizeof(cause), " (what the recording cannot give again: the TSC, the LAPIC timer, "
                  "another CPU?)");
@@ -432,6 +431,7 @@ int record_attach(struct vm *vm)
     r->replay = replay;
     pthread_mutex_init(&r->lock, NULL);
     vm->record = r;
+    vm->console->hash_output = true; /* (the same on both sides: every exit compares it) */
     r->log = fopen(path, replay ? "rbe" : "wbe");
     if (!r->log) {
         log_error("%s %s: %s", replay ? "--replay" : "--record", path, strerror(errno));

@@ -252,11 +252,10 @@ int snapshot_write(struct vm *vm, int fd, int caller)
     return rc;
 }
 
-/* Writes a snapshot as name in dirfd, all or nothing. 0 or -errno. */
-static int save_to(struct vm *vm, int dirfd, const char *name, bool replace, int caller, uint64_t *bytes)
+/* Writes the snapshot into the output file outfile_create made (fd), and puts it in place: all or
+ * nothing. 0 or -errno (fd < 0: that error). */
+static int save_to(struct vm *vm, struct outfile *out, int fd, bool replace, int caller, uint64_t *bytes)
 {
-    struct outfile out;
-    int fd = outfile_create_at(&out, dirfd, name);
     if (fd < 0)
         return fd;
     int rc = snapshot_write(vm, fd, caller);
@@ -265,8 +264,8 @@ static int save_to(struct vm *vm, int dirfd, const char *name, bool replace, int
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
     if (rc == 0)
-        rc = outfile_place(&out, replace);
-    outfile_finish(&out);
+        rc = outfile_place(out, replace);
+    outfile_finish(out);
     return rc;
 }
 
@@ -274,15 +273,10 @@ static int save_to(struct vm *vm, int dirfd, const char *name, bool replace, int
 static void save_for_caller(struct vm *vm, int caller)
 {
     const char *path = vm->cfg->snapshot_path;
-    const char *slash = strrchr(path, '/');
-    char dir[LOAD_PATH_MAX];
-    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int64_t started = clock_now_ns();
     uint64_t bytes = 0;
-    int rc = dirfd < 0 ? -errno : save_to(vm, dirfd, slash ? slash + 1 : path, true, caller, &bytes);
-    if (dirfd >= 0)
-        close(dirfd);
+    struct outfile out;
+    int rc = save_to(vm, &out, outfile_create(&out, path), true, caller, &bytes);
     if (rc == 0) {
         log_info("snapshot: saved %s (%.1f MiB in %.1f ms)", path, (double)bytes / (1 << 20),
                  (double)(clock_now_ns() - started) / 1e6);
@@ -305,7 +299,8 @@ int snapshot_save_at(struct vm *vm, int dirfd, const char *name, bool replace, c
         return -ECANCELED;
     }
     uint64_t bytes = 0;
-    int rc = save_to(vm, dirfd, name, replace, -1, &bytes);
+    struct outfile out;
+    int rc = save_to(vm, &out, outfile_create_at(&out, dirfd, name), replace, -1, &bytes);
     vm_release(vm, HOLD_SNAPSHOT);
     if (rc == 0)
         snprintf(msg, msglen, "saved %s/%s (%.1f MiB)", vm->cfg->dump_dir, name, (double)bytes / (1 << 20));

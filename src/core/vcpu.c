@@ -205,7 +205,7 @@ void *vcpu_thread(void *arg)
         if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
             /* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI woke up. */
             if (errno == EINTR || errno == EAGAIN) {
-                cpu->exit_pending = false;
+                atomic_store_explicit(&cpu->exit_pending, false, memory_order_relaxed);
                 __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
                 if (vm->record)
                     record_kicked(cpu);
@@ -218,7 +218,8 @@ void *vcpu_thread(void *arg)
             break;
         }
         atomic_store(&cpu->started, true); /* it ran guest code: INIT/SIPI if nothing else */
-        cpu->exit_pending = true;
+        /* relaxed: its readers look under pause_lock, which this thread takes before it parks */
+        atomic_store_explicit(&cpu->exit_pending, true, memory_order_relaxed);
         int64_t started = cpu->stats ? clock_now_ns() : 0;
         if (vm->record)
             record_exit_before(cpu);
