@@ -200,7 +200,8 @@ static void print_cpu(FILE *out, struct vm *vm, unsigned index, const struct cpu
 }
 
 /* What one sample of a CPU says about exceptions: inside the handler of exception `vector` (IDT
- * 0..31, -1: not in one) that interrupted `at` (with CR2 then), or at `at` itself. */
+ * 0..31; -1: not in one), which interrupted `at` (0: the handler's frames could not be unwound) with
+ * CR2 then; outside any handler, `at` is the sampled RIP itself. */
 struct exception_sample {
     int vector;
     uint64_t at, cr2;
@@ -230,28 +231,47 @@ static struct exception_sample sample_exception(struct vcpu *cpu, const struct c
         return e;
     struct bt_frame frames[8];
     unsigned n = backtrace_of(cpu, &v->r, &v->s, syms, frames, 8);
+    e.at = 0;
     for (unsigned i = 1; i < n; i++)
         if (frames[i].activation) {
             e.at = frames[i].pc; /* where the exception came from */
-            return e;
+            break;
         }
-    e.vector = -1;
     return e;
 }
 
-/* A fault loop the samples show without --trace exc: most samples inside one exception's handler,
- * interrupting one instruction, or at that instruction (about to fault again). */
+/* How far before a faulting instruction a sample still counts as the loop's own: the handler
+ * returns to the faulting instruction or (a handler that moves RIP back) to the few instructions
+ * that lead up to it in the same function, and a sample taken there is about to fault again. */
+#define FAULT_LOOP_LEAD_IN 32
+
+static bool leads_to(uint64_t rip, uint64_t at, struct symbols *syms)
+{
+    struct symbol_info a, b;
+    if (rip > at || at - rip > FAULT_LOOP_LEAD_IN)
+        return false;
+    if (rip == at)
+        return true;
+    return symbols_lookup(syms, rip, &a) && symbols_lookup(syms, at, &b) && a.function_start == b.function_start;
+}
+
+/* A fault loop the samples show without --trace exc: most samples inside one exception's handler
+ * (which interrupted one instruction, or could not be unwound), or at that instruction or just
+ * before it (about to fault again). */
 static void print_sampled_fault_loop(FILE *out, const struct exception_sample *s, unsigned taken,
                                      struct symbols *syms)
 {
     for (unsigned i = 0; i < taken; i++) {
-        if (s[i].vector < 0)
+        if (s[i].vector < 0 || !s[i].at)
             continue;
         unsigned in_handler = 0, at = 0;
-        for (unsigned j = 0; j < taken; j++)
-            if (s[j].at == s[i].at)
-                s[j].vector == s[i].vector ? in_handler++ : s[j].vector < 0 ? at++ : 0;
-        if (in_handler + at < (taken + 1) / 2)
+        for (unsigned j = 0; j < taken; j++) {
+            if (s[j].vector == s[i].vector && (s[j].at == s[i].at || !s[j].at))
+                in_handler++;
+            else if (s[j].vector < 0 && leads_to(s[j].at, s[i].at, syms))
+                at++;
+        }
+        if (in_handler < 2 || in_handler + at < (taken + 1) / 2)
             continue;
         char name[24], where[256];
         fprintf(out, "    diagnosis: a fault loop: %s at rip=%#" PRIx64 " %s",
