@@ -12,7 +12,8 @@ VERSION := 0.1.0
 # Debian packages slate needs to build and test; `make deps` installs the missing ones.
 DEB_PACKAGES := gcc clang make binutils pkg-config perl time gdb libelf-dev libdw-dev libcmocka-dev \
 	libcapstone-dev libpng-dev zlib1g-dev libslirp-dev libvncserver-dev kbd iproute2 iputils-ping vncsnapshot \
-	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin help2man man-db debhelper lintian
+	libjpeg-turbo-progs libsdl2-dev xvfb xdotool x11-apps librsvg2-bin help2man man-db debhelper lintian \
+	novnc chromium
 PKG_MODULES := libelf libdw capstone slirp libvncserver libpng zlib sdl2
 # slate itself links only these; the rest belong to modules (src/common/module.h) loaded when used.
 CORE_PKG_MODULES := libelf libpng zlib
@@ -42,7 +43,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 # without a window, VNC, a disassembly or user networking loads none of SDL2, libvncserver,
 # capstone or libslirp (and GLib). Tests and
 # fuzzers link the same code in directly (LIB_OBJS).
-MODULE_SRC_vnc := src/ui/ui_vnc.c
+MODULE_SRC_vnc := src/ui/ui_vnc.c src/ui/ui_web.c
 MODULE_LIB_vnc := libvncserver
 MODULE_SRC_sdl := src/ui/ui_sdl.c
 MODULE_LIB_sdl := sdl2
@@ -229,7 +230,8 @@ uninstall:
 # `make run`: the demo with two CPUs, a screen on VNC, user-mode networking and a scratch disk.
 RUN_DISK := $(BUILD)/scratch.img
 RUN_VNC ?= 127.0.0.1:5900
-RUN_ARGS = --smp 2 -m 128M --display vnc --vnc $(RUN_VNC) --net user --disk $(RUN_DISK) $(DEMO)
+RUN_WEB ?= 127.0.0.1:6080
+RUN_ARGS = --smp 2 -m 128M --display web=$(RUN_WEB) --display vnc --vnc $(RUN_VNC) --net user --disk $(RUN_DISK) $(DEMO)
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/slate $(DEMO)
 	@test -e $(RUN_DISK) || { truncate -s 16M $(RUN_DISK) && \
@@ -237,7 +239,7 @@ run: deps
 	@why=$$($(BUILD)/slate --check $(RUN_ARGS) | sed -n 's/^kvm not usable here: //p'); \
 	if [ -n "$$why" ]; then echo "slate: $$why" >&2; \
 	  echo "slate: the demo cannot boot on this machine (exit status 125)" >&2; exit 125; fi
-	@echo "slate: the screen is at vnc://$(RUN_VNC) (e.g. vncviewer $(RUN_VNC)); Ctrl-A x quits"
+	@echo "slate: the screen is at http://$(RUN_WEB)/ in a browser, or vnc://$(RUN_VNC) (vncviewer $(RUN_VNC)); Ctrl-A x quits"
 	$(BUILD)/slate $(RUN_ARGS)
 
 # ---- unit tests (cmocka) -------------------------------------------------------------------

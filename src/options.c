@@ -579,12 +579,13 @@ int options_merge_restore(struct slate_config *m, const struct slate_config *g, 
         memcpy(m->nics, g->nics, sizeof(m->nics));
     if (g->serial != SERIAL_STDIO || m->serial == SERIAL_FILE) /* never over the saver's file */
         m->serial = g->serial, m->serial_path = g->serial_path;
-    if (g->vnc_host[0] || g->sdl || g->screenshot || g->vnc_password_file) {
+    if (g->vnc_host[0] || g->web_host[0] || g->sdl || g->screenshot || g->vnc_password_file) {
         memcpy(m->vnc_host, g->vnc_host, sizeof(m->vnc_host));
-        m->vnc_port = g->vnc_port, m->sdl = g->sdl, m->screenshot = g->screenshot;
+        memcpy(m->web_host, g->web_host, sizeof(m->web_host));
+        m->vnc_port = g->vnc_port, m->web_port = g->web_port, m->sdl = g->sdl, m->screenshot = g->screenshot;
         m->vnc_password_file = g->vnc_password_file;
-    } else {
-        m->vnc_host[0] = 0, m->sdl = false, m->screenshot = NULL; /* the saver's own front ends */
+    } else { /* the saver's own front ends */
+        m->vnc_host[0] = m->web_host[0] = 0, m->sdl = false, m->screenshot = NULL;
     }
     /* Everything else is how this run watches the machine: the user's alone. */
     m->timeout_s = g->timeout_s, m->gdb = g->gdb, m->gdb_wait = g->gdb_wait, m->monitor = g->monitor;

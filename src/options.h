@@ -99,6 +99,8 @@ struct slate_config {
     char vnc_host[64];   /* "" when VNC is off */
     int vnc_port;
     const char *vnc_password_file;
+    char web_host[64];   /* --display web: the page with the screen, "" when off */
+    int web_port;
     const char *screenshot; /* PNG written when the guest exits, or on the hypercall */
     const char *dump_dir;   /* --dump-dir: the only directory monitor commands write files in */
     const char *report;     /* --report: a JSON report of how the machine ended */

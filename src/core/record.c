@@ -538,7 +538,7 @@ int record_replay_config(const char *path, const struct slate_config *given, str
     out->timeout_s = given->timeout_s, out->trace = given->trace, out->trace_file = given->trace_file;
     out->exc_vectors = given->exc_vectors, out->report = given->report, out->dump_core = given->dump_core;
     out->dump_dir = given->dump_dir, out->stats = given->stats, out->on_crash_pause = given->on_crash_pause;
-    out->vnc_host[0] = 0, out->sdl = false, out->screenshot = given->screenshot;
+    out->vnc_host[0] = out->web_host[0] = 0, out->sdl = false, out->screenshot = given->screenshot;
     out->argc = argc, out->argv = argv; /* (kept: the strings live until exit) */
     return 0;
 }

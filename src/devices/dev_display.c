@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_W DISPLAY_MAX_W
 #define MAX_H DISPLAY_MAX_H
@@ -292,48 +293,61 @@ static void display_pio(struct device *dev, struct bus_io *io)
 
 /* ---- options --------------------------------------------------------------------------------- */
 
-/* --display vnc|sdl|none. sdl opens a local window; VNC stays off unless --vnc asks for it. */
+/* [HOST:]PORT, the host loopback unless named: anything else must be asked for. */
+static bool parse_address(const char *arg, char *host, size_t host_size, int *port_out)
+{
+    const char *colon = strrchr(arg, ':');
+    const char *port_text = colon ? colon + 1 : arg;
+    char *end;
+    long port = strtol(port_text, &end, 10);
+    size_t host_len = colon ? (size_t)(colon - arg) : 0;
+    if (!*port_text || *end || port < 1 || port > 65535 || host_len >= host_size || (colon && host_len == 0))
+        return false;
+    snprintf(host, host_size, "%.*s", colon ? (int)host_len : 9, colon ? arg : "127.0.0.1");
+    *port_out = (int)port;
+    return true;
+}
+
+/* --display vnc|web[=[HOST:]PORT]|sdl|none, each one more way to see the screen (none: no
+ * display at all). sdl opens a local window; VNC stays off unless --vnc or vnc asks for it. */
 static int parse_display(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
 {
     if (!strcmp(arg, "none")) {
         cfg->display = false;
         cfg->sdl = false;
-        cfg->vnc_host[0] = 0;
+        cfg->vnc_host[0] = cfg->web_host[0] = 0;
     } else if (!strcmp(arg, "vnc")) {
         cfg->display = true;
         if (!cfg->vnc_host[0]) {
             snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
             cfg->vnc_port = 5900;
         }
+    } else if (!strcmp(arg, "web")) {
+        cfg->display = true;
+        snprintf(cfg->web_host, sizeof(cfg->web_host), "127.0.0.1");
+        cfg->web_port = 6080;
+    } else if (!strncmp(arg, "web=", 4)) {
+        if (!parse_address(arg + 4, cfg->web_host, sizeof(cfg->web_host), &cfg->web_port))
+            return error_text(err, errlen, "--display %s: expected web=[HOST:]PORT", arg);
+        cfg->display = true;
     } else if (!strcmp(arg, "sdl")) {
         cfg->display = true;
         cfg->sdl = true;
     } else {
-        return error_text(err, errlen, "--display %s: expected vnc, sdl or none", arg);
+        return error_text(err, errlen, "--display %s: expected vnc, web[=[HOST:]PORT], sdl or none", arg);
     }
     return 0;
 }
 
-/* --vnc [HOST:]PORT|none. The host defaults to loopback: anything else must be asked for. */
+/* --vnc [HOST:]PORT|none. */
 static int parse_vnc(struct slate_config *cfg, const char *arg, char *err, size_t errlen)
 {
     if (!strcmp(arg, "none")) {
         cfg->vnc_host[0] = 0;
         return 0;
     }
-    const char *colon = strrchr(arg, ':');
-    const char *port_text = colon ? colon + 1 : arg;
-    char *end;
-    long port = strtol(port_text, &end, 10);
-    size_t host_len = colon ? (size_t)(colon - arg) : 0;
-    if (!*port_text || *end || port < 1 || port > 65535 || host_len >= sizeof(cfg->vnc_host) ||
-        (colon && host_len == 0))
+    if (!parse_address(arg, cfg->vnc_host, sizeof(cfg->vnc_host), &cfg->vnc_port))
         return error_text(err, errlen, "--vnc %s: expected [HOST:]PORT or none", arg);
-    if (colon)
-        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "%.*s", (int)host_len, arg);
-    else
-        snprintf(cfg->vnc_host, sizeof(cfg->vnc_host), "127.0.0.1");
-    cfg->vnc_port = (int)port;
     cfg->display = true;
     return 0;
 }
@@ -355,8 +369,10 @@ static int parse_screenshot(struct slate_config *cfg, const char *arg, char *err
 
 static const struct device_option display_options[] = {
     {"display", true,
-     "  --display vnc|sdl|none a display, keyboard and pointer, served over VNC or shown\n"
-     "                         in a local SDL window\n",
+     "  --display vnc|web[=[HOST:]PORT]|sdl|none\n"
+     "                         a display, keyboard and pointer, served over VNC, as a web\n"
+     "                         page (noVNC; default 127.0.0.1:6080) or shown in a local\n"
+     "                         SDL window; give it more than once for more than one\n",
      parse_display},
     {"vnc", true,
      "  --vnc [HOST:]PORT|none where VNC listens (default 127.0.0.1:5900 with --display vnc)\n",
@@ -372,6 +388,23 @@ static const struct device_option display_options[] = {
 
 static unsigned display_instances(const struct slate_config *cfg) { return cfg->display ? 1 : 0; }
 
+int web_files_dir(char *out, size_t outlen)
+{
+    const char *env = getenv("SLATE_NOVNC_DIR");
+    const char *dir = env && env[0] ? env : "/usr/share/novnc";
+    char page[512], script[512];
+    snprintf(page, sizeof(page), "%s/vnc.html", dir);
+    snprintf(script, sizeof(script), "%s/core/rfb.js", dir);
+    if (access(page, R_OK) || access(script, R_OK)) {
+        log_error("--display web: noVNC's files are not in %s (install Debian's novnc package: "
+                  "apt-get install novnc, or run `make deps`)", dir);
+        return -1;
+    }
+    if (out)
+        snprintf(out, outlen, "%s", dir);
+    return 0;
+}
+
 /* Before KVM: the VNC address parses, the password file has a first line, the screenshot's
  * directory is writable. */
 static int display_check(const struct slate_config *cfg, unsigned index)
@@ -382,6 +415,16 @@ static int display_check(const struct slate_config *cfg, unsigned index)
         log_error("--vnc %s: not an IPv4 address", cfg->vnc_host);
         return -1;
     }
+    if (cfg->web_host[0] && inet_pton(AF_INET, cfg->web_host, &addr) != 1) {
+        log_error("--display web=%s:%d: not an IPv4 address", cfg->web_host, cfg->web_port);
+        return -1;
+    }
+    if (cfg->web_host[0] && cfg->vnc_host[0] && cfg->web_port == cfg->vnc_port) {
+        log_error("--display web: port %d is --vnc's too; give web=PORT another", cfg->web_port);
+        return -1;
+    }
+    if (cfg->web_host[0] && web_files_dir(NULL, 0) < 0)
+        return -1;
     if (cfg->vnc_password_file) {
         FILE *f = fopen(cfg->vnc_password_file, "re");
         char line[128] = "";
@@ -437,8 +480,9 @@ static int display_setup(struct device *dev, unsigned index)
     if (device_add_hypercall(dev, SLATE_HC_SCREENSHOT, display_screenshot_call))
         return -EEXIST;
     device_offer_screenshot(dev, display_screendump);
-    if (cfg->vnc_host[0] &&
-        (!(d->vnc_ops = module_load("vnc", "slate_vnc_module", &slate_vnc_module, "--vnc")) ||
+    if ((cfg->vnc_host[0] || cfg->web_host[0]) &&
+        (!(d->vnc_ops = module_load("vnc", "slate_vnc_module", &slate_vnc_module,
+                                    cfg->vnc_host[0] ? "--vnc" : "--display web")) ||
          d->vnc_ops->start(d)))
         return -EIO;
     if (cfg->sdl &&

@@ -62,6 +62,10 @@ const void *display_pixels(struct display *d);
 /* The screen as RGB rows (taken under the lock). NULL when out of memory. */
 uint8_t *display_rgb(struct display *d, uint32_t *w, uint32_t *h);
 
+/* noVNC's files for --display web: $SLATE_NOVNC_DIR when set, else Debian's /usr/share/novnc,
+ * copied to out (may be NULL). 0, or -1 after logging which package to install. */
+int web_files_dir(char *out, size_t outlen);
+
 /* The front ends in modules (module.h): ui_vnc.c is slate-vnc.so, ui_sdl.c slate-sdl.so. */
 struct vnc_module {
     /* A VNC server on cfg's --vnc address, in d->vnc. 0, or -1 after logging why. */

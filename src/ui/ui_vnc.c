@@ -1,8 +1,10 @@
 /* ui_vnc.c - the VNC front end: libvncserver serves the display's surface, with slate's own
- * accept loop (limits on viewers, password lockout). Its state lives in one struct vnc_front per
+ * accept loop (limits on viewers, password lockout) on the --vnc port and on --display web's,
+ * where ui_web.c serves noVNC's page and hands its WebSocket to libvncserver. Its state lives in one struct vnc_front per
  * display; keys and pointer moves go to the machine's input sinks through device.h. */
 #include "display.h"
 #include "listen.h"
+#include "web.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,9 +23,11 @@ struct vnc_front {
     struct display *d;
     rfbScreenInfoPtr screen;
     bool running;          /* its listener started: only then may it be shut down */
-    int listen_fd, stop_fd;
+    int listen_fd, web_fd, stop_fd; /* -1 when not listening there */
+    struct web_site web;
     pthread_t thread;      /* vnc_listener */
     _Atomic int starting;  /* clients being set up by vnc_start_client threads */
+    _Atomic int web_starting; /* connections on the web port not yet known to be a WebSocket */
     char *passwords[2];    /* libvncserver's list: the password, then NULL */
     pthread_mutex_t auth_lock; /* guards the client serial and the lockout */
     pthread_mutex_t start_lock; /* one client at a time takes its descriptors (vnc_start_client) */
@@ -132,6 +136,7 @@ static bool vnc_make_room(struct vnc_front *v)
 struct vnc_start {
     struct vnc_front *v;
     int fd;
+    bool web; /* from the web port: a page, a file, or the page's WebSocket */
 };
 
 /* libvncserver gives a started client a pipe, which its thread waits on with select(): a pipe()
@@ -153,6 +158,14 @@ static void *vnc_start_client(void *arg)
     struct vnc_start start = *(struct vnc_start *)arg;
     free(arg);
     struct vnc_front *v = start.v;
+    if (start.web && !web_take(&v->web, start.fd)) { /* a file, served (and closed) there */
+        atomic_fetch_sub(&v->web_starting, 1);
+        return NULL;
+    }
+    if (start.web) { /* the page's WebSocket: a VNC client from here on */
+        atomic_fetch_add(&v->starting, 1);
+        atomic_fetch_sub(&v->web_starting, 1);
+    }
     int held[2];
     if (!vnc_hold_descriptors(held)) {
         log_warn_limited(&v->limit, "VNC: out of descriptors; refused a viewer");
@@ -194,17 +207,19 @@ static void *vnc_shutdown_waiter(void *arg)
 static void *vnc_listener(void *arg)
 {
     struct vnc_front *v = arg;
-    struct pollfd fds[2] = {{.fd = v->listen_fd, .events = POLLIN},
-                            {.fd = v->stop_fd, .events = POLLIN}};
+    struct pollfd fds[3] = {{.fd = v->stop_fd, .events = POLLIN},
+                            {.fd = v->listen_fd, .events = POLLIN}, /* (-1: not polled) */
+                            {.fd = v->web_fd, .events = POLLIN}};
     pthread_attr_t detached;
     pthread_attr_init(&detached);
     pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
-    while (!(fds[1].revents & POLLIN)) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+    while (!(fds[0].revents & POLLIN)) {
+        if (poll(fds, 3, -1) < 0 && errno != EINTR)
             break;
-        if (!(fds[0].revents & POLLIN))
+        bool web = fds[2].revents & POLLIN;
+        if (!(fds[1].revents & POLLIN) && !web)
             continue;
-        int fd = listen_accept(v->listen_fd, &v->limit, "VNC");
+        int fd = listen_accept(web ? v->web_fd : v->listen_fd, &v->limit, web ? "--display web" : "VNC");
         if (fd < 0)
             continue;
         /* libvncserver waits with select(): a descriptor past FD_SETSIZE would overflow it. */
@@ -214,20 +229,35 @@ static void *vnc_listener(void *arg)
             close(fd);
             continue;
         }
-        /* All starters busy: wait, and let the kernel's backlog hold (then refuse) the rest. */
-        while (atomic_load(&v->starting) >= VNC_STARTERS && !atomic_load(&v->d->stop))
+        /* All starters busy: wait, and let the kernel's backlog hold (then refuse) the rest. The
+         * web port's requests have their own limit (web_admit). */
+        while (!web && atomic_load(&v->starting) >= VNC_STARTERS && !atomic_load(&v->d->stop))
             nanosleep(&(struct timespec){0, 5000000}, NULL);
-        *start = (struct vnc_start){v, fd};
-        pthread_t thread;
-        atomic_fetch_add(&v->starting, 1);
-        if (pthread_create(&thread, &detached, vnc_start_client, start)) {
-            atomic_fetch_sub(&v->starting, 1);
+        if (web && !web_admit(&v->web, fd)) {
             free(start);
+            continue;
+        }
+        *start = (struct vnc_start){v, fd, web};
+        if (web)
+            listen_client_timeout(fd); /* a browser that stops reading a file is dropped */
+        pthread_t thread;
+        _Atomic int *count = web ? &v->web_starting : &v->starting;
+        atomic_fetch_add(count, 1);
+        if (pthread_create(&thread, &detached, vnc_start_client, start)) {
+            atomic_fetch_sub(count, 1);
+            free(start);
+            if (web)
+                web_client_update(&v->web, fd, true);
             close(fd);
         }
     }
     pthread_attr_destroy(&detached);
-    /* No client may be half set up when the server shuts down. */
+    /* No client may be half set up when the server shuts down, nor a request half answered
+     * (they use the front end's state). */
+    if (v->web_fd >= 0)
+        web_drop_all(&v->web);
+    while (atomic_load(&v->web_starting)) /* (each ends at once now: its socket is shut) */
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
     for (int i = 0; i < 500 && atomic_load(&v->starting); i++)
         nanosleep(&(struct timespec){0, 2000000}, NULL);
     return NULL;
@@ -278,18 +308,33 @@ static int vnc_load_password(struct vnc_front *v, const char *path)
     return 0;
 }
 
-/* slate's own listening socket (vnc_listener accepts on it). */
-static int vnc_listen(struct vnc_front *v, const struct slate_config *cfg)
+/* One of slate's own listening sockets (vnc_listener accepts on them). The fd, or -1 logged. */
+static int listen_tcp(const char *host, int port, const char *option)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->vnc_port),
-                               .sin_addr.s_addr = v->screen->listenInterface};
-    v->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
-    if (v->listen_fd < 0 || setsockopt(v->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(v->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(v->listen_fd, 32) < 0) {
-        log_error("--vnc %s:%d: cannot listen: %s", cfg->vnc_host, cfg->vnc_port, strerror(errno));
+    if (fd < 0 || inet_pton(AF_INET, host, &addr.sin_addr) != 1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 32) < 0) {
+        log_error("%s %s:%d: cannot listen: %s", option, host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
+    return fd;
+}
+
+/* --display web: noVNC's files, and the port that serves them and the page's WebSocket. */
+static int web_listen(struct vnc_front *v, const struct slate_config *cfg)
+{
+    struct in_addr host;
+    inet_pton(AF_INET, cfg->web_host, &host); /* (checked at start-up) */
+    v->web = (struct web_site){.dir_fd = -1, .port = cfg->web_port, .limit = &v->limit,
+                               .loopback_only = (ntohl(host.s_addr) >> 24) == 127};
+    if (web_site_open(&v->web) || (v->web_fd = listen_tcp(cfg->web_host, cfg->web_port, "--display web")) < 0)
+        return -1;
+    log_info("the screen is in a browser at http://%s:%d/", cfg->web_host, cfg->web_port);
     return 0;
 }
 
@@ -309,16 +354,14 @@ static int vnc_serve(struct vnc_front *v, const struct slate_config *cfg)
     v->screen->kbdAddEvent = vnc_key;
     v->screen->maxClientWait = 5000; /* a client silent mid-message for 5 s is dropped */
     v->screen->ptrAddEvent = vnc_pointer;
-    if (inet_pton(AF_INET, cfg->vnc_host, &v->screen->listenInterface) != 1) {
-        log_error("--vnc %s: not an IPv4 address", cfg->vnc_host);
-        return -1;
-    }
     if (cfg->vnc_password_file && vnc_load_password(v, cfg->vnc_password_file))
         return -1;
     vnc_show(v, (char *)d->text_fb, d->width, d->height); /* no viewer yet: safe here */
     v->screen->socketState = RFB_SOCKET_READY; /* slate listens itself: vnc_listener */
     rfbInitServer(v->screen);
-    if (vnc_listen(v, cfg))
+    if (cfg->vnc_host[0] && (v->listen_fd = listen_tcp(cfg->vnc_host, cfg->vnc_port, "--vnc")) < 0)
+        return -1;
+    if (cfg->web_host[0] && web_listen(v, cfg))
         return -1;
     v->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     v->screen->backgroundLoop = TRUE; /* each client gets its own threads, as with rfbRunEventLoop */
@@ -346,7 +389,8 @@ static int vnc_front_start(struct display *d)
         log_error("out of memory");
         return -1;
     }
-    *v = (struct vnc_front){.d = d, .listen_fd = -1, .stop_fd = -1, .limit = RATELIMIT_INIT};
+    *v = (struct vnc_front){.d = d, .listen_fd = -1, .web_fd = -1, .stop_fd = -1, .web.dir_fd = -1,
+                            .limit = RATELIMIT_INIT};
     pthread_mutex_init(&v->auth_lock, NULL);
     pthread_mutex_init(&v->start_lock, NULL);
     d->vnc = v;
@@ -400,6 +444,9 @@ static void vnc_front_stop(struct display *d)
     }
     if (v->listen_fd >= 0)
         close(v->listen_fd);
+    if (v->web_fd >= 0)
+        close(v->web_fd);
+    web_site_close(&v->web);
     if (v->stop_fd >= 0)
         close(v->stop_fd);
     free(v->passwords[0]);

@@ -236,7 +236,10 @@ KMAIN kmain(const struct slate_info *info)
     show("start-cpu with its frame on a read-only page", results[0], SLATE_EFAULT);
     show("start-cpu with its frame on a supervisor page", results[1], SLATE_EFAULT);
     show("start-cpu on its own stack", results[2], 0);
-    WAIT_FOR(ap_ran);
+    /* No interrupt would wake a halted CPU 0 here (cpu 1 only sets the flag): if cpu 1 ran after
+     * the flag was read and before a HLT, CPU 0 would sleep for ever. So spin: it is short. */
+    while (!ap_ran)
+        __asm__ volatile("pause" ::: "memory");
     puts_hc("cpu 1 ran\n");
     enter_user(user_last, user_stack + sizeof(user_stack));
     puts_hc("exit from user mode did not end the machine\n");
