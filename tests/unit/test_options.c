@@ -280,7 +280,22 @@ static void displays(void **state)
     assert_int_equal(PARSE(&cfg, "--display", "sdl", "--display", "none", "k"), OPTIONS_RUN);
     assert_false(cfg.display || cfg.sdl);
     assert_int_equal(PARSE(&cfg, "--display", "gtk", "k"), OPTIONS_ERROR);
-    assert_string_equal(err, "--display gtk: expected vnc, sdl or none");
+    assert_string_equal(err, "--display gtk: expected vnc, web[=[HOST:]PORT], sdl or none");
+    /* web: loopback port 6080 unless told; beside VNC and SDL */
+    assert_int_equal(PARSE(&cfg, "--display", "web", "--display", "sdl", "k"), OPTIONS_RUN);
+    assert_true(cfg.display && cfg.sdl);
+    assert_string_equal(cfg.web_host, "127.0.0.1");
+    assert_int_equal(cfg.web_port, 6080);
+    assert_int_equal(PARSE(&cfg, "--display", "web=0.0.0.0:7000", "--display", "vnc", "k"), OPTIONS_RUN);
+    assert_string_equal(cfg.web_host, "0.0.0.0");
+    assert_int_equal(cfg.web_port, 7000);
+    assert_string_equal(cfg.vnc_host, "127.0.0.1");
+    assert_int_equal(PARSE(&cfg, "--display", "web=7001", "k"), OPTIONS_RUN);
+    assert_string_equal(cfg.web_host, "127.0.0.1");
+    assert_int_equal(cfg.web_port, 7001);
+    assert_int_equal(PARSE(&cfg, "--display", "web=:80", "k"), OPTIONS_ERROR);
+    assert_int_equal(PARSE(&cfg, "--display", "web=70000", "k"), OPTIONS_ERROR);
+    assert_string_equal(err, "--display web=70000: expected web=[HOST:]PORT");
 }
 
 static void nics(void **state)
