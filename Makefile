@@ -268,6 +268,8 @@ $(BUILD)/bench/floor: bench/floor.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
 $(BUILD)/bench/taprate: bench/taprate.c | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
+$(BUILD)/bench/preadrate: bench/preadrate.c | $(BUILD)/bench
+	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $<
 $(BUILD)/bench/flightcost: bench/flightcost.c $(BUILD)/obj/core/flight.o $(BUILD)/obj/common/log.o | $(BUILD)/bench
 	$(CC) $(HOST_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
@@ -275,7 +277,7 @@ $(BUILD)/bench/%.bin: bench/%.S | $(BUILD)/bench
 	ld -m elf_i386 -Ttext=0 --oformat binary -o $@ $(BUILD)/bench/$*.o
 BENCH_GUESTS := $(patsubst bench/%.S,$(BUILD)/bench/%.bin,$(wildcard bench/*.S))
 
-bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BUILD)/bench/flightcost $(BENCH_GUESTS) guests $(TEST_TOOLS) need-kvm
+bench: $(BUILD)/slate $(BUILD)/bench/floor $(BUILD)/bench/taprate $(BUILD)/bench/preadrate $(BUILD)/bench/flightcost $(BENCH_GUESTS) guests $(TEST_TOOLS) need-kvm
 	bench/run.sh $(BUILD)
 
 # ---- everything ----------------------------------------------------------------------------

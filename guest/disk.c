@@ -1,9 +1,10 @@
 /* disk.c - the block device: sectors in and out through a ring of requests.
  *
  * A request names an operation, a sector, a count and a buffer (a physical address: ours are
- * identity-mapped). Put it in the ring slot at `submitted`, bump `submitted`, write NOTIFY; the
- * device does the I/O on a host thread and bumps `completed`, with an interrupt. This driver
- * submits one request at a time and sleeps until it completes.
+ * identity-mapped). Put it in the ring slot at `submitted`, bump `submitted`, write NOTIFY unless
+ * the device says it is busy (it then sees the request anyway); the device does the I/O on a host
+ * thread and bumps `completed`, with an interrupt. This driver submits one request at a time and
+ * sleeps until it completes.
  */
 #include "kernel.h"
 
@@ -30,7 +31,8 @@ static unsigned disk_request(uint8_t op, uint64_t sector, uint32_t count, void *
     slot->buffer = (uint64_t)buffer;
     slot->status = SLATE_BLOCK_PENDING;
     __atomic_store_n(&ring->submitted, slot_index + 1, __ATOMIC_RELEASE);
-    slate_outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1);
+    if (slate_block_notify_needed(ring))
+        slate_outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1);
     WAIT_UNTIL(__atomic_load_n(&ring->completed, __ATOMIC_ACQUIRE) - (slot_index + 1) < 0x80000000u);
     return slot->status;
 }

@@ -2,9 +2,10 @@
  * ways, and a DHCP client for `--net user`.
  *
  * The card is two rings of frame slots in a shared window. To send: fill the slot at tx.head,
- * bump tx.head, write TX_NOTIFY. To receive: frames appear at rx.head; take them from rx.tail and
- * bump it. An interrupt says something happened; the work is done in net_poll, outside the
- * handler, by whoever is waiting (the shell's idle loop, a sleeping command).
+ * bump tx.head, write TX_NOTIFY (unless the card says it is still sending). To receive: frames
+ * appear at rx.head; take them from rx.tail and bump it. An interrupt says something happened;
+ * the work is done in net_poll, outside the handler, by whoever is waiting (the shell's idle
+ * loop, a sleeping command).
  *
  * Configuration comes from the command line, "ip=A.B.C.D/PREFIX gw=A.B.C.D"; without ip= the
  * card asks DHCP. Addresses are kept in network byte order throughout.
@@ -137,7 +138,8 @@ static void send_frame(const void *frame, unsigned len)
         memset((void *)(slot->frame + len), 0, 60 - len), len = 60;
     slot->length = (uint16_t)len;
     __atomic_store_n(&window->tx.head, window->tx.head + 1, __ATOMIC_RELEASE);
-    slate_outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
+    if (slate_net_notify_needed(window)) /* not while the card is still sending */
+        slate_outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
 }
 
 static unsigned eth_header(uint8_t *frame, const uint8_t *dst, uint16_t type)

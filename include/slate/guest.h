@@ -74,6 +74,35 @@ static inline const struct slate_device *slate_find_device(const struct slate_in
     return 0;
 }
 
+/* A full barrier: every store before it is visible before any load after it (a locked add to
+ * the stack, which needs no SSE2, unlike mfence). */
+static inline void slate_full_barrier(void)
+{
+#ifdef __x86_64__
+    __asm__ volatile("lock; addl $0, (%%rsp)" ::: "memory", "cc");
+#else
+    __asm__ volatile("lock; addl $0, (%%esp)" ::: "memory", "cc");
+#endif
+}
+
+/* Call after incrementing a block ring's `submitted`: whether NOTIFY must be written. Not while
+ * the device says it is busy (version 2); a version-1 device leaves `device_busy` 0, so it is
+ * always rung. The barrier keeps the load of `device_busy` after the store to `submitted`:
+ * without it the device could stop just as the guest decides not to ring. */
+static inline int slate_block_notify_needed(volatile struct slate_block_ring *ring)
+{
+    slate_full_barrier();
+    return !ring->device_busy;
+}
+
+/* The same for a network card's transmit ring, after advancing tx.head: whether TX_NOTIFY must
+ * be written. */
+static inline int slate_net_notify_needed(volatile struct slate_net_window *window)
+{
+    slate_full_barrier();
+    return !window->tx.busy;
+}
+
 /* The kernel command line (--append), NUL-terminated. */
 static inline const char *slate_cmdline(const struct slate_info *info)
 {

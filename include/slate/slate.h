@@ -219,7 +219,10 @@
  *   the ring is full, frames are dropped and counted in RX_DROPS: the device never waits.
  * Interrupts are coalesced: one for a burst, raised again when the guest acknowledges and more
  * has happened. A guest that moves tx.head more than a ring ahead of tx.tail gets the ERROR bit
- * in STATUS; transmit stops until it writes RESET. */
+ * in STATUS; transmit stops until it writes RESET.
+ * Version 2: after advancing tx.head, a full barrier (mfence, or a locked instruction), then
+ * TX_NOTIFY only if tx.busy reads 0 (guest.h's slate_net_notify_needed): while the card is
+ * sending it takes new frames without being told. */
 #define SLATE_NET_MAC_LO 0x00      /* r: MAC address bytes 0..3 (byte 0 in bits 0..7)        */
 #define SLATE_NET_MAC_HI 0x04      /* r: MAC address bytes 4..5                               */
 #define SLATE_NET_STATUS 0x08      /* r: SLATE_NET_LINK_UP | SLATE_NET_ERROR                  */
@@ -347,7 +350,14 @@
  * requests in order, off the guest's CPUs, writes each one's status, increments `completed`, and
  * raises its interrupt (IRQ_STATUS bit 0). At most SLATE_BLOCK_RING_SIZE requests may be
  * outstanding (submitted - completed). A completed FLUSH means every write completed before it is
- * on stable storage. */
+ * on stable storage.
+ * Version 2 (the device entry's `version`) adds two ways to spend fewer exits, both optional:
+ * - `device_busy`: after incrementing `submitted`, a full barrier (mfence, or any locked
+ *   instruction), then NOTIFY only if `device_busy` reads 0: while it is 1 the device is working
+ *   through the ring and takes the new request without being told (guest.h's
+ *   slate_block_notify_needed does this).
+ * - `irq_batch`: N > 0 asks for one interrupt per N completions, and always one when the device
+ *   has completed everything submitted (so no completion is left without an interrupt). */
 #define SLATE_BLOCK_CAPACITY_LO 0x00 /* r: capacity in sectors, low half                       */
 #define SLATE_BLOCK_CAPACITY_HI 0x04 /* r: high half                                           */
 #define SLATE_BLOCK_FLAGS 0x08       /* r: SLATE_BLOCK_READ_ONLY                               */
@@ -500,16 +510,29 @@ struct slate_block_request {
 
 /* At the start of the device's window. Indexes are free-running 32-bit counters. */
 struct slate_block_ring {
-    uint32_t submitted; /* written by the guest: requests submitted so far                     */
-    uint32_t completed; /* written by the device: requests completed so far                    */
-    uint32_t reserved[14];
+    uint32_t submitted;   /* written by the guest: requests submitted so far                   */
+    uint32_t completed;   /* written by the device: requests completed so far                  */
+    uint32_t device_busy; /* written by the device (version 2): 1 while it works through the
+                           * ring and sees new requests without a NOTIFY; 0 once it has caught
+                           * up with `submitted` (it then looks at `submitted` once more)       */
+    uint32_t irq_batch;   /* written by the guest (version 2): 0, as at boot, for an interrupt
+                           * per completion; N for one per N completions, and one whenever the
+                           * device has caught up with `submitted`                              */
+    uint32_t reserved[12];
     struct slate_block_request slots[SLATE_BLOCK_RING_SIZE];
 };
 
 struct slate_net_ring {
     uint32_t head; /* producer's index: guest for transmit, device for receive               */
     uint32_t tail; /* consumer's index: device for transmit, guest for receive               */
-    uint32_t reserved[14];
+    uint32_t busy; /* transmit ring, written by the device (version 2): 1 while it is sending
+                    * and sees new frames without a TX_NOTIFY; 0 once it has caught up with
+                    * tx.head (it then looks at tx.head once more). Receive ring: always 0    */
+    uint32_t irq_batch; /* transmit ring, written by the guest (version 2): 0, as at boot, for
+                    * IRQ_TX once the card has sent everything queued; N for IRQ_TX also after
+                    * every N frames sent, so the ring can be refilled while the card still
+                    * sends (N = half the ring keeps it busy). Receive ring: ignored          */
+    uint32_t reserved[12];
 };
 
 struct slate_net_slot {

@@ -205,21 +205,36 @@ static void raise_completion(struct disk *d)
 }
 
 /* Takes every submitted request in order. Each slot is copied before it is checked, so the guest
- * cannot change a request between the check and the I/O. */
+ * cannot change a request between the check and the I/O. While it works, the ring's device_busy
+ * says so and the guest need not ring NOTIFY; having caught up, it clears the flag and looks at
+ * `submitted` once more (the guest may have decided not to ring just before the flag went down:
+ * both sides store, fence, then load, so one of them sees the other). Interrupts: one per
+ * completion, or with irq_batch N one per N and one on catching up. */
 static void process_ring(struct disk *d)
 {
     struct slate_block_ring *ring = d->dev->window;
+    uint32_t unsignalled = 0;
+    __atomic_store_n(&ring->device_busy, 1, __ATOMIC_SEQ_CST);
     while (!atomic_load(&d->broken)) {
         uint32_t submitted = __atomic_load_n(&ring->submitted, __ATOMIC_ACQUIRE);
-        if (submitted == d->consumed)
-            return;
+        if (submitted == d->consumed) {
+            if (unsignalled)
+                raise_completion(d);
+            unsignalled = 0;
+            __atomic_store_n(&ring->device_busy, 0, __ATOMIC_SEQ_CST);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&ring->submitted, __ATOMIC_ACQUIRE) == d->consumed)
+                return;
+            __atomic_store_n(&ring->device_busy, 1, __ATOMIC_SEQ_CST);
+            continue;
+        }
         if (submitted - d->consumed > SLATE_BLOCK_RING_SIZE) {
             device_warn(d->dev, "%s: the guest submitted %u requests with %u outstanding (the ring holds %d); "
                      "the device stops (ERROR register set)", d->dev->name, submitted - d->consumed,
                      d->consumed - __atomic_load_n(&ring->completed, __ATOMIC_RELAXED),
                      SLATE_BLOCK_RING_SIZE);
             atomic_store(&d->broken, 1);
-            return;
+            break;
         }
         while (d->consumed != submitted) {
             struct slate_block_request *slot = &ring->slots[d->consumed % SLATE_BLOCK_RING_SIZE];
@@ -229,11 +244,18 @@ static void process_ring(struct disk *d)
             __atomic_store_n(&slot->status, status, __ATOMIC_RELAXED);
             d->consumed++;
             __atomic_store_n(&ring->completed, d->consumed, __ATOMIC_RELEASE);
-            /* Per request, not per batch: the guest can refill the ring while the rest run.
-             * Until the guest acknowledges, this is only a lock and a test. */
-            raise_completion(d);
+            /* Per request unless batched: the guest can refill the ring while the rest run.
+             * Until the guest acknowledges, raising is only a lock and a test. */
+            uint32_t batch = __atomic_load_n(&ring->irq_batch, __ATOMIC_RELAXED);
+            if (++unsignalled >= batch) {
+                raise_completion(d);
+                unsignalled = 0;
+            }
         }
     }
+    if (unsignalled)
+        raise_completion(d);
+    __atomic_store_n(&ring->device_busy, 0, __ATOMIC_RELEASE); /* broken: NOTIFY is harmless */
 }
 
 static void *disk_worker(void *arg)
@@ -656,7 +678,7 @@ static int block_load(struct device *dev, struct device_state *in)
 const struct device_ops block_device = {
     .name = "disk",
     .type = SLATE_DEV_BLOCK,
-    .version = 1,
+    .version = 2,
     .port_count = 0x40,
     .window_size = sizeof(struct slate_block_ring),
     .irq_reg = SLATE_BLOCK_IRQ_REG,

@@ -36,6 +36,7 @@ struct net_dev {
     _Atomic bool error;
     _Atomic bool reset_requested;
     uint32_t tx_tail, rx_head; /* the device's own indexes; only the I/O thread touches them */
+    uint32_t tx_unsignalled;   /* frames sent since the last IRQ_TX (tx.irq_batch) */
 };
 
 static struct net_dev *nd_of(struct nic *nic) { return (struct net_dev *)nic; }
@@ -76,21 +77,18 @@ void nic_receive(struct nic *nic, const uint8_t *frame, size_t len)
     raise_irq(nd, SLATE_NET_IRQ_RX);
 }
 
-/* Sends what the guest queued. Each slot is copied before it is checked. */
-static void drain_tx(struct net_dev *nd)
+/* Sends the frames from tx.tail up to `head`. Each slot is copied before it is checked. False
+ * when the guest moved tx.head more than a ring ahead (transmit stops). */
+static bool send_queued(struct net_dev *nd, uint32_t head)
 {
     struct slate_net_window *w = window(nd);
     struct nic *nic = &nd->nic;
-    if (atomic_load(&nd->error))
-        return;
-    uint32_t head = __atomic_load_n(&w->tx.head, __ATOMIC_ACQUIRE);
     if (head - nd->tx_tail > SLATE_NET_RING_SIZE) {
         device_warn(nd->nic.dev, "%s: tx.head %u is more than a ring ahead of tx.tail %u; "
                          "transmit stops until the guest writes RESET", nic->dev->name, head, nd->tx_tail);
         atomic_store(&nd->error, true);
-        return;
+        return false;
     }
-    bool sent = false;
     while (nd->tx_tail != head) {
         struct slate_net_slot *slot = &w->tx_slots[nd->tx_tail % SLATE_NET_RING_SIZE];
         uint16_t len = __atomic_load_n(&slot->length, __ATOMIC_RELAXED);
@@ -113,10 +111,51 @@ static void drain_tx(struct net_dev *nd)
         slot->status = status;
         nd->tx_tail++;
         __atomic_store_n(&w->tx.tail, nd->tx_tail, __ATOMIC_RELEASE);
-        sent = true;
+        uint32_t batch = __atomic_load_n(&w->tx.irq_batch, __ATOMIC_RELAXED);
+        if (batch && ++nd->tx_unsignalled >= batch) { /* the guest may refill while the rest go */
+            nd->tx_unsignalled = 0;
+            raise_irq(nd, SLATE_NET_IRQ_TX);
+        }
     }
-    if (sent)
+    return true;
+}
+
+/* Sends what the guest queued, and what it queues meanwhile: while tx.busy is 1 the guest need
+ * not write TX_NOTIFY. Having caught up, the card clears it and looks at tx.head once more (both
+ * sides store, fence, then load, so a frame queued as the flag went down is not left behind).
+ * One IRQ_TX for the lot. */
+static void drain_tx(struct net_dev *nd)
+{
+    struct slate_net_window *w = window(nd);
+    if (atomic_load(&nd->error))
+        return;
+    uint32_t first = nd->tx_tail;
+    __atomic_store_n(&w->tx.busy, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        uint32_t head = __atomic_load_n(&w->tx.head, __ATOMIC_ACQUIRE);
+        if (head != nd->tx_tail && nd->tx_tail - first >= 4 * SLATE_NET_RING_SIZE) {
+            /* A guest that keeps the ring full would keep the card from receiving: come back
+             * after a look at the backend, still busy (the guest rings for nothing meanwhile). */
+            eventfd_write(nd->tx_notify_fd, 1);
+            raise_irq(nd, SLATE_NET_IRQ_TX);
+            return;
+        }
+        if (head != nd->tx_tail) {
+            if (!send_queued(nd, head))
+                break;
+            continue;
+        }
+        __atomic_store_n(&w->tx.busy, 0, __ATOMIC_SEQ_CST);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&w->tx.head, __ATOMIC_ACQUIRE) == nd->tx_tail)
+            break;
+        __atomic_store_n(&w->tx.busy, 1, __ATOMIC_SEQ_CST);
+    }
+    __atomic_store_n(&w->tx.busy, 0, __ATOMIC_RELEASE);
+    if (nd->tx_tail != first) {
+        nd->tx_unsignalled = 0;
         raise_irq(nd, SLATE_NET_IRQ_TX);
+    }
 }
 
 static void reset_rings(struct net_dev *nd)
@@ -445,7 +484,7 @@ static int net_load(struct device *dev, struct device_state *in)
 const struct device_ops net_device = {
     .name = "net",
     .type = SLATE_DEV_NET,
-    .version = 1,
+    .version = 2,
     .port_count = 0x40,
     .window_size = sizeof(struct slate_net_window),
     .irq_reg = SLATE_NET_IRQ_REG,

@@ -3,7 +3,11 @@
  *   read      reads the whole disk back, checks the pattern, prints a checksum
  *   errors    every refusal: out of range, bad buffers, unknown op, read-only; then a broken ring
  *   crash     writes 4 KiB blocks one by one, flushing each and printing "flushed N"
- *   bench     sequential 1 MiB and random 4 KiB throughput as the guest sees it
+ *   bench     sequential 1 MiB and random 4 KiB throughput as the guest sees it (the doorbell
+ *             rung only when the device is idle, an interrupt per half queue: version 2)
+ *   batching  the same 256 reads twice, 32 in flight: as a version-1 driver does (NOTIFY after
+ *             every submission, an interrupt per completion), then with device_busy and
+ *             irq_batch; prints the doorbells rung and interrupts taken for each
  *   failing   (the host limits the image to 1 MiB) a write past it fails; FLUSH keeps failing
  *             until the guest clears WRITE_ERRORS
  * Completions arrive by interrupt; the CPU halts while it waits. */
@@ -16,12 +20,16 @@ static const struct slate_info *info;
 static const struct slate_device *disk;
 static volatile struct slate_block_ring *ring;
 static uint64_t capacity;
+static volatile uint32_t interrupts; /* taken, for the batching mode */
+static uint32_t notifies;            /* NOTIFY writes */
+static bool frugal;                  /* ring only when the device is idle (version 2) */
 static uint8_t buffer[8 << 20] __attribute__((aligned(4096)));
 static struct slate_block_identity identity;
 
 __attribute__((interrupt)) static void on_disk(struct interrupt_frame *f)
 {
     (void)f;
+    interrupts++;
     slate_outl(disk->port_base + SLATE_BLOCK_IRQ_STATUS, 1);
     lapic_eoi();
 }
@@ -41,7 +49,13 @@ static uint32_t submit(uint8_t op, uint64_t sector, uint32_t count, uint64_t buf
     return seq;
 }
 
-static void notify(void) { slate_outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1); }
+static void notify(void)
+{
+    if (frugal && !slate_block_notify_needed(ring))
+        return;
+    notifies++;
+    slate_outl(disk->port_base + SLATE_BLOCK_NOTIFY, 1);
+}
 
 static uint8_t wait_for(uint32_t seq)
 {
@@ -161,6 +175,7 @@ static uint64_t run_queue(uint8_t op, uint32_t sectors, uint32_t total, uint32_t
 {
     uint64_t blocks = capacity / sectors, rng = 88172645463325252ULL;
     uint32_t base = ring->submitted, issued = 0, done = 0;
+    notifies = 0, interrupts = 0;
     uint64_t t0 = now_ns();
     while (done < total) {
         while (issued < total && issued - done < depth) {
@@ -184,14 +199,43 @@ static void report(const char *what, uint64_t ns, uint32_t requests, uint32_t se
     put_dec((int64_t)((uint64_t)requests * sectors * 512 / (ns / 1000 + 1)));
     puts_hc(" IOPS ");
     put_dec((int64_t)((uint64_t)requests * 1000000000 / (ns + 1)));
-    puts_hc("\n");
+    puts_hc(" doorbells/request ");
+    put_dec((int64_t)(notifies * 100 / requests));
+    puts_hc("% interrupts/request ");
+    put_dec((int64_t)(interrupts * 100 / requests));
+    puts_hc("%\n");
 }
 
-static void bench(void)
+/* The same reads the old way and the new: the doorbells and interrupts each costs. */
+static void batching(void)
+{
+    GUEST_ASSERT(disk->version >= 2);
+    for (int round = 0; round < 2; round++) {
+        frugal = round == 1;
+        ring->irq_batch = frugal ? 16 : 0;
+        notifies = 0, interrupts = 0;
+        uint32_t before = ring->completed;
+        run_queue(SLATE_BLOCK_OP_READ, 8, 256, 32, true);
+        GUEST_ASSERT(ring->completed - before == 256);
+        puts_hc(frugal ? "batched" : "one by one");
+        puts_hc(": 256 requests, ");
+        put_dec(notifies);
+        puts_hc(" doorbells, ");
+        put_dec(interrupts);
+        puts_hc(" interrupts\n");
+    }
+    ring->irq_batch = 0;
+}
+
+/* bench-v1: as a version-1 driver does, for a comparison in the same run. */
+static void bench(bool v1)
 {
     uint32_t mib = (uint32_t)(capacity / 2048);
+    frugal = disk->version >= 2 && !v1;
+    ring->irq_batch = frugal ? 4 : 0; /* 8 in flight: woken with half of them done */
     report("seq-read-1M", run_queue(SLATE_BLOCK_OP_READ, 2048, 4 * mib, 8, false), 4 * mib, 2048);
     report("seq-write-1M", run_queue(SLATE_BLOCK_OP_WRITE, 2048, 4 * mib, 8, false), 4 * mib, 2048);
+    ring->irq_batch = frugal ? 16 : 0; /* 32 in flight */
     report("rand-read-4K", run_queue(SLATE_BLOCK_OP_READ, 8, 4000, 32, true), 4000, 8);
     report("rand-write-4K", run_queue(SLATE_BLOCK_OP_WRITE, 8, 4000, 32, true), 4000, 8);
 }
@@ -242,8 +286,10 @@ KMAIN kmain(const struct slate_info *boot_info)
         puts_hc(", flush after clearing ");
         put_dec(flush3);
         puts_hc("\n");
-    } else if (str_eq(mode, "bench"))
-        bench();
+    } else if (str_eq(mode, "batching")) {
+        batching();
+    } else if (str_eq(mode, "bench") || str_eq(mode, "bench-v1"))
+        bench(str_eq(mode, "bench-v1"));
     else if (str_eq(mode, "identify")) {
         puts_hc("serial ");
         puts_hc(identity.serial);

@@ -3,7 +3,7 @@
 # request is refused without touching the image, flushed data survives SIGKILL, images are locked.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 25
+plan 27
 BLOCK=$GUEST/block.elf
 IMG=$TMP/disk.img
 
@@ -109,3 +109,15 @@ is "$RC" 0 "a write past the file size limit does not kill slate (SIGXFSZ): the 
 is "$OUT" "write past the limit 1, flushes 1 1, write errors 1, flush after clearing 0" \
     "the write gets IO_ERROR, FLUSH fails twice (sticky), WRITE_ERRORS counts it, a flush after clearing is OK"
 has "$(cat "$TMP/err")" 'disk0: write of 8 sectors at 4096 failed: File too large' "the failed write is reported"
+
+# Version 2: the same 256 random reads, 32 in flight, rung only when the device is idle
+# (device_busy) and woken once per 16 completions (irq_batch): every request completes, with a
+# fraction of the doorbells and interrupts (each an exit or two on this machine).
+truncate -s 16M "$TMP/batch.img"
+run_slate --disk "$TMP/batch.img" --append batching "$BLOCK"
+has "$OUT" '^one by one: 256 requests, [0-9]+ doorbells, [0-9]+ interrupts$' "256 requests the version-1 way"
+batched=$(sed -n 's/^batched: 256 requests, \([0-9]*\) doorbells, \([0-9]*\) interrupts$/\1 \2/p' <<<"$OUT")
+read -r bells irqs <<<"$batched"
+if [ -n "$bells" ] && [ "$bells" -le 32 ] && [ "$irqs" -le 24 ]; then
+    pass "256 requests batched: all complete, with $bells doorbells and $irqs interrupts (at most 32 and 24)"
+else fail "256 requests batched with at most 32 doorbells and 24 interrupts" "$OUT" "$ERR"; fi

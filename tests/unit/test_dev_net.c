@@ -116,6 +116,33 @@ static void queued_frames_go_out(void **state)
     assert_int_equal(fake_raised(r->dev, 0), 1);
 }
 
+/* Version 2: the card says when it is idle (a frame then needs TX_NOTIFY), and IRQ_TX comes
+ * every irq_batch frames as well as at the end. */
+static void an_idle_card_says_so_and_batches_its_interrupts(void **state)
+{
+    struct rig *r = *state;
+    win(r)->tx.irq_batch = 2;
+    for (int i = 0; i < 5; i++)
+        queue_frame(r, 60, (uint8_t)i);
+    ring_tx(r);
+    uint8_t buf[2048];
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(recv(r->peer, buf, sizeof(buf), 0), 60);
+    assert_true(fake_wait(tx_done, r, 5000));
+    assert_int_equal(__atomic_load_n(&win(r)->tx.busy, __ATOMIC_ACQUIRE), 0); /* caught up: idle */
+    assert_int_equal(fake_raised(r->dev, 0), 1); /* (one until acknowledged) */
+    /* Idle: a frame queued without TX_NOTIFY stays queued ... */
+    queue_frame(r, 60, 0x77);
+    __atomic_store_n(&win(r)->tx.head, r->tx_head, __ATOMIC_RELEASE);
+    struct timeval short_wait = {0, 200000};
+    setsockopt(r->peer, SOL_SOCKET, SO_RCVTIMEO, &short_wait, sizeof(short_wait));
+    assert_int_equal(recv(r->peer, buf, sizeof(buf), 0), -1);
+    /* ... until the doorbell */
+    assert_true(fake_ring(r->dev, SLATE_NET_TX_NOTIFY));
+    assert_int_equal(recv(r->peer, buf, sizeof(buf), 0), 60);
+    assert_int_equal(buf[0], 0x77);
+}
+
 static bool received(void *arg)
 {
     struct rig *r = arg;
@@ -188,6 +215,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(mac_and_link, setup, teardown),
         cmocka_unit_test_setup_teardown(queued_frames_go_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_idle_card_says_so_and_batches_its_interrupts, setup, teardown),
         cmocka_unit_test_setup_teardown(arriving_frames_fill_the_receive_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(a_full_ring_drops_and_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(a_transmit_index_a_ring_ahead_stops_until_reset, setup, teardown),
