@@ -168,6 +168,44 @@ static void batched_interrupts_and_an_idle_device(void **state)
     assert_int_equal(r->vm->ram[0x2000], 'A' + 7);
 }
 
+static void put_request(struct rig *r, uint8_t op, uint64_t sector, uint32_t count, uint64_t buffer)
+{
+    ring(r)->slots[r->submitted % SLATE_BLOCK_RING_SIZE] = (struct slate_block_request){
+        .op = op, .status = SLATE_BLOCK_PENDING, .count = count, .sector = sector, .buffer = buffer};
+    r->submitted++;
+}
+
+/* Adjacent requests queued together go to the host in one preadv or pwritev: each still lands in
+ * its own buffer, a bad one among them gets its own status, and the rest are done. */
+static void adjacent_requests_are_joined_and_still_exact(void **state)
+{
+    struct rig *r = *state;
+    for (int i = 0; i < 4; i++) /* writes: sectors 10..17 from four buffers, 2 sectors each */
+        memset(r->vm->ram + 0x10000 + i * 0x1000, 'a' + i, 1024);
+    uint32_t first = r->submitted;
+    for (int i = 0; i < 4; i++)
+        put_request(r, SLATE_BLOCK_OP_WRITE, 10 + 2 * (uint64_t)i, 2, 0x10000 + (uint64_t)i * 0x1000);
+    put_request(r, SLATE_BLOCK_OP_WRITE, 18, 1, FAKE_RAM_BYTES - 100); /* adjacent, but a bad buffer */
+    put_request(r, SLATE_BLOCK_OP_READ, 10, 3, 0x20000);                 /* reads: 10..12, 13..17 */
+    put_request(r, SLATE_BLOCK_OP_READ, 13, 5, 0x30000);
+    __atomic_store_n(&ring(r)->submitted, r->submitted, __ATOMIC_RELEASE);
+    assert_true(fake_ring(r->dev, SLATE_BLOCK_NOTIFY));
+    assert_true(fake_wait(all_completed, r, 5000));
+    for (uint32_t i = 0; i < 7; i++)
+        assert_int_equal(ring(r)->slots[(first + i) % SLATE_BLOCK_RING_SIZE].status,
+                         i == 4 ? SLATE_BLOCK_BAD_BUFFER : SLATE_BLOCK_OK);
+    int fd = open(r->path, O_RDONLY);
+    char image[8 * 512];
+    assert_int_equal(pread(fd, image, sizeof(image), 10 * 512), (ssize_t)sizeof(image));
+    close(fd);
+    for (int s = 0; s < 8; s++)
+        assert_int_equal(image[s * 512 + 7], 'a' + s / 2);
+    assert_int_equal(r->vm->ram[0x20000], 'a');
+    assert_int_equal(r->vm->ram[0x20000 + 2 * 512], 'b');
+    assert_int_equal(r->vm->ram[0x30000], 'b');          /* sector 13 */
+    assert_int_equal(r->vm->ram[0x30000 + 4 * 512 + 511], 'd'); /* sector 17 */
+}
+
 static void what_the_guest_controls_is_checked(void **state)
 {
     struct rig *r = *state;
@@ -212,6 +250,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(read_and_write_reach_the_image, setup, teardown),
         cmocka_unit_test_setup_teardown(completions_raise_the_line_until_acknowledged, setup, teardown),
         cmocka_unit_test_setup_teardown(batched_interrupts_and_an_idle_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(adjacent_requests_are_joined_and_still_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(what_the_guest_controls_is_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(a_ring_index_that_runs_ahead_stops_the_device, setup, teardown),
         cmocka_unit_test_setup_teardown(a_read_only_disk_refuses_writes, setup_ro, teardown),
