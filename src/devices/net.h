@@ -36,6 +36,10 @@ struct net_backend_ops {
     /* After poll: reads what is ready and hands frames to nic_receive. `set` is as filled. */
     void (*poll_done)(struct nic *nic, struct poll_set *set);
     void (*close)(struct nic *nic);
+    /* send only hands the bytes to the host kernel (one write: a single copy), so the frame may
+     * be passed straight from guest memory; otherwise (a parser such as libslirp's reads it
+     * more than once) it gets a private copy first, which the guest cannot change under it. */
+    bool reads_once;
 };
 
 extern const struct net_backend_ops net_tap_backend, net_socket_backend;

@@ -118,7 +118,7 @@ static void tap_close(struct nic *nic)
     free(t);
 }
 
-const struct net_backend_ops net_tap_backend = {tap_open, tap_send, tap_poll_fill, tap_poll_done, tap_close};
+const struct net_backend_ops net_tap_backend = {tap_open, tap_send, tap_poll_fill, tap_poll_done, tap_close, true};
 
 /* ---- a Unix datagram socket between two VMs --------------------------------------------------
  * The two ends are PATH.0 and PATH.1: the first VM takes the free one, and each sends to the
@@ -211,4 +211,4 @@ static void dgram_close(struct nic *nic)
 }
 
 const struct net_backend_ops net_socket_backend = {dgram_open, dgram_send, dgram_poll_fill,
-                                                   dgram_poll_done, dgram_close};
+                                                   dgram_poll_done, dgram_close, true};

@@ -408,4 +408,4 @@ static void user_close(struct nic *nic)
 }
 
 const struct net_backend_ops net_user_backend = {user_open, user_send, user_poll_fill, user_poll_done,
-                                                 user_close};
+                                                 user_close, false}; /* libslirp parses the frame */
