@@ -1,5 +1,7 @@
 /* cpuid.c - what CPUID tells the guest: the host's supported set as KVM reports it, with slate's
- * hypervisor leaves and each CPU's APIC ID. */
+ * hypervisor leaves and each CPU's APIC ID. Recording or replaying, the TSC is not offered: KVM
+ * cannot trap RDTSC, so a replay could not give the guest the values it read (a guest that uses
+ * it anyway is caught by the replay's divergence check). */
 #include "cpuid.h"
 
 #include "vm.h"
@@ -51,9 +53,10 @@ struct kvm_cpuid2 *cpuid_fetch_finish(struct vm *vm)
     return vm->cpuid;
 }
 
-/* The host's supported set, with slate's hypervisor leaves and this CPU's APIC ID. */
+/* The host's supported set, with slate's hypervisor leaves and this CPU's APIC ID; without the
+ * TSC (`hide_tsc`: record and replay). */
 static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t tsc_khz,
-                           bool tsc_deadline)
+                           bool tsc_deadline, bool hide_tsc)
 {
     unsigned out = 0;
     for (unsigned i = 0; i < cpuid->nent; i++) {
@@ -65,7 +68,13 @@ static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t ts
             e->ecx |= 1u << 31; /* running under a hypervisor */
             if (tsc_deadline) /* KVM emulates it even where the host CPU lacks it (as QEMU sets) */
                 e->ecx |= 1u << 24;
+            if (hide_tsc)
+                e->edx &= ~(1u << 4), e->ecx &= ~(1u << 24); /* TSC, TSC-deadline */
         }
+        if (hide_tsc && e->function == 0x80000001)
+            e->edx &= ~(1u << 27); /* RDTSCP */
+        if (hide_tsc && e->function == 0x80000007)
+            e->edx &= ~(1u << 8); /* invariant TSC */
         if (e->function == 0xB || e->function == 0x1F)
             e->edx = index; /* x2APIC ID */
         cpuid->entries[out++] = *e;
@@ -77,7 +86,7 @@ static void cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, uint64_t ts
         .ebx = 0x74616c53 /* "Slat" */, .ecx = 0x63614d65 /* "eMac" */,
         .edx = 0x656e6968 /* "hine" */};
     cpuid->entries[out++] = (struct kvm_cpuid_entry2){
-        .function = 0x40000010, .eax = (uint32_t)tsc_khz, .ebx = 1000000};
+        .function = 0x40000010, .eax = hide_tsc ? 0 : (uint32_t)tsc_khz, .ebx = 1000000};
     cpuid->nent = out;
 }
 
@@ -91,7 +100,8 @@ int cpuid_set(struct vm *vm, struct vcpu *cpu)
         return -1;
     }
     memcpy(cpuid, base, sizeof(*base) + base->nent * sizeof(base->entries[0]));
-    cpuid_for_vcpu(cpuid, cpu->index, vm->tsc_khz, vm->tsc_deadline);
+    cpuid_for_vcpu(cpuid, cpu->index, vm->tsc_khz, vm->tsc_deadline,
+                   vm->cfg->record_path || vm->cfg->replay_path);
     int rc = ioctl(cpu->fd, KVM_SET_CPUID2, cpuid);
     free(cpuid);
     if (rc < 0) {

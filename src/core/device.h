@@ -166,6 +166,18 @@ void device_unwatch(struct device *dev, struct event_source *src);
  * written). */
 bool device_window_dirty(struct device *dev, unsigned long *bitmap);
 
+/* Record and replay (docs/debugging.md). A device that can be recorded does its guest-memory
+ * work only at the vCPU's exits: while recording, a doorbell is an exit like any other port
+ * write (device_doorbell registers no ioeventfd), the device does the work right there on the
+ * vCPU's thread, and it names each range of guest memory it wrote (device_wrote), which the log
+ * keeps. A replay writes the same bytes at the same exit: the device then has no backend and
+ * does nothing (its register reads, too, come from the log). */
+enum device_record_mode { DEVICE_LIVE, DEVICE_RECORDING, DEVICE_REPLAYING };
+enum device_record_mode device_record_mode(const struct device *dev);
+/* While recording: the device wrote guest memory [gpa, gpa+len) (RAM or its window), whose
+ * bytes are at `host`, during the exit being handled. Otherwise nothing. */
+void device_wrote(struct device *dev, uint64_t gpa, const void *host, uint64_t len);
+
 /* Ends the machine with exit status `status` (0..255), or resets it (DEVICE_RESET). The first
  * request wins. Any thread. */
 #define DEVICE_RESET (-2)

@@ -3,8 +3,9 @@
  * includes vm.h and tests/unit/fake_machine.c can stand in for all of it. */
 #include "device.h"
 
-#include "vm.h"
+#include "record.h"
 #include "snapshot.h"
+#include "vm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,8 +30,22 @@ void device_route(struct device *dev, unsigned line, uint32_t vector, uint32_t c
     irq_line_configure(&dev->irq[line], vector, cpu);
 }
 
+enum device_record_mode device_record_mode(const struct device *dev)
+{
+    const struct slate_config *cfg = dev->vm->cfg;
+    return cfg->record_path ? DEVICE_RECORDING : cfg->replay_path ? DEVICE_REPLAYING : DEVICE_LIVE;
+}
+
+void device_wrote(struct device *dev, uint64_t gpa, const void *host, uint64_t len)
+{
+    if (dev->vm->record)
+        record_wrote(dev->vm, gpa, host, len);
+}
+
 int device_doorbell(struct device *dev, uint16_t offset, int fd)
 {
+    if (device_record_mode(dev) != DEVICE_LIVE)
+        return 0; /* an exit, handled where the log can place it */
     struct kvm_ioeventfd doorbell = {.addr = (uint64_t)dev->port_base + offset, .len = 4, .fd = fd,
                                      .flags = KVM_IOEVENTFD_FLAG_PIO};
     if (ioctl(dev->vm->vm_fd, KVM_IOEVENTFD, &doorbell) < 0) {

@@ -4,6 +4,8 @@
  *           then the command line (NUL-separated words)
  *   records, each a type byte and its struct:
  *     'E' struct rec_exit, then data_len bytes: exit N, where it was, what its reads returned
+ *     'W' struct rec_write, then len bytes: what a device wrote to guest memory while the exit
+ *         before it was handled (a disk's reads and ring); the replay writes them there
  *     'I' struct rec_irq: an interrupt and where it entered the guest
  *     'X' struct rec_end: how the machine ended
  */
@@ -24,7 +26,7 @@
 #include <unistd.h>
 
 #define REC_MAGIC "SLATEREC"
-#define REC_VERSION 1
+#define REC_VERSION 2
 #define REC_PENDING 256
 #define REC_DATA_MAX 4096
 #define MSI_ADDRESS 0xFEE00000u
@@ -55,6 +57,13 @@ struct rec_irq {
     struct kvm_regs regs; /* kicked: the CPU's registers there */
 };
 
+struct rec_write {
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t pad;
+};
+#define REC_WRITE_MAX (64u << 20) /* more in one record is a damaged log */
+
 struct rec_end {
     int32_t status;
     uint32_t pad;
@@ -68,6 +77,9 @@ struct recorder {
     uint64_t exits;
     bool in_debug_exit; /* the exit being handled is KVM_EXIT_DEBUG: not counted */
     struct rec_exit cur;
+    /* record: what devices wrote during the exit being handled, as 'W' records */
+    uint8_t *writes;
+    size_t writes_len, writes_cap;
     /* record: interrupts devices raised, waiting for the vCPU's next stop */
     pthread_mutex_t lock;
     struct pending_irq {
@@ -79,6 +91,7 @@ struct recorder {
     struct rec_exit next_exit;
     uint8_t next_data[REC_DATA_MAX];
     struct rec_irq next_irq;
+    struct rec_write next_write; /* its bytes are still in the file */
     struct rec_end end;
     bool seeking;       /* looking for next_irq's registers */
     bool stepping_past; /* one single step past the breakpoint, whose registers were not those */
@@ -122,8 +135,42 @@ static void read_next(struct recorder *r)
         r->next_type = 'E';
     else if (type == 'I' && fread(&r->next_irq, sizeof(r->next_irq), 1, r->log) == 1)
         r->next_type = 'I';
+    else if (type == 'W' && fread(&r->next_write, sizeof(r->next_write), 1, r->log) == 1 &&
+             r->next_write.len <= REC_WRITE_MAX)
+        r->next_type = 'W';
     else if (type == 'X' && fread(&r->end, sizeof(r->end), 1, r->log) == 1)
         r->next_type = 'X';
+}
+
+/* Host bytes of guest memory [gpa, gpa+len): RAM, or a device's window. NULL if it is neither. */
+static uint8_t *guest_bytes(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+    uint8_t *ram = memory_ram_ptr(&vm->mem, gpa, len);
+    if (ram)
+        return ram;
+    for (unsigned i = 0; i < vm->device_count; i++) {
+        struct device *dev = &vm->devices[i];
+        if (dev->window && gpa >= dev->window_gpa && len <= dev->window_bytes &&
+            gpa - dev->window_gpa <= dev->window_bytes - len)
+            return (uint8_t *)dev->window + (gpa - dev->window_gpa);
+    }
+    return NULL;
+}
+
+static void diverged(struct vcpu *cpu, const char *what);
+
+/* Replay: what devices wrote after this exit when recorded, written again. */
+static void apply_writes(struct vcpu *cpu)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    while (r->next_type == 'W') {
+        uint8_t *to = guest_bytes(cpu->vm, r->next_write.gpa, r->next_write.len);
+        if (!to || fread(to, 1, r->next_write.len, r->log) != r->next_write.len) {
+            diverged(cpu, to ? "the recording ends inside a device's write" : "the recording writes outside memory");
+            return;
+        }
+        read_next(r);
+    }
 }
 
 /* Somewhere between the last exit and this one the guest did something the log cannot give it
@@ -327,6 +374,9 @@ void record_exit_after(struct vcpu *cpu)
         fwrite(&r->cur, sizeof(r->cur), 1, r->log);
         if (len)
             fwrite(data, 1, len, r->log);
+        if (r->writes_len)
+            fwrite(r->writes, 1, r->writes_len, r->log);
+        r->writes_len = 0;
         take_pending(cpu, false); /* interrupts raised meanwhile enter right after this exit */
         return;
     }
@@ -342,7 +392,31 @@ void record_exit_after(struct vcpu *cpu)
         run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
     }
     read_next(r);
+    apply_writes(cpu);
     replay_interrupts(cpu);
+}
+
+void record_wrote(struct vm *vm, uint64_t gpa, const void *host, uint64_t len)
+{
+    struct recorder *r = rec_of(vm);
+    if (r->replay || !len)
+        return;
+    size_t need = r->writes_len + 1 + sizeof(struct rec_write) + len;
+    if (need > r->writes_cap) {
+        size_t cap = need * 2;
+        uint8_t *grown = realloc(r->writes, cap);
+        if (!grown) {
+            log_error("--record: out of memory for a device's write of %" PRIu64 " bytes", len);
+            vm_request_stop(vm, EXIT_FAILURE_SLATE);
+            return;
+        }
+        r->writes = grown, r->writes_cap = cap;
+    }
+    struct rec_write w = {.gpa = gpa, .len = (uint32_t)len};
+    r->writes[r->writes_len++] = 'W';
+    memcpy(r->writes + r->writes_len, &w, sizeof(w));
+    memcpy(r->writes + r->writes_len + sizeof(w), host, len);
+    r->writes_len += sizeof(w) + len;
 }
 
 /* Record: the interrupts devices raised since the last stop enter the guest now, and the log
@@ -405,7 +479,6 @@ bool record_raise(struct irq_line *line)
 static int record_check(const struct slate_config *cfg, const char *option)
 {
     const char *why = cfg->smp > 1 ? "--smp: one CPU only (the order of several CPUs is not recorded)"
-                      : cfg->disk_count ? "--disk: disks are not recorded yet"
                       : cfg->nic_count ? "--net: network cards are not recorded yet"
                       : cfg->each || cfg->snapshot_path ? "not with --each or --snapshot" : NULL;
     if (why)
@@ -489,6 +562,7 @@ void record_detach(struct vm *vm, int status)
     }
     pthread_mutex_destroy(&r->lock);
     vm->record = NULL;
+    free(r->writes);
     free(r);
 }
 

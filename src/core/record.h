@@ -29,6 +29,11 @@ void record_exit_before(struct vcpu *cpu); /* a real exit happened, not yet hand
 void record_exit_after(struct vcpu *cpu);  /* it was handled; the guest resumes next */
 void record_kicked(struct vcpu *cpu);      /* KVM_RUN returned without an exit (EINTR) */
 
+/* Recording: a device wrote guest memory [gpa, gpa+len), now at `host`, while the current exit
+ * was handled (device_wrote); the bytes go into the log after that exit, and a replay writes
+ * them there. */
+void record_wrote(struct vm *vm, uint64_t gpa, const void *host, uint64_t len);
+
 /* A device raised a line: true when recording or replaying took it (irq.c then does nothing). */
 bool record_raise(struct irq_line *line);
 

@@ -35,6 +35,8 @@ struct disk {
     int stop_fd;          /* written once at teardown */
     pthread_t worker;
     bool worker_started;
+    bool recording;       /* --record: the ring is worked through at NOTIFY exits, on the vCPU */
+    bool replaying;       /* --replay: no image, no thread; the log writes what the disk did */
     uint32_t consumed;    /* requests taken from the ring; only the worker touches it */
     _Atomic uint32_t broken;
     /* Failed writes, discards and flushes since the guest last cleared WRITE_ERRORS. While it is
@@ -297,6 +299,24 @@ static void raise_completion(struct disk *d)
  * `submitted` once more (the guest may have decided not to ring just before the flag went down:
  * both sides store, fence, then load, so one of them sees the other). Interrupts: one per
  * completion, or with irq_batch N one per N and one on catching up. */
+/* Recording: what the device wrote for request `n` of the ring (its slot, and a read's data) goes
+ * into the log, so a replay can write it with no disk at all. */
+static void note_request(struct disk *d, uint32_t n, const struct slate_block_request *req, uint8_t status)
+{
+    struct device *dev = d->dev;
+    struct slate_block_ring *ring = dev->window;
+    struct slate_block_request *slot = &ring->slots[n % SLATE_BLOCK_RING_SIZE];
+    device_wrote(dev, dev->window_gpa + (uint64_t)((uint8_t *)slot - (uint8_t *)ring), slot, sizeof(*slot));
+    uint64_t len = req->op == SLATE_BLOCK_OP_IDENTIFY ? sizeof(struct slate_block_identity)
+                   : req->op == SLATE_BLOCK_OP_READ   ? (uint64_t)req->count * SECTOR
+                                                      : 0;
+    void *buf = len && (status == SLATE_BLOCK_OK || status == SLATE_BLOCK_IO_ERROR) && len <= MAX_BYTES
+                    ? device_ram(dev, req->buffer, len)
+                    : NULL;
+    if (buf)
+        device_wrote(dev, req->buffer, buf, len);
+}
+
 static void process_ring(struct disk *d)
 {
     struct slate_block_ring *ring = d->dev->window;
@@ -332,6 +352,8 @@ static void process_ring(struct disk *d)
             execute_all(d, reqs, n, status);
             for (unsigned i = 0; i < n; i++) {
                 __atomic_store_n(&ring->slots[d->consumed % SLATE_BLOCK_RING_SIZE].status, status[i], __ATOMIC_RELAXED);
+                if (d->recording)
+                    note_request(d, d->consumed, &reqs[i], status[i]);
                 d->consumed++;
                 __atomic_store_n(&ring->completed, d->consumed, __ATOMIC_RELEASE);
                 /* Per request unless batched: the guest can refill the ring while the rest
@@ -347,6 +369,12 @@ static void process_ring(struct disk *d)
     if (unsignalled)
         raise_completion(d);
     __atomic_store_n(&ring->device_busy, 0, __ATOMIC_RELEASE); /* broken: NOTIFY is harmless */
+}
+
+/* The ring's header as the device left it (completed, device_busy), for the log. */
+static void note_ring_header(struct disk *d)
+{
+    device_wrote(d->dev, d->dev->window_gpa, d->dev->window, offsetof(struct slate_block_ring, reserved));
 }
 
 static void *disk_worker(void *arg)
@@ -374,8 +402,14 @@ static void block_pio(struct device *dev, struct bus_io *io)
 {
     struct disk *d = dev->state;
     if (io->is_write) {
-        if (io->offset == SLATE_BLOCK_NOTIFY) /* a notify narrower than 32 bits lands here */
-            eventfd_write(d->notify_fd, 1);
+        if (io->offset == SLATE_BLOCK_NOTIFY && d->recording) { /* the work, at this exit */
+            pthread_mutex_lock(&d->io_lock);
+            process_ring(d);
+            note_ring_header(d);
+            pthread_mutex_unlock(&d->io_lock);
+        } else if (io->offset == SLATE_BLOCK_NOTIFY && !d->replaying) {
+            eventfd_write(d->notify_fd, 1); /* a notify narrower than 32 bits lands here */
+        }
         else if (io->offset == SLATE_BLOCK_IRQ_STATUS) {
             pthread_mutex_lock(&d->lock);
             d->irq_status &= ~(uint32_t)io->value;
@@ -534,6 +568,8 @@ static int disk_start(struct disk *d)
     }
     if (device_doorbell(d->dev, SLATE_BLOCK_NOTIFY, d->notify_fd))
         return -1;
+    if (d->recording)
+        return 0; /* no thread: the work happens at the guest's NOTIFY exits (block_pio) */
     int rc = pthread_create(&d->worker, NULL, disk_worker, d);
     if (rc) {
         log_error("%s: cannot start its I/O thread: %s", d->dev->name, strerror(rc));
@@ -593,6 +629,8 @@ static unsigned block_instances(const struct slate_config *cfg) { return cfg->di
 /* Before KVM: the image opens, locks (released again on close) and has at least one sector. */
 static int block_check(const struct slate_config *cfg, unsigned index)
 {
+    if (cfg->replay_path)
+        return 0; /* a replay reads nothing from the disk: the log has what it gave */
     struct disk probe = {.spec = &cfg->disks[index], .fd = -1};
     int rc = disk_open(&probe, false);
     if (probe.fd >= 0)
@@ -612,6 +650,10 @@ static int block_setup(struct device *dev, unsigned index)
                        .base_fd = -1, .notify_fd = -1, .stop_fd = -1, .warn_limit = RATELIMIT_INIT};
     pthread_mutex_init(&d->lock, NULL);
     pthread_mutex_init(&d->io_lock, NULL);
+    d->recording = device_record_mode(dev) == DEVICE_RECORDING;
+    d->replaying = device_record_mode(dev) == DEVICE_REPLAYING;
+    if (d->replaying)
+        return 0; /* no image, no thread: reads and the ring's changes come from the log */
     if (disk_open(d, true) || (d->spec->overlay && disk_make_overlay(d)))
         return -EIO;
     if (d->direct && posix_memalign((void **)&d->bounce, DIRECT_ALIGN, MAX_BYTES)) {

@@ -217,6 +217,17 @@ void device_stop_machine(struct device *dev, int status)
 
 int device_machine_status(const struct device *dev) { return atomic_load(&dev->vm->status); }
 
+enum device_record_mode device_record_mode(const struct device *dev)
+{
+    (void)dev;
+    return DEVICE_LIVE;
+}
+
+void device_wrote(struct device *dev, uint64_t gpa, const void *host, uint64_t len)
+{
+    (void)dev, (void)gpa, (void)host, (void)len;
+}
+
 int64_t device_clock_ns(const struct device *dev) { return clock_now_ns() - dev->vm->boot_ns; }
 
 int64_t device_host_time(const struct device *dev, int64_t guest_ns) { return dev->vm->boot_ns + guest_ns; }

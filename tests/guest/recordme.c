@@ -1,18 +1,38 @@
 /* A kernel whose run depends on timing and input (tests/t/record.t): a 1 kHz timer interrupt
- * stirs a table for 200 ms, the CLOCK register is read as it goes, and serial input arrives by
- * interrupt. What it prints (ticks, where the clock was, a hash of the table, the input) and its
- * exit status differ from run to run, and a replay of one recorded run must give them exactly. */
+ * stirs a table for 200 ms, the CLOCK register is read as it goes, serial input arrives by
+ * interrupt, and (with a disk) every 20th tick starts a disk read whose data and completion
+ * interrupt come whenever they come. What it prints (ticks, where the clock was, a hash of the
+ * table, the input, the disk's data) and its exit status differ from run to run, and a replay of
+ * one recorded run must give them exactly. */
 #include "guest.h"
 
 #define VEC_TICK 0x50
 #define VEC_END 0x51
 #define VEC_SERIAL 0x52
+#define VEC_DISK 0x53
 
 static uint16_t timer, serial;
 static volatile uint32_t ticks, ended;
 static uint64_t table[64], clock_sum;
 static char input[64];
 static volatile unsigned input_len;
+static volatile struct slate_block_ring *ring; /* the disk's, or 0 */
+static uint16_t disk;
+static uint64_t disk_buffer[512], disk_hash;
+static volatile uint32_t disk_sent, disk_done;
+
+/* Starts a read of 8 sectors (4 KiB) at `sector`; the disk's interrupt says when it is done. */
+static void disk_read(uint64_t sector)
+{
+    uint32_t seq = ring->submitted;
+    volatile struct slate_block_request *r = &ring->slots[seq % SLATE_BLOCK_RING_SIZE];
+    r->op = SLATE_BLOCK_OP_READ, r->status = SLATE_BLOCK_PENDING, r->count = 8;
+    r->sector = sector, r->buffer = (uint64_t)disk_buffer, r->tag = seq;
+    __atomic_store_n(&ring->submitted, seq + 1, __ATOMIC_RELEASE);
+    disk_sent++;
+    if (slate_block_notify_needed(ring))
+        slate_outl(disk + SLATE_BLOCK_NOTIFY, 1);
+}
 
 static uint64_t clock_ns(void)
 {
@@ -27,6 +47,8 @@ __attribute__((interrupt)) static void on_tick(struct interrupt_frame *f)
     table[ticks % 64] = table[(ticks * 7) % 64] * 31 + ticks;
     if (ticks % 16 == 0)
         clock_sum += clock_ns() / 1000000; /* where the clock was, to the millisecond */
+    if (ring && ticks % 20 == 0 && disk_sent == disk_done)
+        disk_read((uint64_t)(table[ticks % 64] % 256) * 8);
     slate_outl(timer + SLATE_TIMER_IRQ_STATUS, 1);
     lapic_eoi();
 }
@@ -36,6 +58,19 @@ __attribute__((interrupt)) static void on_end(struct interrupt_frame *f)
     (void)f;
     ended = 1;
     slate_outl(timer + SLATE_TIMER_IRQ_STATUS, 2);
+    lapic_eoi();
+}
+
+__attribute__((interrupt)) static void on_disk(struct interrupt_frame *f)
+{
+    (void)f;
+    slate_outl(disk + SLATE_BLOCK_IRQ_STATUS, 1);
+    if (ring->completed != disk_done) {
+        disk_done = ring->completed;
+        for (int i = 0; i < 512; i++)
+            disk_hash = (disk_hash ^ disk_buffer[i]) * 1099511628211ULL;
+        table[disk_hash % 64] ^= disk_hash; /* what the disk said changes what comes next */
+    }
     lapic_eoi();
 }
 
@@ -70,6 +105,13 @@ KMAIN kmain(const struct slate_info *info)
     const struct slate_device *t = slate_find_device(info, SLATE_DEV_TIMER, 0);
     const struct slate_device *s = slate_find_device(info, SLATE_DEV_SERIAL, 0);
     timer = t->port_base, serial = s->port_base;
+    /* Recording, CPUID offers no TSC deadline and no TSC frequency (KVM cannot trap RDTSC). */
+    uint32_t leaf = 1, ebx, ecx = 0, edx;
+    __asm__ volatile("cpuid" : "+a"(leaf), "=b"(ebx), "+c"(ecx), "=d"(edx));
+    puts_hc(ecx & (1u << 24) ? "cpuid: tsc-deadline, " : "cpuid: no tsc-deadline, ");
+    leaf = 0x40000010, ecx = 0;
+    __asm__ volatile("cpuid" : "+a"(leaf), "=b"(ebx), "+c"(ecx), "=d"(edx));
+    puts_hc(leaf ? "tsc frequency\n" : "no tsc frequency\n");
     idt_set(VEC_TICK, on_tick);
     idt_set(VEC_END, on_end);
     idt_set(VEC_SERIAL, on_serial);
@@ -78,12 +120,20 @@ KMAIN kmain(const struct slate_info *info)
     line(t->irq_reg, timer, 0, VEC_TICK);
     line(t->irq_reg, timer, 1, VEC_END);
     line(s->irq_reg, serial, 0, VEC_SERIAL);
+    const struct slate_device *b = slate_find_device(info, SLATE_DEV_BLOCK, 0);
+    if (b) {
+        disk = b->port_base;
+        idt_set(VEC_DISK, on_disk);
+        line(b->irq_reg, disk, 0, VEC_DISK);
+        ring = (volatile struct slate_block_ring *)b->window_base;
+    }
     for (int i = 0; i < 64; i++)
         table[i] = (uint64_t)i;
     timer_start(1, 200000000, 0);      /* 200 ms */
     timer_start(0, 1000000, 1000000);  /* 1 kHz */
     WAIT_FOR(ended);
     slate_outl(timer + SLATE_TIMER_BANK(0) + SLATE_TIMER_CTRL, 0);
+    WAIT_FOR(disk_done == disk_sent);
     __asm__ volatile("cli");
     uint64_t hash = 14695981039346656037ULL;
     for (int i = 0; i < 64; i++)
@@ -98,5 +148,12 @@ KMAIN kmain(const struct slate_info *info)
     puts_hc("\ninput: ");
     puts_hc(input);
     puts_hc("\n");
+    if (ring) {
+        puts_hc("disk reads: ");
+        put_dec(disk_done);
+        puts_hc(", data hash ");
+        put_hex(disk_hash);
+        puts_hc("\n");
+    }
     guest_exit(ticks % 100);
 }

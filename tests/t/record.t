@@ -5,7 +5,7 @@
 # follow the recording (a kernel reading the TSC, another kernel) stops and names why.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 12
+plan 17
 K=$TMP/recordme.elf
 cp "$GUEST/recordme.elf" "$K"
 
@@ -15,6 +15,10 @@ RECORDED="$RC
 $(cat "$TMP/rec.out")"
 has "$RECORDED" "^input: hello$" "the recorded run got its serial input"
 has "$RECORDED" "^ticks: [0-9]+$" "and its timer interrupts"
+has "$RECORDED" "^cpuid: no tsc-deadline, no tsc frequency$" \
+    "recording, CPUID offers no TSC deadline or frequency (KVM cannot trap RDTSC: a replay could not give it back)"
+run_slate --timeout 5 "$K" </dev/null
+has "$OUT" "^cpuid: (no )?tsc-deadline, tsc frequency$" "without --record the frequency is there"
 same=0
 for i in 1 2 3; do
     run_slate --replay "$TMP/run.log"
@@ -23,6 +27,29 @@ $OUT" = "$RECORDED" ] && same=$((same + 1))
 done
 is "$same" 3 "three replays print the same bytes and exit with the same status, with no input given"
 lacks "$ERR" "diverged|warning" "and say nothing else"
+
+# With a disk: reads started by timer interrupts, their data and completion interrupts coming
+# whenever they come. The replay needs no disk (the image is gone) and writes none.
+head -c 1048576 /dev/urandom >"$TMP/disk.img"
+(sleep 0.05; printf 'hello\n') | timeout -s KILL "$(scaled 60)" "$SLATE" --record "$TMP/disk.log" --disk "$TMP/disk.img" "$K" \
+    >"$TMP/rec.out" 2>"$TMP/rec.err"
+RC=$?
+RECORDED="$RC
+$(cat "$TMP/rec.out")"
+has "$RECORDED" "^disk reads: [1-9][0-9]*, data hash 0x[0-9a-f]+$" "the recorded run read its disk as its timer ticked"
+rm "$TMP/disk.img"
+same=0
+for i in 1 2 3; do
+    run_slate --replay "$TMP/disk.log"
+    [ "$RC
+$OUT" = "$RECORDED" ] && same=$((same + 1))
+done
+is "$same" 3 "three replays without the disk image: the same bytes, disk data included, and status"
+truncate -s 1M "$TMP/w.img"
+timeout -s KILL "$(scaled 60)" "$SLATE" --record "$TMP/w.log" --disk "$TMP/w.img" --append write "$GUEST/block.elf" >/dev/null 2>&1 </dev/null
+: >"$TMP/w.img"
+run_slate --replay "$TMP/w.log"
+is "$RC/$OUT/$(stat -c %s "$TMP/w.img")" "0/wrote and flushed the disk/0" "a replay of a kernel that writes its disk writes nothing to the image"
 
 # What a replay cannot reproduce is named, never replayed wrongly.
 timeout -s KILL "$(scaled 60)" "$SLATE" --record "$TMP/tsc.log" "$GUEST/tscspin.elf" >/dev/null 2>&1 </dev/null
@@ -36,9 +63,8 @@ has "$RC $ERR" "^125 slate: replay diverged at exit 1, " "another kernel in the 
 
 run_slate --record "$TMP/x.log" --smp 2 "$GUEST/power.elf"
 has "$RC $ERR" "^125 slate: --record: --smp: one CPU only" "recording more than one CPU is refused"
-truncate -s 1M "$TMP/disk.img"
-run_slate --record "$TMP/x.log" --disk "$TMP/disk.img" "$GUEST/power.elf"
-has "$RC $ERR" "^125 slate: --record: --disk: disks are not recorded yet" "so is a disk"
+run_slate --record "$TMP/x.log" --net user "$GUEST/power.elf"
+has "$RC $ERR" "^125 slate: --record: --net: network cards are not recorded yet" "so is a network card"
 printf 'not a log' >"$TMP/junk.log"
 run_slate --replay "$TMP/junk.log"
 has "$RC $ERR" "^125 slate: --replay .*junk.log: not a slate recording" "a file that is not a recording is refused"
