@@ -119,6 +119,10 @@ struct device_ops {
     uint16_t state_version;
     int (*save)(struct device *dev, struct device_state *out);
     int (*load)(struct device *dev, struct device_state *in);
+    /* Recording (device_record_mode): on the vCPU's thread at each of its exits and kicks, the
+     * device puts into guest memory what arrived since (received frames), naming what it wrote
+     * with device_wrote; device_record_kick asks for the next such stop soon (may be NULL). */
+    void (*record_sync)(struct device *dev);
 };
 
 #define DEVICE_MAX_IRQS 8
@@ -177,6 +181,9 @@ enum device_record_mode device_record_mode(const struct device *dev);
 /* While recording: the device wrote guest memory [gpa, gpa+len) (RAM or its window), whose
  * bytes are at `host`, during the exit being handled. Otherwise nothing. */
 void device_wrote(struct device *dev, uint64_t gpa, const void *host, uint64_t len);
+/* While recording: something arrived for the guest; the vCPU stops soon (a kick) and the
+ * device's record_sync runs there. Any thread. */
+void device_record_kick(struct device *dev);
 
 /* Ends the machine with exit status `status` (0..255), or resets it (DEVICE_RESET). The first
  * request wins. Any thread. */

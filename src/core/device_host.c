@@ -42,6 +42,12 @@ void device_wrote(struct device *dev, uint64_t gpa, const void *host, uint64_t l
         record_wrote(dev->vm, gpa, host, len);
 }
 
+void device_record_kick(struct device *dev)
+{
+    if (dev->vm->record)
+        vcpu_kick(&dev->vm->vcpus[0]);
+}
+
 int device_doorbell(struct device *dev, uint16_t offset, int fd)
 {
     if (device_record_mode(dev) != DEVICE_LIVE)

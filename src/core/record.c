@@ -4,9 +4,11 @@
  *           then the command line (NUL-separated words)
  *   records, each a type byte and its struct:
  *     'E' struct rec_exit, then data_len bytes: exit N, where it was, what its reads returned
- *     'W' struct rec_write, then len bytes: what a device wrote to guest memory while the exit
- *         before it was handled (a disk's reads and ring); the replay writes them there
- *     'I' struct rec_irq: an interrupt and where it entered the guest
+ *     'K' struct rec_kick: the vCPU was kicked out of KVM_RUN here (after exit N, with these
+ *         registers, halted or not) and what follows happened there
+ *     'W' struct rec_write, then len bytes: what a device wrote to guest memory at the exit or
+ *         kick before it (a disk's reads and ring, received frames); the replay writes them there
+ *     'I' struct rec_irq: an interrupt, entering right after the exit or kick before it
  *     'X' struct rec_end: how the machine ended
  */
 #include "record.h"
@@ -57,6 +59,13 @@ struct rec_irq {
     struct kvm_regs regs; /* kicked: the CPU's registers there */
 };
 
+struct rec_kick {
+    uint64_t index; /* after this many exits */
+    uint8_t halted; /* in a HLT */
+    uint8_t pad[7];
+    struct kvm_regs regs;
+};
+
 struct rec_write {
     uint64_t gpa;
     uint32_t len;
@@ -68,6 +77,7 @@ struct rec_end {
     int32_t status;
     uint32_t pad;
     uint64_t exits;
+    uint64_t memory_hash; /* of all guest RAM when the machine ended */
 };
 
 struct recorder {
@@ -91,9 +101,10 @@ struct recorder {
     struct rec_exit next_exit;
     uint8_t next_data[REC_DATA_MAX];
     struct rec_irq next_irq;
+    struct rec_kick next_kick;
     struct rec_write next_write; /* its bytes are still in the file */
     struct rec_end end;
-    bool seeking;       /* looking for next_irq's registers */
+    bool seeking;       /* looking for next_kick's registers */
     bool stepping_past; /* one single step past the breakpoint, whose registers were not those */
     _Atomic bool seek_kicks;
     pthread_t kicker;
@@ -135,6 +146,8 @@ static void read_next(struct recorder *r)
         r->next_type = 'E';
     else if (type == 'I' && fread(&r->next_irq, sizeof(r->next_irq), 1, r->log) == 1)
         r->next_type = 'I';
+    else if (type == 'K' && fread(&r->next_kick, sizeof(r->next_kick), 1, r->log) == 1)
+        r->next_type = 'K';
     else if (type == 'W' && fread(&r->next_write, sizeof(r->next_write), 1, r->log) == 1 &&
              r->next_write.len <= REC_WRITE_MAX)
         r->next_type = 'W';
@@ -207,43 +220,44 @@ static void arm_breakpoint(struct vcpu *cpu)
 {
     struct recorder *r = rec_of(cpu->vm);
     struct kvm_guest_debug bp = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP};
-    bp.arch.debugreg[0] = r->next_irq.regs.rip;
+    bp.arch.debugreg[0] = r->next_kick.regs.rip;
     bp.arch.debugreg[7] = 0x1; /* L0, execution, one byte */
     r->stepping_past = false;
     vcpu_set_debug(cpu, DEBUG_RECORD, &bp);
 }
 
-/* Delivers every interrupt the log has right after exit `index` (not kicked), and starts the
- * single steps towards one that was kicked. */
+/* Delivers every interrupt the log has at this point (right after an exit, or at a kick just
+ * reached), and starts looking for the next kick if the log has one after this exit. */
 static void replay_interrupts(struct vcpu *cpu)
 {
     struct recorder *r = rec_of(cpu->vm);
-    while (r->next_type == 'I' && r->next_irq.index == r->exits && !r->next_irq.kicked) {
+    while (r->next_type == 'I') {
         deliver(cpu, r->next_irq.vector, r->next_irq.cpu);
         read_next(r);
     }
-    if (r->next_type == 'I' && r->next_irq.index == r->exits && r->next_irq.kicked && !r->seeking) {
+    if (r->next_type == 'K' && r->next_kick.index == r->exits && !r->seeking) {
         r->seeking = true;
-        if (r->next_irq.halted) {
+        if (r->next_kick.halted) {
             /* No interrupt reaches a replayed guest but from the log, so the first HLT it gets to
              * it stays in, as the recorded one did: look there, kicking it now and then. */
             atomic_store(&r->seek_kicks, true);
             return;
         }
         /* Kicked while it ran: a breakpoint on the recorded RIP, and at each hit the registers
-         * compared (a loop passes it many times). The recording may have taken it before a
+         * compared (a loop passes it many times). The recording may have kicked it before a
          * single instruction ran: look once first. */
         arm_breakpoint(cpu);
         __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     }
 }
 
-/* While seeking: is the CPU where the kicked interrupt entered? Then deliver it. */
+/* While seeking: is the CPU where it was kicked when recorded? Then what happened there happens:
+ * devices' writes, then interrupts. */
 static bool reached(struct vcpu *cpu, bool check_halted)
 {
     struct recorder *r = rec_of(cpu->vm);
     const struct kvm_regs *now = &cpu->run->s.regs.regs;
-    if (regs_hash(now) != regs_hash(&r->next_irq.regs))
+    if (regs_hash(now) != regs_hash(&r->next_kick.regs))
         return false;
     if (check_halted) { /* it must have got to the HLT, not only past a kick with these registers */
         struct cpu_state mp = {0};
@@ -254,19 +268,26 @@ static bool reached(struct vcpu *cpu, bool check_halted)
     atomic_store(&r->seek_kicks, false);
     if (!check_halted)
         vcpu_set_debug(cpu, DEBUG_RECORD, NULL);
-    while (r->next_type == 'I' && r->next_irq.index == r->exits && r->next_irq.kicked &&
-           regs_hash(&r->next_irq.regs) == regs_hash(now)) {
-        deliver(cpu, r->next_irq.vector, r->next_irq.cpu);
-        read_next(r);
-    }
-    replay_interrupts(cpu); /* (another kicked one after this exit: seek on) */
+    /* Kicks recorded one after another at this very point (a halted CPU kicked twice before it
+     * woke) are this point too: all they brought arrives now, as it did then. */
+    struct rec_kick here = r->next_kick;
+    do {
+        read_next(r); /* past the 'K' */
+        apply_writes(cpu);
+        while (r->next_type == 'I') {
+            deliver(cpu, r->next_irq.vector, r->next_irq.cpu);
+            read_next(r);
+        }
+    } while (r->next_type == 'K' && r->next_kick.index == here.index && r->next_kick.halted == here.halted &&
+             regs_hash(&r->next_kick.regs) == regs_hash(&here.regs));
+    replay_interrupts(cpu); /* (and another kick after this exit: seek on) */
     return true;
 }
 
 static bool on_debug_exit(void *opaque, struct vcpu *cpu)
 {
     struct recorder *r = opaque;
-    if (!r->seeking || r->next_irq.halted)
+    if (!r->seeking || r->next_kick.halted)
         return false;
     if (r->stepping_past) { /* past the breakpoint's instruction: arm it again */
         arm_breakpoint(cpu);
@@ -312,6 +333,7 @@ static uint32_t exit_data(struct kvm_run *run, size_t run_size, uint8_t **data)
 }
 
 static void take_pending(struct vcpu *cpu, bool kicked);
+static void sync_devices(struct vm *vm);
 
 void record_exit_before(struct vcpu *cpu)
 {
@@ -374,10 +396,8 @@ void record_exit_after(struct vcpu *cpu)
         fwrite(&r->cur, sizeof(r->cur), 1, r->log);
         if (len)
             fwrite(data, 1, len, r->log);
-        if (r->writes_len)
-            fwrite(r->writes, 1, r->writes_len, r->log);
-        r->writes_len = 0;
-        take_pending(cpu, false); /* interrupts raised meanwhile enter right after this exit */
+        sync_devices(vm);
+        take_pending(cpu, false); /* what devices did meanwhile happens right after this exit */
         return;
     }
     /* The guest gets what it got when recorded. */
@@ -419,8 +439,18 @@ void record_wrote(struct vm *vm, uint64_t gpa, const void *host, uint64_t len)
     r->writes_len += sizeof(w) + len;
 }
 
-/* Record: the interrupts devices raised since the last stop enter the guest now, and the log
- * says where: right after the exit just handled, or (kicked) at these registers. */
+/* Record: devices put into guest memory what arrived for it while the vCPU ran (received
+ * frames), at this stop, where the log can place it. */
+static void sync_devices(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->device_count; i++)
+        if (vm->devices[i].ops->record_sync)
+            vm->devices[i].ops->record_sync(&vm->devices[i]);
+}
+
+/* Record: what devices wrote and the interrupts they raised since the last stop happen now, and
+ * the log says where: right after the exit just logged, or (kicked) at these registers, which
+ * a 'K' record gives first. */
 static void take_pending(struct vcpu *cpu, bool kicked)
 {
     struct recorder *r = rec_of(cpu->vm);
@@ -431,17 +461,21 @@ static void take_pending(struct vcpu *cpu, bool kicked)
     for (unsigned i = 0; i < count; i++)
         irqs[i] = (struct rec_irq){.index = r->exits, .vector = r->pending[i].vector, .cpu = r->pending[i].cpu};
     pthread_mutex_unlock(&r->lock);
-    if (!count)
+    if (!count && !r->writes_len)
         return;
-    uint8_t halted = 0;
     if (kicked) {
         struct cpu_state st = {0};
-        halted = cpu_state_get(cpu, CPU_MP, &st, NULL) == 0 && st.mp.mp_state == KVM_MP_STATE_HALTED;
+        struct rec_kick k = {.index = r->exits, .regs = cpu->run->s.regs.regs};
+        k.halted = cpu_state_get(cpu, CPU_MP, &st, NULL) == 0 && st.mp.mp_state == KVM_MP_STATE_HALTED;
+        fputc('K', r->log);
+        fwrite(&k, sizeof(k), 1, r->log);
+        for (unsigned i = 0; i < count; i++)
+            irqs[i].kicked = 1, irqs[i].halted = k.halted, irqs[i].regs = k.regs;
     }
+    if (r->writes_len)
+        fwrite(r->writes, 1, r->writes_len, r->log);
+    r->writes_len = 0;
     for (unsigned i = 0; i < count; i++) {
-        irqs[i].kicked = kicked, irqs[i].halted = halted;
-        if (kicked)
-            irqs[i].regs = cpu->run->s.regs.regs;
         fputc('I', r->log);
         fwrite(&irqs[i], sizeof(irqs[i]), 1, r->log);
         deliver(cpu, irqs[i].vector, irqs[i].cpu);
@@ -451,10 +485,11 @@ static void take_pending(struct vcpu *cpu, bool kicked)
 void record_kicked(struct vcpu *cpu)
 {
     struct recorder *r = rec_of(cpu->vm);
-    if (!r->replay)
+    if (!r->replay) {
+        sync_devices(cpu->vm);
         take_pending(cpu, true);
-    else if (r->seeking) /* a kick to look at a halted CPU, or the look before any step */
-        reached(cpu, r->next_irq.halted != 0);
+    } else if (r->seeking) /* a kick to look at a halted CPU, or the look before any step */
+        reached(cpu, r->next_kick.halted != 0);
 }
 
 bool record_raise(struct irq_line *line)
@@ -479,7 +514,6 @@ bool record_raise(struct irq_line *line)
 static int record_check(const struct slate_config *cfg, const char *option)
 {
     const char *why = cfg->smp > 1 ? "--smp: one CPU only (the order of several CPUs is not recorded)"
-                      : cfg->nic_count ? "--net: network cards are not recorded yet"
                       : cfg->each || cfg->snapshot_path ? "not with --each or --snapshot" : NULL;
     if (why)
         log_error("%s: %s", option, why);
@@ -538,16 +572,32 @@ int record_attach(struct vm *vm)
     return 0;
 }
 
-void record_detach(struct vm *vm, int status)
+/* A hash of all guest RAM: a replay that ends with other memory than the recording did is not
+ * the same run, whatever it printed. */
+static uint64_t memory_hash(const struct vm *vm)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (unsigned i = 0; i < vm->mem.ram_count; i++) {
+        const uint64_t *w = (const uint64_t *)vm->mem.ram[i].host;
+        for (uint64_t n = vm->mem.ram[i].size / 8; w && n--; w++) {
+            h = (h ^ *w) * 0x9E3779B97F4A7C15ULL;
+            h ^= h >> 29;
+        }
+    }
+    return h;
+}
+
+int record_detach(struct vm *vm, int status)
 {
     struct recorder *r = rec_of(vm);
+    int verdict = 0;
     if (!r)
-        return;
+        return 0;
     atomic_store(&r->stop, true);
     if (r->kicker_started)
         pthread_join(r->kicker, NULL);
     if (r->log && !r->replay) {
-        struct rec_end end = {.status = status, .exits = r->exits};
+        struct rec_end end = {.status = status, .exits = r->exits, .memory_hash = memory_hash(vm)};
         fputc('X', r->log);
         fwrite(&end, sizeof(end), 1, r->log);
         if (fclose(r->log) != 0)
@@ -558,12 +608,19 @@ void record_detach(struct vm *vm, int status)
             log_warn("replay: the machine ended with status %d; the recording with %d", status, r->end.status);
         else if (!r->diverged && r->next_type != 'X' && status >= 0)
             log_warn("replay: the machine ended before the recording did (exit %" PRIu64 ")", r->exits);
+        else if (!r->diverged && r->next_type == 'X' && r->end.status == status && status != VM_STATUS_RESET &&
+                 r->end.memory_hash != memory_hash(vm)) {
+            log_error("replay diverged: the guest's memory at the end differs from the recording's (what "
+                      "the recording cannot give again: the TSC, the LAPIC timer?)");
+            verdict = EXIT_FAILURE_SLATE;
+        }
         fclose(r->log);
     }
     pthread_mutex_destroy(&r->lock);
     vm->record = NULL;
     free(r->writes);
     free(r);
+    return verdict;
 }
 
 /* The recorded command line, which the configuration points into until slate exits. */

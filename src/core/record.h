@@ -21,8 +21,10 @@ struct slate_config;
 
 /* Opens the log for --record or --replay (vm_create, after the vCPUs exist). 0 or -1, logged. */
 int record_attach(struct vm *vm);
-/* Writes the end of the log (the machine's status) and closes it. */
-void record_detach(struct vm *vm, int status);
+/* Recording: writes the end of the log (the machine's status, a hash of its memory) and closes
+ * it. Replaying: checks the end against the log's. 0, or the status slate must end with instead
+ * (a replay whose memory ended otherwise: EXIT_FAILURE_SLATE, logged). */
+int record_detach(struct vm *vm, int status);
 
 /* The vCPU thread's hooks (vcpu.c), each only when vm->record is set. */
 void record_exit_before(struct vcpu *cpu); /* a real exit happened, not yet handled */

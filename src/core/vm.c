@@ -465,7 +465,9 @@ int vm_run(struct vm *vm, int64_t deadline_ns)
     /* --on-crash pause: however the user ends a crashed machine, it crashed. */
     if (vm->crash_cpu >= 0 && status != VM_STATUS_RESET)
         status = EXIT_CRASH;
-    record_detach(vm, status); /* the log ends with how the machine did */
+    int verdict = record_detach(vm, status); /* the log ends with how the machine did */
+    if (verdict)
+        status = verdict;
     for (unsigned i = vm->observers_started; i-- > 0;)
         if (vm->observers[i].end)
             vm->observers[i].end(vm->observers[i].opaque, status);

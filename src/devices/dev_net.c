@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -37,7 +38,18 @@ struct net_dev {
     _Atomic bool reset_requested;
     uint32_t tx_tail, rx_head; /* the device's own indexes; only the I/O thread touches them */
     uint32_t tx_unsignalled;   /* frames sent since the last IRQ_TX (tx.irq_batch) */
+    /* --record: frames from the backend wait here for the vCPU's next stop (record_sync), and
+     * the transmit ring is worked at the guest's TX_NOTIFY exit; --replay: no backend, no
+     * thread, the log writes what the card did. */
+    bool recording, replaying;
+    pthread_mutex_t arrived_lock;
+    struct arrived_frame {
+        uint16_t len;
+        uint8_t data[SLATE_NET_FRAME_MAX];
+    } *arrived;
+    unsigned arrived_count;
 };
+#define ARRIVED_MAX 64 /* frames held for the next stop; more are dropped (RX_DROPS) */
 
 static struct net_dev *nd_of(struct nic *nic) { return (struct net_dev *)nic; }
 static struct slate_net_window *window(struct net_dev *nd) { return nd->nic.dev->window; }
@@ -52,9 +64,10 @@ static void raise_irq(struct net_dev *nd, uint32_t bit)
     pthread_mutex_unlock(&nd->lock);
 }
 
-void nic_receive(struct nic *nic, const uint8_t *frame, size_t len)
+/* Puts one frame into the receive ring (or counts it dropped). Recording, names what it wrote. */
+static void put_frame(struct net_dev *nd, const uint8_t *frame, size_t len)
 {
-    struct net_dev *nd = nd_of(nic);
+    struct nic *nic = &nd->nic;
     struct slate_net_window *w = window(nd);
     uint32_t tail = __atomic_load_n(&w->rx.tail, __ATOMIC_ACQUIRE);
     uint32_t used = nd->rx_head - tail;
@@ -74,7 +87,59 @@ void nic_receive(struct nic *nic, const uint8_t *frame, size_t len)
     __atomic_store_n(&w->rx.head, nd->rx_head, __ATOMIC_RELEASE);
     atomic_fetch_add(&nd->counters[C_RX_FRAMES], 1);
     atomic_fetch_add(&nd->counters[C_RX_BYTES], (uint32_t)len);
+    if (nd->recording) {
+        struct device *dev = nic->dev;
+        device_wrote(dev, dev->window_gpa + (uint64_t)((uint8_t *)slot - (uint8_t *)w), slot,
+                     offsetof(struct slate_net_slot, frame) + len);
+        device_wrote(dev, dev->window_gpa + offsetof(struct slate_net_window, rx), &w->rx, sizeof(w->rx));
+    }
     raise_irq(nd, SLATE_NET_IRQ_RX);
+}
+
+void nic_receive(struct nic *nic, const uint8_t *frame, size_t len)
+{
+    struct net_dev *nd = nd_of(nic);
+    if (!nd->recording) {
+        put_frame(nd, frame, len);
+        return;
+    }
+    /* Recording: not now, from this thread, but at the vCPU's next stop (net_record_sync). */
+    pthread_mutex_lock(&nd->arrived_lock);
+    bool kept = nd->arrived_count < ARRIVED_MAX && len <= SLATE_NET_FRAME_MAX;
+    if (kept) {
+        struct arrived_frame *a = &nd->arrived[nd->arrived_count++];
+        a->len = (uint16_t)len;
+        memcpy(a->data, frame, len);
+    }
+    pthread_mutex_unlock(&nd->arrived_lock);
+    if (kept)
+        device_record_kick(nic->dev);
+    else
+        atomic_fetch_add(&nd->counters[C_RX_DROPS], 1);
+}
+
+static void net_record_sync(struct device *dev)
+{
+    struct net_dev *nd = dev->state;
+    if (!nd || !nd->recording)
+        return;
+    pthread_mutex_lock(&nd->arrived_lock);
+    for (unsigned i = 0; i < nd->arrived_count; i++)
+        put_frame(nd, nd->arrived[i].data, nd->arrived[i].len);
+    nd->arrived_count = 0;
+    pthread_mutex_unlock(&nd->arrived_lock);
+}
+
+/* Recording: a transmit slot's status and the transmit ring's header as the card left them. */
+static void note_tx(struct net_dev *nd, const struct slate_net_slot *slot)
+{
+    struct device *dev = nd->nic.dev;
+    struct slate_net_window *w = window(nd);
+    if (slot)
+        device_wrote(dev, dev->window_gpa + (uint64_t)((const uint8_t *)slot - (const uint8_t *)w), slot,
+                     offsetof(struct slate_net_slot, frame));
+    else
+        device_wrote(dev, dev->window_gpa + offsetof(struct slate_net_window, tx), &w->tx, sizeof(w->tx));
 }
 
 /* One frame from a transmit slot to the backend: straight from guest memory when the backend
@@ -117,6 +182,8 @@ static bool send_queued(struct net_dev *nd, uint32_t head)
             errors++;
         }
         slot->status = status;
+        if (nd->recording)
+            note_tx(nd, slot);
         nd->tx_tail++;
         __atomic_store_n(&w->tx.tail, nd->tx_tail, __ATOMIC_RELEASE);
         uint32_t batch = __atomic_load_n(&w->tx.irq_batch, __ATOMIC_RELAXED);
@@ -144,7 +211,7 @@ static void drain_tx(struct net_dev *nd)
     __atomic_store_n(&w->tx.busy, 1, __ATOMIC_SEQ_CST);
     for (;;) {
         uint32_t head = __atomic_load_n(&w->tx.head, __ATOMIC_ACQUIRE);
-        if (head != nd->tx_tail && nd->tx_tail - first >= 4 * SLATE_NET_RING_SIZE) {
+        if (head != nd->tx_tail && nd->tx_tail - first >= 4 * SLATE_NET_RING_SIZE && !nd->recording) {
             /* A guest that keeps the ring full would keep the card from receiving: come back
              * after a look at the backend, still busy (the guest rings for nothing meanwhile). */
             eventfd_write(nd->tx_notify_fd, 1);
@@ -219,10 +286,28 @@ static void net_pio(struct device *dev, struct bus_io *io)
     if (io->is_write) {
         switch (io->offset) {
         case SLATE_NET_TX_NOTIFY: /* a notify narrower than 32 bits lands here */
-        case SLATE_NET_RX_NOTIFY: eventfd_write(nd->tx_notify_fd, 1); break;
+        case SLATE_NET_RX_NOTIFY:
+            if (nd->recording && io->offset == SLATE_NET_TX_NOTIFY) { /* the work, at this exit */
+                pthread_mutex_lock(&nd->io_lock);
+                drain_tx(nd);
+                note_tx(nd, NULL);
+                pthread_mutex_unlock(&nd->io_lock);
+            } else if (!nd->recording && !nd->replaying) {
+                eventfd_write(nd->tx_notify_fd, 1);
+            }
+            break;
         case SLATE_NET_RESET:
-            atomic_store(&nd->reset_requested, true);
-            eventfd_write(nd->tx_notify_fd, 1);
+            if (nd->recording) {
+                struct slate_net_window *w = window(nd);
+                pthread_mutex_lock(&nd->io_lock);
+                reset_rings(nd);
+                note_tx(nd, NULL);
+                device_wrote(dev, dev->window_gpa + offsetof(struct slate_net_window, rx), &w->rx, sizeof(w->rx));
+                pthread_mutex_unlock(&nd->io_lock);
+            } else if (!nd->replaying) {
+                atomic_store(&nd->reset_requested, true);
+                eventfd_write(nd->tx_notify_fd, 1);
+            }
             break;
         case SLATE_NET_IRQ_STATUS:
             pthread_mutex_lock(&nd->lock);
@@ -390,6 +475,17 @@ static int net_setup(struct device *dev, unsigned index)
     nd->tx_notify_fd = nd->stop_fd = -1;
     pthread_mutex_init(&nd->lock, NULL);
     pthread_mutex_init(&nd->io_lock, NULL);
+    pthread_mutex_init(&nd->arrived_lock, NULL);
+    nd->recording = device_record_mode(dev) == DEVICE_RECORDING;
+    nd->replaying = device_record_mode(dev) == DEVICE_REPLAYING;
+    if (nd->replaying) { /* no backend, no thread: what the card did comes from the log */
+        nd->nic = (struct nic){.spec = spec, .dev = dev, .limit = RATELIMIT_INIT};
+        return 0;
+    }
+    if (nd->recording && !(nd->arrived = calloc(ARRIVED_MAX, sizeof(*nd->arrived)))) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
     const struct net_backend_ops *backend =
         spec->kind == NET_TAP ? &net_tap_backend
         : spec->kind == NET_SOCKET ? &net_socket_backend
@@ -439,6 +535,8 @@ static void net_teardown(struct device *dev)
         close(nd->stop_fd);
     pthread_mutex_destroy(&nd->lock);
     pthread_mutex_destroy(&nd->io_lock);
+    pthread_mutex_destroy(&nd->arrived_lock);
+    free(nd->arrived);
     free(nd);
     dev->state = NULL;
 }
@@ -510,4 +608,5 @@ const struct device_ops net_device = {
     .state_version = 1,
     .save = net_save,
     .load = net_load,
+    .record_sync = net_record_sync,
 };

@@ -80,6 +80,21 @@ static void vnc_pointer(int mask, int x, int y, rfbClientPtr client)
     device_input_pointer(v->d->dev, x, y, (uint32_t)mask);
 }
 
+/* libvncserver 0.9.14 (Debian 12's) never frees a WebSocket client's context (45 KB) when the
+ * client goes (LibVNC/libvncserver#571, fixed upstream by #575): each browser that came and went
+ * would leak it. Freed here; a fixed library finds NULL and skips its own free. */
+static void vnc_client_gone(rfbClientPtr cl)
+{
+    free(cl->wsctx);
+    cl->wsctx = NULL;
+}
+
+static enum rfbNewClientAction vnc_new_client(rfbClientPtr cl)
+{
+    cl->clientGoneHook = vnc_client_gone;
+    return RFB_CLIENT_ACCEPT;
+}
+
 static void vnc_quiet(const char *format, ...)
 {
     (void)format; /* libvncserver's chatter would drown the guest's console */
@@ -354,6 +369,7 @@ static int vnc_serve(struct vnc_front *v, const struct slate_config *cfg)
     v->screen->kbdAddEvent = vnc_key;
     v->screen->maxClientWait = 5000; /* a client silent mid-message for 5 s is dropped */
     v->screen->ptrAddEvent = vnc_pointer;
+    v->screen->newClientHook = vnc_new_client;
     if (cfg->vnc_password_file && vnc_load_password(v, cfg->vnc_password_file))
         return -1;
     vnc_show(v, (char *)d->text_fb, d->width, d->height); /* no viewer yet: safe here */
