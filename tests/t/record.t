@@ -5,7 +5,7 @@
 # follow the recording (a kernel reading the TSC, another kernel) stops and names why.
 . "$(dirname "$0")/../lib.sh"
 need_kvm
-plan 20
+plan 19
 K=$TMP/recordme.elf
 cp "$GUEST/recordme.elf" "$K"
 
