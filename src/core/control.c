@@ -30,6 +30,8 @@ static bool settle_first(struct vm *vm, struct vcpu *cpu)
 static void park_while_held(struct vcpu *cpu)
 {
     struct vm *vm = cpu->vm;
+    if (cpu->step_completing)
+        return; /* one more KVM_RUN, with immediate_exit: it only completes the stepped instruction */
     pthread_mutex_lock(&vm->pause_lock);
     if (settle_first(vm, cpu)) {
         __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
@@ -225,6 +227,16 @@ int vcpu_set_debug(struct vcpu *cpu, enum debug_owner owner, const struct kvm_gu
     rc = rc < 0 ? -errno : 0;
     pthread_mutex_unlock(&cpu->debug_lock);
     return rc;
+}
+
+bool vcpu_single_stepping(struct vcpu *cpu)
+{
+    bool stepping = false;
+    pthread_mutex_lock(&cpu->debug_lock);
+    for (unsigned i = 0; i < DEBUG_OWNERS; i++)
+        stepping |= (cpu->debug_wish[i].control & KVM_GUESTDBG_SINGLESTEP) != 0;
+    pthread_mutex_unlock(&cpu->debug_lock);
+    return stepping;
 }
 
 bool vcpu_debug_wanted(struct vcpu *cpu, enum debug_owner owner, uint32_t control)

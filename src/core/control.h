@@ -41,6 +41,8 @@ void vm_release_one(struct vm *vm, struct vcpu *cpu);
 int vcpu_set_debug(struct vcpu *cpu, enum debug_owner owner, const struct kvm_guest_debug *wish);
 /* True if `owner` asked for every bit of `control` on cpu (e.g. its single step). */
 bool vcpu_debug_wanted(struct vcpu *cpu, enum debug_owner owner, uint32_t control);
+/* True if any owner is single-stepping cpu. */
+bool vcpu_single_stepping(struct vcpu *cpu);
 
 /* On a vCPU's own thread, outside KVM_RUN: applies a pending start request and parks while the
  * machine is paused. */

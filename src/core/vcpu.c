@@ -164,6 +164,20 @@ static void vcpu_debug_exit(struct vcpu *cpu)
             return;
 }
 
+/* A single step whose instruction exited to slate has completed (KVM_RUN with immediate_exit
+ * finished it): reported to the debug hooks as the debug exception KVM would have given. */
+static void report_step(struct vcpu *cpu)
+{
+    struct cpu_state st = {0};
+    if (cpu_state_get(cpu, CPU_REGS, &st, NULL))
+        return;
+    struct kvm_run *run = cpu->run;
+    run->exit_reason = KVM_EXIT_DEBUG;
+    run->debug.arch = (struct kvm_debug_exit_arch){.exception = 1, .dr6 = 0xFFFF4FF0 /* BS */,
+                                                   .dr7 = 0x400, .pc = st.regs.rip};
+    vcpu_debug_exit(cpu);
+}
+
 /* Returns false when this vCPU should stop running. */
 static bool vcpu_handle_exit(struct vcpu *cpu)
 {
@@ -207,6 +221,11 @@ void *vcpu_thread(void *arg)
             if (errno == EINTR || errno == EAGAIN) {
                 atomic_store_explicit(&cpu->exit_pending, false, memory_order_relaxed);
                 __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+                if (cpu->step_completing) { /* the stepped instruction is done: that is the step */
+                    cpu->step_completing = false;
+                    report_step(cpu);
+                    continue;
+                }
                 if (vm->record)
                     record_kicked(cpu);
                 if (vm->vcpu_hook_count) /* (a kick from the profiler's timer, say) */
@@ -223,6 +242,8 @@ void *vcpu_thread(void *arg)
         int64_t started = cpu->stats ? clock_now_ns() : 0;
         if (vm->record)
             record_exit_before(cpu);
+        bool stepped_exit = cpu->run->exit_reason != KVM_EXIT_DEBUG && cpu->run->exit_reason != KVM_EXIT_INTR;
+        cpu->step_completing = false;
         bool go_on = vcpu_handle_exit(cpu);
         if (vm->record && go_on)
             record_exit_after(cpu);
@@ -232,6 +253,12 @@ void *vcpu_thread(void *arg)
             break; /* (--each: a case ended, the CPU parks until the next) */
         if (vm->vcpu_hook_count)
             vm_vcpu_hooks(cpu, VCPU_HOOK_EXIT);
+        if (go_on && stepped_exit && vcpu_single_stepping(cpu)) {
+            /* KVM should report the step once the instruction that exited completes; nested
+             * KVM (PVM) does not, and the CPU would run on. Complete it alone, then report. */
+            cpu->step_completing = true;
+            __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        }
     }
     pthread_mutex_lock(&vm->pause_lock);
     cpu->exit_pending = false; /* nothing of it is left to complete */

@@ -55,6 +55,9 @@ struct vcpu {
     _Atomic bool exit_pending;
     /* Set by a debugger to let this one CPU run (a single step) while the machine is held. */
     bool step_release;
+    /* A single step's instruction exited to slate (a port or MMIO access, a hypercall): its next
+     * KVM_RUN completes it and nothing more (own thread). */
+    bool step_completing;
     /* Each owner's wish for this CPU's guest-debug state, and what KVM was given (debug_lock). */
     struct kvm_guest_debug debug_wish[DEBUG_OWNERS];
     pthread_mutex_t debug_lock;

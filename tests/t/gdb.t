@@ -6,7 +6,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 30
+plan 32
 [ -n "${SLATE_UNDER_EMULATION:-}" ] &&
     skip_here "under emulation gdb's single steps and software watchpoints take over 10 minutes per session (see docs/testing.md)"
 DEBUGME=$GUEST/debugme.elf
@@ -102,3 +102,17 @@ is "$RC" 143 "slate survives the hostile client and stops cleanly on SIGTERM"
 
 run_slate --gdb 127.0.0.1:99999 "$DEBUGME"
 has "$RC $ERR" "^125 slate: --gdb 127.0.0.1:99999: '99999' is not a port number" "a bad --gdb address is refused (125)"
+
+# A single step over an instruction that exits to slate (here a console-write hypercall's `out`)
+# stops right after it. It used to let the CPU run on, and gdb waited for ever.
+start_slate --gdb-wait --append run "$DEBUGME"
+gdb_batch "$DEBUGME" "break add" "continue" "delete" "set \$skip_outs = 1" "source tests/tools/step-to-out.py" \
+    "continue" "continue"
+read -r addr len <<<"$(sed -n 's/^at out 0x\([0-9a-f]*\) length \([0-9]*\)$/\1 \2/p' <<<"$GDB")"
+after=$(sed -n 's/^after out 0x\([0-9a-f]*\)$/\1/p' <<<"$GDB")
+if [ -n "$addr" ] && [ -n "$after" ] && [ "$((16#$after))" = "$((16#$addr + len))" ]; then
+    pass "stepi over a hypercall's out stops at the next instruction (0x$after)"
+else fail "stepi over a hypercall's out stops at the next instruction" "$GDB"; fi
+finish_slate
+is "$RC/$OUT" "0/debugger was attached
+counter 135" "and the guest then runs on to its end"
