@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #define REC_MAGIC "SLATEREC"
-#define REC_VERSION 2
+#define REC_VERSION 3
 #define REC_PENDING 256
 #define REC_DATA_MAX 4096
 #define MSI_ADDRESS 0xFEE00000u
@@ -51,12 +51,8 @@ struct rec_exit {
 };
 
 struct rec_irq {
-    uint64_t index; /* after this many exits */
+    uint64_t index; /* after this many exits (where: the 'E' or 'K' record before it) */
     uint32_t vector, cpu;
-    uint8_t kicked; /* entered where the vCPU was kicked, not right after the exit */
-    uint8_t halted; /* ... and it was halted there */
-    uint8_t pad[6];
-    struct kvm_regs regs; /* kicked: the CPU's registers there */
 };
 
 struct rec_kick {
@@ -469,8 +465,6 @@ static void take_pending(struct vcpu *cpu, bool kicked)
         k.halted = cpu_state_get(cpu, CPU_MP, &st, NULL) == 0 && st.mp.mp_state == KVM_MP_STATE_HALTED;
         fputc('K', r->log);
         fwrite(&k, sizeof(k), 1, r->log);
-        for (unsigned i = 0; i < count; i++)
-            irqs[i].kicked = 1, irqs[i].halted = k.halted, irqs[i].regs = k.regs;
     }
     if (r->writes_len)
         fwrite(r->writes, 1, r->writes_len, r->log);

@@ -60,26 +60,13 @@ struct disk {
     struct ratelimit warn_limit; /* failed host I/O, which a guest can provoke at will */
 };
 
+static int transfer_run(struct disk *d, bool write, struct iovec *iov, unsigned count, uint64_t offset);
+
 /* Full-length positioned I/O; returns 0 or -errno. A read past the end of a file gives zeroes. */
 static int io_all(struct disk *d, bool write, uint8_t *buf, size_t len, uint64_t offset)
 {
-    while (len) {
-        ssize_t n = write ? pwrite(d->fd, buf, len, (off_t)offset) : pread(d->fd, buf, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0) {
-            if (write)
-                return -EIO;
-            memset(buf, 0, len);
-            return 0;
-        }
-        buf += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
+    struct iovec one = {buf, len};
+    return transfer_run(d, write, &one, 1, offset);
 }
 
 /* O_DIRECT needs aligned memory: a guest buffer that is not goes through the bounce buffer. */
@@ -229,8 +216,8 @@ static unsigned merge_run(struct disk *d, const struct slate_block_request *reqs
     return run;
 }
 
-/* preadv or pwritev of the whole run, resumed after short transfers (a read past the end of the
- * file gives zeroes, as io_all's). 0 or -errno. */
+/* preadv or pwritev of the whole run (io_all's too), resumed after short transfers; a read past
+ * the end of the file gives zeroes. 0 or -errno. */
 static int transfer_run(struct disk *d, bool write, struct iovec *iov, unsigned count, uint64_t offset)
 {
     while (count) {

@@ -37,7 +37,6 @@ struct net_dev {
     _Atomic bool error;
     _Atomic bool reset_requested;
     uint32_t tx_tail, rx_head; /* the device's own indexes; only the I/O thread touches them */
-    uint32_t tx_unsignalled;   /* frames sent since the last IRQ_TX (tx.irq_batch) */
     /* --record: frames from the backend wait here for the vCPU's next stop (record_sync), and
      * the transmit ring is worked at the guest's TX_NOTIFY exit; --replay: no backend, no
      * thread, the log writes what the card did. */
@@ -64,6 +63,13 @@ static void raise_irq(struct net_dev *nd, uint32_t bit)
     pthread_mutex_unlock(&nd->lock);
 }
 
+/* Recording: `len` bytes the card wrote at `at` in its window (a slot, a ring's header). */
+static void note_window(struct net_dev *nd, const void *at, uint64_t len)
+{
+    struct device *dev = nd->nic.dev;
+    device_wrote(dev, dev->window_gpa + (uint64_t)((const uint8_t *)at - (const uint8_t *)window(nd)), at, len);
+}
+
 /* Puts one frame into the receive ring (or counts it dropped). Recording, names what it wrote. */
 static void put_frame(struct net_dev *nd, const uint8_t *frame, size_t len)
 {
@@ -88,10 +94,8 @@ static void put_frame(struct net_dev *nd, const uint8_t *frame, size_t len)
     atomic_fetch_add(&nd->counters[C_RX_FRAMES], 1);
     atomic_fetch_add(&nd->counters[C_RX_BYTES], (uint32_t)len);
     if (nd->recording) {
-        struct device *dev = nic->dev;
-        device_wrote(dev, dev->window_gpa + (uint64_t)((uint8_t *)slot - (uint8_t *)w), slot,
-                     offsetof(struct slate_net_slot, frame) + len);
-        device_wrote(dev, dev->window_gpa + offsetof(struct slate_net_window, rx), &w->rx, sizeof(w->rx));
+        note_window(nd, slot, offsetof(struct slate_net_slot, frame) + len);
+        note_window(nd, &w->rx, sizeof(w->rx));
     }
     raise_irq(nd, SLATE_NET_IRQ_RX);
 }
@@ -130,17 +134,6 @@ static void net_record_sync(struct device *dev)
     pthread_mutex_unlock(&nd->arrived_lock);
 }
 
-/* Recording: a transmit slot's status and the transmit ring's header as the card left them. */
-static void note_tx(struct net_dev *nd, const struct slate_net_slot *slot)
-{
-    struct device *dev = nd->nic.dev;
-    struct slate_net_window *w = window(nd);
-    if (slot)
-        device_wrote(dev, dev->window_gpa + (uint64_t)((const uint8_t *)slot - (const uint8_t *)w), slot,
-                     offsetof(struct slate_net_slot, frame));
-    else
-        device_wrote(dev, dev->window_gpa + offsetof(struct slate_net_window, tx), &w->tx, sizeof(w->tx));
-}
 
 /* One frame from a transmit slot to the backend: straight from guest memory when the backend
  * reads it once (a guest that rewrites it meanwhile only garbles its own frame), else from a
@@ -154,9 +147,10 @@ static int send_frame(struct nic *nic, const uint8_t *slot_frame, uint16_t len)
     return nic->backend->send(nic, frame, len);
 }
 
-/* Sends the frames from tx.tail up to `head`. Each slot's length is read once and checked. False
- * when the guest moved tx.head more than a ring ahead (transmit stops). */
-static bool send_queued(struct net_dev *nd, uint32_t head)
+/* Sends the frames from tx.tail up to `head`. Each slot's length is read once and checked.
+ * *unsignalled counts the frames sent since the last IRQ_TX (tx.irq_batch). False when the guest
+ * moved tx.head more than a ring ahead (transmit stops). */
+static bool send_queued(struct net_dev *nd, uint32_t head, uint32_t *unsignalled)
 {
     struct slate_net_window *w = window(nd);
     struct nic *nic = &nd->nic;
@@ -183,12 +177,12 @@ static bool send_queued(struct net_dev *nd, uint32_t head)
         }
         slot->status = status;
         if (nd->recording)
-            note_tx(nd, slot);
+            note_window(nd, slot, offsetof(struct slate_net_slot, frame)); /* its status */
         nd->tx_tail++;
         __atomic_store_n(&w->tx.tail, nd->tx_tail, __ATOMIC_RELEASE);
         uint32_t batch = __atomic_load_n(&w->tx.irq_batch, __ATOMIC_RELAXED);
-        if (batch && ++nd->tx_unsignalled >= batch) { /* the guest may refill while the rest go */
-            nd->tx_unsignalled = 0;
+        if (batch && ++*unsignalled >= batch) { /* the guest may refill while the rest go */
+            *unsignalled = 0;
             raise_irq(nd, SLATE_NET_IRQ_TX);
         }
     }
@@ -207,7 +201,7 @@ static void drain_tx(struct net_dev *nd)
     struct slate_net_window *w = window(nd);
     if (atomic_load(&nd->error))
         return;
-    uint32_t first = nd->tx_tail;
+    uint32_t first = nd->tx_tail, unsignalled = 0; /* (every drain ends with an IRQ_TX) */
     __atomic_store_n(&w->tx.busy, 1, __ATOMIC_SEQ_CST);
     for (;;) {
         uint32_t head = __atomic_load_n(&w->tx.head, __ATOMIC_ACQUIRE);
@@ -219,7 +213,7 @@ static void drain_tx(struct net_dev *nd)
             return;
         }
         if (head != nd->tx_tail) {
-            if (!send_queued(nd, head))
+            if (!send_queued(nd, head, &unsignalled))
                 break;
             continue;
         }
@@ -230,10 +224,8 @@ static void drain_tx(struct net_dev *nd)
         __atomic_store_n(&w->tx.busy, 1, __ATOMIC_SEQ_CST);
     }
     __atomic_store_n(&w->tx.busy, 0, __ATOMIC_RELEASE);
-    if (nd->tx_tail != first) {
-        nd->tx_unsignalled = 0;
+    if (nd->tx_tail != first)
         raise_irq(nd, SLATE_NET_IRQ_TX);
-    }
 }
 
 static void reset_rings(struct net_dev *nd)
@@ -290,7 +282,7 @@ static void net_pio(struct device *dev, struct bus_io *io)
             if (nd->recording && io->offset == SLATE_NET_TX_NOTIFY) { /* the work, at this exit */
                 pthread_mutex_lock(&nd->io_lock);
                 drain_tx(nd);
-                note_tx(nd, NULL);
+                note_window(nd, &window(nd)->tx, sizeof(window(nd)->tx));
                 pthread_mutex_unlock(&nd->io_lock);
             } else if (!nd->recording && !nd->replaying) {
                 eventfd_write(nd->tx_notify_fd, 1);
@@ -301,8 +293,8 @@ static void net_pio(struct device *dev, struct bus_io *io)
                 struct slate_net_window *w = window(nd);
                 pthread_mutex_lock(&nd->io_lock);
                 reset_rings(nd);
-                note_tx(nd, NULL);
-                device_wrote(dev, dev->window_gpa + offsetof(struct slate_net_window, rx), &w->rx, sizeof(w->rx));
+                note_window(nd, &w->tx, sizeof(w->tx));
+                note_window(nd, &w->rx, sizeof(w->rx));
                 pthread_mutex_unlock(&nd->io_lock);
             } else if (!nd->replaying) {
                 atomic_store(&nd->reset_requested, true);

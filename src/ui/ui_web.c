@@ -61,8 +61,6 @@ void web_site_close(struct web_site *site)
     site->dir_fd = -1;
 }
 
-static int64_t now_ms(void);
-
 void web_drop_all(struct web_site *site)
 {
     if (site->dir_fd < 0)
@@ -105,7 +103,7 @@ bool web_admit(struct web_site *site, int fd)
             break;
     }
     if (slot)
-        *slot = (struct web_client){.fd = fd, .since = now_ms(), .reading = true};
+        *slot = (struct web_client){.fd = fd, .since = clock_now_ns() / 1000000, .reading = true};
     pthread_mutex_unlock(&site->lock);
     if (!slot) {
         log_warn_limited(site->limit, "--display web: %u requests under way (the most slate answers at "
@@ -131,21 +129,14 @@ void web_client_update(struct web_site *site, int fd, bool free_it)
     pthread_mutex_unlock(&site->lock);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* The request's head (up to its blank line), peeked: left in the socket for libvncserver if it
  * is a WebSocket handshake. Its length, or -1 (timed out, closed, too long). */
 static int peek_request(int fd, char *buf, size_t size)
 {
-    int64_t deadline = now_ms() + WEB_REQUEST_TIMEOUT_MS;
+    int64_t deadline = clock_now_ns() / 1000000 + WEB_REQUEST_TIMEOUT_MS;
     ssize_t seen = 0;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - clock_now_ns() / 1000000;
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             return -1;
