@@ -153,7 +153,7 @@ void console_write(struct console *c, const void *buf, size_t len)
             h = (h ^ ((const uint8_t *)buf)[i]) * 1099511628211ULL;
         c->output_hash = h;
     }
-    if (c->out_fd < 0) {
+    if (c->out_fd < 0 || c->muted) {
         pthread_mutex_unlock(&c->lock);
         return;
     }

@@ -38,6 +38,8 @@ struct console {
      * went, which a replay checks at each exit. */
     bool hash_output;
     uint64_t output_hash;
+    /* Time travel runs again what the guest already printed: hashed, not printed twice. */
+    bool muted;
     /* Carries out an escape command: machine control sets it (vm_attach_console); may be NULL. */
     void (*command)(void *opaque, enum console_command cmd);
     void *command_opaque;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 static bool must_park(struct vm *vm, struct vcpu *cpu)
 {
@@ -50,6 +51,15 @@ static void park_while_held(struct vcpu *cpu)
                 pthread_mutex_unlock(&vm->pause_lock);
                 smp_serve_start(cpu);
                 pthread_mutex_lock(&vm->pause_lock);
+                continue;
+            }
+            if (cpu->parked_work) { /* (vm_run_parked) */
+                void (*work)(struct vcpu *, void *) = cpu->parked_work;
+                pthread_mutex_unlock(&vm->pause_lock);
+                work(cpu, cpu->parked_arg);
+                pthread_mutex_lock(&vm->pause_lock);
+                cpu->parked_work = NULL;
+                pthread_cond_broadcast(&vm->pause_cond);
                 continue;
             }
             pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
@@ -128,6 +138,27 @@ void vm_release_one(struct vm *vm, struct vcpu *cpu)
     cpu->step_release = true;
     pthread_cond_broadcast(&vm->pause_cond);
     pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_run_parked(struct vm *vm, struct vcpu *cpu, void (*work)(struct vcpu *, void *), void *arg, int wait_ms)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    if (work && !cpu->parked_work) {
+        cpu->parked_work = work;
+        cpu->parked_arg = arg;
+        pthread_cond_broadcast(&vm->pause_cond);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)wait_ms * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    while (cpu->parked_work && !atomic_load(&vm->stopping))
+        if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &until) != 0)
+            break;
+    bool done = !cpu->parked_work;
+    pthread_mutex_unlock(&vm->pause_lock);
+    return done;
 }
 
 /* ---- vCPU threads and the console ---------------------------------------------------------- */

@@ -35,6 +35,11 @@ bool vm_held_by(struct vm *vm, enum vm_holder who);
 /* While held: lets `cpu` alone run until it parks again (a debugger's single step). */
 void vm_release_one(struct vm *vm, struct vcpu *cpu);
 
+/* While held: has `cpu`'s own thread, parked, call work(cpu, arg) (work NULL: only waits for
+ * the work given before), and waits up to wait_ms for it to finish. True once it has; false
+ * while it still runs (call again with NULL to wait on) or when the machine is stopping. */
+bool vm_run_parked(struct vm *vm, struct vcpu *cpu, void (*work)(struct vcpu *, void *), void *arg, int wait_ms);
+
 /* The guest-debug arbiter: records `owner`'s wish for cpu (NULL: none) and programs KVM with the
  * union of every owner's (enables, breakpoints, single step; gdb's debug registers). Call with
  * the machine held. 0 or -errno. */

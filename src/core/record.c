@@ -76,13 +76,33 @@ struct rec_end {
     uint64_t memory_hash; /* of all guest RAM when the machine ended */
 };
 
+/* Where the replay is in the log and in the run: all of it goes back with a checkpoint
+ * (record_mark_save). */
+struct reader {
+    long offset;        /* in the log, after the record read ahead (record_mark_save sets it) */
+    uint64_t exits;
+    bool in_debug_exit; /* the exit being handled is KVM_EXIT_DEBUG: not counted */
+    struct rec_exit cur;
+    /* replay */
+    int next_type; /* the record read ahead: 'E', 'K', 'W', 'I', 'X', or 0 at the end of the log */
+    struct rec_exit next_exit;
+    uint8_t next_data[REC_DATA_MAX];
+    struct rec_irq next_irq;
+    struct rec_kick next_kick;
+    struct rec_write next_write; /* its bytes are still in the file */
+    struct rec_end end;
+    bool seeking;       /* looking for next_kick's registers */
+    bool stepping_past; /* one single step past the breakpoint, whose registers were not those */
+    bool diverged;
+    uint64_t last_rip;
+    uint64_t output_hash; /* the console's (record_mark_save sets it) */
+};
+
 struct recorder {
     struct vm *vm;
     bool replay;
     FILE *log;
-    uint64_t exits;
-    bool in_debug_exit; /* the exit being handled is KVM_EXIT_DEBUG: not counted */
-    struct rec_exit cur;
+    struct reader rd;
     /* record: what devices wrote during the exit being handled, as 'W' records */
     uint8_t *writes;
     size_t writes_len, writes_cap;
@@ -92,22 +112,16 @@ struct recorder {
         uint32_t vector, cpu;
     } pending[REC_PENDING];
     unsigned pending_count;
+    uint64_t vectors[4]; /* the vectors interrupts were delivered on, as a bit set */
+    bool crashed;        /* the memory hash was taken at the crash, before the crash report */
+    uint64_t crash_hash;
     /* replay */
-    int next_type; /* the record read ahead: 'E', 'I', 'X', or 0 at the end of the log */
-    struct rec_exit next_exit;
-    uint8_t next_data[REC_DATA_MAX];
-    struct rec_irq next_irq;
-    struct rec_kick next_kick;
-    struct rec_write next_write; /* its bytes are still in the file */
-    struct rec_end end;
-    bool seeking;       /* looking for next_kick's registers */
-    bool stepping_past; /* one single step past the breakpoint, whose registers were not those */
+    struct rec_end last; /* the log's end record, read when the replay starts */
+    bool stepped;        /* time travel single-steps the CPU and looks for kicks itself */
     _Atomic bool seek_kicks;
     pthread_t kicker;
     bool kicker_started;
     _Atomic bool stop;
-    bool diverged;
-    uint64_t last_rip;
 };
 
 static struct recorder *rec_of(struct vm *vm) { return vm->record; }
@@ -123,6 +137,8 @@ static uint64_t regs_hash(const struct kvm_regs *r)
 
 static void deliver(struct vcpu *cpu, uint32_t vector, uint32_t dest)
 {
+    struct recorder *r = cpu->vm->record;
+    r->vectors[(vector & 0xFF) / 64] |= 1ULL << (vector % 64);
     struct kvm_msi msi = {.address_lo = MSI_ADDRESS | ((dest & 0xFF) << 12), .data = vector};
     if (ioctl(cpu->vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
         log_warn("--record: KVM_SIGNAL_MSI: %s", strerror(errno));
@@ -133,22 +149,22 @@ static void deliver(struct vcpu *cpu, uint32_t vector, uint32_t dest)
 static void read_next(struct recorder *r)
 {
     uint8_t type;
-    r->next_type = 0;
+    r->rd.next_type = 0;
     if (fread(&type, 1, 1, r->log) != 1)
         return;
-    if (type == 'E' && fread(&r->next_exit, sizeof(r->next_exit), 1, r->log) == 1 &&
-        r->next_exit.data_len <= REC_DATA_MAX &&
-        fread(r->next_data, 1, r->next_exit.data_len, r->log) == r->next_exit.data_len)
-        r->next_type = 'E';
-    else if (type == 'I' && fread(&r->next_irq, sizeof(r->next_irq), 1, r->log) == 1)
-        r->next_type = 'I';
-    else if (type == 'K' && fread(&r->next_kick, sizeof(r->next_kick), 1, r->log) == 1)
-        r->next_type = 'K';
-    else if (type == 'W' && fread(&r->next_write, sizeof(r->next_write), 1, r->log) == 1 &&
-             r->next_write.len <= REC_WRITE_MAX)
-        r->next_type = 'W';
-    else if (type == 'X' && fread(&r->end, sizeof(r->end), 1, r->log) == 1)
-        r->next_type = 'X';
+    if (type == 'E' && fread(&r->rd.next_exit, sizeof(r->rd.next_exit), 1, r->log) == 1 &&
+        r->rd.next_exit.data_len <= REC_DATA_MAX &&
+        fread(r->rd.next_data, 1, r->rd.next_exit.data_len, r->log) == r->rd.next_exit.data_len)
+        r->rd.next_type = 'E';
+    else if (type == 'I' && fread(&r->rd.next_irq, sizeof(r->rd.next_irq), 1, r->log) == 1)
+        r->rd.next_type = 'I';
+    else if (type == 'K' && fread(&r->rd.next_kick, sizeof(r->rd.next_kick), 1, r->log) == 1)
+        r->rd.next_type = 'K';
+    else if (type == 'W' && fread(&r->rd.next_write, sizeof(r->rd.next_write), 1, r->log) == 1 &&
+             r->rd.next_write.len <= REC_WRITE_MAX)
+        r->rd.next_type = 'W';
+    else if (type == 'X' && fread(&r->rd.end, sizeof(r->rd.end), 1, r->log) == 1)
+        r->rd.next_type = 'X';
 }
 
 /* Host bytes of guest memory [gpa, gpa+len): RAM, or a device's window. NULL if it is neither. */
@@ -172,9 +188,9 @@ static void diverged(struct vcpu *cpu, const char *what);
 static void apply_writes(struct vcpu *cpu)
 {
     struct recorder *r = rec_of(cpu->vm);
-    while (r->next_type == 'W') {
-        uint8_t *to = guest_bytes(cpu->vm, r->next_write.gpa, r->next_write.len);
-        if (!to || fread(to, 1, r->next_write.len, r->log) != r->next_write.len) {
+    while (r->rd.next_type == 'W') {
+        uint8_t *to = guest_bytes(cpu->vm, r->rd.next_write.gpa, r->rd.next_write.len);
+        if (!to || fread(to, 1, r->rd.next_write.len, r->log) != r->rd.next_write.len) {
             diverged(cpu, to ? "the recording ends inside a device's write" : "the recording writes outside memory");
             return;
         }
@@ -188,12 +204,12 @@ static void diverged(struct vcpu *cpu, const char *what)
 {
     struct vm *vm = cpu->vm;
     struct recorder *r = rec_of(vm);
-    if (r->diverged)
+    if (r->rd.diverged)
         return;
-    r->diverged = true;
+    r->rd.diverged = true;
     uint64_t rip = cpu->run->s.regs.regs.rip;
     char cause[160] = "";
-    uint64_t from = r->last_rip < rip && rip - r->last_rip < 4096 ? r->last_rip : rip - (rip & 0xFFF);
+    uint64_t from = r->rd.last_rip < rip && rip - r->rd.last_rip < 4096 ? r->rd.last_rip : rip - (rip & 0xFFF);
     uint8_t code[4096 + 16];
     size_t n = vcpu_read_virtual(cpu, from, code, (size_t)(rip + 16 - from));
     for (size_t i = 0; i + 1 < n && !cause[0]; i++) {
@@ -206,8 +222,8 @@ static void diverged(struct vcpu *cpu, const char *what)
     if (!cause[0])
         snprintf(cause, sizeof(cause), " (what the recording cannot give again: the TSC, the LAPIC timer, "
                  "another CPU?)");
-    log_error("replay diverged at exit %" PRIu64 ", rip=%#" PRIx64 ": %s%s", r->exits, rip, what, cause);
-    snprintf(vm->end_reason, sizeof(vm->end_reason), "replay diverged at exit %" PRIu64, r->exits);
+    log_error("replay diverged at exit %" PRIu64 ", rip=%#" PRIx64 ": %s%s", r->rd.exits, rip, what, cause);
+    snprintf(vm->end_reason, sizeof(vm->end_reason), "replay diverged at exit %" PRIu64, r->rd.exits);
     vm_request_stop(vm, EXIT_FAILURE_SLATE);
 }
 
@@ -216,9 +232,9 @@ static void arm_breakpoint(struct vcpu *cpu)
 {
     struct recorder *r = rec_of(cpu->vm);
     struct kvm_guest_debug bp = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP};
-    bp.arch.debugreg[0] = r->next_kick.regs.rip;
+    bp.arch.debugreg[0] = r->rd.next_kick.regs.rip;
     bp.arch.debugreg[7] = 0x1; /* L0, execution, one byte */
-    r->stepping_past = false;
+    r->rd.stepping_past = false;
     vcpu_set_debug(cpu, DEBUG_RECORD, &bp);
 }
 
@@ -227,13 +243,15 @@ static void arm_breakpoint(struct vcpu *cpu)
 static void replay_interrupts(struct vcpu *cpu)
 {
     struct recorder *r = rec_of(cpu->vm);
-    while (r->next_type == 'I') {
-        deliver(cpu, r->next_irq.vector, r->next_irq.cpu);
+    while (r->rd.next_type == 'I') {
+        deliver(cpu, r->rd.next_irq.vector, r->rd.next_irq.cpu);
         read_next(r);
     }
-    if (r->next_type == 'K' && r->next_kick.index == r->exits && !r->seeking) {
-        r->seeking = true;
-        if (r->next_kick.halted) {
+    if (r->rd.next_type == 'K' && r->rd.next_kick.index == r->rd.exits && !r->rd.seeking) {
+        r->rd.seeking = true;
+        if (r->stepped)
+            return; /* time travel looks at every instruction itself (record_step_point) */
+        if (r->rd.next_kick.halted) {
             /* No interrupt reaches a replayed guest but from the log, so the first HLT it gets to
              * it stays in, as the recorded one did: look there, kicking it now and then. */
             atomic_store(&r->seek_kicks, true);
@@ -253,29 +271,29 @@ static bool reached(struct vcpu *cpu, bool check_halted)
 {
     struct recorder *r = rec_of(cpu->vm);
     const struct kvm_regs *now = &cpu->run->s.regs.regs;
-    if (regs_hash(now) != regs_hash(&r->next_kick.regs))
+    if (regs_hash(now) != regs_hash(&r->rd.next_kick.regs))
         return false;
     if (check_halted) { /* it must have got to the HLT, not only past a kick with these registers */
         struct cpu_state mp = {0};
         if (cpu_state_get(cpu, CPU_MP, &mp, NULL) || mp.mp.mp_state != KVM_MP_STATE_HALTED)
             return false;
     }
-    r->seeking = false;
+    r->rd.seeking = false;
     atomic_store(&r->seek_kicks, false);
-    if (!check_halted)
+    if (!check_halted && !r->stepped)
         vcpu_set_debug(cpu, DEBUG_RECORD, NULL);
     /* Kicks recorded one after another at this very point (a halted CPU kicked twice before it
      * woke) are this point too: all they brought arrives now, as it did then. */
-    struct rec_kick here = r->next_kick;
+    struct rec_kick here = r->rd.next_kick;
     do {
         read_next(r); /* past the 'K' */
         apply_writes(cpu);
-        while (r->next_type == 'I') {
-            deliver(cpu, r->next_irq.vector, r->next_irq.cpu);
+        while (r->rd.next_type == 'I') {
+            deliver(cpu, r->rd.next_irq.vector, r->rd.next_irq.cpu);
             read_next(r);
         }
-    } while (r->next_type == 'K' && r->next_kick.index == here.index && r->next_kick.halted == here.halted &&
-             regs_hash(&r->next_kick.regs) == regs_hash(&here.regs));
+    } while (r->rd.next_type == 'K' && r->rd.next_kick.index == here.index && r->rd.next_kick.halted == here.halted &&
+             regs_hash(&r->rd.next_kick.regs) == regs_hash(&here.regs));
     replay_interrupts(cpu); /* (and another kick after this exit: seek on) */
     return true;
 }
@@ -283,16 +301,16 @@ static bool reached(struct vcpu *cpu, bool check_halted)
 static bool on_debug_exit(void *opaque, struct vcpu *cpu)
 {
     struct recorder *r = opaque;
-    if (!r->seeking || r->next_kick.halted)
+    if (!r->rd.seeking || r->rd.next_kick.halted)
         return false;
-    if (r->stepping_past) { /* past the breakpoint's instruction: arm it again */
+    if (r->rd.stepping_past) { /* past the breakpoint's instruction: arm it again */
         arm_breakpoint(cpu);
         return true;
     }
     if (!reached(cpu, false)) { /* not this pass: one instruction with the breakpoint off */
         struct kvm_guest_debug step = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP |
                                                   KVM_GUESTDBG_BLOCKIRQ};
-        r->stepping_past = true;
+        r->rd.stepping_past = true;
         vcpu_set_debug(cpu, DEBUG_RECORD, &step);
     }
     return true; /* a breakpoint or step of ours */
@@ -335,40 +353,42 @@ void record_exit_before(struct vcpu *cpu)
 {
     struct recorder *r = rec_of(cpu->vm);
     struct kvm_run *run = cpu->run;
-    r->in_debug_exit = run->exit_reason == KVM_EXIT_DEBUG;
-    if (r->in_debug_exit)
+    r->rd.in_debug_exit = run->exit_reason == KVM_EXIT_DEBUG;
+    if (r->rd.in_debug_exit)
         return;
-    r->exits++;
+    r->rd.exits++;
     pthread_mutex_lock(&cpu->vm->console->lock);
     uint64_t output = cpu->vm->console->output_hash;
     pthread_mutex_unlock(&cpu->vm->console->lock);
-    r->cur = (struct rec_exit){.index = r->exits, .reason = run->exit_reason, .rip = run->s.regs.regs.rip,
+    r->rd.cur = (struct rec_exit){.index = r->rd.exits, .reason = run->exit_reason, .rip = run->s.regs.regs.rip,
                                .state = regs_hash(&run->s.regs.regs), .output = output};
     if (run->exit_reason == KVM_EXIT_IO)
-        r->cur.addr = run->io.port;
+        r->rd.cur.addr = run->io.port;
     else if (run->exit_reason == KVM_EXIT_MMIO)
-        r->cur.addr = run->mmio.phys_addr;
+        r->rd.cur.addr = run->mmio.phys_addr;
     if (!r->replay)
         return;
-    if (r->seeking) {
+    if (r->rd.seeking) {
         diverged(cpu, "an exit came before the point where an interrupt entered the recording");
         return;
     }
-    if (r->next_type != 'E') {
-        diverged(cpu, r->next_type == 'X' ? "the recording ended before this exit"
+    if (r->rd.next_type == 'X' && r->rd.exits == r->rd.end.exits)
+        return; /* the exit the recording ended with (a crash): the replay ends there too */
+    if (r->rd.next_type != 'E') {
+        diverged(cpu, r->rd.next_type == 'X' ? "the recording ended before this exit"
                                           : "the recording has an interrupt here, the replay an exit");
         return;
     }
-    const struct rec_exit *want = &r->next_exit;
+    const struct rec_exit *want = &r->rd.next_exit;
     char what[200];
-    if (want->reason != r->cur.reason || want->addr != r->cur.addr) {
+    if (want->reason != r->rd.cur.reason || want->addr != r->rd.cur.addr) {
         snprintf(what, sizeof(what), "exit reason %u at %#" PRIx64 ", recorded %u at %#" PRIx64 " (rip %#" PRIx64 ")",
-                 r->cur.reason, r->cur.addr, want->reason, want->addr, want->rip);
+                 r->rd.cur.reason, r->rd.cur.addr, want->reason, want->addr, want->rip);
         diverged(cpu, what);
-    } else if (want->output != r->cur.output) {
+    } else if (want->output != r->rd.cur.output) {
         snprintf(what, sizeof(what), "the guest printed other bytes than when recorded, before this exit");
         diverged(cpu, what);
-    } else if (want->state != r->cur.state) {
+    } else if (want->state != r->rd.cur.state) {
         snprintf(what, sizeof(what), "the registers differ from the recording's (rip %#" PRIx64 " there)",
                  want->rip);
         diverged(cpu, what);
@@ -380,16 +400,16 @@ void record_exit_after(struct vcpu *cpu)
     struct vm *vm = cpu->vm;
     struct recorder *r = rec_of(vm);
     struct kvm_run *run = cpu->run;
-    if (r->in_debug_exit || r->diverged)
+    if (r->rd.in_debug_exit || r->rd.diverged)
         return;
     uint8_t *data = NULL;
     uint32_t len = exit_data(run, vm->run_size, &data);
-    r->last_rip = r->cur.rip;
+    r->rd.last_rip = r->rd.cur.rip;
     if (!r->replay) {
-        r->cur.data_len = len;
-        r->cur.rax = run->s.regs.regs.rax;
+        r->rd.cur.data_len = len;
+        r->rd.cur.rax = run->s.regs.regs.rax;
         fputc('E', r->log);
-        fwrite(&r->cur, sizeof(r->cur), 1, r->log);
+        fwrite(&r->rd.cur, sizeof(r->rd.cur), 1, r->log);
         if (len)
             fwrite(data, 1, len, r->log);
         sync_devices(vm);
@@ -397,14 +417,14 @@ void record_exit_after(struct vcpu *cpu)
         return;
     }
     /* The guest gets what it got when recorded. */
-    if (len != r->next_exit.data_len) {
+    if (len != r->rd.next_exit.data_len) {
         diverged(cpu, "a read of another size than recorded");
         return;
     }
     if (len)
-        memcpy(data, r->next_data, len);
-    if (run->s.regs.regs.rax != r->next_exit.rax) {
-        run->s.regs.regs.rax = r->next_exit.rax;
+        memcpy(data, r->rd.next_data, len);
+    if (run->s.regs.regs.rax != r->rd.next_exit.rax) {
+        run->s.regs.regs.rax = r->rd.next_exit.rax;
         run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
     }
     read_next(r);
@@ -455,13 +475,13 @@ static void take_pending(struct vcpu *cpu, bool kicked)
     r->pending_count = 0;
     struct rec_irq irqs[REC_PENDING];
     for (unsigned i = 0; i < count; i++)
-        irqs[i] = (struct rec_irq){.index = r->exits, .vector = r->pending[i].vector, .cpu = r->pending[i].cpu};
+        irqs[i] = (struct rec_irq){.index = r->rd.exits, .vector = r->pending[i].vector, .cpu = r->pending[i].cpu};
     pthread_mutex_unlock(&r->lock);
     if (!count && !r->writes_len)
         return;
     if (kicked) {
         struct cpu_state st = {0};
-        struct rec_kick k = {.index = r->exits, .regs = cpu->run->s.regs.regs};
+        struct rec_kick k = {.index = r->rd.exits, .regs = cpu->run->s.regs.regs};
         k.halted = cpu_state_get(cpu, CPU_MP, &st, NULL) == 0 && st.mp.mp_state == KVM_MP_STATE_HALTED;
         fputc('K', r->log);
         fwrite(&k, sizeof(k), 1, r->log);
@@ -482,8 +502,8 @@ void record_kicked(struct vcpu *cpu)
     if (!r->replay) {
         sync_devices(cpu->vm);
         take_pending(cpu, true);
-    } else if (r->seeking) /* a kick to look at a halted CPU, or the look before any step */
-        reached(cpu, r->next_kick.halted != 0);
+    } else if (r->rd.seeking) /* a kick to look at a halted CPU, or the look before any step */
+        reached(cpu, r->rd.next_kick.halted != 0);
 }
 
 bool record_raise(struct irq_line *line)
@@ -502,6 +522,90 @@ bool record_raise(struct irq_line *line)
     return true;
 }
 
+static uint64_t memory_hash(const struct vm *vm);
+
+void record_crashed(struct vm *vm)
+{
+    struct recorder *r = rec_of(vm);
+    if (!r || r->crashed)
+        return;
+    r->crashed = true;
+    r->crash_hash = memory_hash(vm);
+}
+
+unsigned record_vectors(struct vm *vm, uint8_t *out, unsigned max)
+{
+    struct recorder *r = rec_of(vm);
+    unsigned n = 0;
+    for (unsigned v = 0; r && v < 256 && n < max; v++)
+        if (r->vectors[v / 64] & (1ULL << (v % 64)))
+            out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* ---- time travel (timetravel.c) --------------------------------------------------------------- */
+
+size_t record_mark_size(void) { return sizeof(struct reader); }
+
+void record_mark_save(struct vm *vm, void *mark)
+{
+    struct recorder *r = rec_of(vm);
+    r->rd.offset = ftell(r->log);
+    pthread_mutex_lock(&vm->console->lock);
+    r->rd.output_hash = vm->console->output_hash;
+    pthread_mutex_unlock(&vm->console->lock);
+    memcpy(mark, &r->rd, sizeof(r->rd));
+}
+
+int record_mark_restore(struct vm *vm, const void *mark)
+{
+    struct recorder *r = rec_of(vm);
+    memcpy(&r->rd, mark, sizeof(r->rd));
+    pthread_mutex_lock(&vm->console->lock);
+    vm->console->output_hash = r->rd.output_hash;
+    pthread_mutex_unlock(&vm->console->lock);
+    return fseek(r->log, r->rd.offset, SEEK_SET);
+}
+
+void record_set_stepped(struct vcpu *cpu, bool stepped)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    if (!r || !r->replay || r->stepped == stepped)
+        return;
+    r->stepped = stepped;
+    r->rd.stepping_past = false;
+    atomic_store(&r->seek_kicks, false);
+    vcpu_set_debug(cpu, DEBUG_RECORD, NULL);
+    if (!stepped && r->rd.seeking) { /* the replay runs on by itself: seek as replay_interrupts does */
+        if (r->rd.next_kick.halted)
+            atomic_store(&r->seek_kicks, true);
+        else {
+            arm_breakpoint(cpu);
+            __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        }
+    }
+}
+
+bool record_step_point(struct vcpu *cpu)
+{
+    struct recorder *r = rec_of(cpu->vm);
+    if (!r || !r->replay || !r->rd.seeking || r->rd.diverged)
+        return false;
+    return reached(cpu, r->rd.next_kick.halted != 0);
+}
+
+bool record_exit_ends_log(struct vm *vm)
+{
+    struct recorder *r = rec_of(vm);
+    return r && r->replay && r->rd.exits + 1 >= r->last.exits;
+}
+
+bool record_replaying(struct vm *vm)
+{
+    struct recorder *r = rec_of(vm);
+    return r && r->replay;
+}
+
 /* ---- the log --------------------------------------------------------------------------------- */
 
 /* What record mode cannot give a replay, refused by name. */
@@ -512,6 +616,22 @@ static int record_check(const struct slate_config *cfg, const char *option)
     if (why)
         log_error("%s: %s", option, why);
     return why ? -1 : 0;
+}
+
+/* The log's end record, read ahead: where the recording ended (its last exit). A log cut short
+ * has none: its end is unknown. */
+static void read_last(struct recorder *r)
+{
+    long here = ftell(r->log);
+    uint8_t type = 0;
+    r->last = (struct rec_end){.exits = UINT64_MAX};
+    if (here >= 0 && fseek(r->log, -(long)(1 + sizeof(r->last)), SEEK_END) == 0 && fread(&type, 1, 1, r->log) == 1 &&
+        type == 'X' && fread(&r->last, sizeof(r->last), 1, r->log) != 1)
+        r->last = (struct rec_end){.exits = UINT64_MAX};
+    if (type != 'X')
+        r->last.exits = UINT64_MAX;
+    if (here >= 0)
+        fseek(r->log, here, SEEK_SET);
 }
 
 int record_attach(struct vm *vm)
@@ -556,6 +676,7 @@ int record_attach(struct vm *vm)
     }
     /* The info block says what it said when recorded. */
     vm->boot_unix_ns = h.boot_unix_ns, vm->boot_tsc = h.boot_tsc;
+    read_last(r);
     read_next(r);
     if (vm_add_debug_hook(vm, on_debug_exit, r)) {
         log_error("internal: too many debug hooks");
@@ -591,19 +712,20 @@ int record_detach(struct vm *vm, int status)
     if (r->kicker_started)
         pthread_join(r->kicker, NULL);
     if (r->log && !r->replay) {
-        struct rec_end end = {.status = status, .exits = r->exits, .memory_hash = memory_hash(vm)};
+        struct rec_end end = {.status = status, .exits = r->rd.exits,
+                              .memory_hash = r->crashed ? r->crash_hash : memory_hash(vm)};
         fputc('X', r->log);
         fwrite(&end, sizeof(end), 1, r->log);
         if (fclose(r->log) != 0)
             log_error("--record: writing the log failed: %s", strerror(errno));
         r->log = NULL;
     } else if (r->log) {
-        if (!r->diverged && status != VM_STATUS_RESET && r->next_type == 'X' && r->end.status != status)
-            log_warn("replay: the machine ended with status %d; the recording with %d", status, r->end.status);
-        else if (!r->diverged && r->next_type != 'X' && status >= 0)
-            log_warn("replay: the machine ended before the recording did (exit %" PRIu64 ")", r->exits);
-        else if (!r->diverged && r->next_type == 'X' && r->end.status == status && status != VM_STATUS_RESET &&
-                 r->end.memory_hash != memory_hash(vm)) {
+        if (!r->rd.diverged && status != VM_STATUS_RESET && r->rd.next_type == 'X' && r->rd.end.status != status)
+            log_warn("replay: the machine ended with status %d; the recording with %d", status, r->rd.end.status);
+        else if (!r->rd.diverged && r->rd.next_type != 'X' && status >= 0)
+            log_warn("replay: the machine ended before the recording did (exit %" PRIu64 ")", r->rd.exits);
+        else if (!r->rd.diverged && r->rd.next_type == 'X' && r->rd.end.status == status && status != VM_STATUS_RESET &&
+                 r->rd.end.memory_hash != (r->crashed ? r->crash_hash : memory_hash(vm))) {
             log_error("replay diverged: the guest's memory at the end differs from the recording's (what "
                       "the recording cannot give again: the TSC, the LAPIC timer?)");
             verdict = EXIT_FAILURE_SLATE;

@@ -12,6 +12,7 @@
 #define SLATE_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -38,6 +39,28 @@ void record_wrote(struct vm *vm, uint64_t gpa, const void *host, uint64_t len);
 
 /* A device raised a line: true when recording or replaying took it (irq.c then does nothing). */
 bool record_raise(struct irq_line *line);
+
+/* Time travel (gdb's reverse execution on a replay, timetravel.c). A mark is where the replay
+ * is in the log and in the run (record_mark_size bytes), saved with a checkpoint and put back
+ * with it; with the console's output hash. record_mark_restore: 0, or -1 (errno). */
+size_t record_mark_size(void);
+void record_mark_save(struct vm *vm, void *mark);
+int record_mark_restore(struct vm *vm, const void *mark);
+/* Stepped: time travel runs the CPU one instruction at a time and calls record_step_point at
+ * every instruction boundary (the replay arms no breakpoint of its own then). Machine held. */
+void record_set_stepped(struct vcpu *cpu, bool stepped);
+/* At an instruction boundary: true if the recording kicked the CPU here, and what came there
+ * (device writes, interrupts) has now happened. */
+bool record_step_point(struct vcpu *cpu);
+/* The exit the CPU just made is the recording's last (or beyond it): its end. */
+bool record_exit_ends_log(struct vm *vm);
+bool record_replaying(struct vm *vm);
+
+/* The vectors interrupts were delivered on so far (up to max, lowest first). */
+unsigned record_vectors(struct vm *vm, uint8_t *out, unsigned max);
+/* The CPU crashed: the hash of memory the log ends with is taken now, before a crash report
+ * (which may run instructions again, replay.h) can change it. */
+void record_crashed(struct vm *vm);
 
 /* --replay: the machine the log describes, from its saved command line with the options the user
  * gave now (the kernel file is the log's). 0 or -1, logged; strings live until exit. */

@@ -115,6 +115,8 @@ static void vcpu_crash(struct vcpu *cpu, const char *what)
     pthread_mutex_unlock(&vm->pause_lock);
     if (!first)
         return;
+    if (vm->record)
+        record_crashed(vm);
     vm_notify_crash(vm, cpu, what); /* the crash report, and what helps it (replay.h) */
     if (!vm->cfg->on_crash_pause) {
         vm_request_stop(vm, EXIT_CRASH);
@@ -195,6 +197,23 @@ static bool vcpu_handle_exit(struct vcpu *cpu)
     return false;
 }
 
+bool vcpu_process_exit(struct vcpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    atomic_store(&cpu->started, true); /* it ran guest code: INIT/SIPI if nothing else */
+    /* relaxed: its readers look under pause_lock, which this thread takes before it parks */
+    atomic_store_explicit(&cpu->exit_pending, true, memory_order_relaxed);
+    int64_t started = cpu->stats ? clock_now_ns() : 0;
+    if (vm->record)
+        record_exit_before(cpu);
+    bool go_on = vcpu_handle_exit(cpu);
+    if (vm->record && go_on)
+        record_exit_after(cpu);
+    if (cpu->stats)
+        vcpu_count_exit(cpu, started);
+    return go_on;
+}
+
 bool vcpu_is_reset_state(const struct kvm_regs *regs, const struct kvm_sregs *sregs)
 {
     return regs->rip == 0xFFF0 && sregs->cs.selector == 0xF000 && !(sregs->cr0 & X86_CR0_PE);
@@ -236,19 +255,9 @@ void *vcpu_thread(void *arg)
             vm_request_stop(vm, EXIT_CRASH);
             break;
         }
-        atomic_store(&cpu->started, true); /* it ran guest code: INIT/SIPI if nothing else */
-        /* relaxed: its readers look under pause_lock, which this thread takes before it parks */
-        atomic_store_explicit(&cpu->exit_pending, true, memory_order_relaxed);
-        int64_t started = cpu->stats ? clock_now_ns() : 0;
-        if (vm->record)
-            record_exit_before(cpu);
         bool stepped_exit = cpu->run->exit_reason != KVM_EXIT_DEBUG && cpu->run->exit_reason != KVM_EXIT_INTR;
         cpu->step_completing = false;
-        bool go_on = vcpu_handle_exit(cpu);
-        if (vm->record && go_on)
-            record_exit_after(cpu);
-        if (cpu->stats)
-            vcpu_count_exit(cpu, started);
+        bool go_on = vcpu_process_exit(cpu);
         if (!go_on && (!vm->each || atomic_load(&vm->stopping)))
             break; /* (--each: a case ended, the CPU parks until the next) */
         if (vm->vcpu_hook_count)
@@ -305,6 +314,8 @@ static void report_unclaimed(struct vm *vm, struct vcpu *cpu, bool is_mmio, uint
             char reason[160];
             snprintf(reason, sizeof(reason), "--strict: %s", what);
             snprintf(cpu->crashed, sizeof(cpu->crashed), "%s", reason);
+            if (vm->record)
+                record_crashed(vm);
             vm_notify_crash(vm, cpu, reason);
             vm_request_stop(vm, EXIT_CRASH);
         }

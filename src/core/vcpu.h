@@ -13,7 +13,7 @@ struct vm;
 struct cpu_state;
 
 /* Who wants a vCPU's guest-debug state (KVM_SET_GUEST_DEBUG); the arbiter programs the union. */
-enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_REPLAY, DEBUG_RECORD, DEBUG_OWNERS };
+enum debug_owner { DEBUG_GDB, DEBUG_MONITOR, DEBUG_TRACER, DEBUG_REPLAY, DEBUG_RECORD, DEBUG_TIMETRAVEL, DEBUG_OWNERS };
 
 /* A request from another CPU's start hypercall, applied by this vCPU's own thread (vCPU ioctls
  * wait for KVM_RUN to return, so only the owner can change its registers promptly). */
@@ -58,6 +58,9 @@ struct vcpu {
     /* A single step's instruction exited to slate (a port or MMIO access, a hypercall): its next
      * KVM_RUN completes it and nothing more (own thread). */
     bool step_completing;
+    /* Work another thread gave this CPU while it is parked (vm_run_parked; pause_lock). */
+    void (*parked_work)(struct vcpu *cpu, void *arg);
+    void *parked_arg;
     /* Each owner's wish for this CPU's guest-debug state, and what KVM was given (debug_lock). */
     struct kvm_guest_debug debug_wish[DEBUG_OWNERS];
     pthread_mutex_t debug_lock;
@@ -104,6 +107,10 @@ size_t vcpu_read_virtual(struct vcpu *cpu, uint64_t gva, void *buf, size_t len);
 /* What the CPU is doing, in words for reports: "crashed (triple fault (shutdown))", "never
  * started", "waiting for start", "halted" or "running". */
 const char *vcpu_run_state(struct vcpu *cpu, char *buf, size_t len);
+
+/* On cpu's own thread, after a KVM_RUN that ended in an exit: handles it as the vCPU loop does
+ * (the recorder's hooks, the devices, --stats). False when the CPU should stop running. */
+bool vcpu_process_exit(struct vcpu *cpu);
 
 /* The state x86 defines after RESET or INIT (CS:IP F000:FFF0, paging and protection off). */
 bool vcpu_is_reset_state(const struct kvm_regs *regs, const struct kvm_sregs *sregs);

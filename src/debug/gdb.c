@@ -11,6 +11,7 @@
 #include "gdb_proto.h"
 #include "gdb_x86.h"
 #include "listen.h"
+#include "timetravel.h"
 
 #include "vm.h"
 #include "x86.h"
@@ -37,6 +38,7 @@
 #define SW_BPS_MAX 256
 #define SIGTRAP_NUM 5
 #define SIGINT_NUM 2
+#define SIGSEGV_NUM 11
 
 struct sw_bp {
     bool used;
@@ -85,6 +87,9 @@ struct gdb_server {
     struct hw_bp hw[HW_SLOTS];
     struct soft_watch soft[HW_SLOTS];
     bool soft_stepping; /* continuing by single steps to check soft watchpoints */
+    /* On a replay: reverse execution. Breakpoints and watchpoints are then looked for at every
+     * instruction by the time-travel engine, none goes into guest memory or debug registers. */
+    struct timetravel *tt;
     uint64_t stop_dr6;
     char rx[RX_MAX];
     size_t rx_len;
@@ -143,9 +148,22 @@ static bool write_memory(struct gdb_server *g, uint64_t addr, const uint8_t *in,
 }
 
 static bool set_hw(struct gdb_server *g, bool insert, enum hw_kind kind, uint64_t addr, unsigned len);
+static bool receive(struct gdb_server *g);
 
 static bool insert_sw(struct gdb_server *g, uint64_t addr)
 {
+    if (g->tt) { /* a replay's memory is the recording's: the engine compares RIP instead */
+        struct sw_bp *free_slot = NULL;
+        for (int i = 0; i < SW_BPS_MAX; i++) {
+            if (g->sw[i].used && g->sw[i].addr == addr)
+                return true;
+            if (!g->sw[i].used && !free_slot)
+                free_slot = &g->sw[i];
+        }
+        if (free_slot)
+            *free_slot = (struct sw_bp){.used = true, .addr = addr};
+        return free_slot != NULL;
+    }
     if (!g->int3_intercepted) /* an int3 would reach the guest: use a debug register */
         return set_hw(g, true, HW_EXEC, addr, 1);
     struct sw_bp *free_slot = NULL;
@@ -165,11 +183,12 @@ static bool insert_sw(struct gdb_server *g, uint64_t addr)
 
 static bool remove_sw(struct gdb_server *g, uint64_t addr)
 {
-    if (!g->int3_intercepted)
+    if (!g->int3_intercepted && !g->tt)
         return set_hw(g, false, HW_EXEC, addr, 1);
     for (int i = 0; i < SW_BPS_MAX; i++) {
         if (g->sw[i].used && g->sw[i].addr == addr) {
-            *g->sw[i].host = g->sw[i].saved;
+            if (g->sw[i].host)
+                *g->sw[i].host = g->sw[i].saved;
             g->sw[i].used = false;
             return true;
         }
@@ -241,6 +260,8 @@ static bool any_soft_watch(const struct gdb_server *g)
 static void apply_debug(struct gdb_server *g, struct vcpu *step, bool enable)
 {
     struct kvm_guest_debug dbg = {0};
+    if (g->tt) /* (the engine runs the CPU) */
+        enable = false, step = NULL;
     if (enable) {
         dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
         uint64_t dr7 = gdb_dr7(g->hw);
@@ -456,11 +477,11 @@ static void handle_breakpoint(struct gdb_server *g, bool insert, const char *arg
     case 0: ok = insert ? insert_sw(g, addr) : remove_sw(g, addr); break;
     case 1: ok = set_hw(g, insert, HW_EXEC, addr, 1); break;
     case 2:
-        ok = g->data_breakpoints ? set_hw(g, insert, HW_WRITE, addr, (unsigned)kind)
+        ok = g->data_breakpoints && !g->tt ? set_hw(g, insert, HW_WRITE, addr, (unsigned)kind)
                                  : set_soft_watch(g, insert, addr, (unsigned)kind);
         break;
     case 4:
-        if (!g->data_breakpoints) {
+        if (!g->data_breakpoints || g->tt) {
             send_packet(g, ""); /* a read leaves no trace to compare: not without the hardware */
             return;
         }
@@ -525,8 +546,68 @@ static void reply_thread_list(struct gdb_server *g)
     send_packet(g, g->reply);
 }
 
+/* ---- reverse execution on a replay -------------------------------------------------------------- */
+
+/* While the engine runs: a Ctrl-C from gdb asks it to stop (other bytes wait in rx). */
+static bool tt_poll(void *opaque)
+{
+    struct gdb_server *g = opaque;
+    struct pollfd pfd = {.fd = g->client_fd, .events = POLLIN};
+    if (g->client_fd < 0 || poll(&pfd, 1, 0) <= 0)
+        return false;
+    if (!receive(g)) {
+        g->lost = true;
+        return true;
+    }
+    char *ctrl_c = memchr(g->rx, 0x03, g->rx_len);
+    if (!ctrl_c)
+        return false;
+    memmove(ctrl_c, ctrl_c + 1, g->rx_len - (size_t)(ctrl_c - g->rx) - 1);
+    g->rx_len--;
+    return true;
+}
+
+static void tt_resume(struct gdb_server *g, enum tt_action action)
+{
+    uint64_t breaks[SW_BPS_MAX + HW_SLOTS];
+    struct tt_watch watches[HW_SLOTS];
+    struct tt_points pts = {.breaks = breaks, .watches = watches};
+    for (int i = 0; i < SW_BPS_MAX; i++)
+        if (g->sw[i].used)
+            breaks[pts.break_count++] = g->sw[i].addr;
+    for (int i = 0; i < HW_SLOTS; i++) {
+        if (g->hw[i].used && g->hw[i].kind == HW_EXEC)
+            breaks[pts.break_count++] = g->hw[i].addr;
+        if (g->soft[i].used)
+            watches[pts.watch_count++] = (struct tt_watch){g->soft[i].addr, g->soft[i].len};
+    }
+    struct tt_stop stop = timetravel_run(g->tt, action, &pts, tt_poll, g);
+    for (int i = 0; i < HW_SLOTS; i++) /* (what the soft watchpoints compare against, outside the engine) */
+        if (g->soft[i].used)
+            read_memory(g, g->soft[i].addr, g->soft[i].value, g->soft[i].len);
+    pthread_mutex_lock(&g->lock);
+    g->stop_pending = false; /* (a break hypercall met on the way is not a stop of its own) */
+    pthread_mutex_unlock(&g->lock);
+    if (stop.reason == TT_FAILED)
+        return; /* the machine is stopping: the client hears how it ended */
+    char buf[96];
+    const char *extra = stop.reason == TT_BEGIN ? "replaylog:begin;" : stop.reason == TT_END ? "replaylog:end;" : "";
+    int sig = stop.reason == TT_INTERRUPTED ? SIGINT_NUM : stop.reason == TT_CRASH ? SIGSEGV_NUM : SIGTRAP_NUM;
+    if (stop.reason == TT_WATCHPOINT)
+        snprintf(buf, sizeof(buf), "T%02xwatch:%" PRIx64 ";thread:1;", sig, stop.watch_addr);
+    else
+        snprintf(buf, sizeof(buf), "T%02x%sthread:1;", sig, extra);
+    g->cur_g = g->cur_c = 0;
+    g->stop_signal = sig;
+    send_packet(g, buf);
+}
+
 static void resume(struct gdb_server *g, struct vcpu *step)
 {
+    if (g->tt) {
+        tt_resume(g, step ? TT_STEP : TT_CONTINUE);
+        return;
+    }
     g->soft_stepping = !step && any_soft_watch(g);
     if (g->soft_stepping) /* continue one instruction at a time, comparing the watched bytes */
         step = thread_cpu(g, g->cur_c);
@@ -565,7 +646,10 @@ static void detach(struct gdb_server *g)
         if (g->sw[i].used)
             remove_sw(g, g->sw[i].addr);
     memset(g->hw, 0, sizeof(g->hw));
+    memset(g->soft, 0, sizeof(g->soft));
     apply_debug(g, NULL, false);
+    if (g->tt)
+        timetravel_leave(g->tt);
     if (g->client_fd >= 0)
         close(g->client_fd);
     g->client_fd = -1;
@@ -580,7 +664,9 @@ static void handle_query(struct gdb_server *g, const char *pkt)
     char extra[64];
     uint64_t id;
     if (!strncmp(pkt, "qSupported", 10))
-        send_packet(g, "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;vContSupported+");
+        send_packet(g, g->tt ? "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;vContSupported+;"
+                               "ReverseStep+;ReverseContinue+"
+                             : "PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;vContSupported+");
     else if (!strncmp(pkt, "qXfer:features:read:", 20))
         reply_features(g, pkt + 20);
     else if (!strcmp(pkt, "qfThreadInfo"))
@@ -626,9 +712,23 @@ static void handle_packet(struct gdb_server *g, const char *pkt)
     case 'T': send_packet(g, gdb_parse_hex(pkt + 1, &id) && valid_thread(g, id) ? "OK" : "E01"); return;
     case 'g': reply_registers(g); return;
     case 'p': reply_one_register(g, pkt + 1); return;
-    case 'P': write_register(g, pkt + 1); return;
+    case 'P':
+    case 'M':
+        if (g->tt) { /* a replay runs what was recorded: nothing can be changed in it */
+            log_warn_limited(&g->warn_limit, "gdb: a replay's registers and memory cannot be written");
+            send_packet(g, "E01");
+        } else if (pkt[0] == 'P')
+            write_register(g, pkt + 1);
+        else
+            handle_write_memory(g, pkt + 1);
+        return;
+    case 'b':
+        if (g->tt && (!strcmp(pkt, "bs") || !strcmp(pkt, "bc")))
+            tt_resume(g, pkt[1] == 's' ? TT_REVERSE_STEP : TT_REVERSE_CONTINUE);
+        else
+            send_packet(g, "");
+        return;
     case 'm': reply_memory(g, pkt + 1); return;
-    case 'M': handle_write_memory(g, pkt + 1); return;
     case 'Z': handle_breakpoint(g, true, pkt + 1); return;
     case 'z': handle_breakpoint(g, false, pkt + 1); return;
     case 'c': resume(g, NULL); return;
@@ -822,6 +922,8 @@ static int gdb_vm_start(void *opaque, struct vm *vm)
 {
     struct gdb_server *g = opaque;
     g->vm = vm;
+    timetravel_close(g->tt);
+    g->tt = timetravel_open(vm); /* (a replay) */
     pthread_mutex_lock(&g->lock);
     g->stop_pending = false;
     pthread_mutex_unlock(&g->lock);
@@ -851,6 +953,8 @@ static void gdb_vm_end(void *opaque, int status)
         pthread_join(g->thread, NULL);
         g->thread_started = false;
     }
+    timetravel_close(g->tt);
+    g->tt = NULL;
     g->vm = NULL;
 }
 

@@ -128,6 +128,12 @@ struct replay_crash replay_crash_of(const struct vcpu *cpu)
     return rc ? rc->crash : (struct replay_crash){CRASH_STATE_KVM, false, 0, 0};
 }
 
+void replay_keep_point(struct vcpu *cpu)
+{
+    if (of(cpu))
+        keep_entry_point(cpu);
+}
+
 void replay_forget(struct vcpu *cpu)
 {
     struct replay_cpu *rc = of(cpu);

@@ -49,6 +49,10 @@ void replay_recover_crash(struct vcpu *cpu);
 /* How cpu's crash state was found (CRASH_STATE_KVM without a replay). */
 struct replay_crash replay_crash_of(const struct vcpu *cpu);
 
+/* The CPU was put in a state without an exit (time travel went back): a crash is replayed from
+ * there. */
+void replay_keep_point(struct vcpu *cpu);
+
 /* Someone changed cpu's registers (gdb): a replay from before would not be its path. */
 void replay_forget(struct vcpu *cpu);
 

@@ -1,0 +1,778 @@
+/* timetravel.c - see timetravel.h. Everything that runs the CPU runs on its own thread
+ * (vm_run_parked), while gdb's thread waits and watches for Ctrl-C. */
+#include "timetravel.h"
+
+#include "cpu_state.h"
+#include "disasm.h"
+#include "exits.h"
+#include "log.h"
+#include "module.h"
+#include "record.h"
+#include "replay.h"
+#include "vm.h"
+#include "x86.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#define TT_CHECKPOINTS 100
+#define TT_INTERVAL_NS 100000000LL /* a checkpoint every 100 ms of stepping */
+#define TT_PAGE 4096
+#define TT_WATCH_MAX 4
+#define TT_HALT_WAIT_NS 20000000LL /* a halted CPU not woken by then stays halted */
+
+/* A page's contents at the checkpoints where they changed, oldest first. */
+struct page_version {
+    uint32_t id;   /* the checkpoint's */
+    uint8_t *data; /* NULL: all zero */
+};
+struct page_history {
+    uint32_t count, cap;
+    struct page_version *v;
+};
+
+/* Guest memory kept across checkpoints: RAM and the devices' windows. */
+struct region {
+    uint8_t *host;
+    uint64_t pages;
+    struct page_history *hist;
+    unsigned char *resident; /* mincore's answer, reused */
+};
+
+struct checkpoint {
+    uint32_t id;
+    uint64_t icount;
+    struct cpu_state cpu;
+    void *mark; /* record_mark_save's */
+};
+
+struct request {
+    struct timetravel *tt;
+    enum tt_action action;
+    struct tt_points points;
+    struct tt_stop stop;
+};
+
+struct timetravel {
+    struct vm *vm;
+    struct vcpu *cpu;
+    const struct disasm_module *dis;
+    bool started;
+    bool off_point;      /* the CPU is not at icount (an exit was abandoned): put it back */
+    bool halted;         /* the CPU waits in HLT */
+    uint64_t icount;     /* instructions since the origin */
+    uint64_t high_water; /* the furthest icount reached: what the guest prints beyond it is new */
+    uint64_t end_icount; /* where the recording ends, once reached (else UINT64_MAX) */
+    bool end_crashed;
+    struct checkpoint ck[TT_CHECKPOINTS];
+    unsigned ck_first, ck_count;
+    uint32_t next_id;
+    int64_t last_ck_ns;
+    struct region *regions;
+    unsigned region_count;
+    _Atomic bool interrupt;
+    _Atomic int64_t halted_since; /* a KVM_RUN on a halted CPU began then (0: none) */
+    bool warned_vectors;
+};
+
+static const uint8_t zero_page[TT_PAGE];
+
+/* ---- memory across checkpoints -------------------------------------------------------------- */
+
+static bool add_region(struct timetravel *tt, void *host, uint64_t bytes)
+{
+    if (!host || bytes < TT_PAGE)
+        return true;
+    struct region *grown = realloc(tt->regions, (tt->region_count + 1) * sizeof(*grown));
+    if (!grown)
+        return false;
+    tt->regions = grown;
+    struct region *r = &tt->regions[tt->region_count];
+    *r = (struct region){.host = host, .pages = bytes / TT_PAGE};
+    r->hist = calloc(r->pages, sizeof(*r->hist));
+    r->resident = malloc(r->pages);
+    if (!r->hist || !r->resident) {
+        free(r->hist);
+        free(r->resident);
+        return false;
+    }
+    tt->region_count++;
+    return true;
+}
+
+static void look_resident(struct region *r)
+{
+    if (mincore(r->host, r->pages * TT_PAGE, r->resident) < 0)
+        memset(r->resident, 1, r->pages); /* cannot tell: look at every page */
+}
+
+/* The page's contents at checkpoint `id`: its latest version then (NULL: zero). */
+static const uint8_t *version_at(const struct page_history *h, uint32_t id)
+{
+    const uint8_t *data = zero_page;
+    for (uint32_t i = 0; i < h->count && h->v[i].id <= id; i++)
+        data = h->v[i].data ? h->v[i].data : zero_page;
+    return data;
+}
+
+/* Keeps the pages that changed since the newest checkpoint as checkpoint `id`'s. */
+static bool keep_pages(struct timetravel *tt, uint32_t id)
+{
+    for (unsigned i = 0; i < tt->region_count; i++) {
+        struct region *r = &tt->regions[i];
+        look_resident(r);
+        for (uint64_t p = 0; p < r->pages; p++) {
+            struct page_history *h = &r->hist[p];
+            const uint8_t *now = r->host + p * TT_PAGE;
+            if (!(r->resident[p] & 1) && !h->count)
+                continue; /* never touched: zero */
+            const uint8_t *last = h->count ? (h->v[h->count - 1].data ? h->v[h->count - 1].data : zero_page) : zero_page;
+            if (h->count && !memcmp(now, last, TT_PAGE))
+                continue;
+            if (!h->count && !memcmp(now, zero_page, TT_PAGE))
+                continue;
+            if (h->count == h->cap) {
+                uint32_t cap = h->cap ? h->cap * 2 : 2;
+                struct page_version *v = realloc(h->v, cap * sizeof(*v));
+                if (!v)
+                    return false;
+                h->v = v, h->cap = cap;
+            }
+            uint8_t *copy = NULL;
+            if (memcmp(now, zero_page, TT_PAGE)) {
+                if (!(copy = malloc(TT_PAGE)))
+                    return false;
+                memcpy(copy, now, TT_PAGE);
+            }
+            h->v[h->count++] = (struct page_version){id, copy};
+        }
+    }
+    return true;
+}
+
+/* Guest memory as it was at checkpoint `id`. */
+static void put_pages(struct timetravel *tt, uint32_t id)
+{
+    for (unsigned i = 0; i < tt->region_count; i++) {
+        struct region *r = &tt->regions[i];
+        look_resident(r);
+        for (uint64_t p = 0; p < r->pages; p++) {
+            struct page_history *h = &r->hist[p];
+            if (!h->count && !(r->resident[p] & 1))
+                continue;
+            uint8_t *now = r->host + p * TT_PAGE;
+            const uint8_t *then = version_at(h, id);
+            if (memcmp(now, then, TT_PAGE))
+                memcpy(now, then, TT_PAGE);
+        }
+    }
+}
+
+/* Checkpoint `oldest` is now the first kept: versions older than its view of a page go. */
+static void forget_pages_before(struct timetravel *tt, uint32_t oldest)
+{
+    for (unsigned i = 0; i < tt->region_count; i++) {
+        struct region *r = &tt->regions[i];
+        for (uint64_t p = 0; p < r->pages; p++) {
+            struct page_history *h = &r->hist[p];
+            uint32_t keep_from = 0;
+            for (uint32_t k = 0; k < h->count && h->v[k].id <= oldest; k++)
+                keep_from = k;
+            if (!keep_from)
+                continue;
+            for (uint32_t k = 0; k < keep_from; k++)
+                free(h->v[k].data);
+            memmove(h->v, h->v + keep_from, (h->count - keep_from) * sizeof(*h->v));
+            h->count -= keep_from;
+        }
+    }
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------------- */
+
+static struct checkpoint *ck_at(struct timetravel *tt, unsigned i)
+{
+    return &tt->ck[(tt->ck_first + i) % TT_CHECKPOINTS];
+}
+
+static struct checkpoint *newest(struct timetravel *tt) { return ck_at(tt, tt->ck_count - 1); }
+
+static void drop_oldest(struct timetravel *tt)
+{
+    free(ck_at(tt, 0)->mark);
+    ck_at(tt, 0)->mark = NULL;
+    tt->ck_first = (tt->ck_first + 1) % TT_CHECKPOINTS;
+    tt->ck_count--;
+    forget_pages_before(tt, ck_at(tt, 0)->id);
+}
+
+static bool take_checkpoint(struct timetravel *tt)
+{
+    if (tt->ck_count == TT_CHECKPOINTS)
+        drop_oldest(tt);
+    struct checkpoint *c = ck_at(tt, tt->ck_count);
+    const char *failed = NULL;
+    *c = (struct checkpoint){.id = tt->next_id, .icount = tt->icount};
+    int rc = cpu_state_get(tt->cpu, CPU_ALL & ~CPU_DEBUGREGS, &c->cpu, &failed);
+    if (rc || !(c->mark = malloc(record_mark_size())) || !keep_pages(tt, c->id)) {
+        log_error("time travel: cannot take a checkpoint: %s%s%s", rc ? failed : "out of memory",
+                  rc ? ": " : "", rc ? strerror(-rc) : "");
+        free(c->mark);
+        c->mark = NULL;
+        return false;
+    }
+    record_mark_save(tt->vm, c->mark);
+    tt->next_id++;
+    tt->ck_count++;
+    tt->last_ck_ns = clock_now_ns();
+    return true;
+}
+
+static bool restore_checkpoint(struct timetravel *tt, const struct checkpoint *c)
+{
+    const char *failed = NULL;
+    int rc = cpu_state_put(tt->cpu, c->cpu.have, &c->cpu, &failed);
+    if (rc || record_mark_restore(tt->vm, c->mark) < 0) {
+        log_error("time travel: cannot go back to instruction %" PRIu64 ": %s: %s", c->icount,
+                  rc ? failed : "the log", strerror(rc ? -rc : errno));
+        return false;
+    }
+    put_pages(tt, c->id);
+    replay_keep_point(tt->cpu); /* (a crash report after gdb leaves replays from here) */
+    tt->icount = c->icount;
+    tt->halted = c->cpu.mp.mp_state == KVM_MP_STATE_HALTED;
+    tt->off_point = false;
+    return true;
+}
+
+/* ---- one instruction --------------------------------------------------------------------------- */
+
+enum step_result { STEP_OK, STEP_END, STEP_CRASH, STEP_INTERRUPTED, STEP_STOPPING };
+
+static unsigned cpu_bits(const struct kvm_sregs *s)
+{
+    if ((s->efer & X86_EFER_LMA) && s->cs.l)
+        return 64;
+    return s->cs.db ? 32 : 16;
+}
+
+static size_t read_code(struct timetravel *tt, uint8_t *code, size_t len)
+{
+    const struct kvm_regs *regs = &tt->cpu->run->s.regs.regs;
+    const struct kvm_sregs *sregs = &tt->cpu->run->s.regs.sregs;
+    uint64_t linear = cpu_bits(sregs) == 64 ? regs->rip : sregs->cs.base + regs->rip;
+    return vcpu_read_virtual(tt->cpu, linear, code, len);
+}
+
+/* Where the CPU goes after the instruction at RIP if it does not branch, when nested KVM may
+ * lose its single step: an instruction with a memory operand may be one KVM emulates itself (a
+ * write to the local APIC), and on PVM that ends no single step; a breakpoint there catches it.
+ * 0 for the rest, or when it cannot tell (no disassembler). */
+static uint64_t step_guard(struct timetravel *tt, const uint8_t *code, size_t len)
+{
+    const struct kvm_regs *regs = &tt->cpu->run->s.regs.regs;
+    const struct kvm_sregs *sregs = &tt->cpu->run->s.regs.sregs;
+    struct disasm_insn insn;
+    if (!tt->dis || !len || tt->dis->decode(code, len, regs->rip, cpu_bits(sregs), &insn, 1) != 1 ||
+        !insn.mem_count)
+        return 0;
+    uint64_t next = regs->rip + insn.size;
+    return cpu_bits(sregs) == 64 ? next : sregs->cs.base + next;
+}
+
+/* Where an interrupt on `vector` enters (its IDT gate's offset), or 0 (real mode, no gate). */
+static uint64_t handler_entry(struct timetravel *tt, uint8_t vector)
+{
+    const struct kvm_sregs *sregs = &tt->cpu->run->s.regs.sregs;
+    unsigned size = cpu_bits(sregs) == 64 ? 16 : 8;
+    uint8_t gate[16];
+    if (!(sregs->cr0 & X86_CR0_PE) || (uint64_t)vector * size + size - 1 > sregs->idt.limit)
+        return 0;
+    uint64_t at = sregs->idt.base + (uint64_t)vector * size;
+    const uint8_t *p = memory_linear_ptr(&tt->vm->mem, sregs, at, size);
+    if (p)
+        memcpy(gate, p, size);
+    else if (vcpu_read_virtual(tt->cpu, at, gate, size) != size)
+        return 0;
+    if (!(gate[5] & 0x80)) /* not present */
+        return 0;
+    uint64_t offset = (uint64_t)(gate[0] | gate[1] << 8) | (uint64_t)(gate[6] | gate[7] << 8) << 16;
+    if (size == 16)
+        offset |= (uint64_t)(gate[8] | gate[9] << 8 | gate[10] << 16 | (uint32_t)gate[11] << 24) << 32;
+    return offset;
+}
+
+/* The debug registers for one step: the guard, and the entries of the handlers an interrupt may
+ * enter during it, so that the step ends at the handler's first instruction (KVM's own step ends
+ * one instruction later, or at the handler's return). Returns the DR6 bits of the entries. */
+static unsigned step_breakpoints(struct timetravel *tt, uint64_t guard, struct kvm_guest_debug *dbg)
+{
+    uint64_t rip = tt->cpu->run->s.regs.regs.rip;
+    unsigned slot = 0, entries = 0;
+    if (guard)
+        dbg->arch.debugreg[slot++] = guard;
+    uint8_t vectors[16];
+    unsigned n = record_vectors(tt->vm, vectors, sizeof(vectors));
+    for (unsigned i = 0; i < n && slot < 4; i++) {
+        uint64_t entry = handler_entry(tt, vectors[i]);
+        bool taken = !entry || entry == rip; /* (at it already: it would stop again at once) */
+        for (unsigned k = 0; k < slot && !taken; k++)
+            taken = dbg->arch.debugreg[k] == entry;
+        if (taken)
+            continue;
+        entries |= 1u << slot;
+        dbg->arch.debugreg[slot++] = entry;
+    }
+    if (n > 4 - (guard != 0) && !tt->warned_vectors) {
+        tt->warned_vectors = true;
+        log_warn("time travel: interrupts come on %u vectors; a step into a handler stops at its first "
+                 "instruction for %u of them, one instruction later for the rest", n, 4 - (guard != 0));
+    }
+    for (unsigned k = 0; k < slot; k++)
+        dbg->arch.debugreg[7] |= 1ull << (2 * k); /* Lk, execution */
+    if (slot)
+        dbg->control |= KVM_GUESTDBG_USE_HW_BP;
+    return entries;
+}
+
+/* HLT, stepped by slate: RIP past it, the CPU halted (KVM would wait inside KVM_RUN, where no
+ * single step ends). An interrupt shadow (STI; HLT) ends with the instruction. */
+static bool step_hlt(struct timetravel *tt)
+{
+    struct cpu_state st = {0};
+    if (cpu_state_get(tt->cpu, CPU_REGS | CPU_EVENTS, &st, NULL))
+        return false;
+    st.regs.rip += 1;
+    st.mp.mp_state = KVM_MP_STATE_HALTED;
+    st.events.interrupt.shadow = 0;
+    st.events.flags |= KVM_VCPUEVENT_VALID_SHADOW;
+    st.have |= CPU_MP;
+    if (cpu_state_put(tt->cpu, CPU_REGS | CPU_EVENTS | CPU_MP, &st, NULL))
+        return false;
+    tt->halted = true;
+    return true;
+}
+
+static void set_stepping(struct timetravel *tt, uint64_t guard)
+{
+    struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP};
+    step_breakpoints(tt, guard, &dbg);
+    vcpu_set_debug(tt->cpu, DEBUG_TIMETRAVEL, &dbg);
+}
+
+/* KVM_RUN once. 0 or -errno. */
+static int run_once(struct timetravel *tt, bool complete_only)
+{
+    struct vcpu *cpu = tt->cpu;
+    __atomic_store_n(&cpu->run->immediate_exit, complete_only ? 1 : 0, __ATOMIC_SEQ_CST);
+    cpu_state_running(cpu);
+    int rc = ioctl(cpu->fd, KVM_RUN, 0) < 0 ? -errno : 0;
+    __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    return rc;
+}
+
+/* The exit's instruction completes (KVM does that at the next KVM_RUN), and nothing more. */
+static void complete_exit(struct timetravel *tt)
+{
+    run_once(tt, true);
+    atomic_store(&tt->cpu->exit_pending, false);
+}
+
+#define RFLAGS_TF 0x100u
+#define RFLAGS_RF 0x10000u
+#define FRAME_SEARCH 512 /* bytes above RSP where a step's interrupt frame may be */
+
+/* KVM single-steps with RFLAGS.TF set in the CPU, so an interrupt or exception that enters during
+ * a step pushes RFLAGS with TF: a frame the recorded run never wrote (and which, restored by IRET
+ * after gdb left, would raise a debug exception in the guest). Such a frame (64-bit: RIP within
+ * the instruction just stepped or right after it, its CS, its RFLAGS with TF) near the new RSP
+ * gets the guest's own RFLAGS back. */
+static void scrub_frame(struct timetravel *tt, const struct kvm_regs *was, uint16_t was_cs)
+{
+    const struct kvm_sregs *sregs = &tt->cpu->run->s.regs.sregs;
+    uint64_t rsp = tt->cpu->run->s.regs.regs.rsp;
+    if ((was->rflags & RFLAGS_TF) || cpu_bits(sregs) != 64)
+        return;
+    for (uint64_t at = rsp & ~7ull; at < (rsp & ~7ull) + FRAME_SEARCH; at += 8) {
+        uint64_t *frame = (uint64_t *)memory_linear_ptr(&tt->vm->mem, sregs, at, 24);
+        if (!frame) {
+            at = (at | 0xFFF) - 7; /* (on to the next page) */
+            continue;
+        }
+        if (frame[0] - was->rip < 16 && frame[1] == was_cs && (frame[2] & RFLAGS_TF) &&
+            ((frame[2] ^ was->rflags) & ~(uint64_t)(RFLAGS_TF | RFLAGS_RF)) == 0) {
+            frame[2] &= ~(uint64_t)RFLAGS_TF;
+            return;
+        }
+    }
+}
+
+static enum step_result run_step(struct timetravel *tt, const struct kvm_regs *was);
+
+/* Runs one instruction. */
+static enum step_result step_once(struct timetravel *tt)
+{
+    struct vcpu *cpu = tt->cpu;
+    struct kvm_run *run = cpu->run;
+    uint8_t code[16];
+    size_t len = tt->halted ? 0 : read_code(tt, code, sizeof(code));
+    if (len && code[0] == 0xF4) /* HLT */
+        return step_hlt(tt) ? STEP_OK : STEP_STOPPING;
+    set_stepping(tt, tt->halted ? 0 : step_guard(tt, code, len));
+    struct kvm_regs before = run->s.regs.regs;
+    uint16_t before_cs = run->s.regs.sregs.cs.selector;
+    enum step_result res = run_step(tt, &before);
+    if (res == STEP_OK)
+        scrub_frame(tt, &before, before_cs);
+    return res;
+}
+
+/* The KVM_RUNs of one step (step_once). */
+static enum step_result run_step(struct timetravel *tt, const struct kvm_regs *was)
+{
+    struct vcpu *cpu = tt->cpu;
+    struct kvm_run *run = cpu->run;
+    for (;;) {
+        if (tt->halted)
+            atomic_store(&tt->halted_since, clock_now_ns());
+        int rc = run_once(tt, false);
+        atomic_store(&tt->halted_since, 0);
+        if (atomic_load(&tt->vm->stopping))
+            return STEP_STOPPING;
+        if (rc == -EINTR || rc == -EAGAIN) {
+            if (memcmp(was, &run->s.regs.regs, sizeof(*was)))
+                return STEP_OK; /* (a kick came just after the instruction) */
+            if (atomic_load(&tt->interrupt))
+                return STEP_INTERRUPTED;
+            if (tt->halted)
+                return STEP_END; /* nothing in the recording wakes it */
+            continue;
+        }
+        if (rc < 0) {
+            log_error("time travel: KVM_RUN: %s", strerror(-rc));
+            return STEP_STOPPING;
+        }
+        tt->halted = false;
+        const char *what;
+        enum exit_action action = exit_classify(run, &what);
+        if (action == EXIT_ACTION_DEBUG)
+            return STEP_OK; /* the step, or the breakpoint after the instruction */
+        if (action == EXIT_ACTION_RESUME)
+            continue;
+        if (action == EXIT_ACTION_CRASH) {
+            tt->off_point = true;
+            complete_exit(tt);
+            return STEP_CRASH;
+        }
+        if (record_exit_ends_log(tt->vm)) { /* this exit is where the recording ended */
+            tt->off_point = true;
+            complete_exit(tt);
+            return STEP_END;
+        }
+        bool go_on = vcpu_process_exit(cpu);
+        if (go_on && tt->vm->vcpu_hook_count)
+            vm_vcpu_hooks(cpu, VCPU_HOOK_EXIT);
+        if (!go_on || atomic_load(&tt->vm->stopping))
+            return STEP_STOPPING;
+        complete_exit(tt); /* (KVM's debug exit for the step, or none on PVM: done either way) */
+        return STEP_OK;
+    }
+}
+
+/* At an instruction boundary: what the recording brought here (a kick's writes, interrupts). */
+static void at_boundary(struct timetravel *tt)
+{
+    while (record_step_point(tt->cpu))
+        ;
+}
+
+/* One instruction forward; the point count, output and checkpoints follow. */
+static enum step_result advance(struct timetravel *tt)
+{
+    struct console *con = tt->vm->console;
+    con->muted = tt->icount < tt->high_water;
+    enum step_result res = step_once(tt);
+    con->muted = false;
+    if (res != STEP_OK)
+        return res;
+    tt->icount++;
+    if (tt->icount > tt->high_water)
+        tt->high_water = tt->icount;
+    at_boundary(tt);
+    if (tt->icount > newest(tt)->icount && clock_now_ns() - tt->last_ck_ns >= TT_INTERVAL_NS &&
+        !take_checkpoint(tt))
+        return STEP_STOPPING;
+    return STEP_OK;
+}
+
+/* Puts the CPU at instruction `target` (within the window). */
+static enum step_result go_to(struct timetravel *tt, uint64_t target)
+{
+    const struct checkpoint *from = NULL;
+    for (unsigned i = 0; i < tt->ck_count && ck_at(tt, i)->icount <= target; i++)
+        from = ck_at(tt, i);
+    if (!from)
+        return STEP_STOPPING;
+    bool ahead_of_it = !tt->off_point && tt->icount <= target && tt->icount >= from->icount;
+    if (!ahead_of_it && !restore_checkpoint(tt, from))
+        return STEP_STOPPING;
+    while (tt->icount < target) {
+        enum step_result res = advance(tt);
+        if (res != STEP_OK)
+            return res == STEP_INTERRUPTED ? STEP_INTERRUPTED : STEP_STOPPING;
+    }
+    return STEP_OK;
+}
+
+/* ---- what gdb asks for ------------------------------------------------------------------------- */
+
+static bool read_watch(struct timetravel *tt, const struct tt_watch *w, uint8_t *out)
+{
+    return vcpu_read_virtual(tt->cpu, w->addr, out, w->len) == w->len;
+}
+
+static void read_watches(struct timetravel *tt, const struct tt_points *pts, uint8_t values[][8])
+{
+    for (unsigned i = 0; i < pts->watch_count && i < TT_WATCH_MAX; i++)
+        if (!read_watch(tt, &pts->watches[i], values[i]))
+            memset(values[i], 0, 8);
+}
+
+/* Which watched value differs from values[] (which is updated), or -1. */
+static int watch_changed(struct timetravel *tt, const struct tt_points *pts, uint8_t values[][8])
+{
+    int hit = -1;
+    for (unsigned i = 0; i < pts->watch_count && i < TT_WATCH_MAX; i++) {
+        uint8_t now[8] = {0};
+        read_watch(tt, &pts->watches[i], now);
+        if (memcmp(now, values[i], pts->watches[i].len)) {
+            memcpy(values[i], now, 8);
+            if (hit < 0)
+                hit = (int)i;
+        }
+    }
+    return hit;
+}
+
+static bool at_break(struct timetravel *tt, const struct tt_points *pts)
+{
+    uint64_t rip = tt->cpu->run->s.regs.regs.rip;
+    for (unsigned i = 0; i < pts->break_count; i++)
+        if (pts->breaks[i] == rip)
+            return true;
+    return false;
+}
+
+/* The recording ended at the instruction after icount (its last exit, or a crash). */
+static struct tt_stop reached_end(struct timetravel *tt, enum step_result res)
+{
+    tt->end_icount = tt->icount;
+    tt->end_crashed = res == STEP_CRASH;
+    if (go_to(tt, tt->end_icount) != STEP_OK)
+        return (struct tt_stop){TT_FAILED, 0};
+    return (struct tt_stop){tt->end_crashed ? TT_CRASH : TT_END, 0};
+}
+
+static struct tt_stop forward(struct timetravel *tt, const struct tt_points *pts, bool one)
+{
+    uint8_t values[TT_WATCH_MAX][8];
+    read_watches(tt, pts, values);
+    for (;;) {
+        if (tt->icount >= tt->end_icount)
+            return (struct tt_stop){TT_END, 0};
+        if (atomic_load(&tt->interrupt))
+            return (struct tt_stop){TT_INTERRUPTED, 0};
+        enum step_result res = advance(tt);
+        if (res == STEP_END || res == STEP_CRASH)
+            return reached_end(tt, res);
+        if (res == STEP_INTERRUPTED)
+            return (struct tt_stop){TT_INTERRUPTED, 0};
+        if (res != STEP_OK)
+            return (struct tt_stop){TT_FAILED, 0};
+        int hit = watch_changed(tt, pts, values);
+        if (hit >= 0)
+            return (struct tt_stop){TT_WATCHPOINT, pts->watches[hit].addr};
+        if (one)
+            return (struct tt_stop){TT_STEPPED, 0};
+        if (at_break(tt, pts))
+            return (struct tt_stop){TT_BREAKPOINT, 0};
+    }
+}
+
+static struct tt_stop reverse_step(struct timetravel *tt)
+{
+    if (tt->icount <= ck_at(tt, 0)->icount)
+        return (struct tt_stop){TT_BEGIN, 0};
+    enum step_result res = go_to(tt, tt->icount - 1);
+    return (struct tt_stop){res == STEP_OK ? TT_STEPPED : TT_FAILED, 0};
+}
+
+/* The last hit in [from, until): steps forward from checkpoint `from`. *found says if any. */
+static enum step_result scan(struct timetravel *tt, const struct checkpoint *from, uint64_t until,
+                             const struct tt_points *pts, bool *found, uint64_t *at, struct tt_stop *hit)
+{
+    uint8_t values[TT_WATCH_MAX][8];
+    if (!restore_checkpoint(tt, from))
+        return STEP_STOPPING;
+    read_watches(tt, pts, values);
+    while (tt->icount < until) {
+        uint64_t here = tt->icount;
+        if (at_break(tt, pts))
+            *found = true, *at = here, *hit = (struct tt_stop){TT_BREAKPOINT, 0};
+        if (atomic_load(&tt->interrupt))
+            return STEP_INTERRUPTED;
+        enum step_result res = advance(tt);
+        if (res != STEP_OK)
+            return res;
+        int w = watch_changed(tt, pts, values);
+        if (w >= 0) /* going back, the stop is before the instruction that changed it */
+            *found = true, *at = here, *hit = (struct tt_stop){TT_WATCHPOINT, pts->watches[w].addr};
+    }
+    return STEP_OK;
+}
+
+static struct tt_stop reverse_continue(struct timetravel *tt, const struct tt_points *pts)
+{
+    uint64_t until = tt->icount;
+    for (unsigned i = tt->ck_count; i-- > 0;) {
+        const struct checkpoint *from = ck_at(tt, i);
+        if (from->icount >= until)
+            continue;
+        bool found = false;
+        uint64_t at = 0;
+        struct tt_stop hit = {TT_FAILED, 0};
+        enum step_result res = scan(tt, from, until, pts, &found, &at, &hit);
+        if (res == STEP_INTERRUPTED)
+            return (struct tt_stop){TT_INTERRUPTED, 0};
+        if (res != STEP_OK)
+            return (struct tt_stop){TT_FAILED, 0};
+        if (found)
+            return go_to(tt, at) == STEP_OK ? hit : (struct tt_stop){TT_FAILED, 0};
+        until = from->icount;
+    }
+    if (go_to(tt, ck_at(tt, 0)->icount) != STEP_OK)
+        return (struct tt_stop){TT_FAILED, 0};
+    return (struct tt_stop){TT_BEGIN, 0};
+}
+
+/* The first time: the CPU's pending exit completed, the replay told to let us step, the origin. */
+static bool start(struct timetravel *tt)
+{
+    struct vcpu *cpu = tt->cpu;
+    cpu->run->kvm_valid_regs |= KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+    if (atomic_load(&cpu->exit_pending))
+        complete_exit(tt);
+    cpu->step_completing = false;
+    cpu_state_flush(cpu);
+    struct cpu_state st = {0};
+    if (cpu_state_get(cpu, CPU_REGS | CPU_SREGS | CPU_MP, &st, NULL))
+        return false;
+    cpu->run->s.regs.regs = st.regs; /* (the copy every boundary looks at) */
+    cpu->run->s.regs.sregs = st.sregs;
+    tt->halted = st.mp.mp_state == KVM_MP_STATE_HALTED;
+    record_set_stepped(cpu, true);
+    at_boundary(tt);
+    if (!take_checkpoint(tt))
+        return false;
+    tt->started = true;
+    log_info("time travel: gdb can go back from here (instruction 0); the replay runs by single steps");
+    return true;
+}
+
+static void on_cpu_thread(struct vcpu *cpu, void *arg)
+{
+    struct request *req = arg;
+    struct timetravel *tt = req->tt;
+    if (!tt->started && !start(tt)) {
+        req->stop = (struct tt_stop){TT_FAILED, 0};
+        return;
+    }
+    switch (req->action) {
+    case TT_STEP: req->stop = forward(tt, &req->points, true); break;
+    case TT_CONTINUE: req->stop = forward(tt, &req->points, false); break;
+    case TT_REVERSE_STEP: req->stop = reverse_step(tt); break;
+    case TT_REVERSE_CONTINUE: req->stop = reverse_continue(tt, &req->points); break;
+    }
+    vcpu_set_debug(cpu, DEBUG_TIMETRAVEL, NULL);
+}
+
+struct tt_stop timetravel_run(struct timetravel *tt, enum tt_action action, const struct tt_points *points,
+                              bool (*poll)(void *opaque), void *opaque)
+{
+    struct request req = {.tt = tt, .action = action, .points = *points, .stop = {TT_FAILED, 0}};
+    atomic_store(&tt->interrupt, false);
+    bool done = vm_run_parked(tt->vm, tt->cpu, on_cpu_thread, &req, 5);
+    while (!done && !atomic_load(&tt->vm->stopping)) {
+        if (poll && poll(opaque) && !atomic_load(&tt->interrupt)) {
+            atomic_store(&tt->interrupt, true);
+            vcpu_kick(tt->cpu);
+        }
+        int64_t since = atomic_load(&tt->halted_since);
+        if (since && clock_now_ns() - since > TT_HALT_WAIT_NS)
+            vcpu_kick(tt->cpu); /* halted and nothing came: the recording ends there */
+        done = vm_run_parked(tt->vm, tt->cpu, NULL, NULL, 5);
+    }
+    return done ? req.stop : (struct tt_stop){TT_FAILED, 0};
+}
+
+void timetravel_leave(struct timetravel *tt)
+{
+    if (!tt->started)
+        return;
+    vcpu_set_debug(tt->cpu, DEBUG_TIMETRAVEL, NULL);
+    record_set_stepped(tt->cpu, false);
+    tt->vm->console->muted = false;
+}
+
+uint64_t timetravel_position(const struct timetravel *tt) { return tt->icount; }
+
+struct timetravel *timetravel_open(struct vm *vm)
+{
+    if (!record_replaying(vm))
+        return NULL;
+    struct timetravel *tt = calloc(1, sizeof(*tt));
+    if (!tt) {
+        log_error("out of memory");
+        return NULL;
+    }
+    tt->vm = vm;
+    tt->cpu = &vm->vcpus[0];
+    tt->end_icount = UINT64_MAX;
+    bool ok = true;
+    for (unsigned i = 0; i < vm->mem.ram_count; i++)
+        ok &= add_region(tt, vm->mem.ram[i].host, vm->mem.ram[i].size);
+    for (unsigned i = 0; i < vm->device_count; i++)
+        ok &= add_region(tt, vm->devices[i].window, vm->devices[i].window_bytes);
+    if (!ok) {
+        log_error("out of memory");
+        timetravel_close(tt);
+        return NULL;
+    }
+    /* Without the disassembler a lost step is not caught (see fall_through): said once. */
+    tt->dis = module_load("disasm", "slate_disasm_module", &slate_disasm_module, "time travel");
+    return tt;
+}
+
+void timetravel_close(struct timetravel *tt)
+{
+    if (!tt)
+        return;
+    for (unsigned i = 0; i < tt->ck_count; i++)
+        free(ck_at(tt, i)->mark);
+    for (unsigned i = 0; i < tt->region_count; i++) {
+        struct region *r = &tt->regions[i];
+        for (uint64_t p = 0; p < r->pages; p++) {
+            for (uint32_t k = 0; k < r->hist[p].count; k++)
+                free(r->hist[p].v[k].data);
+            free(r->hist[p].v);
+        }
+        free(r->hist);
+        free(r->resident);
+    }
+    free(tt->regions);
+    free(tt);
+}

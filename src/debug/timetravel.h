@@ -1,0 +1,74 @@
+/* timetravel.h - reverse execution on a replay (--replay with --gdb): gdb's reverse-stepi,
+ * reverse-continue and the rest.
+ *
+ * While gdb drives a replay, the CPU runs one instruction at a time, so every point of the run
+ * has a number: the instructions since gdb first stopped it (the origin). Every 100 ms of that
+ * stepping a checkpoint keeps the CPU's whole state, where the replay is in the log, and the
+ * guest pages that changed since the checkpoint before (compared byte for byte); the last 100
+ * are kept, so the window gdb can go back in is about the last 10 s of stepping. Going back to
+ * instruction N puts the latest checkpoint at or before N back and steps forward to N; the guest
+ * gets exactly what it got the first time, from the log, and what it prints again is not shown
+ * twice. reverse-continue steps forward from the checkpoints before the current point, one
+ * interval at a time going back, and stops at the last breakpoint or watchpoint hit it saw.
+ *
+ * What counts as one instruction is what one single step of this host's KVM does: where KVM
+ * injects an interrupt during a step, the step ends inside the handler (after its first
+ * instruction, on PVM), so a breakpoint on an interrupt handler's very first instruction is not
+ * seen. A HLT is stepped by slate itself (the CPU halts; a replay wakes it only from the log). */
+#ifndef SLATE_TIMETRAVEL_H
+#define SLATE_TIMETRAVEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct timetravel;
+
+/* Breakpoints (addresses of instructions) and write watchpoints, as gdb has them. */
+struct tt_watch {
+    uint64_t addr;
+    unsigned len; /* 1, 2, 4 or 8 */
+};
+struct tt_points {
+    const uint64_t *breaks;
+    unsigned break_count;
+    const struct tt_watch *watches;
+    unsigned watch_count;
+};
+
+enum tt_action { TT_STEP, TT_CONTINUE, TT_REVERSE_STEP, TT_REVERSE_CONTINUE };
+
+enum tt_reason {
+    TT_STEPPED,     /* one instruction, forward or back */
+    TT_BREAKPOINT,  /* at a breakpoint's instruction */
+    TT_WATCHPOINT,  /* forward: after the instruction that changed a watched value; back: before it */
+    TT_BEGIN,       /* at the start of the window: nothing earlier is kept */
+    TT_END,         /* at the end of the recording: the next instruction is its last exit */
+    TT_CRASH,       /* at the instruction the recorded run crashed on */
+    TT_INTERRUPTED, /* Ctrl-C from gdb */
+    TT_FAILED,      /* the machine is stopping (a divergence, an error: logged) */
+};
+
+struct tt_stop {
+    enum tt_reason reason;
+    uint64_t watch_addr; /* TT_WATCHPOINT */
+};
+
+/* For a replay (vm_create done, vCPUs exist): the engine, or NULL when this is not a replay or
+ * memory ran out (logged). */
+struct timetravel *timetravel_open(struct vm *vm);
+void timetravel_close(struct timetravel *tt);
+
+/* gdb's thread, with the machine held: carries out `action` on the CPU's own thread and returns
+ * where it stopped. While it runs, `poll(opaque)` is called every few milliseconds: true asks it
+ * to stop (Ctrl-C). */
+struct tt_stop timetravel_run(struct timetravel *tt, enum tt_action action, const struct tt_points *points,
+                              bool (*poll)(void *opaque), void *opaque);
+
+/* gdb left: the replay runs on by itself from where it is (machine held). */
+void timetravel_leave(struct timetravel *tt);
+
+/* The instruction number gdb is at, and the window's first (for the monitor and tests). */
+uint64_t timetravel_position(const struct timetravel *tt);
+
+#endif
