@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define TT_CHECKPOINTS 100
 #define TT_INTERVAL_NS 100000000LL /* a checkpoint every 100 ms of stepping */
@@ -46,6 +47,7 @@ struct region {
 struct checkpoint {
     uint32_t id;
     uint64_t icount;
+    bool may_inject;
     struct cpu_state cpu;
     void *mark; /* record_mark_save's */
 };
@@ -77,6 +79,15 @@ struct timetravel {
     _Atomic bool interrupt;
     _Atomic int64_t halted_since; /* a KVM_RUN on a halted CPU began then (0: none) */
     bool warned_vectors;
+    /* When KVM injects a pending interrupt. Eager (stock KVM: the CPU exits when interrupts are
+     * enabled again): at any instruction, so steps let it. Lazy (nested PVM): only when it enters
+     * the guest after an exit, so steps block interrupts but for the one after an exit, a kick,
+     * an instruction KVM emulated, or in HLT. */
+    bool lazy_injection;
+    bool may_inject;
+    /* what it cost, said when gdb leaves */
+    uint64_t steps_run, bytes_kept;
+    int64_t busy_ns;
 };
 
 static const uint8_t zero_page[TT_PAGE];
@@ -147,6 +158,7 @@ static bool keep_pages(struct timetravel *tt, uint32_t id)
                 if (!(copy = malloc(TT_PAGE)))
                     return false;
                 memcpy(copy, now, TT_PAGE);
+                tt->bytes_kept += TT_PAGE;
             }
             h->v[h->count++] = (struct page_version){id, copy};
         }
@@ -184,8 +196,10 @@ static void forget_pages_before(struct timetravel *tt, uint32_t oldest)
                 keep_from = k;
             if (!keep_from)
                 continue;
-            for (uint32_t k = 0; k < keep_from; k++)
+            for (uint32_t k = 0; k < keep_from; k++) {
+                tt->bytes_kept -= h->v[k].data ? TT_PAGE : 0;
                 free(h->v[k].data);
+            }
             memmove(h->v, h->v + keep_from, (h->count - keep_from) * sizeof(*h->v));
             h->count -= keep_from;
         }
@@ -216,7 +230,7 @@ static bool take_checkpoint(struct timetravel *tt)
         drop_oldest(tt);
     struct checkpoint *c = ck_at(tt, tt->ck_count);
     const char *failed = NULL;
-    *c = (struct checkpoint){.id = tt->next_id, .icount = tt->icount};
+    *c = (struct checkpoint){.id = tt->next_id, .icount = tt->icount, .may_inject = tt->may_inject};
     int rc = cpu_state_get(tt->cpu, CPU_ALL & ~CPU_DEBUGREGS, &c->cpu, &failed);
     if (rc || !(c->mark = malloc(record_mark_size())) || !keep_pages(tt, c->id)) {
         log_error("time travel: cannot take a checkpoint: %s%s%s", rc ? failed : "out of memory",
@@ -245,6 +259,7 @@ static bool restore_checkpoint(struct timetravel *tt, const struct checkpoint *c
     replay_keep_point(tt->cpu); /* (a crash report after gdb leaves replays from here) */
     tt->icount = c->icount;
     tt->halted = c->cpu.mp.mp_state == KVM_MP_STATE_HALTED;
+    tt->may_inject = c->may_inject;
     tt->off_point = false;
     return true;
 }
@@ -277,8 +292,14 @@ static uint64_t step_guard(struct timetravel *tt, const uint8_t *code, size_t le
     const struct kvm_regs *regs = &tt->cpu->run->s.regs.regs;
     const struct kvm_sregs *sregs = &tt->cpu->run->s.regs.sregs;
     struct disasm_insn insn;
-    if (!tt->dis || !len || tt->dis->decode(code, len, regs->rip, cpu_bits(sregs), &insn, 1) != 1 ||
-        !insn.mem_count)
+    if (!tt->dis || !len || tt->dis->decode(code, len, regs->rip, cpu_bits(sregs), &insn, 1) != 1)
+        return 0;
+    static const char *const emulated[] = {"cpuid", "rdmsr", "wrmsr", "rdtsc", "rdtscp", "rdpmc", "xgetbv",
+                                           "xsetbv", "invlpg", "wbinvd", "invd", "lgdt", "lidt", "ltr", "lldt"};
+    bool may_be_emulated = insn.mem_count || strstr(insn.operands, "cr") || strstr(insn.operands, "dr");
+    for (size_t i = 0; i < sizeof(emulated) / sizeof(emulated[0]) && !may_be_emulated; i++)
+        may_be_emulated = !strcmp(insn.mnemonic, emulated[i]);
+    if (!may_be_emulated)
         return 0;
     uint64_t next = regs->rip + insn.size;
     return cpu_bits(sregs) == 64 ? next : sregs->cs.base + next;
@@ -360,6 +381,8 @@ static bool step_hlt(struct timetravel *tt)
 static void set_stepping(struct timetravel *tt, uint64_t guard)
 {
     struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP};
+    if (tt->lazy_injection && !tt->may_inject && !tt->halted)
+        dbg.control |= KVM_GUESTDBG_BLOCKIRQ;
     step_breakpoints(tt, guard, &dbg);
     vcpu_set_debug(tt->cpu, DEBUG_TIMETRAVEL, &dbg);
 }
@@ -383,6 +406,7 @@ static void complete_exit(struct timetravel *tt)
 }
 
 #define RFLAGS_TF 0x100u
+#define DR6_BS (1u << 14)
 #define RFLAGS_RF 0x10000u
 #define FRAME_SEARCH 512 /* bytes above RSP where a step's interrupt frame may be */
 
@@ -422,10 +446,17 @@ static enum step_result step_once(struct timetravel *tt)
     size_t len = tt->halted ? 0 : read_code(tt, code, sizeof(code));
     if (len && code[0] == 0xF4) /* HLT */
         return step_hlt(tt) ? STEP_OK : STEP_STOPPING;
-    set_stepping(tt, tt->halted ? 0 : step_guard(tt, code, len));
+    uint64_t guard = tt->halted ? 0 : step_guard(tt, code, len);
+    set_stepping(tt, guard);
     struct kvm_regs before = run->s.regs.regs;
     uint16_t before_cs = run->s.regs.sregs.cs.selector;
+    tt->may_inject = false;
     enum step_result res = run_step(tt, &before);
+    /* Where KVM itself handled an exit during the step (the guard caught it), the free run
+     * re-entered the guest right after that instruction: an interrupt may enter there. */
+    if (res == STEP_OK && guard && run->exit_reason == KVM_EXIT_DEBUG && run->s.regs.regs.rip == guard &&
+        !(run->debug.arch.dr6 & DR6_BS))
+        tt->may_inject = true;
     if (res == STEP_OK)
         scrub_frame(tt, &before, before_cs);
     return res;
@@ -479,6 +510,7 @@ static enum step_result run_step(struct timetravel *tt, const struct kvm_regs *w
         if (!go_on || atomic_load(&tt->vm->stopping))
             return STEP_STOPPING;
         complete_exit(tt); /* (KVM's debug exit for the step, or none on PVM: done either way) */
+        tt->may_inject = true; /* the guest is entered again after an exit */
         return STEP_OK;
     }
 }
@@ -487,7 +519,7 @@ static enum step_result run_step(struct timetravel *tt, const struct kvm_regs *w
 static void at_boundary(struct timetravel *tt)
 {
     while (record_step_point(tt->cpu))
-        ;
+        tt->may_inject = true; /* the recording's CPU was kicked here and entered again */
 }
 
 /* One instruction forward; the point count, output and checkpoints follow. */
@@ -499,6 +531,7 @@ static enum step_result advance(struct timetravel *tt)
     con->muted = false;
     if (res != STEP_OK)
         return res;
+    tt->steps_run++;
     tt->icount++;
     if (tt->icount > tt->high_water)
         tt->high_water = tt->icount;
@@ -659,6 +692,28 @@ static struct tt_stop reverse_continue(struct timetravel *tt, const struct tt_po
     return (struct tt_stop){TT_BEGIN, 0};
 }
 
+/* Nothing kept: a new window (gdb attached again after the replay ran on by itself). */
+static void forget_all(struct timetravel *tt)
+{
+    for (unsigned i = 0; i < tt->ck_count; i++) {
+        free(ck_at(tt, i)->mark);
+        ck_at(tt, i)->mark = NULL;
+    }
+    for (unsigned i = 0; i < tt->region_count; i++) {
+        struct region *r = &tt->regions[i];
+        for (uint64_t p = 0; p < r->pages; p++) {
+            for (uint32_t k = 0; k < r->hist[p].count; k++)
+                free(r->hist[p].v[k].data);
+            free(r->hist[p].v);
+            r->hist[p] = (struct page_history){0};
+        }
+    }
+    tt->ck_first = tt->ck_count = 0;
+    tt->icount = tt->high_water = tt->bytes_kept = 0;
+    tt->end_icount = UINT64_MAX;
+    tt->end_crashed = false;
+}
+
 /* The first time: the CPU's pending exit completed, the replay told to let us step, the origin. */
 static bool start(struct timetravel *tt)
 {
@@ -674,7 +729,9 @@ static bool start(struct timetravel *tt)
     cpu->run->s.regs.regs = st.regs; /* (the copy every boundary looks at) */
     cpu->run->s.regs.sregs = st.sregs;
     tt->halted = st.mp.mp_state == KVM_MP_STATE_HALTED;
+    forget_all(tt);
     record_set_stepped(cpu, true);
+    tt->may_inject = true; /* (the CPU is entered again) */
     at_boundary(tt);
     if (!take_checkpoint(tt))
         return false;
@@ -687,6 +744,7 @@ static void on_cpu_thread(struct vcpu *cpu, void *arg)
 {
     struct request *req = arg;
     struct timetravel *tt = req->tt;
+    int64_t began = clock_now_ns();
     if (!tt->started && !start(tt)) {
         req->stop = (struct tt_stop){TT_FAILED, 0};
         return;
@@ -698,6 +756,7 @@ static void on_cpu_thread(struct vcpu *cpu, void *arg)
     case TT_REVERSE_CONTINUE: req->stop = reverse_continue(tt, &req->points); break;
     }
     vcpu_set_debug(cpu, DEBUG_TIMETRAVEL, NULL);
+    tt->busy_ns += clock_now_ns() - began;
 }
 
 struct tt_stop timetravel_run(struct timetravel *tt, enum tt_action action, const struct tt_points *points,
@@ -726,6 +785,12 @@ void timetravel_leave(struct timetravel *tt)
     vcpu_set_debug(tt->cpu, DEBUG_TIMETRAVEL, NULL);
     record_set_stepped(tt->cpu, false);
     tt->vm->console->muted = false;
+    log_info("time travel: %" PRIu64 " instructions stepped in %.2f s (%.0f/s); %u checkpoints kept, "
+             "%" PRIu64 " KiB of pages; the replay runs on by itself",
+             tt->steps_run, (double)tt->busy_ns / 1e9,
+             tt->busy_ns ? (double)tt->steps_run * 1e9 / (double)tt->busy_ns : 0.0, tt->ck_count,
+             tt->bytes_kept >> 10);
+    tt->started = false;
 }
 
 uint64_t timetravel_position(const struct timetravel *tt) { return tt->icount; }
@@ -742,6 +807,7 @@ struct timetravel *timetravel_open(struct vm *vm)
     tt->vm = vm;
     tt->cpu = &vm->vcpus[0];
     tt->end_icount = UINT64_MAX;
+    tt->lazy_injection = access("/sys/module/kvm_pvm", F_OK) == 0 || getenv("SLATE_TEST_LAZY_INJECTION");
     bool ok = true;
     for (unsigned i = 0; i < vm->mem.ram_count; i++)
         ok &= add_region(tt, vm->mem.ram[i].host, vm->mem.ram[i].size);
@@ -761,17 +827,10 @@ void timetravel_close(struct timetravel *tt)
 {
     if (!tt)
         return;
-    for (unsigned i = 0; i < tt->ck_count; i++)
-        free(ck_at(tt, i)->mark);
+    forget_all(tt);
     for (unsigned i = 0; i < tt->region_count; i++) {
-        struct region *r = &tt->regions[i];
-        for (uint64_t p = 0; p < r->pages; p++) {
-            for (uint32_t k = 0; k < r->hist[p].count; k++)
-                free(r->hist[p].v[k].data);
-            free(r->hist[p].v);
-        }
-        free(r->hist);
-        free(r->resident);
+        free(tt->regions[i].hist);
+        free(tt->regions[i].resident);
     }
     free(tt->regions);
     free(tt);
