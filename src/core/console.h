@@ -38,8 +38,9 @@ struct console {
      * went, which a replay checks at each exit. */
     bool hash_output;
     uint64_t output_hash;
-    /* Time travel runs again what the guest already printed: hashed, not printed twice. */
-    bool muted;
+    /* How many bytes the guest wrote, and the most it ever had: time travel goes back (and puts
+     * output_bytes back); what it then writes again up to output_high is not shown twice. */
+    uint64_t output_bytes, output_high;
     /* Carries out an escape command: machine control sets it (vm_attach_console); may be NULL. */
     void (*command)(void *opaque, enum console_command cmd);
     void *command_opaque;

@@ -95,7 +95,7 @@ struct reader {
     bool stepping_past; /* one single step past the breakpoint, whose registers were not those */
     bool diverged;
     uint64_t last_rip;
-    uint64_t output_hash; /* the console's (record_mark_save sets it) */
+    uint64_t output_hash, output_bytes; /* the console's (record_mark_save sets them) */
 };
 
 struct recorder {
@@ -553,6 +553,7 @@ void record_mark_save(struct vm *vm, void *mark)
     r->rd.offset = ftell(r->log);
     pthread_mutex_lock(&vm->console->lock);
     r->rd.output_hash = vm->console->output_hash;
+    r->rd.output_bytes = vm->console->output_bytes;
     pthread_mutex_unlock(&vm->console->lock);
     memcpy(mark, &r->rd, sizeof(r->rd));
 }
@@ -563,6 +564,7 @@ int record_mark_restore(struct vm *vm, const void *mark)
     memcpy(&r->rd, mark, sizeof(r->rd));
     pthread_mutex_lock(&vm->console->lock);
     vm->console->output_hash = r->rd.output_hash;
+    vm->console->output_bytes = r->rd.output_bytes;
     pthread_mutex_unlock(&vm->console->lock);
     return fseek(r->log, r->rd.offset, SEEK_SET);
 }

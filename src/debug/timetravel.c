@@ -67,7 +67,6 @@ struct timetravel {
     bool off_point;      /* the CPU is not at icount (an exit was abandoned): put it back */
     bool halted;         /* the CPU waits in HLT */
     uint64_t icount;     /* instructions since the origin */
-    uint64_t high_water; /* the furthest icount reached: what the guest prints beyond it is new */
     uint64_t end_icount; /* where the recording ends, once reached (else UINT64_MAX) */
     bool end_crashed;
     struct checkpoint ck[TT_CHECKPOINTS];
@@ -525,16 +524,11 @@ static void at_boundary(struct timetravel *tt)
 /* One instruction forward; the point count, output and checkpoints follow. */
 static enum step_result advance(struct timetravel *tt)
 {
-    struct console *con = tt->vm->console;
-    con->muted = tt->icount < tt->high_water;
     enum step_result res = step_once(tt);
-    con->muted = false;
     if (res != STEP_OK)
         return res;
     tt->steps_run++;
     tt->icount++;
-    if (tt->icount > tt->high_water)
-        tt->high_water = tt->icount;
     at_boundary(tt);
     if (tt->icount > newest(tt)->icount && clock_now_ns() - tt->last_ck_ns >= TT_INTERVAL_NS &&
         !take_checkpoint(tt))
@@ -709,7 +703,7 @@ static void forget_all(struct timetravel *tt)
         }
     }
     tt->ck_first = tt->ck_count = 0;
-    tt->icount = tt->high_water = tt->bytes_kept = 0;
+    tt->icount = tt->bytes_kept = 0;
     tt->end_icount = UINT64_MAX;
     tt->end_crashed = false;
 }
@@ -784,7 +778,6 @@ void timetravel_leave(struct timetravel *tt)
         return;
     vcpu_set_debug(tt->cpu, DEBUG_TIMETRAVEL, NULL);
     record_set_stepped(tt->cpu, false);
-    tt->vm->console->muted = false;
     log_info("time travel: %" PRIu64 " instructions stepped in %.2f s (%.0f/s); %u checkpoints kept, "
              "%" PRIu64 " KiB of pages; the replay runs on by itself",
              tt->steps_run, (double)tt->busy_ns / 1e9,

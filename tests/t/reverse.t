@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Reverse execution (timetravel.c): gdb on a replay steps and continues backwards. A kernel whose
+# timer handler writes through a stale pointer (tests/guest/overwrite.c) is recorded once as it
+# crashes; on the replay, gdb watches the pointer it crashed on, reverse-continues, and lands on
+# the handler's store. Going back and forward again changes nothing: the same registers, and a
+# replay that gdb leaves ends as recorded, with the same output and memory.
+. "$(dirname "$0")/../lib.sh"
+need_kvm
+if ! command -v gdb >/dev/null; then
+    echo "1..0 # SKIP gdb is not installed (make deps installs it)"
+    exit 0
+fi
+plan 23
+[ -n "${SLATE_UNDER_EMULATION:-}" ] &&
+    skip_here "under emulation a replay stepped one instruction at a time takes too long"
+OW=$GUEST/overwrite.elf
+RM=$GUEST/recordme.elf
+SOCK=$TMP/gdb.sock
+STORE_LINE=$(grep -n 'the stale store' tests/guest/overwrite.c | cut -d: -f1)
+BUILD_LINE=$(grep -n 'tail->next = n;' tests/guest/overwrite.c | cut -d: -f1)
+WALK_LINE=$(grep -n 'faults on the flagged pointer' tests/guest/overwrite.c | cut -d: -f1)
+
+# replay LOG: slate replaying LOG in the background, waiting for gdb on $SOCK; sets PID.
+replay() {
+    rm -f "$SOCK"
+    timeout -s KILL "$(scaled 120)" "$SLATE" --replay "$1" --gdb "unix:$SOCK" --gdb-wait >"$TMP/slate.out" \
+        2>"$TMP/slate.err" </dev/null &
+    PID=$!
+    for _ in $(seq "$(scaled 100)"); do [ -S "$SOCK" ] && return; sleep 0.02; done
+}
+finish() {
+    wait "$PID"
+    RC=$?
+    OUT=$(cat "$TMP/slate.out")
+    ERR=$(cat "$TMP/slate.err")
+}
+# gdb_batch FILE COMMANDS...: the real gdb; sets GDB (its output).
+gdb_batch() {
+    local file=$1 args=()
+    shift
+    for c in "$@"; do args+=(-ex "$c"); done
+    GDB=$(timeout -s KILL "$(scaled 100)" gdb -batch -nx "$file" -ex "target remote $SOCK" "${args[@]}" 2>&1)
+}
+# regs_at MARK: the register lines gdb printed after "echo MARK".
+regs_at() { sed -n "/^$1\$/,/^eflags/p" <<<"$GDB" | grep -E '^(r[a-z0-9]+|eflags) '; }
+
+timeout -s KILL "$(scaled 60)" "$SLATE" --record "$TMP/ow.log" "$OW" >"$TMP/rec.out" 2>"$TMP/rec.err" </dev/null
+is "$?/$(cat "$TMP/rec.out")" "126/walking the list" "recorded: the kernel crashes walking its list"
+
+replay "$TMP/ow.log"
+gdb_batch "$OW" "continue" "print list->next" "watch -l list->next" "reverse-continue" \
+    "echo AT-STORE\n" "info registers" "reverse-stepi" "reverse-stepi" "reverse-stepi" "stepi" "stepi" "stepi" \
+    "echo AGAIN\n" "info registers" "reverse-continue" "delete" "reverse-continue" "print ticks" "set var ticks = 5" \
+    "detach"
+finish
+has "$GDB" "^Program received signal SIGSEGV" "continue on the replay stops where the recorded run crashed ..."
+has "$GDB" "^walk \(\) at tests/guest/overwrite.c:$WALK_LINE\$" "... in walk(), at the faulting line"
+has "$GDB" '^\$1 = \(struct node \*\) 0x8000000000' "the pointer it faults on has a flag in its top bit"
+has "$GDB" "^Old value = \(struct node \*\) 0x8000000000[0-9a-f]+\$" "watch -l, reverse-continue: the watchpoint is hit going back ..."
+has "$GDB" "^New value = \(struct node \*\) 0x[0-9a-f]+ <pool\+16>\$" "... the value before the store was the next node"
+has "$GDB" "in on_tick \(f=0x[0-9a-f]+\) at tests/guest/overwrite.c:$STORE_LINE\$" \
+    "... and gdb stops in the timer handler, on its stale store (overwrite.c:$STORE_LINE)"
+before=$(regs_at AT-STORE)
+after=$(regs_at AGAIN)
+ok=0
+[ -n "$before" ] && [ "$before" = "$after" ] && ok=1
+is "$ok" 1 "reverse-stepi three times, then stepi three times: the same registers"
+has "$GDB" "in kmain \(info=[^)]*\) at tests/guest/overwrite.c:$BUILD_LINE\$" \
+    "reverse-continue again: the store before it, kmain linking the list (overwrite.c:$BUILD_LINE)"
+has "$GDB" "^No more reverse-execution history\.\$" "with nothing to stop on, reverse-continue ends at the start of the window"
+has "$GDB" '^\$2 = 0$' "where no tick has come yet"
+has "$GDB" "(Could not write|Cannot access memory|E01)" "a replay's memory cannot be written"
+is "$RC" 126 "left by gdb, the replay runs on to the recorded crash ..."
+lacks "$ERR" "diverged" "... without a divergence: the same exits and the same memory at the end"
+has "$ERR" "time travel: [0-9]+ instructions stepped" "what stepping cost is said when gdb leaves"
+
+replay "$TMP/ow.log"
+gdb_batch "$OW" "break on_tick" "continue" "continue" "print ticks" "reverse-continue" "print ticks" "kill"
+finish
+has "$GDB" "^Breakpoint 1, on_tick \(f=0x[0-9a-f]+\) at tests/guest/overwrite.c:[0-9]+" \
+    "a breakpoint on an interrupt handler's first instruction is hit"
+has "$GDB" '^\$1 = 1$' "the second hit is the second tick ..."
+has "$GDB" '^\$2 = 0$' "... and reverse-continue goes back to the first hit"
+
+# A kernel with timer, serial input and disk reads coming whenever they came: taken forward to
+# the end and back to the start under gdb, then left to run on: still the recorded run.
+head -c 1048576 /dev/urandom >"$TMP/disk.img"
+(sleep 0.05; printf 'hello\n') | timeout -s KILL "$(scaled 60)" "$SLATE" --record "$TMP/rm.log" --disk "$TMP/disk.img" "$RM" \
+    >"$TMP/rec.out" 2>/dev/null
+RECORDED="$?
+$(cat "$TMP/rec.out")"
+rm "$TMP/disk.img"
+replay "$TMP/rm.log"
+gdb_batch "$RM" "watch input_len" "continue" "print input" "delete" "continue" "reverse-continue" "continue" \
+    "break on_disk" "reverse-continue" "print disk_done" "detach"
+finish
+has "$GDB" "^New value = 1\$" "recorded input under gdb: a watchpoint sees the first byte arrive ..."
+has "$GDB" '^\$1 = "h", ' "... and it is the recorded one"
+has "$GDB" '^\$2 = (9|10)$' "from the end, reverse-continue to a breakpoint in the disk's handler: its last hits"
+is "$RC
+$OUT" "$RECORDED" "there and back again, then left to run on: the same bytes and status as recorded"
+lacks "$ERR" "diverged|warning: replay" "and the same exits and memory"
