@@ -118,6 +118,7 @@ struct recorder {
     /* replay */
     struct rec_end last; /* the log's end record, read when the replay starts */
     bool stepped;        /* time travel single-steps the CPU and looks for kicks itself */
+    bool quiet;          /* time travel runs a crash again: a divergence only sets rd.diverged */
     _Atomic bool seek_kicks;
     pthread_t kicker;
     bool kicker_started;
@@ -207,6 +208,8 @@ static void diverged(struct vcpu *cpu, const char *what)
     if (r->rd.diverged)
         return;
     r->rd.diverged = true;
+    if (r->quiet)
+        return; /* (time travel looks, and puts the machine back) */
     uint64_t rip = cpu->run->s.regs.regs.rip;
     char cause[160] = "";
     uint64_t from = r->rd.last_rip < rip && rip - r->rd.last_rip < 4096 ? r->rd.last_rip : rip - (rip & 0xFFF);
@@ -600,6 +603,19 @@ bool record_exit_ends_log(struct vm *vm)
 {
     struct recorder *r = rec_of(vm);
     return r && r->replay && r->rd.exits + 1 >= r->last.exits;
+}
+
+void record_set_quiet(struct vm *vm, bool quiet)
+{
+    struct recorder *r = rec_of(vm);
+    if (r)
+        r->quiet = quiet;
+}
+
+bool record_diverged(struct vm *vm)
+{
+    struct recorder *r = rec_of(vm);
+    return r && r->rd.diverged;
 }
 
 bool record_replaying(struct vm *vm)

@@ -55,6 +55,10 @@ bool record_step_point(struct vcpu *cpu);
 /* The exit the CPU just made is the recording's last (or beyond it): its end. */
 bool record_exit_ends_log(struct vm *vm);
 bool record_replaying(struct vm *vm);
+/* Quiet: a divergence is only noted (record_diverged), neither said nor a stop: time travel runs
+ * part of a replay again to look at it, and puts the machine back if it fails. */
+void record_set_quiet(struct vm *vm, bool quiet);
+bool record_diverged(struct vm *vm);
 
 /* The vectors interrupts were delivered on so far (up to max, lowest first). */
 unsigned record_vectors(struct vm *vm, uint8_t *out, unsigned max);

@@ -9,6 +9,7 @@
 #include "profile.h"
 #include "replay.h"
 #include "report.h"
+#include "timetravel.h"
 #include "vm.h"
 
 #include <stdlib.h>
@@ -18,6 +19,8 @@ struct debug_room *debug_room(const struct vm *vm) { return vm->debug; }
 static void on_crash(void *opaque, struct vcpu *cpu, const char *what)
 {
     struct debug_room *room = opaque;
+    if (room->timetravel) /* a replay: the instructions before the fault, run again */
+        timetravel_crash_trail(room->timetravel, cpu);
     if (room->replay)
         replay_recover_crash(cpu); /* first: KVM on AMD reset the CPU the report describes */
     crash_report(cpu, what);
@@ -46,6 +49,7 @@ static void on_destroy(void *opaque)
     profile_finish(room->vm, false); /* (when the machine never ran) */
     exc_trace_stop(room->vm);
     replay_detach(room->vm);
+    timetravel_close(room->timetravel);
     room->vm->debug = NULL;
     free(room);
 }
@@ -66,6 +70,8 @@ int debug_attach(struct vm *vm)
         free(room);
         return -1;
     }
+    if (vm->cfg->replay_path && !(room->timetravel = timetravel_open(vm)))
+        return -1;
     if (replay_attach(vm) || (vm->cfg->profile_path[0] && profile_attach(vm)) ||
         ((vm->cfg->trace & TRACE_EXC) && exc_trace_start(vm)))
         return -1;

@@ -8,12 +8,14 @@ struct vm;
 struct replay;
 struct exc_tracer;
 struct profiler;
+struct timetravel;
 
 struct debug_room {
     struct vm *vm;
     struct replay *replay;     /* where KVM resets a triple-faulted CPU (replay.h), or NULL */
     struct exc_tracer *exc;    /* --trace exc, or NULL */
     struct profiler *profiler; /* --profile, or NULL */
+    struct timetravel *timetravel; /* --replay: checkpoints, gdb's reverse execution, or NULL */
     char crash_why[512];       /* the triple-fault explainer's verdict, when there was one */
 };
 

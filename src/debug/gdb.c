@@ -11,6 +11,7 @@
 #include "gdb_proto.h"
 #include "gdb_x86.h"
 #include "listen.h"
+#include "debug_room.h"
 #include "timetravel.h"
 
 #include "vm.h"
@@ -922,8 +923,7 @@ static int gdb_vm_start(void *opaque, struct vm *vm)
 {
     struct gdb_server *g = opaque;
     g->vm = vm;
-    timetravel_close(g->tt);
-    g->tt = timetravel_open(vm); /* (a replay) */
+    g->tt = debug_room(vm)->timetravel; /* (a replay) */
     pthread_mutex_lock(&g->lock);
     g->stop_pending = false;
     pthread_mutex_unlock(&g->lock);
@@ -953,7 +953,6 @@ static void gdb_vm_end(void *opaque, int status)
         pthread_join(g->thread, NULL);
         g->thread_started = false;
     }
-    timetravel_close(g->tt);
     g->tt = NULL;
     g->vm = NULL;
 }

@@ -2,6 +2,7 @@
  * and the crash report built from them, so the author sees where the kernel died without a
  * debugger. The monitor uses the same pieces. */
 #include "inspect.h"
+#include "timetravel.h"
 
 #include "disasm.h"
 #include "backtrace.h"
@@ -495,6 +496,28 @@ void inspect_flight(FILE *out, struct vm *vm)
     flight_each(&vm->flight, print_event, &p);
 }
 
+/* A replay's crash: the instructions that led to it, run again from its last checkpoint. */
+static void print_trail(FILE *out, struct vcpu *cpu, struct symbols *syms)
+{
+    struct trail_insn trail[TT_TRAIL_LEN];
+    uint64_t replayed = 0;
+    unsigned n = timetravel_trail(debug_room(cpu->vm)->timetravel, trail, &replayed);
+    const struct disasm_module *dis =
+        n ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
+    if (!n)
+        return;
+    fprintf(out, "  the last %u instructions, oldest first (the replay ran %" PRIu64 " again from its last checkpoint):\n",
+            n, replayed);
+    for (unsigned i = 0; i < n; i++) {
+        struct disasm_insn insn;
+        char where[256];
+        bool decoded = dis && dis->decode(trail[i].bytes, sizeof(trail[i].bytes), trail[i].rip, trail[i].bits, &insn, 1) == 1;
+        fprintf(out, "  %s %016" PRIx64 "  %-34s %s %s\n", i + 1 == n ? "=>" : "  ", trail[i].rip,
+                symbols_describe(syms, trail[i].rip, where, sizeof(where)), decoded ? insn.mnemonic : "?",
+                decoded ? insn.operands : "");
+    }
+}
+
 void crash_report(struct vcpu *cpu, const char *reason)
 {
     FILE *out = cpu->vm->report_out ? cpu->vm->report_out : stderr;
@@ -530,6 +553,7 @@ void crash_report(struct vcpu *cpu, const char *reason)
     print_regs(out, &regs);
     print_sregs(out, &sregs);
     print_code(out, cpu, &regs, &sregs, syms);
+    print_trail(out, cpu, syms);
     inspect_page_walk(out, cpu, &sregs, "rip", rip);
     inspect_page_walk(out, cpu, &sregs, "rsp", regs.rsp);
     if (faulting && access.vector == 14)

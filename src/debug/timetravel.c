@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -25,6 +26,9 @@
 #define TT_PAGE 4096
 #define TT_WATCH_MAX 4
 #define TT_HALT_WAIT_NS 20000000LL /* a halted CPU not woken by then stays halted */
+#define TT_FREE_INTERVAL_NS 10000000LL /* without gdb: a checkpoint every 10 ms, at an exit */
+#define TT_FREE_KEEP 2
+#define TRAIL_MAX_STEPS 200000 /* how far a crash is run again by single steps */
 
 /* A page's contents at the checkpoints where they changed, oldest first. */
 struct page_version {
@@ -84,6 +88,11 @@ struct timetravel {
      * an instruction KVM emulated, or in HLT. */
     bool lazy_injection;
     bool may_inject;
+    /* the instructions before a crash (timetravel_crash_trail), a ring */
+    struct trail_insn trail[TT_TRAIL_LEN];
+    uint64_t trail_count;
+    bool in_trail;
+    uint64_t trail_replayed;
     /* what it cost, said when gdb leaves */
     uint64_t steps_run, bytes_kept;
     int64_t busy_ns;
@@ -223,9 +232,10 @@ static void drop_oldest(struct timetravel *tt)
     forget_pages_before(tt, ck_at(tt, 0)->id);
 }
 
-static bool take_checkpoint(struct timetravel *tt)
+/* A checkpoint of the CPU where it is; the oldest goes when `keep` are kept. */
+static bool take_checkpoint(struct timetravel *tt, unsigned keep)
 {
-    if (tt->ck_count == TT_CHECKPOINTS)
+    while (tt->ck_count >= keep)
         drop_oldest(tt);
     struct checkpoint *c = ck_at(tt, tt->ck_count);
     const char *failed = NULL;
@@ -531,7 +541,7 @@ static enum step_result advance(struct timetravel *tt)
     tt->icount++;
     at_boundary(tt);
     if (tt->icount > newest(tt)->icount && clock_now_ns() - tt->last_ck_ns >= TT_INTERVAL_NS &&
-        !take_checkpoint(tt))
+        !take_checkpoint(tt, TT_CHECKPOINTS))
         return STEP_STOPPING;
     return STEP_OK;
 }
@@ -727,7 +737,7 @@ static bool start(struct timetravel *tt)
     record_set_stepped(cpu, true);
     tt->may_inject = true; /* (the CPU is entered again) */
     at_boundary(tt);
-    if (!take_checkpoint(tt))
+    if (!take_checkpoint(tt, TT_CHECKPOINTS))
         return false;
     tt->started = true;
     log_info("time travel: gdb can go back from here (instruction 0); the replay runs by single steps");
@@ -784,9 +794,109 @@ void timetravel_leave(struct timetravel *tt)
              tt->busy_ns ? (double)tt->steps_run * 1e9 / (double)tt->busy_ns : 0.0, tt->ck_count,
              tt->bytes_kept >> 10);
     tt->started = false;
+    forget_all(tt); /* (its numbers mean nothing once the replay runs by itself) */
+    tt->last_ck_ns = 0;
 }
 
 uint64_t timetravel_position(const struct timetravel *tt) { return tt->icount; }
+
+/* ---- without gdb: checkpoints as the replay runs, and the instructions before a crash -------- */
+
+/* After an exit of a replay that runs by itself: a checkpoint now and then. The exit is completed
+ * first (an IN's value in its register, RIP past an OUT), so the state is whole. */
+static void on_vcpu(void *opaque, struct vcpu *cpu, enum vcpu_hook_point at)
+{
+    struct timetravel *tt = opaque;
+    if (at != VCPU_HOOK_EXIT || tt->started || tt->in_trail || cpu != tt->cpu ||
+        !atomic_load(&cpu->exit_pending) || clock_now_ns() - tt->last_ck_ns < TT_FREE_INTERVAL_NS)
+        return;
+    cpu->run->kvm_valid_regs |= KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+    __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    cpu_state_running(cpu);
+    if (ioctl(cpu->fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN))
+        return; /* (not completed: no checkpoint; the loop handles what KVM_RUN said) */
+    /* immediate_exit stays set: a kick that came meanwhile is not lost (the loop's next
+     * KVM_RUN returns at once, as after a kick) */
+    atomic_store(&cpu->exit_pending, false);
+    tt->halted = cpu_state_halted(cpu);
+    take_checkpoint(tt, TT_FREE_KEEP);
+}
+
+static void keep_trail(struct timetravel *tt, const uint8_t *code, size_t len)
+{
+    struct trail_insn *t = &tt->trail[tt->trail_count++ % TT_TRAIL_LEN];
+    const struct kvm_sregs *sregs = &tt->cpu->run->s.regs.sregs;
+    unsigned bits = cpu_bits(sregs);
+    t->rip = bits == 64 ? tt->cpu->run->s.regs.regs.rip : sregs->cs.base + tt->cpu->run->s.regs.regs.rip;
+    t->bits = (uint8_t)bits;
+    memset(t->bytes, 0, sizeof(t->bytes));
+    memcpy(t->bytes, code, len < sizeof(t->bytes) ? len : sizeof(t->bytes));
+}
+
+/* From checkpoint `from`, steps until the CPU faults, keeping the trail: how many steps, or -1. */
+static int64_t run_to_fault(struct timetravel *tt, const struct checkpoint *from)
+{
+    if (!restore_checkpoint(tt, from))
+        return -1;
+    tt->trail_count = 0;
+    for (int64_t steps = 0; steps < TRAIL_MAX_STEPS; steps++) {
+        uint8_t code[16];
+        size_t len = tt->halted ? 0 : read_code(tt, code, sizeof(code));
+        if (!tt->halted)
+            keep_trail(tt, code, len);
+        enum step_result res = step_once(tt);
+        if (res == STEP_CRASH)
+            return record_diverged(tt->vm) ? -1 : steps;
+        if (res != STEP_OK || record_diverged(tt->vm))
+            return -1;
+        at_boundary(tt);
+    }
+    return -1;
+}
+
+void timetravel_crash_trail(struct timetravel *tt, struct vcpu *cpu)
+{
+    if (tt->started || cpu != tt->cpu || !tt->ck_count)
+        return;
+    struct kvm_run *run = cpu->run;
+    uint8_t exit[offsetof(struct kvm_run, kvm_valid_regs)]; /* the crash's exit, for the report */
+    memcpy(exit, run, sizeof(exit));
+    tt->in_trail = true;
+    complete_exit(tt);
+    unsigned free_count = tt->ck_count;
+    if (!take_checkpoint(tt, TT_CHECKPOINTS)) { /* the crash as KVM left it, to come back to */
+        tt->in_trail = false;
+        return;
+    }
+    const struct checkpoint *from = ck_at(tt, free_count - 1), *crash = newest(tt);
+    record_set_quiet(tt->vm, true);
+    record_set_stepped(cpu, true);
+    int64_t steps = run_to_fault(tt, from);
+    bool at_fault = steps >= 0 && restore_checkpoint(tt, from);
+    for (int64_t i = 0; at_fault && i < steps; i++) /* to the faulting instruction again */
+        at_fault = step_once(tt) == STEP_OK && (at_boundary(tt), !record_diverged(tt->vm));
+    if (!at_fault) {
+        tt->trail_count = 0;
+        restore_checkpoint(tt, crash);
+    }
+    tt->trail_replayed = at_fault ? (uint64_t)steps : 0;
+    record_set_stepped(cpu, false);
+    record_set_quiet(tt->vm, false);
+    vcpu_set_debug(cpu, DEBUG_TIMETRAVEL, NULL);
+    memcpy(run, exit, sizeof(exit));
+    tt->in_trail = false;
+}
+
+unsigned timetravel_trail(const struct timetravel *tt, struct trail_insn *out, uint64_t *replayed)
+{
+    if (!tt)
+        return 0;
+    unsigned n = tt->trail_count < TT_TRAIL_LEN ? (unsigned)tt->trail_count : TT_TRAIL_LEN;
+    for (unsigned i = 0; i < n; i++)
+        out[i] = tt->trail[(tt->trail_count - n + i) % TT_TRAIL_LEN];
+    *replayed = tt->trail_replayed;
+    return n;
+}
 
 struct timetravel *timetravel_open(struct vm *vm)
 {
@@ -811,8 +921,13 @@ struct timetravel *timetravel_open(struct vm *vm)
         timetravel_close(tt);
         return NULL;
     }
-    /* Without the disassembler a lost step is not caught (see fall_through): said once. */
+    /* Without the disassembler a lost step is not caught (see step_guard): said once. */
     tt->dis = module_load("disasm", "slate_disasm_module", &slate_disasm_module, "time travel");
+    if (vm_add_vcpu_hook(vm, on_vcpu, tt)) {
+        log_error("internal: too many vCPU hooks");
+        timetravel_close(tt);
+        return NULL;
+    }
     return tt;
 }
 

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 struct vm;
+struct vcpu;
 struct timetravel;
 
 /* Breakpoints (addresses of instructions) and write watchpoints, as gdb has them. */
@@ -70,5 +71,20 @@ void timetravel_leave(struct timetravel *tt);
 
 /* The instruction number gdb is at, and the window's first (for the monitor and tests). */
 uint64_t timetravel_position(const struct timetravel *tt);
+
+/* Without gdb, a replay keeps a checkpoint every 10 ms of its run (at an exit). When it crashes,
+ * the crash observer calls timetravel_crash_trail first (on the crashed CPU's thread): the CPU
+ * is run again by single steps from the last checkpoint to the fault, keeping the last
+ * TT_TRAIL_LEN instructions; it is left at the faulting instruction with its state then (memory
+ * included). If that run does not reach the fault, the machine is put back as it was. */
+#define TT_TRAIL_LEN 64
+struct trail_insn {
+    uint64_t rip; /* linear */
+    uint8_t bytes[15];
+    uint8_t bits; /* 16, 32, 64 */
+};
+void timetravel_crash_trail(struct timetravel *tt, struct vcpu *cpu);
+/* The instructions kept, oldest first (the last is the one that faulted); how many replayed. */
+unsigned timetravel_trail(const struct timetravel *tt, struct trail_insn *out, uint64_t *replayed);
 
 #endif

@@ -10,7 +10,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 23
+plan 27
 [ -n "${SLATE_UNDER_EMULATION:-}" ] &&
     skip_here "under emulation a replay stepped one instruction at a time takes too long"
 OW=$GUEST/overwrite.elf
@@ -46,6 +46,14 @@ regs_at() { sed -n "/^$1\$/,/^eflags/p" <<<"$GDB" | grep -E '^(r[a-z0-9]+|eflags
 
 timeout -s KILL "$(scaled 60)" "$SLATE" --record "$TMP/ow.log" "$OW" >"$TMP/rec.out" 2>"$TMP/rec.err" </dev/null
 is "$?/$(cat "$TMP/rec.out")" "126/walking the list" "recorded: the kernel crashes walking its list"
+
+# Without gdb, the replay's crash report shows the instructions that led to the fault.
+run_slate --replay "$TMP/ow.log"
+has "$RC $ERR" "^126 slate: guest crashed on cpu 0" "replayed, the kernel crashes as recorded (126)"
+has "$ERR" "^  the last 64 instructions, oldest first \(the replay ran [0-9]+ again from its last checkpoint\):\$" \
+    "its crash report lists the last 64 instructions, run again from the replay's last checkpoint ..."
+has "$ERR" "^  => 0+100[0-9a-f]+  [a-z_]+\+0x[0-9a-f]+ \(tests/guest/overwrite.c:$WALK_LINE\) +add " "... ending at the faulting instruction, with its source line"
+lacks "$ERR" "diverged" "and the replay still ends as recorded"
 
 replay "$TMP/ow.log"
 gdb_batch "$OW" "continue" "print list->next" "watch -l list->next" "reverse-continue" \
