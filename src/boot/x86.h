@@ -21,6 +21,7 @@
 #define X86_EFER_LME (1ULL << 8)
 #define X86_EFER_LMA (1ULL << 10)
 #define X86_EFER_NXE (1ULL << 11)
+#define X86_RFLAGS_IF (1ULL << 9)
 
 /* Where things sit inside the boot-tables area (SLATE_BOOT_TABLES). */
 #define BOOT_GDT_OFFSET 0x0000

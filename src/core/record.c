@@ -17,6 +17,7 @@
 #include "log.h"
 #include "options.h"
 #include "vm.h"
+#include "x86.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -120,6 +121,7 @@ struct recorder {
     bool stepped;        /* time travel single-steps the CPU and looks for kicks itself */
     bool quiet;          /* time travel runs a crash again: a divergence only sets rd.diverged */
     _Atomic bool seek_kicks;
+    _Atomic bool retry_kicks; /* record: interrupts wait for the CPU to enable them */
     pthread_t kicker;
     bool kicker_started;
     _Atomic bool stop;
@@ -319,14 +321,16 @@ static bool on_debug_exit(void *opaque, struct vcpu *cpu)
     return true; /* a breakpoint or step of ours */
 }
 
-/* A halted CPU in a single step waits in KVM: kick it now and then to look. */
+/* Replaying, a halted CPU in a single step waits in KVM: kick it now and then to look.
+ * Recording, interrupts wait for a CPU that has them disabled: kick it now and then to see if it
+ * can take them. */
 static void *kicker(void *arg)
 {
     struct recorder *r = arg;
     while (!atomic_load(&r->stop)) {
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
-        if (atomic_load(&r->seek_kicks))
+        if (atomic_load(&r->seek_kicks) || atomic_load(&r->retry_kicks))
             vcpu_kick(&r->vm->vcpus[0]);
     }
     return NULL;
@@ -470,15 +474,36 @@ static void sync_devices(struct vm *vm)
 /* Record: what devices wrote and the interrupts they raised since the last stop happen now, and
  * the log says where: right after the exit just logged, or (kicked) at these registers, which
  * a 'K' record gives first. */
+/* Whether an interrupt signalled now enters when the CPU next runs: interrupts enabled, no STI or
+ * MOV SS shadow. Otherwise KVM would inject it whenever it next enters the guest after an exit
+ * of its own, which on nested KVM (PVM) may be any host interrupt, a point no log can name. */
+static bool can_take_interrupt(struct vcpu *cpu)
+{
+    if (!(cpu->run->s.regs.regs.rflags & X86_RFLAGS_IF))
+        return false;
+    struct cpu_state st = {0};
+    return cpu_state_get(cpu, CPU_EVENTS, &st, NULL) != 0 || !(st.events.interrupt.shadow & 3);
+}
+
 static void take_pending(struct vcpu *cpu, bool kicked)
 {
     struct recorder *r = rec_of(cpu->vm);
     pthread_mutex_lock(&r->lock);
-    unsigned count = r->pending_count;
-    r->pending_count = 0;
-    struct rec_irq irqs[REC_PENDING];
-    for (unsigned i = 0; i < count; i++)
-        irqs[i] = (struct rec_irq){.index = r->rd.exits, .vector = r->pending[i].vector, .cpu = r->pending[i].cpu};
+    bool any = r->pending_count > 0;
+    pthread_mutex_unlock(&r->lock);
+    /* Interrupts the CPU cannot take yet wait in the recorder: it kicks the CPU until it can. And
+     * one at a time: a second one would wait in the LAPIC while the first one's handler runs,
+     * and enter whenever KVM next enters the guest after that. */
+    bool ready = !any || can_take_interrupt(cpu);
+    pthread_mutex_lock(&r->lock);
+    unsigned count = ready && r->pending_count ? 1 : 0;
+    struct rec_irq irqs[1];
+    if (count) {
+        irqs[0] = (struct rec_irq){.index = r->rd.exits, .vector = r->pending[0].vector, .cpu = r->pending[0].cpu};
+        memmove(r->pending, r->pending + 1, (r->pending_count - 1) * sizeof(r->pending[0]));
+        r->pending_count--;
+    }
+    atomic_store(&r->retry_kicks, r->pending_count > 0);
     pthread_mutex_unlock(&r->lock);
     if (!count && !r->writes_len)
         return;
@@ -685,6 +710,8 @@ int record_attach(struct vm *vm)
         fwrite(&h, sizeof(h), 1, r->log);
         for (int i = 1; i < cfg->argc; i++)
             fwrite(cfg->argv[i], 1, strlen(cfg->argv[i]) + 1, r->log);
+        if (pthread_create(&r->kicker, NULL, kicker, r) == 0)
+            r->kicker_started = true;
         return 0;
     }
     if (fread(&h, sizeof(h), 1, r->log) != 1 || memcmp(h.magic, REC_MAGIC, 8) || h.version != REC_VERSION ||

@@ -504,6 +504,9 @@ static void print_trail(FILE *out, struct vcpu *cpu, struct symbols *syms)
     unsigned n = timetravel_trail(debug_room(cpu->vm)->timetravel, trail, &replayed);
     const struct disasm_module *dis =
         n ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
+    if (!n && cpu->vm->cfg->record_path)
+        fprintf(out, "  (recorded: `slate --replay %s` shows the instructions before the fault, and gdb on it\n"
+                     "   can go back from here)\n", cpu->vm->cfg->record_path);
     if (!n)
         return;
     fprintf(out, "  the last %u instructions, oldest first (the replay ran %" PRIu64 " again from its last checkpoint):\n",

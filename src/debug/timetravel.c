@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define TT_CHECKPOINTS 100
+#define TT_MEMORY_MAX (1ull << 30) /* of page versions, at most */
 #define TT_INTERVAL_NS 100000000LL /* a checkpoint every 100 ms of stepping */
 #define TT_PAGE 4096
 #define TT_WATCH_MAX 4
@@ -252,6 +253,8 @@ static bool take_checkpoint(struct timetravel *tt, unsigned keep)
     tt->next_id++;
     tt->ck_count++;
     tt->last_ck_ns = clock_now_ns();
+    while (tt->bytes_kept > TT_MEMORY_MAX && tt->ck_count > 2)
+        drop_oldest(tt); /* a kernel that rewrites much memory gets a shorter window */
     return true;
 }
 

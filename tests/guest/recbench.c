@@ -1,6 +1,8 @@
-/* The cost of --record (bench/run.sh): the kernel computes for one second of its CLOCK and says
- * how much it got done. `disk`: meanwhile a 1 kHz timer starts a 4 KiB disk read every tick, so
- * an interrupt and a disk read land every millisecond; `compute`: nothing interrupts it. */
+/* The cost of --record (bench/run.sh), and a replay of interrupts that land while a kernel
+ * computes (tests/t/record.t): the kernel computes for one second of its CLOCK (or `ms=N`
+ * milliseconds) and says how much it got done. `disk`: meanwhile a 1 kHz timer starts a 4 KiB
+ * disk read every tick, so an interrupt and a disk read land every millisecond; `compute`:
+ * nothing interrupts it. */
 #include "guest.h"
 
 #define VEC_TICK 0x50
@@ -53,7 +55,9 @@ KMAIN kmain(const struct slate_info *info)
     const struct slate_device *t = slate_find_device(info, SLATE_DEV_TIMER, 0);
     const struct slate_device *b = slate_find_device(info, SLATE_DEV_BLOCK, 0);
     timer = t->port_base;
-    if (str_eq(cmdline(info), "disk") && b) {
+    const char *cmd = cmdline(info);
+    uint64_t run_ns = cmdline_number(cmd, "ms=", 1000) * 1000000ULL;
+    if (str_starts(cmd, "disk") && b) {
         disk = b->port_base;
         ring = (volatile struct slate_block_ring *)b->window_base;
         idt_set(VEC_TICK, on_tick);
@@ -70,7 +74,7 @@ KMAIN kmain(const struct slate_info *info)
         __asm__ volatile("sti");
     }
     uint64_t start = clock_ns(), rounds = 0, x = 1;
-    while (clock_ns() - start < 1000000000ULL) {
+    while (clock_ns() - start < run_ns) {
         for (int i = 0; i < 4096; i++)
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
         __asm__ volatile("" ::"r"(x));
