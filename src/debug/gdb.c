@@ -151,33 +151,36 @@ static bool write_memory(struct gdb_server *g, uint64_t addr, const uint8_t *in,
 static bool set_hw(struct gdb_server *g, bool insert, enum hw_kind kind, uint64_t addr, unsigned len);
 static bool receive(struct gdb_server *g);
 
-static bool insert_sw(struct gdb_server *g, uint64_t addr)
+/* The software breakpoint slot for addr: its own (*exists) or a free one; NULL when all are used. */
+static struct sw_bp *sw_slot(struct gdb_server *g, uint64_t addr, bool *exists)
 {
-    if (g->tt) { /* a replay's memory is the recording's: the engine compares RIP instead */
-        struct sw_bp *free_slot = NULL;
-        for (int i = 0; i < SW_BPS_MAX; i++) {
-            if (g->sw[i].used && g->sw[i].addr == addr)
-                return true;
-            if (!g->sw[i].used && !free_slot)
-                free_slot = &g->sw[i];
-        }
-        if (free_slot)
-            *free_slot = (struct sw_bp){.used = true, .addr = addr};
-        return free_slot != NULL;
-    }
-    if (!g->int3_intercepted) /* an int3 would reach the guest: use a debug register */
-        return set_hw(g, true, HW_EXEC, addr, 1);
     struct sw_bp *free_slot = NULL;
     for (int i = 0; i < SW_BPS_MAX; i++) {
         if (g->sw[i].used && g->sw[i].addr == addr)
-            return true;
+            return *exists = true, &g->sw[i];
         if (!g->sw[i].used && !free_slot)
             free_slot = &g->sw[i];
     }
+    *exists = false;
+    return free_slot;
+}
+
+static bool insert_sw(struct gdb_server *g, uint64_t addr)
+{
+    if (!g->int3_intercepted && !g->tt) /* an int3 would reach the guest: use a debug register */
+        return set_hw(g, true, HW_EXEC, addr, 1);
+    bool exists;
+    struct sw_bp *slot = sw_slot(g, addr, &exists);
+    if (exists)
+        return true;
+    if (slot && g->tt) { /* a replay's memory is the recording's: the engine compares RIP instead */
+        *slot = (struct sw_bp){.used = true, .addr = addr};
+        return true;
+    }
     uint8_t *host = vcpu_gva_to_ram(thread_cpu(g, g->cur_g), addr, 1);
-    if (!free_slot || !host)
+    if (!slot || !host)
         return false;
-    *free_slot = (struct sw_bp){.used = true, .addr = addr, .host = host, .saved = *host};
+    *slot = (struct sw_bp){.used = true, .addr = addr, .host = host, .saved = *host};
     *host = 0xCC; /* int3 */
     return true;
 }

@@ -12,27 +12,7 @@ plan 32
 DEBUGME=$GUEST/debugme.elf
 SOCK=$TMP/gdb.sock
 
-# start_slate ARGS...: slate in the background with its gdb stub on $SOCK; sets PID.
-start_slate() {
-    rm -f "$SOCK"
-    timeout -s KILL "$(scaled 60)" "$SLATE" --gdb "unix:$SOCK" "$@" >"$TMP/slate.out" 2>"$TMP/slate.err" </dev/null &
-    PID=$!
-    for _ in $(seq "$(scaled 100)"); do [ -S "$SOCK" ] && return; sleep 0.02; done
-}
-# finish_slate: waits for slate; sets RC, OUT, ERR.
-finish_slate() {
-    wait "$PID"
-    RC=$?
-    OUT=$(cat "$TMP/slate.out")
-    ERR=$(cat "$TMP/slate.err")
-}
-# gdb_batch FILE COMMANDS...: the real gdb; sets GDB (its output).
-gdb_batch() {
-    local file=$1 args=()
-    shift
-    for c in "$@"; do args+=(-ex "$c"); done
-    GDB=$(timeout -s KILL "$(scaled 60)" gdb -batch -nx ${file:+"$file"} -ex "target remote $SOCK" "${args[@]}" 2>&1)
-}
+. "$(dirname "$0")/../gdb.sh"
 
 start_slate --gdb-wait --append run "$DEBUGME"
 gdb_batch "$DEBUGME" "info threads" "break add" "continue" "bt" "print a" "print b" "next" "next" \

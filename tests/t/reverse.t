@@ -20,27 +20,10 @@ STORE_LINE=$(grep -n 'the stale store' tests/guest/overwrite.c | cut -d: -f1)
 BUILD_LINE=$(grep -n 'tail->next = n;' tests/guest/overwrite.c | cut -d: -f1)
 WALK_LINE=$(grep -n 'faults on the flagged pointer' tests/guest/overwrite.c | cut -d: -f1)
 
-# replay LOG: slate replaying LOG in the background, waiting for gdb on $SOCK; sets PID.
-replay() {
-    rm -f "$SOCK"
-    timeout -s KILL "$(scaled 120)" "$SLATE" --replay "$1" --gdb "unix:$SOCK" --gdb-wait >"$TMP/slate.out" \
-        2>"$TMP/slate.err" </dev/null &
-    PID=$!
-    for _ in $(seq "$(scaled 100)"); do [ -S "$SOCK" ] && return; sleep 0.02; done
-}
-finish() {
-    wait "$PID"
-    RC=$?
-    OUT=$(cat "$TMP/slate.out")
-    ERR=$(cat "$TMP/slate.err")
-}
-# gdb_batch FILE COMMANDS...: the real gdb; sets GDB (its output).
-gdb_batch() {
-    local file=$1 args=()
-    shift
-    for c in "$@"; do args+=(-ex "$c"); done
-    GDB=$(timeout -s KILL "$(scaled 100)" gdb -batch -nx "$file" -ex "target remote $SOCK" "${args[@]}" 2>&1)
-}
+GDB_TIMEOUT=120
+. "$(dirname "$0")/../gdb.sh"
+# replay LOG: slate replaying LOG in the background, waiting for gdb on $SOCK.
+replay() { start_slate --replay "$1" --gdb-wait; }
 # regs_at MARK: the register lines gdb printed after "echo MARK".
 regs_at() { sed -n "/^$1\$/,/^eflags/p" <<<"$GDB" | grep -E '^(r[a-z0-9]+|eflags) '; }
 
@@ -60,7 +43,7 @@ gdb_batch "$OW" "continue" "print list->next" "watch -l list->next" "reverse-con
     "echo AT-STORE\n" "info registers" "reverse-stepi" "reverse-stepi" "reverse-stepi" "stepi" "stepi" "stepi" \
     "echo AGAIN\n" "info registers" "reverse-continue" "delete" "reverse-continue" "print ticks" "set var ticks = 5" \
     "detach"
-finish
+finish_slate
 has "$GDB" "^Program received signal SIGSEGV" "continue on the replay stops where the recorded run crashed ..."
 has "$GDB" "^walk \(\) at tests/guest/overwrite.c:$WALK_LINE\$" "... in walk(), at the faulting line"
 has "$GDB" '^\$1 = \(struct node \*\) 0x8000000000' "the pointer it faults on has a flag in its top bit"
@@ -84,7 +67,7 @@ has "$ERR" "time travel: [0-9]+ instructions stepped" "what stepping cost is sai
 
 replay "$TMP/ow.log"
 gdb_batch "$OW" "break on_tick" "continue" "continue" "print ticks" "reverse-continue" "print ticks" "kill"
-finish
+finish_slate
 has "$GDB" "^Breakpoint 1, on_tick \(f=0x[0-9a-f]+\) at tests/guest/overwrite.c:[0-9]+" \
     "a breakpoint on an interrupt handler's first instruction is hit"
 has "$GDB" '^\$1 = 1$' "the second hit is the second tick ..."
@@ -101,7 +84,7 @@ rm "$TMP/disk.img"
 replay "$TMP/rm.log"
 gdb_batch "$RM" "watch input_len" "continue" "print input" "delete" "continue" "reverse-continue" "continue" \
     "break on_disk" "reverse-continue" "print disk_done" "detach"
-finish
+finish_slate
 has "$GDB" "^New value = 1\$" "recorded input under gdb: a watchpoint sees the first byte arrive ..."
 has "$GDB" '^\$1 = "h", ' "... and it is the recorded one"
 READS=$(sed -n 's/^disk reads: \([0-9]*\),.*/\1/p' <<<"$RECORDED")
