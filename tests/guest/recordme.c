@@ -1,15 +1,17 @@
 /* A kernel whose run depends on timing and input (tests/t/record.t): a 1 kHz timer interrupt
  * stirs a table for 200 ms, the CLOCK register is read as it goes, serial input arrives by
- * interrupt, and (with a disk) every 20th tick starts a disk read whose data and completion
- * interrupt come whenever they come. What it prints (ticks, where the clock was, a hash of the
+ * interrupt, (with a disk) every 20th tick starts a disk read whose data and completion
+ * interrupt come whenever they come, and (with a network card) every 25th tick sends an ARP
+ * request for 10.0.2.2, user networking's gateway, whose answers arrive whenever they do. What it prints (ticks, where the clock was, a hash of the
  * table, the input, the disk's data) and its exit status differ from run to run, and a replay of
  * one recorded run must give them exactly. */
-#include "guest.h"
+#include "netlib.h"
 
 #define VEC_TICK 0x50
 #define VEC_END 0x51
 #define VEC_SERIAL 0x52
 #define VEC_DISK 0x53
+#define VEC_NET 0x54
 
 static uint16_t timer, serial;
 static volatile uint32_t ticks, ended;
@@ -20,6 +22,37 @@ static volatile struct slate_block_ring *ring; /* the disk's, or 0 */
 static uint16_t disk;
 static uint64_t disk_buffer[512], disk_hash;
 static volatile uint32_t disk_sent, disk_done;
+static const struct slate_device *nic; /* or 0 */
+static volatile struct slate_net_window *net;
+static uint8_t mac[6];
+static volatile uint32_t frames_in;
+static uint64_t net_hash = 14695981039346656037ULL;
+
+/* An ARP request for the gateway (IPs in network order: 10.0.2.15 asks for 10.0.2.2). */
+static void net_ask(void)
+{
+    uint8_t frame[60];
+    unsigned len = net_arp_request(frame, mac, htonl(0x0A00020F), htonl(0x0A000202));
+    if (net->tx.head - net->tx.tail >= SLATE_NET_RING_SIZE)
+        return;
+    net_queue(net, frame, len);
+    if (slate_net_notify_needed(net))
+        slate_outl(nic->port_base + SLATE_NET_TX_NOTIFY, 1);
+}
+
+__attribute__((interrupt)) static void on_net(struct interrupt_frame *f)
+{
+    (void)f;
+    slate_outl(nic->port_base + SLATE_NET_IRQ_STATUS, SLATE_NET_IRQ_RX | SLATE_NET_IRQ_TX);
+    while (net->rx.tail != __atomic_load_n(&net->rx.head, __ATOMIC_ACQUIRE)) {
+        volatile struct slate_net_slot *slot = &net->rx_slots[net->rx.tail % SLATE_NET_RING_SIZE];
+        for (unsigned i = 0; i < slot->length && i < sizeof(slot->frame); i++)
+            net_hash = (net_hash ^ slot->frame[i]) * 1099511628211ULL;
+        frames_in++;
+        __atomic_store_n(&net->rx.tail, net->rx.tail + 1, __ATOMIC_RELEASE);
+    }
+    lapic_eoi();
+}
 
 /* Starts a read of 8 sectors (4 KiB) at `sector`; the disk's interrupt says when it is done. */
 static void disk_read(uint64_t sector)
@@ -49,6 +82,8 @@ __attribute__((interrupt)) static void on_tick(struct interrupt_frame *f)
         clock_sum += clock_ns() / 1000000; /* where the clock was, to the millisecond */
     if (ring && ticks % 20 == 0 && disk_sent == disk_done)
         disk_read((uint64_t)(table[ticks % 64] % 256) * 8);
+    if (nic && ticks % 25 == 0)
+        net_ask();
     slate_outl(timer + SLATE_TIMER_IRQ_STATUS, 1);
     lapic_eoi();
 }
@@ -127,6 +162,12 @@ KMAIN kmain(const struct slate_info *info)
         line(b->irq_reg, disk, 0, VEC_DISK);
         ring = (volatile struct slate_block_ring *)b->window_base;
     }
+    if ((nic = slate_find_device(info, SLATE_DEV_NET, 0))) {
+        net = (volatile struct slate_net_window *)nic->window_base;
+        net_mac(nic, mac);
+        idt_set(VEC_NET, on_net);
+        line(nic->irq_reg, nic->port_base, 0, VEC_NET);
+    }
     for (int i = 0; i < 64; i++)
         table[i] = (uint64_t)i;
     timer_start(1, 200000000, 0);      /* 200 ms */
@@ -153,6 +194,13 @@ KMAIN kmain(const struct slate_info *info)
         put_dec(disk_done);
         puts_hc(", data hash ");
         put_hex(disk_hash);
+        puts_hc("\n");
+    }
+    if (nic) {
+        puts_hc("frames in: ");
+        put_dec(frames_in);
+        puts_hc(", hash ");
+        put_hex(net_hash);
         puts_hc("\n");
     }
     guest_exit(ticks % 100);
