@@ -471,9 +471,6 @@ static void sync_devices(struct vm *vm)
             vm->devices[i].ops->record_sync(&vm->devices[i]);
 }
 
-/* Record: what devices wrote and the interrupts they raised since the last stop happen now, and
- * the log says where: right after the exit just logged, or (kicked) at these registers, which
- * a 'K' record gives first. */
 /* Whether an interrupt signalled now enters when the CPU next runs: interrupts enabled, no STI or
  * MOV SS shadow. Otherwise KVM would inject it whenever it next enters the guest after an exit
  * of its own, which on nested KVM (PVM) may be any host interrupt, a point no log can name. */
@@ -485,6 +482,9 @@ static bool can_take_interrupt(struct vcpu *cpu)
     return cpu_state_get(cpu, CPU_EVENTS, &st, NULL) != 0 || !(st.events.interrupt.shadow & 3);
 }
 
+/* Record: what devices wrote and the interrupts they raised since the last stop happen now, and
+ * the log says where: right after the exit just logged, or (kicked) at these registers, which
+ * a 'K' record gives first. */
 static void take_pending(struct vcpu *cpu, bool kicked)
 {
     struct recorder *r = rec_of(cpu->vm);
@@ -667,12 +667,11 @@ static void read_last(struct recorder *r)
 {
     long here = ftell(r->log);
     uint8_t type = 0;
+    struct rec_end end;
     r->last = (struct rec_end){.exits = UINT64_MAX};
-    if (here >= 0 && fseek(r->log, -(long)(1 + sizeof(r->last)), SEEK_END) == 0 && fread(&type, 1, 1, r->log) == 1 &&
-        type == 'X' && fread(&r->last, sizeof(r->last), 1, r->log) != 1)
-        r->last = (struct rec_end){.exits = UINT64_MAX};
-    if (type != 'X')
-        r->last.exits = UINT64_MAX;
+    if (here >= 0 && fseek(r->log, -(long)(1 + sizeof(end)), SEEK_END) == 0 && fread(&type, 1, 1, r->log) == 1 &&
+        type == 'X' && fread(&end, sizeof(end), 1, r->log) == 1)
+        r->last = end;
     if (here >= 0)
         fseek(r->log, here, SEEK_SET);
 }

@@ -341,11 +341,11 @@ static uint64_t handler_entry(struct timetravel *tt, uint8_t vector)
 
 /* The debug registers for one step: the guard, and the entries of the handlers an interrupt may
  * enter during it, so that the step ends at the handler's first instruction (KVM's own step ends
- * one instruction later, or at the handler's return). Returns the DR6 bits of the entries. */
-static unsigned step_breakpoints(struct timetravel *tt, uint64_t guard, struct kvm_guest_debug *dbg)
+ * one instruction later, or at the handler's return). */
+static void step_breakpoints(struct timetravel *tt, uint64_t guard, struct kvm_guest_debug *dbg)
 {
     uint64_t rip = tt->cpu->run->s.regs.regs.rip;
-    unsigned slot = 0, entries = 0;
+    unsigned slot = 0;
     if (guard)
         dbg->arch.debugreg[slot++] = guard;
     uint8_t vectors[16];
@@ -357,7 +357,6 @@ static unsigned step_breakpoints(struct timetravel *tt, uint64_t guard, struct k
             taken = dbg->arch.debugreg[k] == entry;
         if (taken)
             continue;
-        entries |= 1u << slot;
         dbg->arch.debugreg[slot++] = entry;
     }
     if (n > 4 - (guard != 0) && !tt->warned_vectors) {
@@ -369,7 +368,6 @@ static unsigned step_breakpoints(struct timetravel *tt, uint64_t guard, struct k
         dbg->arch.debugreg[7] |= 1ull << (2 * k); /* Lk, execution */
     if (slot)
         dbg->control |= KVM_GUESTDBG_USE_HW_BP;
-    return entries;
 }
 
 /* HLT, stepped by slate: RIP past it, the CPU halted (KVM would wait inside KVM_RUN, where no
@@ -801,7 +799,6 @@ void timetravel_leave(struct timetravel *tt)
     tt->last_ck_ns = 0;
 }
 
-uint64_t timetravel_position(const struct timetravel *tt) { return tt->icount; }
 
 /* ---- without gdb: checkpoints as the replay runs, and the instructions before a crash -------- */
 

@@ -69,9 +69,6 @@ struct tt_stop timetravel_run(struct timetravel *tt, enum tt_action action, cons
 /* gdb left: the replay runs on by itself from where it is (machine held). */
 void timetravel_leave(struct timetravel *tt);
 
-/* The instruction number gdb is at, and the window's first (for the monitor and tests). */
-uint64_t timetravel_position(const struct timetravel *tt);
-
 /* Without gdb, a replay keeps a checkpoint every 10 ms of its run (at an exit). When it crashes,
  * the crash observer calls timetravel_crash_trail first (on the crashed CPU's thread): the CPU
  * is run again by single steps from the last checkpoint to the fault, keeping the last
