@@ -28,6 +28,22 @@ static bool settle_first(struct vm *vm, struct vcpu *cpu)
     return (vm->holds & HOLD_SETTLED) && cpu->exit_pending && !atomic_load(&vm->stopping);
 }
 
+/* Work vm_run_parked gave the parked CPU, run on its thread: true if there was some. pause_lock
+ * held (let go while the work runs). */
+static bool run_parked_work(struct vcpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    void (*work)(struct vcpu *, void *) = cpu->parked_work;
+    if (!work)
+        return false;
+    pthread_mutex_unlock(&vm->pause_lock);
+    work(cpu, cpu->parked_arg);
+    pthread_mutex_lock(&vm->pause_lock);
+    cpu->parked_work = NULL;
+    pthread_cond_broadcast(&vm->pause_cond);
+    return true;
+}
+
 static void park_while_held(struct vcpu *cpu)
 {
     struct vm *vm = cpu->vm;
@@ -53,16 +69,8 @@ static void park_while_held(struct vcpu *cpu)
                 pthread_mutex_lock(&vm->pause_lock);
                 continue;
             }
-            if (cpu->parked_work) { /* (vm_run_parked) */
-                void (*work)(struct vcpu *, void *) = cpu->parked_work;
-                pthread_mutex_unlock(&vm->pause_lock);
-                work(cpu, cpu->parked_arg);
-                pthread_mutex_lock(&vm->pause_lock);
-                cpu->parked_work = NULL;
-                pthread_cond_broadcast(&vm->pause_cond);
-                continue;
-            }
-            pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+            if (!run_parked_work(cpu))
+                pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
         }
         if (!cpu->step_release)
             vm->parked--; /* (vm_release_one already counted it as running) */
@@ -174,6 +182,19 @@ void vcpu_thread_init(struct vcpu *cpu)
     cpu->self = pthread_self();
     cpu->kickable = true;
     pthread_mutex_unlock(&cpu->kick_lock);
+}
+
+void vcpu_stay_after_crash(struct vcpu *cpu)
+{
+    struct vm *vm = cpu->vm;
+    pthread_mutex_lock(&vm->pause_lock);
+    cpu->exit_pending = false; /* (the crash's exit is not completed: the CPU never runs on) */
+    vm->parked++;
+    pthread_cond_broadcast(&vm->pause_cond);
+    while (!atomic_load(&vm->stopping))
+        if (!run_parked_work(cpu))
+            pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    pthread_mutex_unlock(&vm->pause_lock);
 }
 
 void vm_count_parked(struct vm *vm)

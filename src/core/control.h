@@ -55,6 +55,10 @@ void vcpu_service_requests(struct vcpu *cpu);
 /* This CPU no longer runs guest code (it finished, or waits outside KVM_RUN): a pause counts it
  * as parked and wakes whoever waits for that. */
 void vm_count_parked(struct vm *vm);
+/* A CPU that crashed under --on-crash pause runs no guest code again, but its thread stays,
+ * counted as parked, until the machine stops: gdb's time travel runs work on it (vm_run_parked:
+ * the crashed CPU, stepped again from a checkpoint). */
+void vcpu_stay_after_crash(struct vcpu *cpu);
 /* On a vCPU's own thread, before it runs: lets the console park it while output waits. */
 void vcpu_thread_init(struct vcpu *cpu);
 /* Makes console writes from this machine's vCPUs count them as parked while they wait. */

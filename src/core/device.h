@@ -175,7 +175,9 @@ bool device_window_dirty(struct device *dev, unsigned long *bitmap);
  * write (device_doorbell registers no ioeventfd), the device does the work right there on the
  * vCPU's thread, and it names each range of guest memory it wrote (device_wrote), which the log
  * keeps. A replay writes the same bytes at the same exit: the device then has no backend and
- * does nothing (its register reads, too, come from the log). */
+ * does nothing (its register reads, too, come from the log). A recording that crashed becomes a
+ * replay of its own log (time travel runs it again): device_record_mode says REPLAYING from then
+ * on, so a device asks it where it acts on an exit, not only once at start. */
 enum device_record_mode { DEVICE_LIVE, DEVICE_RECORDING, DEVICE_REPLAYING };
 enum device_record_mode device_record_mode(const struct device *dev);
 /* While recording: the device wrote guest memory [gpa, gpa+len) (RAM or its window), whose

@@ -33,6 +33,8 @@ void device_route(struct device *dev, unsigned line, uint32_t vector, uint32_t c
 enum device_record_mode device_record_mode(const struct device *dev)
 {
     const struct slate_config *cfg = dev->vm->cfg;
+    if (dev->vm->record && record_replaying(dev->vm))
+        return DEVICE_REPLAYING; /* (also a recording that crashed, run again for time travel) */
     return cfg->record_path ? DEVICE_RECORDING : cfg->replay_path ? DEVICE_REPLAYING : DEVICE_LIVE;
 }
 

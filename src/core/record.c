@@ -95,6 +95,7 @@ struct reader {
     bool seeking;       /* looking for next_kick's registers */
     bool stepping_past; /* one single step past the breakpoint, whose registers were not those */
     bool diverged;
+    bool read_ahead; /* a replay's mark: the record after `offset` is read ahead already */
     uint64_t last_rip;
     uint64_t output_hash, output_bytes; /* the console's (record_mark_save sets them) */
 };
@@ -102,6 +103,7 @@ struct reader {
 struct recorder {
     struct vm *vm;
     bool replay;
+    bool turned; /* a recording that crashed, now replaying its own log (record_turn_to_replay) */
     FILE *log;
     struct reader rd;
     /* record: what devices wrote during the exit being handled, as 'W' records */
@@ -583,6 +585,7 @@ void record_mark_save(struct vm *vm, void *mark)
     r->rd.output_hash = vm->console->output_hash;
     r->rd.output_bytes = vm->console->output_bytes;
     pthread_mutex_unlock(&vm->console->lock);
+    r->rd.read_ahead = r->replay;
     memcpy(mark, &r->rd, sizeof(r->rd));
 }
 
@@ -594,7 +597,58 @@ int record_mark_restore(struct vm *vm, const void *mark)
     vm->console->output_hash = r->rd.output_hash;
     vm->console->output_bytes = r->rd.output_bytes;
     pthread_mutex_unlock(&vm->console->lock);
-    return fseek(r->log, r->rd.offset, SEEK_SET);
+    if (fseek(r->log, r->rd.offset, SEEK_SET) < 0)
+        return -1;
+    if (!r->rd.read_ahead && r->replay) {
+        /* A mark taken while recording, at an exit whose records were all written: what comes
+         * next is read now, as a replay would have read it after that exit. */
+        r->rd.read_ahead = true;
+        read_next(r);
+        replay_interrupts(&vm->vcpus[0]);
+    }
+    return 0;
+}
+
+uint64_t record_mark_exits(const void *mark)
+{
+    const struct reader *rd = mark;
+    return rd->exits;
+}
+
+uint64_t record_exit_count(struct vm *vm)
+{
+    struct recorder *r = rec_of(vm);
+    return r ? r->rd.exits : 0;
+}
+
+int record_turn_to_replay(struct vm *vm)
+{
+    struct recorder *r = rec_of(vm);
+    if (!r || r->replay)
+        return r ? 0 : -1;
+    const char *path = vm->cfg->record_path;
+    /* The crash ends the recording: interrupts and writes still waiting never happened. */
+    atomic_store(&r->retry_kicks, false);
+    pthread_mutex_lock(&r->lock);
+    r->pending_count = 0;
+    pthread_mutex_unlock(&r->lock);
+    r->writes_len = 0;
+    struct rec_end end = {.status = EXIT_CRASH, .exits = r->rd.exits,
+                          .memory_hash = r->crashed ? r->crash_hash : memory_hash(vm)};
+    fputc('X', r->log);
+    fwrite(&end, sizeof(end), 1, r->log);
+    FILE *in = NULL;
+    if (fflush(r->log) != 0 || !(in = fopen(path, "rbe"))) {
+        log_error("--record %s: cannot read the log back for time travel: %s", path, strerror(errno));
+        return -1;
+    }
+    setvbuf(in, NULL, _IOFBF, 1 << 20);
+    if (fclose(r->log) != 0)
+        log_error("--record: writing the log failed: %s", strerror(errno));
+    r->log = in;
+    r->replay = r->turned = true;
+    r->last = r->rd.end = end;
+    return 0;
 }
 
 void record_set_stepped(struct vcpu *cpu, bool stepped)
@@ -755,7 +809,9 @@ int record_detach(struct vm *vm, int status)
     atomic_store(&r->stop, true);
     if (r->kicker_started)
         pthread_join(r->kicker, NULL);
-    if (r->log && !r->replay) {
+    if (r->log && r->turned) {
+        fclose(r->log); /* (its end was written when it turned) */
+    } else if (r->log && !r->replay) {
         struct rec_end end = {.status = status, .exits = r->rd.exits,
                               .memory_hash = r->crashed ? r->crash_hash : memory_hash(vm)};
         fputc('X', r->log);

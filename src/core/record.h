@@ -46,6 +46,15 @@ bool record_raise(struct irq_line *line);
 size_t record_mark_size(void);
 void record_mark_save(struct vm *vm, void *mark);
 int record_mark_restore(struct vm *vm, const void *mark);
+/* The exits a mark was taken after, and the exits the run has made so far. */
+uint64_t record_mark_exits(const void *mark);
+uint64_t record_exit_count(struct vm *vm);
+/* Recording, at a crash (on the crashed CPU's thread): the log gets its end now (status
+ * EXIT_CRASH, the crash's memory hash) and is read back, and the recorder becomes a replayer of
+ * it, so time travel can run the recorded window again: marks taken while recording are places
+ * in it. Devices then act as in a replay (device_record_mode): nothing reaches a disk or a
+ * network twice. 0, or -1 (logged). */
+int record_turn_to_replay(struct vm *vm);
 /* Stepped: time travel runs the CPU one instruction at a time and calls record_step_point at
  * every instruction boundary (the replay arms no breakpoint of its own then). Machine held. */
 void record_set_stepped(struct vcpu *cpu, bool stepped);

@@ -269,6 +269,10 @@ void *vcpu_thread(void *arg)
             __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
         }
     }
+    if (cpu->crashed[0] && vm->cfg->on_crash_pause && !atomic_load(&vm->stopping)) {
+        vcpu_stay_after_crash(cpu);
+        return NULL;
+    }
     pthread_mutex_lock(&vm->pause_lock);
     cpu->exit_pending = false; /* nothing of it is left to complete */
     pthread_mutex_unlock(&vm->pause_lock);

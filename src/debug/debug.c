@@ -19,7 +19,7 @@ struct debug_room *debug_room(const struct vm *vm) { return vm->debug; }
 static void on_crash(void *opaque, struct vcpu *cpu, const char *what)
 {
     struct debug_room *room = opaque;
-    if (room->timetravel) /* a replay: the instructions before the fault, run again */
+    if (room->timetravel) /* recorded: the instructions before the fault, run again */
         timetravel_crash_trail(room->timetravel, cpu);
     if (room->replay)
         replay_recover_crash(cpu); /* first: KVM on AMD reset the CPU the report describes */
@@ -70,7 +70,7 @@ int debug_attach(struct vm *vm)
         free(room);
         return -1;
     }
-    if (vm->cfg->replay_path && !(room->timetravel = timetravel_open(vm)))
+    if (vm->record && !(room->timetravel = timetravel_open(vm)))
         return -1;
     if (replay_attach(vm) || (vm->cfg->profile_path[0] && profile_attach(vm)) ||
         ((vm->cfg->trace & TRACE_EXC) && exc_trace_start(vm)))

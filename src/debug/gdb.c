@@ -165,15 +165,19 @@ static struct sw_bp *sw_slot(struct gdb_server *g, uint64_t addr, bool *exists)
     return free_slot;
 }
 
+/* The time travel engine, when it runs the CPU: on a replay, or a recording stopped by its crash
+ * (a recording that runs is debugged as any run). */
+static bool reversible(const struct gdb_server *g) { return timetravel_ready(g->tt); }
+
 static bool insert_sw(struct gdb_server *g, uint64_t addr)
 {
-    if (!g->int3_intercepted && !g->tt) /* an int3 would reach the guest: use a debug register */
+    if (!g->int3_intercepted && !reversible(g)) /* an int3 would reach the guest: use a debug register */
         return set_hw(g, true, HW_EXEC, addr, 1);
     bool exists;
     struct sw_bp *slot = sw_slot(g, addr, &exists);
     if (exists)
         return true;
-    if (slot && g->tt) { /* a replay's memory is the recording's: the engine compares RIP instead */
+    if (slot && reversible(g)) { /* a replay's memory is the recording's: the engine compares RIP instead */
         *slot = (struct sw_bp){.used = true, .addr = addr};
         return true;
     }
@@ -187,7 +191,7 @@ static bool insert_sw(struct gdb_server *g, uint64_t addr)
 
 static bool remove_sw(struct gdb_server *g, uint64_t addr)
 {
-    if (!g->int3_intercepted && !g->tt)
+    if (!g->int3_intercepted && !reversible(g))
         return set_hw(g, false, HW_EXEC, addr, 1);
     for (int i = 0; i < SW_BPS_MAX; i++) {
         if (g->sw[i].used && g->sw[i].addr == addr) {
@@ -264,7 +268,7 @@ static bool any_soft_watch(const struct gdb_server *g)
 static void apply_debug(struct gdb_server *g, struct vcpu *step, bool enable)
 {
     struct kvm_guest_debug dbg = {0};
-    if (g->tt) /* (the engine runs the CPU) */
+    if (reversible(g)) /* (the engine runs the CPU) */
         enable = false, step = NULL;
     if (enable) {
         dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
@@ -374,6 +378,19 @@ static int64_t gdb_break_hypercall(void *opaque, struct vcpu *cpu, const uint64_
     return 1;
 }
 
+/* --on-crash pause: a client waiting on a continue hears of the crash as SIGSEGV (the machine
+ * stays for it to look at and, recorded, to go back in). */
+static void gdb_notify_crash(void *opaque, struct vcpu *cpu, const char *what)
+{
+    struct gdb_server *g = opaque;
+    (void)what;
+    if (g->client_fd < 0 || !cpu->vm->cfg->on_crash_pause)
+        return;
+    record_stop(g, cpu, SIGSEGV_NUM);
+    vm_request_hold(cpu->vm, HOLD_GDB);
+    eventfd_write(g->notify_fd, 1);
+}
+
 static void gdb_notify_stop(void *opaque)
 {
     struct gdb_server *g = opaque;
@@ -481,11 +498,11 @@ static void handle_breakpoint(struct gdb_server *g, bool insert, const char *arg
     case 0: ok = insert ? insert_sw(g, addr) : remove_sw(g, addr); break;
     case 1: ok = set_hw(g, insert, HW_EXEC, addr, 1); break;
     case 2:
-        ok = g->data_breakpoints && !g->tt ? set_hw(g, insert, HW_WRITE, addr, (unsigned)kind)
+        ok = g->data_breakpoints && !reversible(g) ? set_hw(g, insert, HW_WRITE, addr, (unsigned)kind)
                                  : set_soft_watch(g, insert, addr, (unsigned)kind);
         break;
     case 4:
-        if (!g->data_breakpoints || g->tt) {
+        if (!g->data_breakpoints || reversible(g)) {
             send_packet(g, ""); /* a read leaves no trace to compare: not without the hardware */
             return;
         }
@@ -608,7 +625,7 @@ static void tt_resume(struct gdb_server *g, enum tt_action action)
 
 static void resume(struct gdb_server *g, struct vcpu *step)
 {
-    if (g->tt) {
+    if (reversible(g)) {
         tt_resume(g, step ? TT_STEP : TT_CONTINUE);
         return;
     }
@@ -718,7 +735,7 @@ static void handle_packet(struct gdb_server *g, const char *pkt)
     case 'p': reply_one_register(g, pkt + 1); return;
     case 'P':
     case 'M':
-        if (g->tt) { /* a replay runs what was recorded: nothing can be changed in it */
+        if (reversible(g)) { /* a replay runs what was recorded: nothing can be changed in it */
             log_warn_limited(&g->warn_limit, "gdb: a replay's registers and memory cannot be written");
             send_packet(g, "E01");
         } else if (pkt[0] == 'P')
@@ -727,9 +744,13 @@ static void handle_packet(struct gdb_server *g, const char *pkt)
             handle_write_memory(g, pkt + 1);
         return;
     case 'b':
-        if (g->tt && (!strcmp(pkt, "bs") || !strcmp(pkt, "bc")))
+        if (reversible(g) && (!strcmp(pkt, "bs") || !strcmp(pkt, "bc")))
             tt_resume(g, pkt[1] == 's' ? TT_REVERSE_STEP : TT_REVERSE_CONTINUE);
-        else
+        else if (g->tt && (!strcmp(pkt, "bs") || !strcmp(pkt, "bc"))) {
+            log_warn_limited(&g->warn_limit, "gdb: a recording goes back once it has crashed (with --on-crash "
+                             "pause), or on its replay (--replay)");
+            send_packet(g, "E01");
+        } else
             send_packet(g, "");
         return;
     case 'm': reply_memory(g, pkt + 1); return;
@@ -926,7 +947,7 @@ static int gdb_vm_start(void *opaque, struct vm *vm)
 {
     struct gdb_server *g = opaque;
     g->vm = vm;
-    g->tt = debug_room(vm)->timetravel; /* (a replay) */
+    g->tt = debug_room(vm)->timetravel; /* (a recording or a replay: reversible says when it runs) */
     pthread_mutex_lock(&g->lock);
     g->stop_pending = false;
     pthread_mutex_unlock(&g->lock);
@@ -963,7 +984,8 @@ static void gdb_vm_end(void *opaque, int status)
 int gdb_attach(struct gdb_server *g, struct vm *vm)
 {
     if (vm_add_observer(vm, &(struct vm_observer){.start = gdb_vm_start, .stop = gdb_notify_stop,
-                                                   .end = gdb_vm_end, .opaque = g}) ||
+                                                   .crash = gdb_notify_crash, .end = gdb_vm_end,
+                                                   .opaque = g}) ||
         vm_add_debug_hook(vm, gdb_debug_exit, g) ||
         vm_add_hypercall(vm, &(struct hypercall){.function = SLATE_HC_DEBUG_BREAK,
                                                  .fn = gdb_break_hypercall, .opaque = g})) {

@@ -505,11 +505,11 @@ static void print_trail(FILE *out, struct vcpu *cpu, struct symbols *syms)
     const struct disasm_module *dis =
         n ? module_load("disasm", "slate_disasm_module", &slate_disasm_module, "disassembly") : NULL;
     if (!n && cpu->vm->cfg->record_path)
-        fprintf(out, "  (recorded: `slate --replay %s` shows the instructions before the fault, and gdb on it\n"
-                     "   can go back from here)\n", cpu->vm->cfg->record_path);
+        fprintf(out, "  (recorded, but the instructions before the fault could not be run again; gdb on\n"
+                     "   `slate --replay %s` can go back from the last checkpoint)\n", cpu->vm->cfg->record_path);
     if (!n)
         return;
-    fprintf(out, "  the last %u instructions, oldest first (the replay ran %" PRIu64 " again from its last checkpoint):\n",
+    fprintf(out, "  the last %u instructions, oldest first (%" PRIu64 " run again from the last checkpoint):\n",
             n, replayed);
     for (unsigned i = 0; i < n; i++) {
         struct disasm_insn insn;

@@ -21,15 +21,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define TT_CHECKPOINTS 100
+#define TT_CHECKPOINTS 512 /* kept at most (gdb's stepping, and the run's own every 20 ms: ~10 s) */
 #define TT_MEMORY_MAX (1ull << 30) /* of page versions, at most */
 #define TT_INTERVAL_NS 100000000LL /* a checkpoint every 100 ms of stepping */
 #define TT_PAGE 4096
 #define TT_WATCH_MAX 4
 #define TT_HALT_WAIT_NS 20000000LL /* a halted CPU not woken by then stays halted */
-#define TT_FREE_INTERVAL_NS 10000000LL /* without gdb: a checkpoint every 10 ms, at an exit */
-#define TT_FREE_KEEP 2
+#define TT_FREE_INTERVAL_NS 20000000LL /* without gdb: a checkpoint every 20 ms at least, at an exit */
+#define TT_FREE_COST_SHARE 20 /* ... and apart by 20 times what the last one took (5% of the run) */
 #define TRAIL_MAX_STEPS 200000 /* how far a crash is run again by single steps */
+#define EXTEND_MAX_STEPS 2000000 /* how far the window is run again to go back past its start */
 
 /* A page's contents at the checkpoints where they changed, oldest first. */
 struct page_version {
@@ -76,6 +77,13 @@ struct timetravel {
     bool end_crashed;
     struct checkpoint ck[TT_CHECKPOINTS];
     unsigned ck_first, ck_count;
+    /* The window: the checkpoints from window_first on have instruction numbers. Those before it
+     * were taken as the run went (without gdb), where the count was not known: going back past
+     * the window's start runs the one before it forward to measure it (extend_window). */
+    unsigned window_first;
+    bool no_older;     /* that failed once: the window starts where it does */
+    bool crash_window; /* the window ends at a crash and stays for gdb (timetravel_crash_trail) */
+    int64_t free_interval_ns;
     uint32_t next_id;
     int64_t last_ck_ns;
     struct region *regions;
@@ -230,8 +238,31 @@ static void drop_oldest(struct timetravel *tt)
     ck_at(tt, 0)->mark = NULL;
     tt->ck_first = (tt->ck_first + 1) % TT_CHECKPOINTS;
     tt->ck_count--;
+    if (tt->window_first)
+        tt->window_first--;
     forget_pages_before(tt, ck_at(tt, 0)->id);
 }
+
+/* The newest checkpoint goes, and the page versions it kept. */
+static void drop_newest(struct timetravel *tt)
+{
+    struct checkpoint *c = newest(tt);
+    for (unsigned i = 0; i < tt->region_count; i++) {
+        struct region *r = &tt->regions[i];
+        for (uint64_t p = 0; p < r->pages; p++) {
+            struct page_history *h = &r->hist[p];
+            if (!h->count || h->v[h->count - 1].id != c->id)
+                continue;
+            tt->bytes_kept -= h->v[h->count - 1].data ? TT_PAGE : 0;
+            free(h->v[--h->count].data);
+        }
+    }
+    free(c->mark);
+    c->mark = NULL;
+    tt->ck_count--;
+}
+
+static struct checkpoint *window_start(struct timetravel *tt) { return ck_at(tt, tt->window_first); }
 
 /* A checkpoint of the CPU where it is; the oldest goes when `keep` are kept. */
 static bool take_checkpoint(struct timetravel *tt, unsigned keep)
@@ -551,7 +582,7 @@ static enum step_result advance(struct timetravel *tt)
 static enum step_result go_to(struct timetravel *tt, uint64_t target)
 {
     const struct checkpoint *from = NULL;
-    for (unsigned i = 0; i < tt->ck_count && ck_at(tt, i)->icount <= target; i++)
+    for (unsigned i = tt->window_first; i < tt->ck_count && ck_at(tt, i)->icount <= target; i++)
         from = ck_at(tt, i);
     if (!from)
         return STEP_STOPPING;
@@ -621,7 +652,7 @@ static struct tt_stop forward(struct timetravel *tt, const struct tt_points *pts
     read_watches(tt, pts, values);
     for (;;) {
         if (tt->icount >= tt->end_icount)
-            return (struct tt_stop){TT_END, 0};
+            return (struct tt_stop){tt->end_crashed ? TT_CRASH : TT_END, 0};
         if (atomic_load(&tt->interrupt))
             return (struct tt_stop){TT_INTERRUPTED, 0};
         enum step_result res = advance(tt);
@@ -641,11 +672,68 @@ static struct tt_stop forward(struct timetravel *tt, const struct tt_points *pts
     }
 }
 
+enum extend_result { EXTENDED, NOT_EXTENDED, EXTEND_INTERRUPTED };
+
+/* The CPU is at the window's first checkpoint again, run there from the one before: the same
+ * exit count, the same registers (but for the flags a step sets). */
+static bool at_checkpoint(struct timetravel *tt, const struct checkpoint *c)
+{
+    struct kvm_regs now = tt->cpu->run->s.regs.regs, then = c->cpu.regs;
+    now.rflags &= ~(uint64_t)(RFLAGS_TF | RFLAGS_RF);
+    then.rflags &= ~(uint64_t)(RFLAGS_TF | RFLAGS_RF);
+    return record_exit_count(tt->vm) == record_mark_exits(c->mark) && !memcmp(&now, &then, sizeof(now));
+}
+
+/* Going back past the window's start: the checkpoint before it (taken as the run went, its
+ * instruction number unknown) is put back and run forward by steps until it gets to the window's
+ * first; the window then starts there, and every instruction number in it, *pos with them, moves
+ * up by the steps that took. */
+static enum extend_result extend_window(struct timetravel *tt, uint64_t *pos)
+{
+    if (!tt->window_first || tt->no_older)
+        return NOT_EXTENDED;
+    struct checkpoint *older = ck_at(tt, tt->window_first - 1), *first = window_start(tt);
+    older->icount = first->icount;
+    if (!restore_checkpoint(tt, older))
+        return NOT_EXTENDED;
+    tt->off_point = true; /* (wherever this ends, go_to puts the CPU back) */
+    uint64_t steps = 0;
+    while (!at_checkpoint(tt, first)) {
+        enum extend_result failed = atomic_load(&tt->interrupt) ? EXTEND_INTERRUPTED : NOT_EXTENDED;
+        if (failed == NOT_EXTENDED && (steps++ == EXTEND_MAX_STEPS || step_once(tt) != STEP_OK ||
+                                       (at_boundary(tt), record_diverged(tt->vm)))) {
+            log_warn("time travel: the run before instruction %" PRIu64 " cannot be run again (%s); the "
+                     "window starts there", first->icount,
+                     steps > EXTEND_MAX_STEPS ? "too many instructions" : "it went elsewhere");
+            tt->no_older = true;
+        } else if (failed == NOT_EXTENDED) {
+            continue;
+        }
+        restore_checkpoint(tt, first); /* (back where it was) */
+        return failed;
+    }
+    for (unsigned i = tt->window_first; i < tt->ck_count; i++)
+        ck_at(tt, i)->icount += steps;
+    if (tt->end_icount != UINT64_MAX)
+        tt->end_icount += steps;
+    *pos += steps;
+    tt->window_first--;
+    log_info("time travel: the window reaches %" PRIu64 " instructions further back (to a checkpoint the run "
+             "kept as it went)", steps);
+    tt->icount = first->icount;
+    tt->off_point = false;
+    return EXTENDED;
+}
+
 static struct tt_stop reverse_step(struct timetravel *tt)
 {
-    if (tt->icount <= ck_at(tt, 0)->icount)
-        return (struct tt_stop){TT_BEGIN, 0};
-    enum step_result res = go_to(tt, tt->icount - 1);
+    uint64_t pos = tt->icount;
+    if (pos <= window_start(tt)->icount) {
+        enum extend_result res = extend_window(tt, &pos);
+        if (res != EXTENDED)
+            return (struct tt_stop){res == EXTEND_INTERRUPTED ? TT_INTERRUPTED : TT_BEGIN, 0};
+    }
+    enum step_result res = go_to(tt, pos - 1);
     return (struct tt_stop){res == STEP_OK ? TT_STEPPED : TT_FAILED, 0};
 }
 
@@ -676,23 +764,30 @@ static enum step_result scan(struct timetravel *tt, const struct checkpoint *fro
 static struct tt_stop reverse_continue(struct timetravel *tt, const struct tt_points *pts)
 {
     uint64_t until = tt->icount;
-    for (unsigned i = tt->ck_count; i-- > 0;) {
-        const struct checkpoint *from = ck_at(tt, i);
-        if (from->icount >= until)
-            continue;
-        bool found = false;
-        uint64_t at = 0;
-        struct tt_stop hit = {TT_FAILED, 0};
-        enum step_result res = scan(tt, from, until, pts, &found, &at, &hit);
-        if (res == STEP_INTERRUPTED)
+    for (;;) {
+        for (unsigned i = tt->ck_count; i-- > tt->window_first;) {
+            const struct checkpoint *from = ck_at(tt, i);
+            if (from->icount >= until)
+                continue;
+            bool found = false;
+            uint64_t at = 0;
+            struct tt_stop hit = {TT_FAILED, 0};
+            enum step_result res = scan(tt, from, until, pts, &found, &at, &hit);
+            if (res == STEP_INTERRUPTED)
+                return (struct tt_stop){TT_INTERRUPTED, 0};
+            if (res != STEP_OK)
+                return (struct tt_stop){TT_FAILED, 0};
+            if (found)
+                return go_to(tt, at) == STEP_OK ? hit : (struct tt_stop){TT_FAILED, 0};
+            until = from->icount;
+        }
+        enum extend_result res = extend_window(tt, &until); /* nothing in the window: further back */
+        if (res == EXTEND_INTERRUPTED)
             return (struct tt_stop){TT_INTERRUPTED, 0};
-        if (res != STEP_OK)
-            return (struct tt_stop){TT_FAILED, 0};
-        if (found)
-            return go_to(tt, at) == STEP_OK ? hit : (struct tt_stop){TT_FAILED, 0};
-        until = from->icount;
+        if (res == NOT_EXTENDED)
+            break;
     }
-    if (go_to(tt, ck_at(tt, 0)->icount) != STEP_OK)
+    if (go_to(tt, window_start(tt)->icount) != STEP_OK)
         return (struct tt_stop){TT_FAILED, 0};
     return (struct tt_stop){TT_BEGIN, 0};
 }
@@ -713,7 +808,8 @@ static void forget_all(struct timetravel *tt)
             r->hist[p] = (struct page_history){0};
         }
     }
-    tt->ck_first = tt->ck_count = 0;
+    tt->ck_first = tt->ck_count = tt->window_first = 0;
+    tt->no_older = tt->crash_window = false;
     tt->icount = tt->bytes_kept = 0;
     tt->end_icount = UINT64_MAX;
     tt->end_crashed = false;
@@ -733,9 +829,16 @@ static bool start(struct timetravel *tt)
         return false;
     cpu->run->s.regs.regs = st.regs; /* (the copy every boundary looks at) */
     cpu->run->s.regs.sregs = st.sregs;
+    record_set_stepped(cpu, true);
+    if (tt->crash_window) { /* stopped at a crash: the window up to it is there already */
+        tt->started = true;
+        log_info("time travel: gdb can go back from the crash (%" PRIu64 " instructions run again up to it, "
+                 "and further a checkpoint at a time: %u kept)", tt->end_icount - window_start(tt)->icount,
+                 tt->ck_count);
+        return true;
+    }
     tt->halted = st.mp.mp_state == KVM_MP_STATE_HALTED;
     forget_all(tt);
-    record_set_stepped(cpu, true);
     tt->may_inject = true; /* (the CPU is entered again) */
     at_boundary(tt);
     if (!take_checkpoint(tt, TT_CHECKPOINTS))
@@ -788,13 +891,15 @@ void timetravel_leave(struct timetravel *tt)
     if (!tt->started)
         return;
     vcpu_set_debug(tt->cpu, DEBUG_TIMETRAVEL, NULL);
-    record_set_stepped(tt->cpu, false);
     log_info("time travel: %" PRIu64 " instructions stepped in %.2f s (%.0f/s); %u checkpoints kept, "
-             "%" PRIu64 " KiB of pages; the replay runs on by itself",
+             "%" PRIu64 " KiB of pages; %s",
              tt->steps_run, (double)tt->busy_ns / 1e9,
              tt->busy_ns ? (double)tt->steps_run * 1e9 / (double)tt->busy_ns : 0.0, tt->ck_count,
-             tt->bytes_kept >> 10);
+             tt->bytes_kept >> 10, tt->crash_window ? "the machine stays at its crash" : "the replay runs on by itself");
     tt->started = false;
+    if (tt->crash_window)
+        return; /* (nothing runs on: the window stays for gdb's next visit) */
+    record_set_stepped(tt->cpu, false);
     forget_all(tt); /* (its numbers mean nothing once the replay runs by itself) */
     tt->last_ck_ns = 0;
 }
@@ -808,7 +913,7 @@ static void on_vcpu(void *opaque, struct vcpu *cpu, enum vcpu_hook_point at)
 {
     struct timetravel *tt = opaque;
     if (at != VCPU_HOOK_EXIT || tt->started || tt->in_trail || cpu != tt->cpu ||
-        !atomic_load(&cpu->exit_pending) || clock_now_ns() - tt->last_ck_ns < TT_FREE_INTERVAL_NS)
+        !atomic_load(&cpu->exit_pending) || clock_now_ns() - tt->last_ck_ns < tt->free_interval_ns)
         return;
     cpu->run->kvm_valid_regs |= KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
     __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
@@ -819,7 +924,11 @@ static void on_vcpu(void *opaque, struct vcpu *cpu, enum vcpu_hook_point at)
      * KVM_RUN returns at once, as after a kick) */
     atomic_store(&cpu->exit_pending, false);
     tt->halted = cpu_state_halted(cpu);
-    take_checkpoint(tt, TT_FREE_KEEP);
+    tt->may_inject = true; /* (the guest is entered again after an exit) */
+    int64_t began = clock_now_ns();
+    take_checkpoint(tt, TT_CHECKPOINTS);
+    int64_t cost = (clock_now_ns() - began) * TT_FREE_COST_SHARE;
+    tt->free_interval_ns = cost > TT_FREE_INTERVAL_NS ? cost : TT_FREE_INTERVAL_NS;
 }
 
 static void keep_trail(struct timetravel *tt, const uint8_t *code, size_t len)
@@ -854,33 +963,55 @@ static int64_t run_to_fault(struct timetravel *tt, const struct checkpoint *from
     return -1;
 }
 
+/* The fault reached again from `from` (run_to_fault took `steps`): the run from `from` to it
+ * becomes gdb's window (instruction 0 at `from`), stepped once more with checkpoints, the CPU
+ * left at the faulting instruction. */
+static bool make_crash_window(struct timetravel *tt, struct checkpoint *from, int64_t steps)
+{
+    drop_newest(tt); /* (the crash as KVM left it: the window has the fault itself) */
+    tt->window_first = tt->ck_count - 1;
+    tt->no_older = false;
+    from->icount = 0;
+    if (!restore_checkpoint(tt, from))
+        return false;
+    while (tt->icount < (uint64_t)steps)
+        if (advance(tt) != STEP_OK || record_diverged(tt->vm))
+            return false;
+    tt->end_icount = tt->icount;
+    tt->end_crashed = tt->crash_window = true;
+    return true;
+}
+
 void timetravel_crash_trail(struct timetravel *tt, struct vcpu *cpu)
 {
     if (tt->started || cpu != tt->cpu || !tt->ck_count)
         return;
+    if (!record_replaying(tt->vm) && record_turn_to_replay(tt->vm))
+        return; /* (a recording: its log, read back, gives the run again) */
     struct kvm_run *run = cpu->run;
     uint8_t exit[offsetof(struct kvm_run, kvm_valid_regs)]; /* the crash's exit, for the report */
     memcpy(exit, run, sizeof(exit));
     tt->in_trail = true;
     complete_exit(tt);
-    unsigned free_count = tt->ck_count;
     if (!take_checkpoint(tt, TT_CHECKPOINTS)) { /* the crash as KVM left it, to come back to */
         tt->in_trail = false;
         return;
     }
-    const struct checkpoint *from = ck_at(tt, free_count - 1), *crash = newest(tt);
+    struct checkpoint *from = ck_at(tt, tt->ck_count - 2), *crash = newest(tt);
     record_set_quiet(tt->vm, true);
     record_set_stepped(cpu, true);
     int64_t steps = run_to_fault(tt, from);
-    bool at_fault = steps >= 0 && restore_checkpoint(tt, from);
-    for (int64_t i = 0; at_fault && i < steps; i++) /* to the faulting instruction again */
-        at_fault = step_once(tt) == STEP_OK && (at_boundary(tt), !record_diverged(tt->vm));
-    if (!at_fault) {
+    if (steps < 0) {
         tt->trail_count = 0;
         restore_checkpoint(tt, crash);
+    } else if (!make_crash_window(tt, from, steps)) {
+        log_warn("time travel: the crash was not reached a second time: gdb cannot go back from it");
+        tt->trail_count = 0;
+        tt->crash_window = false;
     }
-    tt->trail_replayed = at_fault ? (uint64_t)steps : 0;
-    record_set_stepped(cpu, false);
+    tt->trail_replayed = steps >= 0 ? (uint64_t)steps : 0;
+    if (!tt->crash_window)
+        record_set_stepped(cpu, false);
     record_set_quiet(tt->vm, false);
     vcpu_set_debug(cpu, DEBUG_TIMETRAVEL, NULL);
     memcpy(run, exit, sizeof(exit));
@@ -898,9 +1029,11 @@ unsigned timetravel_trail(const struct timetravel *tt, struct trail_insn *out, u
     return n;
 }
 
+bool timetravel_ready(const struct timetravel *tt) { return tt && record_replaying(tt->vm); }
+
 struct timetravel *timetravel_open(struct vm *vm)
 {
-    if (!record_replaying(vm))
+    if (!vm->record)
         return NULL;
     struct timetravel *tt = calloc(1, sizeof(*tt));
     if (!tt) {
@@ -910,6 +1043,7 @@ struct timetravel *timetravel_open(struct vm *vm)
     tt->vm = vm;
     tt->cpu = &vm->vcpus[0];
     tt->end_icount = UINT64_MAX;
+    tt->free_interval_ns = TT_FREE_INTERVAL_NS;
     tt->lazy_injection = access("/sys/module/kvm_pvm", F_OK) == 0 || getenv("SLATE_TEST_LAZY_INJECTION");
     bool ok = true;
     for (unsigned i = 0; i < vm->mem.ram_count; i++)
@@ -943,3 +1077,4 @@ void timetravel_close(struct timetravel *tt)
     free(tt->regions);
     free(tt);
 }
+

@@ -55,9 +55,12 @@ struct tt_stop {
     uint64_t watch_addr; /* TT_WATCHPOINT */
 };
 
-/* For a replay (vm_create done, vCPUs exist): the engine, or NULL when this is not a replay or
- * memory ran out (logged). */
+/* For a recording or a replay (vm_create done, vCPUs exist): the engine, or NULL when it is
+ * neither or memory ran out (logged). */
 struct timetravel *timetravel_open(struct vm *vm);
+/* Whether gdb can go back now: on a replay, or on a recording that crashed (it then replays its
+ * own log: record_turn_to_replay). A recording that still runs is debugged as any run. */
+bool timetravel_ready(const struct timetravel *tt);
 void timetravel_close(struct timetravel *tt);
 
 /* gdb's thread, with the machine held: carries out `action` on the CPU's own thread and returns
@@ -69,11 +72,16 @@ struct tt_stop timetravel_run(struct timetravel *tt, enum tt_action action, cons
 /* gdb left: the replay runs on by itself from where it is (machine held). */
 void timetravel_leave(struct timetravel *tt);
 
-/* Without gdb, a replay keeps a checkpoint every 10 ms of its run (at an exit). When it crashes,
- * the crash observer calls timetravel_crash_trail first (on the crashed CPU's thread): the CPU
- * is run again by single steps from the last checkpoint to the fault, keeping the last
- * TT_TRAIL_LEN instructions; it is left at the faulting instruction with its state then (memory
- * included). If that run does not reach the fault, the machine is put back as it was. */
+/* Without gdb, a recording or a replay keeps a checkpoint every 20 ms of its run (at an exit;
+ * further apart if taking one costs more than 5% of that), the last 512 (about 10 s). Their
+ * instruction numbers are not known. When the run crashes, the crash observer calls
+ * timetravel_crash_trail first (on the crashed CPU's thread); a recording turns into a replay of
+ * its own log there (record_turn_to_replay). The CPU is run again by single steps from the last
+ * checkpoint to the fault, keeping the last TT_TRAIL_LEN instructions, and left at the faulting
+ * instruction with its state then (memory included). That run is gdb's window when the machine
+ * stays (--on-crash pause): instruction 0 is that checkpoint, and going back before it runs the
+ * checkpoint before forward to count its instructions, one at a time (up to 2 million each). If
+ * the run does not reach the fault, the machine is put back as it was. */
 #define TT_TRAIL_LEN 64
 struct trail_insn {
     uint64_t rip; /* linear */

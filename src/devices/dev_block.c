@@ -388,13 +388,14 @@ static void *disk_worker(void *arg)
 static void block_pio(struct device *dev, struct bus_io *io)
 {
     struct disk *d = dev->state;
+    enum device_record_mode mode = device_record_mode(dev); /* (a crashed recording replays) */
     if (io->is_write) {
-        if (io->offset == SLATE_BLOCK_NOTIFY && d->recording) { /* the work, at this exit */
+        if (io->offset == SLATE_BLOCK_NOTIFY && mode == DEVICE_RECORDING) { /* the work, at this exit */
             pthread_mutex_lock(&d->io_lock);
             process_ring(d);
             note_ring_header(d);
             pthread_mutex_unlock(&d->io_lock);
-        } else if (io->offset == SLATE_BLOCK_NOTIFY && !d->replaying) {
+        } else if (io->offset == SLATE_BLOCK_NOTIFY && mode == DEVICE_LIVE) {
             eventfd_write(d->notify_fd, 1); /* a notify narrower than 32 bits lands here */
         }
         else if (io->offset == SLATE_BLOCK_IRQ_STATUS) {

@@ -272,6 +272,7 @@ static void *nic_thread(void *arg)
 static void net_pio(struct device *dev, struct bus_io *io)
 {
     struct net_dev *nd = dev->state;
+    enum device_record_mode mode = device_record_mode(dev); /* (a crashed recording replays) */
     static const unsigned counter_regs[C_COUNT] = {SLATE_NET_RX_FRAMES, SLATE_NET_RX_BYTES,
                                                    SLATE_NET_TX_FRAMES, SLATE_NET_TX_BYTES,
                                                    SLATE_NET_RX_DROPS, SLATE_NET_TX_ERRORS};
@@ -279,24 +280,24 @@ static void net_pio(struct device *dev, struct bus_io *io)
         switch (io->offset) {
         case SLATE_NET_TX_NOTIFY: /* a notify narrower than 32 bits lands here */
         case SLATE_NET_RX_NOTIFY:
-            if (nd->recording && io->offset == SLATE_NET_TX_NOTIFY) { /* the work, at this exit */
+            if (mode == DEVICE_RECORDING && io->offset == SLATE_NET_TX_NOTIFY) { /* the work, at this exit */
                 pthread_mutex_lock(&nd->io_lock);
                 drain_tx(nd);
                 note_window(nd, &window(nd)->tx, sizeof(window(nd)->tx));
                 pthread_mutex_unlock(&nd->io_lock);
-            } else if (!nd->recording && !nd->replaying) {
+            } else if (mode == DEVICE_LIVE) {
                 eventfd_write(nd->tx_notify_fd, 1);
             }
             break;
         case SLATE_NET_RESET:
-            if (nd->recording) {
+            if (mode == DEVICE_RECORDING) {
                 struct slate_net_window *w = window(nd);
                 pthread_mutex_lock(&nd->io_lock);
                 reset_rings(nd);
                 note_window(nd, &w->tx, sizeof(w->tx));
                 note_window(nd, &w->rx, sizeof(w->rx));
                 pthread_mutex_unlock(&nd->io_lock);
-            } else if (!nd->replaying) {
+            } else if (mode == DEVICE_LIVE) {
                 atomic_store(&nd->reset_requested, true);
                 eventfd_write(nd->tx_notify_fd, 1);
             }

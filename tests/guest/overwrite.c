@@ -99,7 +99,7 @@ KMAIN kmain(const struct slate_info *info)
             list = n;
         tail = n;
     }
-    wait_ticks(2);
+    wait_ticks(60); /* (long enough for the run to keep checkpoints of its own before the crash) */
     puts_hc("walking the list\n");
     uint64_t sum = walk();
     puts_hc("sum ");

@@ -10,7 +10,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 27
+plan 39
 [ -n "${SLATE_UNDER_EMULATION:-}" ] &&
     skip_here "under emulation a replay stepped one instruction at a time takes too long"
 OW=$GUEST/overwrite.elf
@@ -29,11 +29,15 @@ regs_at() { sed -n "/^$1\$/,/^eflags/p" <<<"$GDB" | grep -E '^(r[a-z0-9]+|eflags
 
 timeout -s KILL "$(scaled 60)" "$SLATE" --record "$TMP/ow.log" "$OW" >"$TMP/rec.out" 2>"$TMP/rec.err" </dev/null
 is "$?/$(cat "$TMP/rec.out")" "126/walking the list" "recorded: the kernel crashes walking its list"
+REC_ERR=$(cat "$TMP/rec.err")
+has "$REC_ERR" "^  the last 64 instructions, oldest first \([0-9]+ run again from the last checkpoint\):\$" \
+    "the recorded run's own crash report lists the last 64 instructions (its log read back, run again) ..."
+has "$REC_ERR" "^  => 0+100[0-9a-f]+  [a-z_]+\+0x[0-9a-f]+ \(tests/guest/overwrite.c:$WALK_LINE\) +add " "... ending at the faulting instruction"
 
 # Without gdb, the replay's crash report shows the instructions that led to the fault.
 run_slate --replay "$TMP/ow.log"
 has "$RC $ERR" "^126 slate: guest crashed on cpu 0" "replayed, the kernel crashes as recorded (126)"
-has "$ERR" "^  the last 64 instructions, oldest first \(the replay ran [0-9]+ again from its last checkpoint\):\$" \
+has "$ERR" "^  the last 64 instructions, oldest first \([0-9]+ run again from the last checkpoint\):\$" \
     "its crash report lists the last 64 instructions, run again from the replay's last checkpoint ..."
 has "$ERR" "^  => 0+100[0-9a-f]+  [a-z_]+\+0x[0-9a-f]+ \(tests/guest/overwrite.c:$WALK_LINE\) +add " "... ending at the faulting instruction, with its source line"
 lacks "$ERR" "diverged" "and the replay still ends as recorded"
@@ -92,3 +96,25 @@ has "$GDB" "^\\\$2 = $((READS - 1))\$" "from the end, reverse-continue to a brea
 is "$RC
 $OUT" "$RECORDED" "there and back again, then left to run on: the same bytes and status as recorded"
 lacks "$ERR" "diverged|warning: replay" "and the same exits and memory"
+
+# A recording stopped by its crash (--on-crash pause) goes back too: gdb, attached from the first
+# instruction, continues to the crash, then goes back to the stale store and on past the start of
+# the crash's window (the checkpoints the recording kept as it ran), and forward to the crash again.
+start_slate --record "$TMP/paused.log" --on-crash pause --gdb-wait "$OW"
+gdb_batch "$OW" "continue" "print list->next" "watch -l list->next" "reverse-continue" "reverse-continue" "delete" \
+    "reverse-continue" "continue" "kill"
+finish_slate
+has "$GDB" "^Program received signal SIGSEGV" "recording under gdb: the crash stops the machine and gdb hears it (SIGSEGV)"
+has "$GDB" "in on_tick \(f=0x[0-9a-f]+\) at tests/guest/overwrite.c:$STORE_LINE\$" \
+    "on the recording stopped at its crash, reverse-continue lands on the stale store"
+has "$GDB" "in kmain \(info=[^)]*\) at tests/guest/overwrite.c:$BUILD_LINE\$" \
+    "... and again, on kmain linking the list: back past the crash's window, a kept checkpoint at a time"
+has "$GDB" "^No more reverse-execution history\.\$" "... to the recording's oldest checkpoint"
+is "$(grep -c "^Program received signal SIGSEGV" <<<"$GDB")" 2 "continue from there runs forward to the crash again"
+is "$RC" 126 "the machine ends as a crash does (126)"
+has "$ERR" "time travel: gdb can go back from the crash" "slate says where gdb can go back from ..."
+has "$ERR" "time travel: the window reaches [0-9]+ instructions further back" "... and when the window reached back"
+run_slate --replay "$TMP/paused.log"
+is "$RC/$OUT" "126/walking the list" "the log of that recording replays to the same crash ..."
+lacks "$ERR" "diverged|warning: replay" "... with the same exits and memory"
+
