@@ -4,8 +4,8 @@
  * While gdb drives a replay, the CPU runs one instruction at a time, so every point of the run
  * has a number: the instructions since gdb first stopped it (the origin). Every 100 ms of that
  * stepping a checkpoint keeps the CPU's whole state, where the replay is in the log, and the
- * guest pages that changed since the checkpoint before (compared byte for byte); the last 100
- * are kept, so the window gdb can go back in is about the last 10 s of stepping. Going back to
+ * guest pages that changed since the checkpoint before (compared byte for byte); the last 512
+ * are kept, so the window gdb can go back in is about the last 50 s of stepping. Going back to
  * instruction N puts the latest checkpoint at or before N back and steps forward to N; the guest
  * gets exactly what it got the first time, from the log, and what it prints again is not shown
  * twice. reverse-continue steps forward from the checkpoints before the current point, one

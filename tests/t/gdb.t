@@ -6,7 +6,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 32
+plan 35
 [ -n "${SLATE_UNDER_EMULATION:-}" ] &&
     skip_here "under emulation gdb's single steps and software watchpoints take over 10 minutes per session (see docs/testing.md)"
 DEBUGME=$GUEST/debugme.elf
@@ -96,3 +96,12 @@ else fail "stepi over a hypercall's out stops at the next instruction" "$GDB"; f
 finish_slate
 is "$RC/$OUT" "0/debugger was attached
 counter 135" "and the guest then runs on to its end"
+
+# --on-crash pause with gdb attached and the guest running: the crash is a stop gdb hears
+# (SIGSEGV), and the machine stays for it to look.
+start_slate --gdb-wait --on-crash pause --append crash "$DEBUGME"
+gdb_batch "$DEBUGME" "continue" "bt" "kill"
+finish_slate
+has "$GDB" "^Program received signal SIGSEGV" "a crash under --on-crash pause stops a continuing gdb with SIGSEGV ..."
+has "$GDB" "^#1 +0x[0-9a-f]+ in crash_caller \(\) at tests/guest/debugme.c:[0-9]+" "... and gdb looks at the crashed machine (bt)"
+is "$RC" 126 "killed from gdb, the crashed machine ends with 126"
