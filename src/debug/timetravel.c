@@ -22,7 +22,8 @@
 #include <unistd.h>
 
 #define TT_CHECKPOINTS 512 /* kept at most (gdb's stepping, and the run's own every 20 ms: ~10 s) */
-#define TT_MEMORY_MAX (1ull << 30) /* of page versions, at most */
+#define TT_MEMORY_MAX (1ull << 30) /* of page versions, at most, under gdb */
+#define TT_FREE_MEMORY_MIN (64ull << 20) /* without gdb: as much as guest RAM, at least this */
 #define TT_INTERVAL_NS 100000000LL /* a checkpoint every 100 ms of stepping */
 #define TT_PAGE 4096
 #define TT_WATCH_MAX 4
@@ -84,6 +85,8 @@ struct timetravel {
     bool no_older;     /* that failed once: the window starts where it does */
     bool crash_window; /* the window ends at a crash and stays for gdb (timetravel_crash_trail) */
     int64_t free_interval_ns;
+    uint64_t memory_max;      /* of page versions: TT_MEMORY_MAX under gdb; without, the guest's RAM */
+    uint64_t free_memory_max;
     uint32_t next_id;
     int64_t last_ck_ns;
     struct region *regions;
@@ -284,7 +287,7 @@ static bool take_checkpoint(struct timetravel *tt, unsigned keep)
     tt->next_id++;
     tt->ck_count++;
     tt->last_ck_ns = clock_now_ns();
-    while (tt->bytes_kept > TT_MEMORY_MAX && tt->ck_count > 2)
+    while (tt->bytes_kept > tt->memory_max && tt->ck_count > 2)
         drop_oldest(tt); /* a kernel that rewrites much memory gets a shorter window */
     return true;
 }
@@ -830,6 +833,7 @@ static bool start(struct timetravel *tt)
     cpu->run->s.regs.regs = st.regs; /* (the copy every boundary looks at) */
     cpu->run->s.regs.sregs = st.sregs;
     record_set_stepped(cpu, true);
+    tt->memory_max = TT_MEMORY_MAX;
     if (tt->crash_window) { /* stopped at a crash: the window up to it is there already */
         tt->started = true;
         log_info("time travel: gdb can go back from the crash (%" PRIu64 " instructions run again up to it, "
@@ -901,6 +905,7 @@ void timetravel_leave(struct timetravel *tt)
         return; /* (nothing runs on: the window stays for gdb's next visit) */
     record_set_stepped(tt->cpu, false);
     forget_all(tt); /* (its numbers mean nothing once the replay runs by itself) */
+    tt->memory_max = tt->free_memory_max;
     tt->last_ck_ns = 0;
 }
 
@@ -1044,6 +1049,13 @@ struct timetravel *timetravel_open(struct vm *vm)
     tt->cpu = &vm->vcpus[0];
     tt->end_icount = UINT64_MAX;
     tt->free_interval_ns = TT_FREE_INTERVAL_NS;
+    uint64_t ram = 0;
+    for (unsigned i = 0; i < vm->mem.ram_count; i++)
+        ram += vm->mem.ram[i].size;
+    /* A run nobody steps keeps at most as much again as its RAM (a recording must not cost the
+     * host much more than the machine does); gdb's window may use more. */
+    tt->free_memory_max = ram < TT_FREE_MEMORY_MIN ? TT_FREE_MEMORY_MIN : ram > TT_MEMORY_MAX ? TT_MEMORY_MAX : ram;
+    tt->memory_max = tt->free_memory_max;
     tt->lazy_injection = access("/sys/module/kvm_pvm", F_OK) == 0 || getenv("SLATE_TEST_LAZY_INJECTION");
     bool ok = true;
     for (unsigned i = 0; i < vm->mem.ram_count; i++)

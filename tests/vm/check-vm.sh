@@ -10,7 +10,8 @@
 # comes back out; a VM that hangs is killed after CHECK_VM_TIMEOUT seconds and reported.
 #
 # Environment: CHECK_VM_TESTS (the test files, default every tests/t/*.t), CHECK_VM_TIMEOUT
-# (default 5400), CHECK_VM_MEMORY (default 6G), SLATE_TIME_SCALE (passed to the tests; default 10).
+# (default 5400), CHECK_VM_MEMORY (default 6G), SLATE_TIME_SCALE (passed to the tests; default 10),
+# SLATE_TEST_SLOW=1 (run the tests that skip under emulation for being slow: reverse.t).
 set -euo pipefail
 BUILD=${1:-build}
 shift || true
@@ -76,6 +77,7 @@ cat >"$VM/job.sh" <<EOF
 # Written by tests/vm/check-vm.sh; run by the VM's init as root, in this checkout.
 cd "$ROOT"
 export BUILD="$BUILD" SLATE_TIME_SCALE="$SCALE" SLATE_UNDER_EMULATION=1 TMPDIR=/tmp HOME=/root
+export SLATE_TEST_SLOW="${SLATE_TEST_SLOW:-}"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # One small VM kept open for the whole run: KVM's static keys stay on, so creating and destroying
 # the tests' VMs does not patch kernel text each time (int3 patching races under TCG).
