@@ -10,7 +10,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 39
+plan 43
 [ -n "${SLATE_UNDER_EMULATION:-}" ] && [ -z "${SLATE_TEST_SLOW:-}" ] &&
     skip_here "under emulation a replay stepped one instruction at a time takes too long (SLATE_TEST_SLOW=1 runs it)"
 OW=$GUEST/overwrite.elf
@@ -68,6 +68,21 @@ has "$GDB" "(Could not write|Cannot access memory|E01)" "a replay's memory canno
 is "$RC" 126 "left by gdb, the replay runs on to the recorded crash ..."
 lacks "$ERR" "diverged" "... without a divergence: the same exits and the same memory at the end"
 has "$ERR" "time travel: [0-9]+ instructions stepped" "what stepping cost is said when gdb leaves"
+
+# reverse-next, reverse-step and reverse-finish, from kmain's store back through the list's loop.
+replay "$TMP/ow.log"
+gdb_batch "$OW" "continue" "watch -l list->next" "reverse-continue" "reverse-continue" "delete" "echo RN\n" \
+    "reverse-next" "reverse-next" "echo RS\n" "reverse-step" "reverse-step" "echo RF\n" "reverse-finish" "kill"
+finish_slate
+VALUE_LINE=$(grep -n 'n->value = (uint64_t)i + 1;' tests/guest/overwrite.c | cut -d: -f1)
+ALLOC_LINE=$(grep -n 'free_list = s->free_next;' tests/guest/overwrite.c | cut -d: -f1)
+CALL_LINE=$(grep -n 'struct node \*n = alloc();' tests/guest/overwrite.c | cut -d: -f1)
+is "$(sed -n '/^RN$/,/^RS$/p' <<<"$GDB" | grep -oE '^[0-9]+' | tr '\n' ' ')" "$((BUILD_LINE - 1)) $((BUILD_LINE - 2)) " \
+    "reverse-next twice from the store: the lines before it, one at a time"
+has "$(sed -n '/^RS$/,/^RF$/p' <<<"$GDB")" "^$VALUE_LINE\s" "reverse-step: the line before ..."
+has "$(sed -n '/^RS$/,/^RF$/p' <<<"$GDB")" "in alloc \(\) at tests/guest/overwrite.c:$ALLOC_LINE\$" "... and into the call before it, at its last line"
+has "$(sed -n '/^RF$/,$p' <<<"$GDB")" "^kmain \(info=[^)]*\) at tests/guest/overwrite.c:$CALL_LINE\$" \
+    "reverse-finish: out of alloc, back at its call"
 
 replay "$TMP/ow.log"
 gdb_batch "$OW" "break on_tick" "continue" "continue" "print ticks" "reverse-continue" "print ticks" "kill"
