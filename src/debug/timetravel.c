@@ -973,7 +973,6 @@ static int64_t run_to_fault(struct timetravel *tt, const struct checkpoint *from
  * left at the faulting instruction. */
 static bool make_crash_window(struct timetravel *tt, struct checkpoint *from, int64_t steps)
 {
-    drop_newest(tt); /* (the crash as KVM left it: the window has the fault itself) */
     tt->window_first = tt->ck_count - 1;
     tt->no_older = false;
     from->icount = 0;
@@ -1009,10 +1008,16 @@ void timetravel_crash_trail(struct timetravel *tt, struct vcpu *cpu)
     if (steps < 0) {
         tt->trail_count = 0;
         restore_checkpoint(tt, crash);
-    } else if (!make_crash_window(tt, from, steps)) {
-        log_warn("time travel: the crash was not reached a second time: gdb cannot go back from it");
-        tt->trail_count = 0;
-        tt->crash_window = false;
+    } else {
+        drop_newest(tt); /* (the crash as KVM left it: the run just got there again, and can again) */
+        if (!make_crash_window(tt, from, steps)) {
+            tt->crash_window = false;
+            bool back = run_to_fault(tt, from) >= 0; /* the CPU at its crash again, as KVM left it */
+            log_warn("time travel: the crash was not reached a second time: gdb cannot go back from it%s",
+                     back ? "" : "; the CPU below is where that run stopped, not the crash");
+            if (!back)
+                tt->trail_count = 0;
+        }
     }
     tt->trail_replayed = steps >= 0 ? (uint64_t)steps : 0;
     if (!tt->crash_window)
