@@ -13,12 +13,14 @@
 #include "x86.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TT_CHECKPOINTS 512 /* kept at most (gdb's stepping, and the run's own every 20 ms: ~10 s) */
@@ -92,7 +94,8 @@ struct timetravel {
     struct region *regions;
     unsigned region_count;
     _Atomic bool interrupt;
-    _Atomic int64_t halted_since; /* a KVM_RUN on a halted CPU began then (0: none) */
+    timer_t halt_timer; /* kicks a halted CPU that nothing wakes (its thread's, made there) */
+    bool halt_timer_made;
     bool warned_vectors;
     /* When KVM injects a pending interrupt. Eager (stock KVM: the CPU exits when interrupts are
      * enabled again): at any instruction, so steps let it. Lazy (nested PVM): only when it enters
@@ -506,16 +509,35 @@ static enum step_result step_once(struct timetravel *tt)
     return res;
 }
 
+/* A halted CPU that nothing in the log wakes would wait in KVM_RUN for ever: a one-shot timer
+ * kicks this thread (SIGUSR1, as vcpu_kick does) after TT_HALT_WAIT_NS, and the step ends. */
+static void halt_timer(struct timetravel *tt, bool on)
+{
+    if (!tt->halt_timer_made) {
+        struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGUSR1};
+        ev._sigev_un._tid = gettid(); /* (glibc 2.36 names it so; the CPU's thread: time travel runs only there) */
+        if (timer_create(CLOCK_MONOTONIC, &ev, &tt->halt_timer) < 0) {
+            log_error("time travel: timer_create: %s", strerror(errno));
+            return;
+        }
+        tt->halt_timer_made = true;
+    }
+    struct itimerspec when = {.it_value = {.tv_nsec = on ? TT_HALT_WAIT_NS : 0}};
+    timer_settime(tt->halt_timer, 0, &when, NULL);
+}
+
 /* The KVM_RUNs of one step (step_once). */
 static enum step_result run_step(struct timetravel *tt, const struct kvm_regs *was)
 {
     struct vcpu *cpu = tt->cpu;
     struct kvm_run *run = cpu->run;
     for (;;) {
-        if (tt->halted)
-            atomic_store(&tt->halted_since, clock_now_ns());
+        bool halted = tt->halted;
+        if (halted)
+            halt_timer(tt, true);
         int rc = run_once(tt, false);
-        atomic_store(&tt->halted_since, 0);
+        if (halted)
+            halt_timer(tt, false);
         if (atomic_load(&tt->vm->stopping))
             return STEP_STOPPING;
         if (rc == -EINTR || rc == -EAGAIN) {
@@ -882,9 +904,6 @@ struct tt_stop timetravel_run(struct timetravel *tt, enum tt_action action, cons
             atomic_store(&tt->interrupt, true);
             vcpu_kick(tt->cpu);
         }
-        int64_t since = atomic_load(&tt->halted_since);
-        if (since && clock_now_ns() - since > TT_HALT_WAIT_NS)
-            vcpu_kick(tt->cpu); /* halted and nothing came: the recording ends there */
         done = vm_run_parked(tt->vm, tt->cpu, NULL, NULL, 5);
     }
     return done ? req.stop : (struct tt_stop){TT_FAILED, 0};
@@ -1087,6 +1106,8 @@ void timetravel_close(struct timetravel *tt)
     if (!tt)
         return;
     forget_all(tt);
+    if (tt->halt_timer_made)
+        timer_delete(tt->halt_timer);
     for (unsigned i = 0; i < tt->region_count; i++) {
         free(tt->regions[i].hist);
         free(tt->regions[i].resident);
