@@ -261,7 +261,11 @@ int vcpu_set_debug(struct vcpu *cpu, enum debug_owner owner, const struct kvm_gu
     pthread_mutex_lock(&cpu->debug_lock);
     cpu->debug_wish[owner] = wish ? *wish : (struct kvm_guest_debug){0};
     struct kvm_guest_debug all = {0};
-    for (int i = 0; i < DEBUG_OWNERS; i++) {
+    /* Time travel runs the CPU alone, one instruction at a time: it compares gdb's breakpoints
+     * itself, and another owner's debug registers (gdb's, set while recording) would cut its
+     * steps short. */
+    bool alone = cpu->debug_wish[DEBUG_TIMETRAVEL].control & KVM_GUESTDBG_ENABLE;
+    for (int i = alone ? DEBUG_TIMETRAVEL : 0; i < DEBUG_OWNERS; i++) {
         const struct kvm_guest_debug *w = &cpu->debug_wish[i];
         if (!(w->control & KVM_GUESTDBG_ENABLE))
             continue;

@@ -547,6 +547,10 @@ bool record_raise(struct irq_line *line)
     pthread_mutex_lock(&r->lock);
     if (r->pending_count < REC_PENDING)
         r->pending[r->pending_count++] = (struct pending_irq){atomic_load(&line->vector), atomic_load(&line->cpu)};
+    /* The kicker goes on kicking until they are taken: a kick that lands while the CPU is parked
+     * (gdb, the monitor, a pause) is spent by the time it runs again, and a CPU halted in KVM
+     * would wait for ever. */
+    atomic_store(&r->retry_kicks, true);
     pthread_mutex_unlock(&r->lock);
     vcpu_kick(&vm->vcpus[0]); /* it takes them at its next stop */
     return true;

@@ -169,9 +169,13 @@ static struct sw_bp *sw_slot(struct gdb_server *g, uint64_t addr, bool *exists)
  * (a recording that runs is debugged as any run). */
 static bool reversible(const struct gdb_server *g) { return timetravel_ready(g->tt); }
 
+/* A breakpoint in a debug register, not an int3 in memory: where KVM would let the int3 reach the
+ * guest, and while recording (the log and the run's checkpoints keep the guest's own bytes). */
+static bool exec_bp_in_dr(const struct gdb_server *g) { return !reversible(g) && (!g->int3_intercepted || g->tt); }
+
 static bool insert_sw(struct gdb_server *g, uint64_t addr)
 {
-    if (!g->int3_intercepted && !reversible(g)) /* an int3 would reach the guest: use a debug register */
+    if (exec_bp_in_dr(g))
         return set_hw(g, true, HW_EXEC, addr, 1);
     bool exists;
     struct sw_bp *slot = sw_slot(g, addr, &exists);
@@ -191,7 +195,7 @@ static bool insert_sw(struct gdb_server *g, uint64_t addr)
 
 static bool remove_sw(struct gdb_server *g, uint64_t addr)
 {
-    if (!g->int3_intercepted && !reversible(g))
+    if (exec_bp_in_dr(g))
         return set_hw(g, false, HW_EXEC, addr, 1);
     for (int i = 0; i < SW_BPS_MAX; i++) {
         if (g->sw[i].used && g->sw[i].addr == addr) {
@@ -201,7 +205,8 @@ static bool remove_sw(struct gdb_server *g, uint64_t addr)
             return true;
         }
     }
-    return false;
+    /* (a recording that crashed is a replay now: a breakpoint set before is in a debug register) */
+    return set_hw(g, false, HW_EXEC, addr, 1);
 }
 
 static bool set_hw(struct gdb_server *g, bool insert, enum hw_kind kind, uint64_t addr, unsigned len)
@@ -498,6 +503,10 @@ static void handle_breakpoint(struct gdb_server *g, bool insert, const char *arg
     case 0: ok = insert ? insert_sw(g, addr) : remove_sw(g, addr); break;
     case 1: ok = set_hw(g, insert, HW_EXEC, addr, 1); break;
     case 2:
+        if (!insert && set_hw(g, false, HW_WRITE, addr, (unsigned)kind)) { /* (set before a recording turned) */
+            ok = true;
+            break;
+        }
         ok = g->data_breakpoints && !reversible(g) ? set_hw(g, insert, HW_WRITE, addr, (unsigned)kind)
                                  : set_soft_watch(g, insert, addr, (unsigned)kind);
         break;
@@ -735,8 +744,9 @@ static void handle_packet(struct gdb_server *g, const char *pkt)
     case 'p': reply_one_register(g, pkt + 1); return;
     case 'P':
     case 'M':
-        if (reversible(g)) { /* a replay runs what was recorded: nothing can be changed in it */
-            log_warn_limited(&g->warn_limit, "gdb: a replay's registers and memory cannot be written");
+        if (g->tt) { /* a replay runs what was recorded; a recording must stay what the guest did */
+            log_warn_limited(&g->warn_limit, "gdb: a %s's registers and memory cannot be written",
+                             reversible(g) ? "replay" : "recording");
             send_packet(g, "E01");
         } else if (pkt[0] == 'P')
             write_register(g, pkt + 1);

@@ -10,7 +10,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 43
+plan 50
 [ -n "${SLATE_UNDER_EMULATION:-}" ] && [ -z "${SLATE_TEST_SLOW:-}" ] &&
     skip_here "under emulation a replay stepped one instruction at a time takes too long (SLATE_TEST_SLOW=1 runs it)"
 OW=$GUEST/overwrite.elf
@@ -133,3 +133,20 @@ run_slate --replay "$TMP/paused.log"
 is "$RC/$OUT" "126/walking the list" "the log of that recording replays to the same crash ..."
 lacks "$ERR" "diverged|warning: replay" "... with the same exits and memory"
 
+# gdb at work during the recording: breakpoints hit live, the guest's memory not writable (its
+# log must stay what the guest did), a breakpoint still set at the crash, then used going back.
+RELEASE_LINE=$(grep -n 'release(tick_stats);' tests/guest/overwrite.c | cut -d: -f1)
+start_slate --record "$TMP/live.log" --on-crash pause --gdb-wait "$OW"
+gdb_batch "$OW" "break on_tick" "break overwrite.c:$RELEASE_LINE" "continue" "print ticks" "set var ticks = 5" \
+    "delete 1" "continue" "continue" "echo BACK\n" "reverse-continue" "kill"
+finish_slate
+has "$GDB" "^Breakpoint 1, on_tick \(f=0x[0-9a-f]+\) at tests/guest/overwrite.c:[0-9]+" "recording: a breakpoint is hit live ..."
+has "$GDB" "(Could not write|Cannot access memory|E01)" "... a recording's memory cannot be written from gdb ..."
+has "$(sed -n '/^BACK$/!p;/^BACK$/q' <<<"$GDB")" "^Breakpoint 2, kmain \(info=[^)]*\) at tests/guest/overwrite.c:$RELEASE_LINE\$" \
+    "... and the next, after interrupts came while gdb held the machine"
+has "$(sed -n '/^BACK$/,$p' <<<"$GDB")" "^Breakpoint 2, kmain \(info=[^)]*\) at tests/guest/overwrite.c:$RELEASE_LINE\$" \
+    "after the crash, reverse-continue stops at the breakpoint set while recording"
+lacks "$GDB" "Cannot (insert|remove) breakpoint" "breakpoints set before the crash come out and go in again"
+run_slate --replay "$TMP/live.log"
+is "$RC/$OUT" "126/walking the list" "a recording gdb stopped twice replays to the same crash ..."
+lacks "$ERR" "diverged|warning: replay" "... with the same exits and memory"
