@@ -10,7 +10,7 @@ if ! command -v gdb >/dev/null; then
     echo "1..0 # SKIP gdb is not installed (make deps installs it)"
     exit 0
 fi
-plan 50
+plan 54
 [ -n "${SLATE_UNDER_EMULATION:-}" ] && [ -z "${SLATE_TEST_SLOW:-}" ] &&
     skip_here "under emulation a replay stepped one instruction at a time takes too long (SLATE_TEST_SLOW=1 runs it)"
 OW=$GUEST/overwrite.elf
@@ -150,3 +150,17 @@ lacks "$GDB" "Cannot (insert|remove) breakpoint" "breakpoints set before the cra
 run_slate --replay "$TMP/live.log"
 is "$RC/$OUT" "126/walking the list" "a recording gdb stopped twice replays to the same crash ..."
 lacks "$ERR" "diverged|warning: replay" "... with the same exits and memory"
+
+# Going back over disk writes writes nothing: a kernel writes "first", then "second" to one
+# sector and crashes; from the crash gdb goes back before both writes and forward over the
+# first. The guest's buffer says "first" there; the image still holds "second".
+DC=$GUEST/diskcrash.elf
+SECOND_LINE=$(grep -n 'the second write' tests/guest/diskcrash.c | cut -d: -f1)
+head -c 65536 /dev/zero >"$TMP/dc.img"
+start_slate --record "$TMP/dc.log" --on-crash pause --gdb-wait --disk "$TMP/dc.img" "$DC"
+gdb_batch "$DC" "continue" "reverse-continue" "break diskcrash.c:$SECOND_LINE" "continue" "print (char *)buffer" "kill"
+finish_slate
+has "$GDB" "^No more reverse-execution history\.\$" "from the crash back to before both writes ..."
+has "$GDB" "^Breakpoint 1, kmain \(info=[^)]*\) at tests/guest/diskcrash.c:$SECOND_LINE\$" "... and forward over the first"
+has "$GDB" '^\$1 = 0x[0-9a-f]+ <buffer> "first"$' "the guest's memory there is as it was then"
+is "$(head -c 6 "$TMP/dc.img")" "second" "the disk image holds what the recorded run wrote last: nothing was written again"
