@@ -567,6 +567,18 @@ void record_crashed(struct vm *vm)
     r->crash_hash = memory_hash(vm);
 }
 
+/* The hash of memory the run ends with: taken at the crash, if it crashed (record_crashed). */
+static uint64_t final_hash(struct recorder *r) { return r->crashed ? r->crash_hash : memory_hash(r->vm); }
+
+/* Recording: the log's end record, written. */
+static struct rec_end write_end(struct recorder *r, int status)
+{
+    struct rec_end end = {.status = status, .exits = r->rd.exits, .memory_hash = final_hash(r)};
+    fputc('X', r->log);
+    fwrite(&end, sizeof(end), 1, r->log);
+    return end;
+}
+
 unsigned record_vectors(struct vm *vm, uint8_t *out, unsigned max)
 {
     struct recorder *r = rec_of(vm);
@@ -637,10 +649,7 @@ int record_turn_to_replay(struct vm *vm)
     r->pending_count = 0;
     pthread_mutex_unlock(&r->lock);
     r->writes_len = 0;
-    struct rec_end end = {.status = EXIT_CRASH, .exits = r->rd.exits,
-                          .memory_hash = r->crashed ? r->crash_hash : memory_hash(vm)};
-    fputc('X', r->log);
-    fwrite(&end, sizeof(end), 1, r->log);
+    struct rec_end end = write_end(r, EXIT_CRASH);
     FILE *in = NULL;
     if (fflush(r->log) != 0 || !(in = fopen(path, "rbe"))) {
         log_error("--record %s: cannot read the log back for time travel: %s", path, strerror(errno));
@@ -816,10 +825,7 @@ int record_detach(struct vm *vm, int status)
     if (r->log && r->turned) {
         fclose(r->log); /* (its end was written when it turned) */
     } else if (r->log && !r->replay) {
-        struct rec_end end = {.status = status, .exits = r->rd.exits,
-                              .memory_hash = r->crashed ? r->crash_hash : memory_hash(vm)};
-        fputc('X', r->log);
-        fwrite(&end, sizeof(end), 1, r->log);
+        write_end(r, status);
         if (fclose(r->log) != 0)
             log_error("--record: writing the log failed: %s", strerror(errno));
         r->log = NULL;
@@ -829,7 +835,7 @@ int record_detach(struct vm *vm, int status)
         else if (!r->rd.diverged && r->rd.next_type != 'X' && status >= 0)
             log_warn("replay: the machine ended before the recording did (exit %" PRIu64 ")", r->rd.exits);
         else if (!r->rd.diverged && r->rd.next_type == 'X' && r->rd.end.status == status && status != VM_STATUS_RESET &&
-                 r->rd.end.memory_hash != (r->crashed ? r->crash_hash : memory_hash(vm))) {
+                 r->rd.end.memory_hash != final_hash(r)) {
             log_error("replay diverged: the guest's memory at the end differs from the recording's (what "
                       "the recording cannot give again: the TSC, the LAPIC timer?)");
             verdict = EXIT_FAILURE_SLATE;

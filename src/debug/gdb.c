@@ -754,14 +754,15 @@ static void handle_packet(struct gdb_server *g, const char *pkt)
             handle_write_memory(g, pkt + 1);
         return;
     case 'b':
-        if (reversible(g) && (!strcmp(pkt, "bs") || !strcmp(pkt, "bc")))
+        if ((strcmp(pkt, "bs") && strcmp(pkt, "bc")) || !g->tt) {
+            send_packet(g, "");
+        } else if (reversible(g)) {
             tt_resume(g, pkt[1] == 's' ? TT_REVERSE_STEP : TT_REVERSE_CONTINUE);
-        else if (g->tt && (!strcmp(pkt, "bs") || !strcmp(pkt, "bc"))) {
+        } else {
             log_warn_limited(&g->warn_limit, "gdb: a recording goes back once it has crashed (with --on-crash "
                              "pause), or on its replay (--replay)");
             send_packet(g, "E01");
-        } else
-            send_packet(g, "");
+        }
         return;
     case 'm': reply_memory(g, pkt + 1); return;
     case 'Z': handle_breakpoint(g, true, pkt + 1); return;

@@ -13,8 +13,8 @@
 #include "x86.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,8 +87,7 @@ struct timetravel {
     bool no_older;     /* that failed once: the window starts where it does */
     bool crash_window; /* the window ends at a crash and stays for gdb (timetravel_crash_trail) */
     int64_t free_interval_ns;
-    uint64_t memory_max;      /* of page versions: TT_MEMORY_MAX under gdb; without, the guest's RAM */
-    uint64_t free_memory_max;
+    uint64_t free_memory_max; /* of page versions without gdb (the guest's RAM); under it TT_MEMORY_MAX */
     uint32_t next_id;
     int64_t last_ck_ns;
     struct region *regions;
@@ -290,7 +289,8 @@ static bool take_checkpoint(struct timetravel *tt, unsigned keep)
     tt->next_id++;
     tt->ck_count++;
     tt->last_ck_ns = clock_now_ns();
-    while (tt->bytes_kept > tt->memory_max && tt->ck_count > 2)
+    uint64_t memory_max = tt->started ? TT_MEMORY_MAX : tt->free_memory_max;
+    while (tt->bytes_kept > memory_max && tt->ck_count > 2)
         drop_oldest(tt); /* a kernel that rewrites much memory gets a shorter window */
     return true;
 }
@@ -724,18 +724,18 @@ static enum extend_result extend_window(struct timetravel *tt, uint64_t *pos)
     tt->off_point = true; /* (wherever this ends, go_to puts the CPU back) */
     uint64_t steps = 0;
     while (!at_checkpoint(tt, first)) {
-        enum extend_result failed = atomic_load(&tt->interrupt) ? EXTEND_INTERRUPTED : NOT_EXTENDED;
-        if (failed == NOT_EXTENDED && (steps++ == EXTEND_MAX_STEPS || step_once(tt) != STEP_OK ||
-                                       (at_boundary(tt), record_diverged(tt->vm)))) {
+        if (atomic_load(&tt->interrupt)) {
+            restore_checkpoint(tt, first); /* (back where it was) */
+            return EXTEND_INTERRUPTED;
+        }
+        if (steps++ == EXTEND_MAX_STEPS || step_once(tt) != STEP_OK || (at_boundary(tt), record_diverged(tt->vm))) {
             log_warn("time travel: the run before instruction %" PRIu64 " cannot be run again (%s); the "
                      "window starts there", first->icount,
                      steps > EXTEND_MAX_STEPS ? "too many instructions" : "it went elsewhere");
             tt->no_older = true;
-        } else if (failed == NOT_EXTENDED) {
-            continue;
+            restore_checkpoint(tt, first);
+            return NOT_EXTENDED;
         }
-        restore_checkpoint(tt, first); /* (back where it was) */
-        return failed;
     }
     for (unsigned i = tt->window_first; i < tt->ck_count; i++)
         ck_at(tt, i)->icount += steps;
@@ -855,7 +855,6 @@ static bool start(struct timetravel *tt)
     cpu->run->s.regs.regs = st.regs; /* (the copy every boundary looks at) */
     cpu->run->s.regs.sregs = st.sregs;
     record_set_stepped(cpu, true);
-    tt->memory_max = TT_MEMORY_MAX;
     if (tt->crash_window) { /* stopped at a crash: the window up to it is there already */
         tt->started = true;
         log_info("time travel: gdb can go back from the crash (%" PRIu64 " instructions run again up to it, "
@@ -924,10 +923,8 @@ void timetravel_leave(struct timetravel *tt)
         return; /* (nothing runs on: the window stays for gdb's next visit) */
     record_set_stepped(tt->cpu, false);
     forget_all(tt); /* (its numbers mean nothing once the replay runs by itself) */
-    tt->memory_max = tt->free_memory_max;
     tt->last_ck_ns = 0;
 }
-
 
 /* ---- without gdb: checkpoints as the replay runs, and the instructions before a crash -------- */
 
@@ -1079,7 +1076,6 @@ struct timetravel *timetravel_open(struct vm *vm)
     /* A run nobody steps keeps at most as much again as its RAM (a recording must not cost the
      * host much more than the machine does); gdb's window may use more. */
     tt->free_memory_max = ram < TT_FREE_MEMORY_MIN ? TT_FREE_MEMORY_MIN : ram > TT_MEMORY_MAX ? TT_MEMORY_MAX : ram;
-    tt->memory_max = tt->free_memory_max;
     tt->lazy_injection = access("/sys/module/kvm_pvm", F_OK) == 0 || getenv("SLATE_TEST_LAZY_INJECTION");
     bool ok = true;
     for (unsigned i = 0; i < vm->mem.ram_count; i++)
@@ -1115,4 +1111,3 @@ void timetravel_close(struct timetravel *tt)
     free(tt->regions);
     free(tt);
 }
-
