@@ -261,7 +261,10 @@ unit: $(UNIT_BINS)
 $(BUILD)/tools/vnctool: tests/tools/vnctool.c | libs
 	@mkdir -p $(BUILD)/tools
 	$(CC) $(HOST_CFLAGS) -O2 -g -Wno-missing-prototypes -o $@ $< $$($(PKG_CONFIG) --libs libvncclient libpng)
-TEST_TOOLS := $(BUILD)/tools/vnctool
+$(BUILD)/tools/slow_vnc_start.so: tests/tools/slow_vnc_start.c | libs
+	@mkdir -p $(BUILD)/tools
+	$(CC) $(HOST_CFLAGS) -O2 -g -shared -fPIC -o $@ $< -ldl
+TEST_TOOLS := $(BUILD)/tools/vnctool $(BUILD)/tools/slow_vnc_start.so
 
 # ---- benchmarks ----------------------------------------------------------------------------
 $(BUILD)/bench/floor: bench/floor.c | $(BUILD)/bench

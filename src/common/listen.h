@@ -53,6 +53,17 @@ struct ratelimit;
  * client's fd, or -1. */
 int listen_accept(int listen_fd, struct ratelimit *limit, const char *who);
 
+/* A pipe for a library that takes one with pipe() (libvncserver, for each viewer's thread, which
+ * then waits on it with select(): a pipe() that fails, or lands at or past FD_SETSIZE, aborts the
+ * whole process in glibc's fd_set check). listen_hand_pipe takes a pipe now, both ends below
+ * `below`, and the next pipe() called on this thread gets exactly it (slate defines pipe(), and
+ * the executable's symbols come before libc's for every library, modules' too). Descriptors
+ * freed just before the library's call could be taken by any other thread meanwhile (other
+ * viewers, the accept loops, a guest's user-mode network flows). False when no such pipe can be
+ * had. listen_hand_pipe_cancel closes it if the library did not take it. */
+bool listen_hand_pipe(int below);
+void listen_hand_pipe_cancel(void);
+
 /* Descriptors slate keeps for itself, out of what libslirp may open: listeners, their clients,
  * libvncserver's pipes and threads, disks and outputs. */
 #define LISTEN_FD_RESERVE 128

@@ -30,7 +30,6 @@ struct vnc_front {
     _Atomic int web_starting; /* connections on the web port not yet known to be a WebSocket */
     char *passwords[2];    /* libvncserver's list: the password, then NULL */
     pthread_mutex_t auth_lock; /* guards the client serial and the lockout */
-    pthread_mutex_t start_lock; /* one client at a time takes its descriptors (vnc_start_client) */
     uint64_t client_serial;    /* order of arrival, in each client's clientData */
     unsigned auth_failures;
     int64_t locked_until_ns;
@@ -154,20 +153,6 @@ struct vnc_start {
     bool web; /* from the web port: a page, a file, or the page's WebSocket */
 };
 
-/* libvncserver gives a started client a pipe, which its thread waits on with select(): a pipe()
- * that fails (-1) or lands at or past FD_SETSIZE aborts the whole process. So two descriptors
- * below the line are held from before the client is set up, and handed back just before the
- * library takes its pipe (rfbStartOnHoldClient), one client at a time. */
-static bool vnc_hold_descriptors(int held[2])
-{
-    if (pipe2(held, O_CLOEXEC) < 0)
-        return false;
-    if (held[0] < FD_SETSIZE - 16 && held[1] < FD_SETSIZE - 16)
-        return true;
-    close(held[0]), close(held[1]);
-    return false;
-}
-
 static void *vnc_start_client(void *arg)
 {
     struct vnc_start start = *(struct vnc_start *)arg;
@@ -181,8 +166,9 @@ static void *vnc_start_client(void *arg)
         atomic_fetch_add(&v->starting, 1);
         atomic_fetch_sub(&v->web_starting, 1);
     }
-    int held[2];
-    if (!vnc_hold_descriptors(held)) {
+    /* libvncserver's client thread waits on a pipe the library takes in rfbStartOnHoldClient:
+     * it is taken now, below FD_SETSIZE, and handed over there (listen_hand_pipe). */
+    if (!listen_hand_pipe(FD_SETSIZE - 16)) {
         log_warn_limited(&v->limit, "VNC: out of descriptors; refused a viewer");
         close(start.fd);
         atomic_fetch_sub(&v->starting, 1);
@@ -194,16 +180,14 @@ static void *vnc_start_client(void *arg)
     rfbClientPtr cl = room ? rfbNewClient(v->screen, start.fd) : NULL;
     if (!room)
         close(start.fd);
-    pthread_mutex_lock(&v->start_lock);
-    close(held[0]), close(held[1]);
     if (cl) {
         pthread_mutex_lock(&v->auth_lock);
         cl->clientData = (void *)(uintptr_t)++v->client_serial;
         pthread_mutex_unlock(&v->auth_lock);
         if (!cl->onHold)
-            rfbStartOnHoldClient(cl);
+            rfbStartOnHoldClient(cl); /* takes the reserved pipe */
     }
-    pthread_mutex_unlock(&v->start_lock);
+    listen_hand_pipe_cancel();
     atomic_fetch_sub(&v->starting, 1);
     return NULL;
 }
@@ -408,7 +392,6 @@ static int vnc_front_start(struct display *d)
     *v = (struct vnc_front){.d = d, .listen_fd = -1, .web_fd = -1, .stop_fd = -1, .web.dir_fd = -1,
                             .limit = RATELIMIT_INIT};
     pthread_mutex_init(&v->auth_lock, NULL);
-    pthread_mutex_init(&v->start_lock, NULL);
     d->vnc = v;
     rfbLog = vnc_quiet;
     rfbErr = vnc_quiet;
@@ -467,7 +450,6 @@ static void vnc_front_stop(struct display *d)
         close(v->stop_fd);
     free(v->passwords[0]);
     pthread_mutex_destroy(&v->auth_lock);
-    pthread_mutex_destroy(&v->start_lock);
     free(v);
     d->vnc = NULL;
 }
