@@ -35,7 +35,9 @@ struct disk {
     int stop_fd;          /* written once at teardown */
     pthread_t worker;
     bool worker_started;
-    bool recording;       /* --record: the ring is worked through at NOTIFY exits, on the vCPU */
+    /* --record: the ring is worked through at NOTIFY exits, on the vCPU (the choice made at
+     * start; after a recording turns into a replay, block_pio asks device_record_mode). */
+    bool recording;
     bool replaying;       /* --replay: no image, no thread; the log writes what the disk did */
     uint32_t consumed;    /* requests taken from the ring; only the worker touches it */
     _Atomic uint32_t broken;

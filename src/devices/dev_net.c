@@ -39,7 +39,8 @@ struct net_dev {
     uint32_t tx_tail, rx_head; /* the device's own indexes; only the I/O thread touches them */
     /* --record: frames from the backend wait here for the vCPU's next stop (record_sync), and
      * the transmit ring is worked at the guest's TX_NOTIFY exit; --replay: no backend, no
-     * thread, the log writes what the card did. */
+     * thread, the log writes what the card did. Both are the choice made at start: a recording
+     * that crashed turns into a replay (device_record_mode), with its start-up choices kept. */
     bool recording, replaying;
     pthread_mutex_t arrived_lock;
     struct arrived_frame {
@@ -107,7 +108,8 @@ void nic_receive(struct nic *nic, const uint8_t *frame, size_t len)
         put_frame(nd, frame, len);
         return;
     }
-    /* Recording: not now, from this thread, but at the vCPU's next stop (net_record_sync). */
+    /* Recording: not now, from this thread, but at the vCPU's next stop (net_record_sync). Once
+     * a recording that crashed replays its own log, nothing syncs: what arrives stays here. */
     pthread_mutex_lock(&nd->arrived_lock);
     bool kept = nd->arrived_count < ARRIVED_MAX && len <= SLATE_NET_FRAME_MAX;
     if (kept) {
